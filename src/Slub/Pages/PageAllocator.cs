@@ -1,0 +1,99 @@
+namespace Slub.Pages;
+
+/// <summary>
+/// The page allocator: one <see cref="BuddyArena"/> per NUMA node, allocation with node preference and
+/// fallback, and buddyinfo. Thread-safety: every member may be called from any thread.
+/// </summary>
+public sealed class PageAllocator : IDisposable
+{
+    private readonly BuddyArena[] _arenas;
+
+    /// <summary>The node layout this allocator serves.</summary>
+    public NumaTopology Topology { get; }
+
+    /// <summary>The per-node arenas, indexed by node id.</summary>
+    public IReadOnlyList<BuddyArena> Arenas => _arenas;
+
+    /// <summary>Optional fault injection: return true to make an allocation of that order on that node fail.</summary>
+    public Func<int, int, bool>? FailAllocation { get; set; }
+
+    public PageAllocator(NumaTopology topology, long bytesPerNode)
+    {
+        Topology = topology;
+        _arenas = new BuddyArena[topology.NodeCount];
+        try
+        {
+            for (int n = 0; n < _arenas.Length; n++)
+                _arenas[n] = new BuddyArena(n, bytesPerNode, topology.IsReal);
+        }
+        catch
+        {
+            foreach (var a in _arenas) a?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Allocates 2^<paramref name="order"/> frames for <paramref name="owner"/>, preferring
+    /// <paramref name="node"/> (-1: no preference) and falling back to other nodes unless
+    /// <paramref name="exactNode"/>. Returns false when no node can satisfy it.
+    /// </summary>
+    public bool TryAllocate(int order, int node, PageBlock owner, bool exactNode = false)
+    {
+        if (node >= _arenas.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"no node {node} (nodes: {_arenas.Length})");
+        int first = node < 0 ? 0 : node;
+        for (int i = 0; i < _arenas.Length; i++)
+        {
+            int n = (first + i) % _arenas.Length;
+            if (FailAllocation?.Invoke(order, n) == true) return false;
+            if (_arenas[n].TryAllocate(order, owner)) return true;
+            if (exactNode && node >= 0) return false;
+        }
+        return false;
+    }
+
+    /// <summary>Frees a block to the arena it came from.</summary>
+    public void Free(PageBlock block) => _arenas[block.Node].Free(block);
+
+    /// <summary>The descriptor of the allocated block containing <paramref name="address"/>, or null.</summary>
+    public PageBlock? OwnerOf(nint address)
+    {
+        var arenas = _arenas;
+        for (int i = 0; i < arenas.Length; i++)
+            if (arenas[i].Contains(address)) return arenas[i].OwnerOf(address);
+        return null;
+    }
+
+    /// <summary>The node whose arena holds <paramref name="address"/>, or -1.</summary>
+    public int NodeOf(nint address)
+    {
+        for (int i = 0; i < _arenas.Length; i++)
+            if (_arenas[i].Contains(address)) return i;
+        return -1;
+    }
+
+    /// <summary>Free blocks per order for each node (the rows of /proc/buddyinfo).</summary>
+    public long[][] BuddyInfo() => _arenas.Select(a => a.FreeBlocksPerOrder()).ToArray();
+
+    /// <summary>Formats buddyinfo as the kernel's /proc/buddyinfo does (zone "Normal").</summary>
+    public string FormatBuddyInfo()
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var a in _arenas)
+        {
+            sb.Append($"Node {a.Node}, zone   Normal");
+            foreach (long c in a.FreeBlocksPerOrder()) sb.Append($" {c,6}");
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>True if an order-<paramref name="order"/> block could be allocated now on <paramref name="node"/> (-1: any node).</summary>
+    public bool CanAllocate(int order, int node = -1) =>
+        node >= 0 ? _arenas[node].CanAllocate(order) : _arenas.Any(a => a.CanAllocate(order));
+
+    public void Dispose()
+    {
+        foreach (var a in _arenas) a.Dispose();
+    }
+}
