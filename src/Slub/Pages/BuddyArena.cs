@@ -131,6 +131,23 @@ public sealed class BuddyArena : IDisposable
         return Volatile.Read(ref _owner[(int)(offset >> OsMemory.PageShift)]);
     }
 
+    /// <summary>A snapshot of the descriptors of all allocated blocks, in address order.</summary>
+    public List<PageBlock> AllocatedBlocks()
+    {
+        var list = new List<PageBlock>();
+        lock (_lock)
+        {
+            for (int pfn = 0; pfn < _frames;)
+            {
+                var o = _owner[pfn];
+                if (o is null) { pfn++; continue; }
+                list.Add(o);
+                pfn += 1 << o.Order;
+            }
+        }
+        return list;
+    }
+
     /// <summary>Free blocks per order, as one row of /proc/buddyinfo.</summary>
     public long[] FreeBlocksPerOrder()
     {
