@@ -11,8 +11,8 @@ public delegate void ObjectConstructor(nint obj);
 /// </summary>
 /// <remarks>
 /// <para><b>Thread-safety.</b> <see cref="Alloc"/>, <see cref="Free"/>, the bulk and node variants,
-/// <see cref="Shrink"/>, <see cref="Validate"/>, statistics and defragmentation may all run concurrently
-/// from any threads; any thread may free an object any other thread allocated. <see cref="Destroy"/> must
+/// <see cref="Shrink()"/>, <see cref="Validate"/>, statistics and defragmentation may all run concurrently
+/// from any threads; any thread may free an object any other thread allocated. <see cref="SlabAllocator.DestroyCache"/> must
 /// not race with other operations on the same cache.</para>
 /// <para><b>Fast path.</b> An allocation takes the lock of the current CPU's <see cref="KmemCacheCpu"/> and
 /// pops its private free list; a free onto the CPU slab pushes there. Everything else (refilling, remote
