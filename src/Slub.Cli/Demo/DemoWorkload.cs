@@ -48,6 +48,8 @@ internal sealed unsafe class DemoWorkload
         progress("free a random 70%", 1);
 
         var caches = new List<KmemCache> { movable[0].Table.Cache, movable[1].Table.Cache, kmalloc };
+        // Flush the CPUs so "objects" is the exact live count (sysfs counts per-CPU free objects as used).
+        foreach (var c in caches) c.FlushAll();
         var reports = caches.Select(Snapshot).ToList();
         long rss = SlabAllocator.ResidentBytes();
         var buddy = Buddy();
@@ -59,6 +61,7 @@ internal sealed unsafe class DemoWorkload
             var sw = Stopwatch.StartNew();
             cache.Shrink();
             sw.Stop();
+            cache.FlushAll();
             bool verified = i < movable.Count ? Verify(movable[i]) : keptPlain.All(t => *(long*)t.Item2 == Checksum(t.Item1));
             var st = cache.GetStatistics();
             reports[i].AfterDefrag = new AfterDefrag(st.Objects, st.Slabs, st.Partial, st.OptimalSlabs,
