@@ -102,6 +102,17 @@ public sealed unsafe partial class KmemCache
         for (int c = 0; c < _cpus.Length; c++) _cpus[c] = new KmemCacheCpu(c, topo.NodeOfCpu(c));
     }
 
+    /// <summary>
+    /// This cache's fault-injection switch (the kernel's <c>SLAB_FAILSLAB</c>, sysfs <c>failslab</c>): with a
+    /// rule's <see cref="FaultRule.CacheFilter"/> on, only caches whose switch is on have allocations failed.
+    /// </summary>
+    public bool FailSlab
+    {
+        get => Volatile.Read(ref _failSlab);
+        set => Volatile.Write(ref _failSlab, value);
+    }
+    private bool _failSlab;
+
     /// <summary>True if any debug flag is on (every operation takes the slow, checked path).</summary>
     public bool IsDebug => _debug;
 

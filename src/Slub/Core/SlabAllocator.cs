@@ -69,6 +69,7 @@ public sealed class SlabAllocator : IDisposable
         Topology = Options.BuildTopology();
         _slubDebug = SlubDebugOption.Parse(Options.SlubDebug ?? Environment.GetEnvironmentVariable("SLUB_DEBUG"));
         Pages = new PageAllocator(Topology, Options.BytesPerNode);
+        Pages.FaultHook = (owner, _, _) => Faults.Page.ShouldFail((owner as Slab)?.Cache);
         int table = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(64, Environment.ProcessorCount));
         _cpuOfProcessor = new int[table];
         for (int i = 0; i < table; i++) _cpuOfProcessor[i] = i % Topology.CpuCount;

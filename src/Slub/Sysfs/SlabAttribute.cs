@@ -65,6 +65,16 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
             if (!v.StartsWith('1')) throw new SysfsException(Errno.EINVAL, path, "write 1 to shrink");
             c.Shrink();
         }),
+        // CONFIG_FAILSLAB: the cache's switch for fault rules with cache-filter on (FaultInjection).
+        Rw("failslab", c => c.FailSlab ? "1\n" : "0\n", (c, path, v) =>
+        {
+            c.FailSlab = (v.EndsWith('\n') ? v[..^1] : v) switch
+            {
+                "1" => true,
+                "0" => false,
+                _ => throw new SysfsException(Errno.EINVAL, path, "write 0 or 1"),
+            };
+        }),
         Rw("remote_node_defrag_ratio", c => Line(c.RemoteNodeDefragRatio), (c, path, v) =>
         {
             ulong ratio = ParseUnsigned(path, v);
