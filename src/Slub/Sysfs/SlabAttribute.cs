@@ -109,7 +109,7 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
     ];
 
     private static readonly System.Text.RegularExpressions.Regex s_moveSyntax =
-        new(@"^[nN]?([0-9]{1,2})(?: [nN]?([0-9]{1,2}))?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+        new(@"\A[nN]?([0-9]{1,2})(?: [nN]?([0-9]{1,2}))?\z", System.Text.RegularExpressions.RegexOptions.CultureInvariant);   // \z: `$` would also match before a second trailing newline
 
     // "N<a>": everything to node a; "N<a> N<b>": node a's objects to node b; "N<a> N<a>": compact node a.
     private static void Move(KmemCache c, string path, string value)

@@ -88,11 +88,11 @@ public class FaultStressTests(ITestOutputHelper output)
             var rng = new Random(w + 100 * (int)fault);
             var live = liveSets[w] = new List<long>();
             // Run at least Ops operations, and on until the defragger has done MinRounds rounds (bounded).
-            for (int i = 0; i < Ops || (Volatile.Read(ref rounds) < MinRounds && i < 20 * Ops); i++)
+            for (int i = 0; i < Ops || (Volatile.Read(ref rounds) < MinRounds && i < 4 * Ops); i++)
             {
                 Interlocked.Increment(ref ops);
                 int op = rng.Next(10);
-                if (op < 5 || live.Count < 50)
+                if (op < (live.Count > 2000 ? 4 : 5) || live.Count < 50)   // the live set levels off near 2000
                 {
                     long h;
                     try { h = table.Allocate(nodes > 1 ? rng.Next(-1, nodes) : -1); }
