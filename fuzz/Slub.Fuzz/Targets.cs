@@ -13,6 +13,7 @@ public static class Targets
     {
         ["sysfs-write"] = SysfsWrite.Run,
         ["live-endpoint"] = LiveProtocol.Run,
+        ["slub-debug"] = SlubDebugText.Run,
     };
 }
 
@@ -229,4 +230,30 @@ internal sealed class ScriptedStream(Stream input, Stream output) : Stream
     public override void Write(ReadOnlySpan<byte> buffer) => output.Write(buffer);
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
+}
+
+/// <summary>
+/// The <c>slub_debug=</c> / <c>SLUB_DEBUG</c> parser (text from the environment). Contract: only
+/// <see cref="FormatException"/> escapes <see cref="SlubDebugOption.Parse"/>; <c>FlagsFor</c> never throws and
+/// yields only debug flags; a cache named in a block gets that block's flags.
+/// </summary>
+internal static class SlubDebugText
+{
+    private const SlabFlags Allowed = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.FailSlab;
+
+    public static void Run(byte[] input)
+    {
+        string text = Encoding.UTF8.GetString(input);
+        SlubDebugOption opt;
+        try { opt = SlubDebugOption.Parse(text); }
+        catch (FormatException) { return; }
+        var names = new List<string> { "kmalloc-64", "dentry", "", "*" };
+        foreach (string block in text.Split(';'))
+            names.AddRange(block.Split(',').Skip(1));
+        foreach (string name in names)
+        {
+            SlabFlags f = opt.FlagsFor(name);
+            if ((f & ~Allowed) != 0) throw new OracleViolation($"FlagsFor({name}) = {f}");
+        }
+    }
 }

@@ -92,6 +92,7 @@ public sealed unsafe partial class KmemCache
         _debug = (flags & (SlabFlags.DebugFlags | SlabFlags.Trace)) != 0;
         _poison = (flags & SlabFlags.Poison) != 0 && ctor is null && (flags & SlabFlags.TypesafeByRcu) == 0;
         _trackFull = (flags & SlabFlags.StoreUser) != 0;
+        _failSlab = (flags & SlabFlags.FailSlab) != 0;
         _sizeReciprocal = ulong.MaxValue / (ulong)_size + 1;
         MinPartial = Math.Clamp(System.Numerics.BitOperations.Log2((uint)_size) / 2, MinPartialFloor, MaxPartial);
         CpuPartial = _debug ? 0 : _size >= OsMemory.PageSize ? 6 : _size >= 1024 ? 24 : _size >= 256 ? 52 : 120;

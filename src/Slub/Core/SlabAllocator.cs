@@ -134,14 +134,14 @@ public sealed class SlabAllocator : IDisposable
     // find_mergeable: a cache without ctor and never-merge flags whose slot size fits within one word.
     private KmemCache? FindMergeable(CacheGeometry g, SlabFlags flags, ObjectConstructor? ctor)
     {
-        const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge;
+        const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge | SlabFlags.FailSlab;
         const SlabFlags mergeSame = SlabFlags.ReclaimAccount;
         if (!Options.Merge || ctor is not null || (flags & neverMerge) != 0) return null;
         int size = CacheGeometry.AlignUp(g.ObjectSize, CacheGeometry.WordSize);
         for (int i = _caches.Count - 1; i >= 0; i--)
         {
             var s = _caches[i];
-            if (!IsMergeable(s)) continue;
+            if (!IsMergeable(s) || s.FailSlab) continue;   // opted into failslab: a new name must not share that
             if (size > s.SlabSize) continue;
             if ((flags & mergeSame) != (s.Flags & mergeSame)) continue;
             if ((s.SlabSize & ~(g.Align - 1)) != s.SlabSize) continue;
@@ -154,7 +154,7 @@ public sealed class SlabAllocator : IDisposable
     /// <summary>Whether other caches may be merged into <paramref name="s"/> (SLUB's <c>slab_unmergeable</c> negated).</summary>
     public bool IsMergeable(KmemCache s)
     {
-        const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge;
+        const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge | SlabFlags.FailSlab;
         return Options.Merge && s.Constructor is null && !s.IsMovable && (s.Flags & neverMerge) == 0 && !s.IsDestroyed;
     }
 

@@ -68,6 +68,8 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
         // CONFIG_FAILSLAB: the cache's switch for fault rules with cache-filter on (FaultInjection).
         Rw("failslab", c => c.FailSlab ? "1\n" : "0\n", (c, path, v) =>
         {
+            // As the kernel: a merged cache is shared by several names, so one name cannot opt it in alone.
+            if (c.Aliases > 0) throw new SysfsException(Errno.EINVAL, path, $"{c.Name} is merged with {c.Aliases} other cache(s)");
             c.FailSlab = (v.EndsWith('\n') ? v[..^1] : v) switch
             {
                 "1" => true,

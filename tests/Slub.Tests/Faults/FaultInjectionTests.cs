@@ -145,4 +145,26 @@ public class FaultInjectionTests
         a.Pages.Free(r);
         Assert.Throws<ArgumentOutOfRangeException>(() => a.Faults.Page.Probability = 1.5);
     }
+
+    [Fact]
+    public void SlubDebugAMarksCachesForFailslabAndMergedCachesCannotOptIn()
+    {
+        using var a = TestAllocator.Create(cpus: 1, slubDebug: "A,victim*");
+        var victim = a.CreateCache("victim_cache", 256);
+        var other = a.CreateCache("other_cache", 256);
+        Assert.True(victim.FailSlab);
+        Assert.False(victim.IsDebug);                       // A marks, it does not debug
+        Assert.NotSame(victim, other);                      // never merged
+        Assert.Equal("1\n", a.Sysfs.Read("victim_cache/failslab"));
+        a.Faults.Slab.CacheFilter = true;
+        a.Faults.Slab.EveryNth = 1;
+        Assert.Equal(0, victim.TryAlloc());
+        Assert.NotEqual(0, other.TryAlloc());
+
+        var merged = a.CreateCache("merged_twin", 256);     // merges into other_cache
+        Assert.Same(other, merged);
+        var e = Assert.Throws<SysfsException>(() => a.Sysfs.Write("merged_twin/failslab", "1"));
+        Assert.Equal(Errno.EINVAL, e.Errno);
+        Assert.False(other.FailSlab);
+    }
 }
