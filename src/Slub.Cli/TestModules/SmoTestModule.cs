@@ -39,7 +39,7 @@ public unsafe struct SmoObject
 /// write when one fails; commands are serialised by a lock; migrate skips objects freed after the slab
 /// was frozen (the module has no such guard).</para>
 /// <para>Thread-safety: every public member may be called from any thread. Commands run one at a time;
-/// migrate, which the allocator calls from whatever thread shrinks the cache, takes the same lock.</para>
+/// migrate, which the allocator calls from whatever thread shrinks the cache, takes only the list's lock.</para>
 /// </remarks>
 public sealed unsafe class SmoTestModule : IDisposable
 {
@@ -52,7 +52,11 @@ public sealed unsafe class SmoTestModule : IDisposable
     public const long DefaultArg = -1;
 
     private readonly SlabAllocator _allocator;
-    private readonly Lock _gate = new();
+    // Lock order: _cmd → slab_mutex (SetupMobility, DestroyCache) and _cmd → _list; slab_mutex → _list
+    // (kmem_defrag_slabs calling migrate). Nothing is taken while _list is held except the allocator's
+    // per-CPU, node and slab locks, so migrate never waits on a command that waits on slab_mutex.
+    private readonly Lock _cmd = new();    // one command at a time
+    private readonly Lock _list = new();   // the object list; migrate takes only this
     private readonly ListHead* _objects;   // the module's global list head (LIST_HEAD(objects))
     private int _count;
     private bool _unloaded;
@@ -74,7 +78,7 @@ public sealed unsafe class SmoTestModule : IDisposable
     /// <summary>Number of objects on the module's list.</summary>
     public int ListedObjects
     {
-        get { lock (_gate) return _count; }
+        get { lock (_list) return _count; }
     }
 
     /// <summary>Adds the module's files to a live endpoint: <c>smo/callfn</c> (write-only), <c>smo/log</c> and <c>smo/objects</c> (read-only).</summary>
@@ -101,7 +105,7 @@ public sealed unsafe class SmoTestModule : IDisposable
     public string DescribeObjects()
     {
         var sb = new StringBuilder();
-        lock (_gate)
+        lock (_list)
         {
             int pos = 0;
             for (var p = _objects->Next; p != _objects; p = p->Next, pos++)
@@ -117,7 +121,7 @@ public sealed unsafe class SmoTestModule : IDisposable
     /// <summary>The object at <paramref name="position"/> on the module's list (0 = head), or 0 past the end.</summary>
     public nint ObjectAt(int position)
     {
-        lock (_gate)
+        lock (_list)
         {
             var p = _objects->Next;
             for (int i = 0; i < position && p != _objects; i++) p = p->Next;
@@ -176,7 +180,7 @@ public sealed unsafe class SmoTestModule : IDisposable
     /// </summary>
     public void SmoCacheMigrate(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? state, Span<MigrateResult> results)
     {
-        lock (_gate)
+        lock (_list)
         {
             for (int i = 0; i < objects.Length; i++)
             {
@@ -229,7 +233,7 @@ public sealed unsafe class SmoTestModule : IDisposable
         string[] words = text.Split(' ');
         string cmd = words[0];
         var spec = s_table.FirstOrDefault(c => c.Name == cmd);
-        lock (_gate)
+        lock (_cmd)
         {
             if (_unloaded) throw new SysfsException(Errno.ENOENT, CallfnPath, "module unloaded");
             if (spec is null) throw Refuse(Errno.EINVAL, $"failed to call function for cmd: {cmd}");
@@ -288,16 +292,19 @@ public sealed unsafe class SmoTestModule : IDisposable
         long n = CheckRange("alloc", "N", nArg, int.MaxValue, "1");
         long node = CheckRange("alloc", "NODE", nodeArg, nodes - 1, "any node");
         if (n == DefaultArg) n = 1;
-        for (long i = 0; i < n; i++)
+        lock (_list)
         {
-            var so = (SmoObject*)(node == DefaultArg ? Cache.TryAlloc() : Cache.TryAllocNode((int)node));
-            if (so is null)
+            for (long i = 0; i < n; i++)
             {
-                string msg = $"smo: Failed to alloc object {i} of {n}";
-                Log(msg);
-                throw new SysfsException(Errno.ENOMEM, CallfnPath, msg + $" ({i} allocated and kept)");
+                var so = (SmoObject*)(node == DefaultArg ? Cache.TryAlloc() : Cache.TryAllocNode((int)node));
+                if (so is null)
+                {
+                    string msg = $"smo: Failed to alloc object {i} of {n}";
+                    Log(msg);
+                    throw new SysfsException(Errno.ENOMEM, CallfnPath, msg + $" ({i} allocated and kept)");
+                }
+                ListAddToObjects(so);
             }
-            ListAddToObjects(so);
         }
     }
 
@@ -313,20 +320,23 @@ public sealed unsafe class SmoTestModule : IDisposable
 
     private long FreeFrom(long pos, long n)
     {
-        long i = 0, deleted = 0;
-        var p = _objects->Next;
-        while (p != _objects)
+        lock (_list)
         {
-            var next = p->Next;
-            if (i < pos) { i++; p = next; continue; }
-            var so = (SmoObject*)p;
-            ListDelInit(so);
-            Cache.Free((nint)so);
-            deleted++;
-            if (deleted == n) break;
-            p = next;
+            long i = 0, deleted = 0;
+            var p = _objects->Next;
+            while (p != _objects)
+            {
+                var next = p->Next;
+                if (i < pos) { i++; p = next; continue; }
+                var so = (SmoObject*)p;
+                ListDelInit(so);
+                Cache.Free((nint)so);
+                deleted++;
+                if (deleted == n) break;
+                p = next;
+            }
+            return deleted;
         }
-        return deleted;
     }
 
     // ------------------------------------------------------------------ test (smo_run_module_tests)
@@ -340,7 +350,9 @@ public sealed unsafe class SmoTestModule : IDisposable
     {
         long nr = CheckRange("test", "NR", nrArg, int.MaxValue, "1000");
         long keep = CheckRange("test", "KEEP", keepArg, int.MaxValue, "10");
-        if (!ListEmpty(_objects)) throw Refuse(Errno.EBUSY, "smo: test requires clean module state");
+        bool clean;
+        lock (_list) clean = ListEmpty(_objects);
+        if (!clean) throw Refuse(Errno.EBUSY, "smo: test requires clean module state");
         if (nr == DefaultArg) nr = 1000;
         if (keep == DefaultArg) keep = 10;
         Log($"smo: test using nr_objs: {nr} keep: {keep}");
@@ -357,33 +369,41 @@ public sealed unsafe class SmoTestModule : IDisposable
             throw Refuse(Errno.EIO, "smo: Module tests failed: Initial state incorrect");
         }
 
-        for (long i = 0; i < nr; i++)
+        long allocated = 0;
+        lock (_list)
         {
-            so = (SmoObject*)Cache.TryAlloc();
-            if (so is null)
+            for (; allocated < nr; allocated++)
             {
-                Log($"smo: Failed to alloc object {i} of {nr}");
-                FreeFrom(0, 0);
-                Cache.Shrink();
-                throw Refuse(Errno.ENOMEM, $"smo: Module tests failed: out of memory after {i} of {nr} objects");
+                so = (SmoObject*)Cache.TryAlloc();
+                if (so is null) break;
+                so->Id = allocated;
+                ListAddToObjects(so);
             }
-            so->Id = i;
-            ListAddToObjects(so);
+        }
+        if (allocated < nr)
+        {
+            Log($"smo: Failed to alloc object {allocated} of {nr}");
+            FreeFrom(0, 0);
+            Cache.Shrink();
+            throw Refuse(Errno.ENOMEM, $"smo: Module tests failed: out of memory after {allocated} of {nr} objects");
         }
         var failed = new List<string>();
         AssertHaveObjects(nr, 1, nr, "after allocation", failed);
 
-        long pos = 0;
-        var p = _objects->Next;
-        while (p != _objects)
+        lock (_list)
         {
-            var next = p->Next;
-            if (pos++ % keep != 0)
+            long pos = 0;
+            var p = _objects->Next;
+            while (p != _objects)
             {
-                ListDelInit((SmoObject*)p);
-                Cache.Free((nint)p);
+                var next = p->Next;
+                if (pos++ % keep != 0)
+                {
+                    ListDelInit((SmoObject*)p);
+                    Cache.Free((nint)p);
+                }
+                p = next;
             }
-            p = next;
         }
         long kept = (nr + keep - 1) / keep;
 
@@ -409,6 +429,11 @@ public sealed unsafe class SmoTestModule : IDisposable
     /// which, with the two checks, means none is missing.
     /// </summary>
     private void AssertHaveObjects(long nr, long keep, long expectedCount, string step, List<string> failed)
+    {
+        lock (_list) AssertHaveObjectsLocked(nr, keep, expectedCount, step, failed);
+    }
+
+    private void AssertHaveObjectsLocked(long nr, long keep, long expectedCount, string step, List<string> failed)
     {
         long nrIds = nr / keep + 1;
         var seen = new bool[nrIds];
@@ -446,13 +471,13 @@ public sealed unsafe class SmoTestModule : IDisposable
     /// </summary>
     public void Unload()
     {
-        lock (_gate)
+        lock (_cmd)
         {
             if (_unloaded) return;
             _unloaded = true;
             FreeFrom(0, 0);
+            _allocator.DestroyCache(Cache);
         }
-        _allocator.DestroyCache(Cache);
         Log("smo: Test module removed");
     }
 
@@ -460,7 +485,7 @@ public sealed unsafe class SmoTestModule : IDisposable
     public void Dispose()
     {
         Unload();
-        lock (_gate)
+        lock (_list)
         {
             if (_headFreed) return;
             _headFreed = true;
