@@ -51,13 +51,8 @@ public sealed class SmoModuleProcessTests
     [Fact]
     public void BadOption_IsAUsageError()
     {
-        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (string a in new[] { ModuleProcess.CliDll, "test-module", "smo", "--nodes", "0" }) psi.ArgumentList.Add(a);
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        string err = p.StandardError.ReadToEnd();
-        p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)));
-        Assert.Equal(2, p.ExitCode);
+        var (code, _, err) = Slub.Tests.Cli.CliRunner.Run("test-module", "smo", "--nodes", "0");
+        Assert.Equal(2, code);
         Assert.Contains("--nodes must be 1..64", err);
     }
 
