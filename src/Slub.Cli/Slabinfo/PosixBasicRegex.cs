@@ -128,6 +128,8 @@ public static class PosixBasicRegex
                 case '{':
                     if (_atomStart < 0)
                         throw Error(13, "repetition with nothing before it");
+                    if (_lastWasRepeat)
+                        throw Error(13, "repetition after a repetition");
                     Interval();
                     break;
                 case '+' or '?':
@@ -200,45 +202,71 @@ public static class PosixBasicRegex
             _lastWasRepeat = true;
         }
 
+        private enum IntervalStop { Close, Comma, End }
+
+        // The interval body is read token by token, as glibc does: a number ends at "\}" or at a ',' (also an escaped
+        // one); any other token makes it invalid, and the error then depends on whether "\}" or the end came first.
         private void Interval()
         {
-            int? min = ReadNumber();
-            int? max = min;
-            if (At(',')) 
+            var min = FetchNumber(out var stop);
+            var max = 0;
+            if (min == -1)
             {
-                _i++;
-                max = ReadNumber();
-                min ??= 0;
+                if (stop != IntervalStop.Comma)
+                    throw Error(10, "empty interval");
+                min = 0;
             }
-            else if (min is null)
-            {
-                throw _i >= p.Length ? Error(9, "unterminated \\{") : Error(10, "bad interval");
-            }
-            if (_i >= p.Length || (p[_i] == '\\' && _i + 1 >= p.Length))
-                throw Error(9, "unterminated \\{");
-            if (p[_i] != '\\' || p[_i + 1] != '}')
+            if (min != -2)
+                max = stop == IntervalStop.Close ? min : stop == IntervalStop.Comma ? FetchNumber(out stop) : -2;
+            if (min == -2 || max == -2)
+                throw stop == IntervalStop.End ? Error(9, "unterminated \\{") : Error(10, "bad interval");
+            if ((max != -1 && min > max) || stop != IntervalStop.Close)
                 throw Error(10, "bad interval");
-            _i += 2;
-            if (min > DuplicateMax || max > DuplicateMax)
+            if ((max == -1 ? min : max) > DuplicateMax)
                 throw Error(15, "interval count too large");
-            if (max is not null && min > max)
-                throw Error(10, "interval minimum larger than maximum");
-            Repeat(max is null ? $"{{{min},}}" : max == min ? $"{{{min}}}" : $"{{{min},{max}}}", breaksChain: true);
+            Repeat(max == -1 ? $"{{{min},}}" : max == min ? $"{{{min}}}" : $"{{{min},{max}}}", breaksChain: true);
+        }
+
+        // Returns -1 when there were no digits, -2 for an invalid number, else the value (capped just above the maximum).
+        private int FetchNumber(out IntervalStop stop)
+        {
+            var num = -1;
+            while (true)
+            {
+                if (_i >= p.Length)
+                {
+                    stop = IntervalStop.End;
+                    return -2;
+                }
+                char c;
+                var plain = true;
+                if (p[_i] == '\\' && _i + 1 < p.Length)
+                {
+                    c = p[_i + 1];
+                    plain = false;
+                    _i += 2;
+                    if (c == '}')
+                    {
+                        stop = IntervalStop.Close;
+                        return num;
+                    }
+                }
+                else
+                {
+                    c = p[_i++];
+                }
+                if (c == ',')
+                {
+                    stop = IntervalStop.Comma;
+                    return num;
+                }
+                num = !plain || c is < '0' or > '9' || num == -2 ? -2
+                    : num == -1 ? c - '0'
+                    : Math.Min(DuplicateMax + 1, num * 10 + (c - '0'));
+            }
         }
 
         private bool At(char c) => _i < p.Length && p[_i] == c;
-
-        private int? ReadNumber()
-        {
-            var start = _i;
-            long value = 0;
-            while (_i < p.Length && p[_i] is >= '0' and <= '9')
-            {
-                value = Math.Min(value * 10 + (p[_i] - '0'), int.MaxValue);
-                _i++;
-            }
-            return _i == start ? null : (int)value;
-        }
 
         private string Bracket()
         {
