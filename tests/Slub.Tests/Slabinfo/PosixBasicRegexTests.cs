@@ -119,7 +119,7 @@ public class PosixBasicRegexTests
             {
                 Glibc.Free(handle, glibcCode);
             }
-        }, iter: 10000, seed: Environment.GetEnvironmentVariable("BRE_SEED")) // BRE_SEED reproduces a failure;
+        }, iter: 10000, seed: Environment.GetEnvironmentVariable("BRE_SEED")); // BRE_SEED reproduces a failure
     }
 
     private static class Glibc
