@@ -107,10 +107,9 @@ public static class OccupancyMap
         var empty = counts.Count(n => n == 0);
         var inUse = counts.Sum(n => (long)n);
         var slots = (long)counts.Length * capacity;
-        var summary = $"{counts.Length} slabs, {capacity} objects per slab, {inUse} objects in use" +
-                      $" ({(slots == 0 ? 0 : inUse * 100 / slots)}% of slots); {full} full, {counts.Length - full - empty} partial, {empty} empty";
         rows.Add(new Text(""));
-        rows.Add(new Text(summary));
+        rows.Add(new Text($"{counts.Length} slabs, {capacity} objects per slab, {inUse} objects in use ({(slots == 0 ? 0 : inUse * 100 / slots)}% of slots)"));
+        rows.Add(new Text($"{full} full, {counts.Length - full - empty} partial, {empty} empty"));
         rows.Add(new Markup("[grey]·[/] empty  [red]░[/] <⅓  [orange1]▒[/] <⅔  [yellow]▓[/] <full  [green]█[/] full"));
         if (counts.Length == 0)
             rows.Insert(0, new Text("(no slabs)"));
