@@ -61,6 +61,7 @@ public sealed class BuddyArena : IDisposable
         Array.Fill(_head, -1);
         for (int pfn = 0; pfn < _frames; pfn += 1 << MaxOrder)
             PushFree(pfn, MaxOrder);
+        _freeFrames = _frames;
     }
 
     /// <summary>True if <paramref name="address"/> lies inside this arena.</summary>
@@ -129,6 +130,23 @@ public sealed class BuddyArena : IDisposable
         nuint offset = (nuint)(address - Base);
         if (offset >= (nuint)Bytes) return null;
         return Volatile.Read(ref _owner[(int)(offset >> OsMemory.PageShift)]);
+    }
+
+    /// <summary>A snapshot of the descriptors of all allocated blocks, in address order.</summary>
+    public List<PageBlock> AllocatedBlocks()
+    {
+        var list = new List<PageBlock>();
+        lock (_lock)
+        {
+            for (int pfn = 0; pfn < _frames;)
+            {
+                var o = _owner[pfn];
+                if (o is null) { pfn++; continue; }
+                list.Add(o);
+                pfn += 1 << o.Order;
+            }
+        }
+        return list;
     }
 
     /// <summary>Free blocks per order, as one row of /proc/buddyinfo.</summary>

@@ -1,0 +1,244 @@
+using Slub.Pages;
+
+namespace Slub;
+
+// The allocation slow path: SLUB's ___slab_alloc, get_partial and new_slab.
+public sealed unsafe partial class KmemCache
+{
+    /// <summary>
+    /// Refills CPU <paramref name="c"/> and returns one object (0 when memory ran out).
+    /// Entered with the CPU lock held; always returns with it released.
+    /// </summary>
+    private nint AllocSlow(KmemCacheCpu c, int node)
+    {
+        if (_debug)
+        {
+            SpinLockWord.Exit(ref c.LockWord);
+            return AllocDebug(c.Node, node);
+        }
+        while (true)
+        {
+            var slab = c.Slab;
+            if (slab is not null)
+            {
+                if (node >= 0 && slab.Node != node)
+                {
+                    DeactivateCpuSlab(c);
+                    Stats.AllocNodeMismatch++;
+                }
+                else
+                {
+                    nint fl = c.Freelist;
+                    if (fl == 0) fl = TakeRemoteFrees(slab);
+                    if (fl != 0)
+                    {
+                        c.Freelist = *(nint*)(fl + _fpOffset);
+                        SpinLockWord.Exit(ref c.LockWord);
+                        Stats.AllocRefill++;
+                        return fl;
+                    }
+                    c.Slab = null;       // full and already unfrozen by TakeRemoteFrees
+                    Stats.DeactivateBypass++;
+                }
+            }
+
+            // A slab from this CPU's partial chain.
+            var p = c.Partial;
+            if (p is not null && (node < 0 || p.Node == node))
+            {
+                c.Partial = p.Next;
+                p.Next = null;
+                c.PartialSlabs--;
+                c.PartialObjects = Math.Max(0, c.PartialObjects - p.Free);
+                p.List = SlabList.CpuSlab;
+                c.Slab = p;
+                c.Freelist = 0;
+                Stats.CpuPartialAlloc++;
+                continue;   // TakeRemoteFrees hands out its free list
+            }
+
+            // Partial slabs of a node.
+            var got = GetPartial(c, node, out nint freelist);
+            if (got is not null)
+            {
+                c.Slab = got;
+                got.List = SlabList.CpuSlab;
+                c.Freelist = *(nint*)(freelist + _fpOffset);
+                SpinLockWord.Exit(ref c.LockWord);
+                Stats.AllocFromPartial++;
+                return freelist;
+            }
+
+            // A new slab. Drop the CPU lock while the page allocator and the constructors run.
+            SpinLockWord.Exit(ref c.LockWord);
+            var fresh = NewSlab(node < 0 ? c.Node : node, exactNode: false);
+            if (fresh is null) return 0;
+            SpinLockWord.Enter(ref c.LockWord);
+            if (c.Slab is not null) DeactivateCpuSlab(c);   // someone refilled meanwhile; ours is newer
+            nint first = fresh.Freelist;
+            fresh.Freelist = 0;
+            fresh.Inuse = fresh.Objects;
+            fresh.Frozen = true;
+            fresh.List = SlabList.CpuSlab;
+            c.Slab = fresh;
+            c.Freelist = *(nint*)(first + _fpOffset);
+            SpinLockWord.Exit(ref c.LockWord);
+            Stats.AllocSlab++;
+            return first;
+        }
+    }
+
+    /// <summary>
+    /// Takes the objects other CPUs freed into the CPU slab (SLUB's <c>get_freelist</c>). When there are
+    /// none the slab is full: it is unfrozen here and, if full slabs are tracked, put on the full list.
+    /// </summary>
+    private nint TakeRemoteFrees(Slab slab)
+    {
+        var n = _nodes[slab.Node];
+        if (_trackFull)
+        {
+            // The list lock first: a free that sees this slab unfrozen and full must find it on the full list.
+            lock (n.ListLock)
+            {
+                SpinLockWord.Enter(ref slab.LockWord);
+                nint fl = slab.Freelist;
+                slab.Freelist = 0;
+                slab.Inuse = slab.Objects;
+                if (fl == 0)
+                {
+                    slab.Frozen = false;
+                    slab.List = SlabList.Full;
+                    n.Full.AddTail(slab);
+                }
+                SpinLockWord.Exit(ref slab.LockWord);
+                return fl;
+            }
+        }
+        SpinLockWord.Enter(ref slab.LockWord);
+        nint f = slab.Freelist;
+        slab.Freelist = 0;
+        slab.Inuse = slab.Objects;
+        if (f == 0) { slab.Frozen = false; slab.List = SlabList.None; }
+        SpinLockWord.Exit(ref slab.LockWord);
+        return f;
+    }
+
+    /// <summary>
+    /// Takes partial slabs from a node (<c>get_partial</c>): the first becomes the CPU slab (its free list
+    /// is returned in <paramref name="freelist"/>), more go to the CPU's partial chain until it holds half
+    /// of <see cref="CpuPartial"/> free objects. Tries the wanted node, then (for node -1, subject to
+    /// <see cref="RemoteNodeDefragRatio"/>) the others. CPU lock held.
+    /// </summary>
+    private Slab? GetPartial(KmemCacheCpu c, int node, out nint freelist)
+    {
+        int local = node < 0 ? c.Node : node;
+        var s = GetPartialNode(c, _nodes[local], out freelist);
+        if (s is not null || node >= 0 || _nodes.Length == 1) return s;
+        // get_any_partial: other nodes' partial slabs, but only with probability ratio/100 (sysfs value),
+        // so a node prefers fresh local memory over remote partial slabs most of the time.
+        int ratio = RemoteNodeDefragRatio;
+        if (ratio == 0 || Random.Shared.Next(1024) > ratio * 10) return null;
+        for (int i = 1; i < _nodes.Length; i++)
+        {
+            var n = _nodes[(local + i) % _nodes.Length];
+            if (n.Partial.Count <= MinPartial) continue;
+            s = GetPartialNode(c, n, out freelist);
+            if (s is not null) return s;
+        }
+        return null;
+    }
+
+    private Slab? GetPartialNode(KmemCacheCpu c, KmemCacheNode n, out nint freelist)
+    {
+        freelist = 0;
+        if (Volatile.Read(ref n.Partial.Count) == 0) return null;
+        Slab? result = null;
+        int available = 0;
+        lock (n.ListLock)
+        {
+            var s = n.Partial.Head;
+            while (s is not null)
+            {
+                var next = s.Next;
+                SpinLockWord.Enter(ref s.LockWord);
+                n.Partial.Remove(s);
+                s.Frozen = true;
+                if (result is null)
+                {
+                    freelist = s.Freelist;
+                    available += s.Objects - s.Inuse;
+                    s.Freelist = 0;
+                    s.Inuse = s.Objects;
+                    s.List = SlabList.CpuSlab;
+                    result = s;
+                    SpinLockWord.Exit(ref s.LockWord);
+                }
+                else
+                {
+                    int free = s.Objects - s.Inuse;
+                    available += free;
+                    SpinLockWord.Exit(ref s.LockWord);
+                    PushCpuPartial(c, s, free);
+                }
+                if (CpuPartial == 0 || available > CpuPartial / 2) break;
+                s = next;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Creates a slab on <paramref name="node"/>: pages, free list, debug patterns, constructors. No locks held.</summary>
+    internal Slab? NewSlab(int node, bool exactNode)
+    {
+        if (_allocator.Faults.ShouldFailSlab(this)) return null;
+        var slab = new Slab(this);
+        int order = Geometry.Order;
+        if (!_pages.TryAllocate(order, node, slab, exactNode))
+        {
+            order = Geometry.MinOrderFallback;
+            if (order == Geometry.Order || !_pages.TryAllocate(order, node, slab, exactNode)) return null;
+            Stats.OrderFallback++;
+        }
+        int objects = CacheGeometry.OrderObjects(slab.Order, _size);
+        slab.Objects = objects;
+        slab.FirstObject = slab.Address + Geometry.RedLeftPad;
+        nint prev = 0;
+        // Link back to front so the free list runs in address order.
+        for (int i = objects - 1; i >= 0; i--)
+        {
+            nint obj = slab.FirstObject + (nint)i * _size;
+            if (_debug) InitObjectDebug(obj, active: false);
+            *(nint*)(obj + _fpOffset) = prev;
+            prev = obj;
+        }
+        slab.Freelist = prev;
+        var ctor = Constructor;
+        if (ctor is not null)
+        {
+            try
+            {
+                for (int i = 0; i < objects; i++) ctor(slab.FirstObject + (nint)i * _size);
+            }
+            catch
+            {
+                _pages.Free(slab);
+                throw;
+            }
+        }
+        var n = _nodes[slab.Node];
+        Interlocked.Increment(ref n.NrSlabs);
+        Interlocked.Add(ref n.TotalObjects, objects);
+        return slab;
+    }
+
+    /// <summary>Gives a slab's pages back to the page allocator (<c>discard_slab</c>). The slab must be on no list.</summary>
+    internal void DiscardSlab(Slab slab)
+    {
+        var n = _nodes[slab.Node];
+        Interlocked.Decrement(ref n.NrSlabs);
+        Interlocked.Add(ref n.TotalObjects, -slab.Objects);
+        slab.List = SlabList.None;
+        _pages.Free(slab);
+        Stats.FreeSlab++;
+    }
+}

@@ -1,0 +1,252 @@
+namespace Slub;
+
+// The free slow path and list maintenance: SLUB's __slab_free, deactivate_slab, put_cpu_partial,
+// unfreeze_partials, flush_all.
+public sealed unsafe partial class KmemCache
+{
+    /// <summary>
+    /// Frees <paramref name="obj"/> into <paramref name="slab"/>, which is not the CPU slab of
+    /// <paramref name="c"/> (or the cache is a debug cache). Entered with the CPU lock held; returns with it released.
+    /// </summary>
+    private void FreeSlow(KmemCacheCpu c, Slab slab, nint obj)
+    {
+        if (_debug)
+        {
+            SpinLockWord.Exit(ref c.LockWord);
+            FreeDebug(slab, obj);
+            return;
+        }
+        if (slab == c.Slab && obj == c.Freelist)
+        {
+            SpinLockWord.Exit(ref c.LockWord);
+            throw new InvalidFreeException(Name, obj, $"kmem_cache_free({Name}): double free of object 0x{obj:x} (it is the first object on the CPU free list)");
+        }
+        try
+        {
+            Slab? discard = SlabFree(c, slab, obj);
+            if (discard is not null) DiscardSlab(discard);
+        }
+        finally
+        {
+            SpinLockWord.Exit(ref c.LockWord);
+        }
+    }
+
+    /// <summary>
+    /// Returns a slot to its slab and does whatever list move that implies. Returns a slab to discard
+    /// (after locks are dropped) or null. CPU lock of <paramref name="c"/> held.
+    /// </summary>
+    private Slab? SlabFree(KmemCacheCpu c, Slab slab, nint obj)
+    {
+        var n = _nodes[slab.Node];
+        bool haveList = false;
+        try
+        {
+            while (true)
+            {
+                SpinLockWord.Enter(ref slab.LockWord);
+                nint prior = slab.Freelist;
+                if (prior == obj)
+                {
+                    SpinLockWord.Exit(ref slab.LockWord);
+                    throw new InvalidFreeException(Name, obj, $"kmem_cache_free({Name}): double free of object 0x{obj:x} (already first on {slab})");
+                }
+                if (slab.Frozen)
+                {
+                    // Owned by a CPU or by the defragmenter: just return the slot.
+                    *(nint*)(obj + _fpOffset) = prior;
+                    slab.Freelist = obj;
+                    slab.Inuse--;
+                    SpinLockWord.Exit(ref slab.LockWord);
+                    return null;
+                }
+                int inuse = slab.Inuse - 1;
+                bool wasFull = prior == 0;
+                if (wasFull && CpuPartial > 0)
+                {
+                    // A full slab gets a free slot: freeze it onto this CPU's partial chain.
+                    if (_trackFull && !haveList) { SpinLockWord.Exit(ref slab.LockWord); n.ListLock.Enter(); haveList = true; continue; }
+                    *(nint*)(obj + _fpOffset) = 0;
+                    slab.Freelist = obj;
+                    slab.Inuse = inuse;
+                    slab.Frozen = true;
+                    if (slab.List == SlabList.Full) n.Full.Remove(slab);
+                    slab.List = SlabList.CpuPartial;
+                    SpinLockWord.Exit(ref slab.LockWord);
+                    if (haveList) { n.ListLock.Exit(); haveList = false; }
+                    PutCpuPartial(c, slab);
+                    return null;
+                }
+                bool needList = inuse == 0 || wasFull;
+                if (needList && !haveList) { SpinLockWord.Exit(ref slab.LockWord); n.ListLock.Enter(); haveList = true; continue; }
+                *(nint*)(obj + _fpOffset) = prior;
+                slab.Freelist = obj;
+                slab.Inuse = inuse;
+                Slab? toDiscard = null;
+                if (inuse == 0 && n.Partial.Count >= MinPartial)
+                {
+                    RemoveFromNodeList(n, slab);
+                    toDiscard = slab;
+                }
+                else if (wasFull)
+                {
+                    RemoveFromNodeList(n, slab);
+                    slab.List = SlabList.Partial;
+                    n.Partial.AddTail(slab);
+                }
+                SpinLockWord.Exit(ref slab.LockWord);
+                return toDiscard;
+            }
+        }
+        finally
+        {
+            if (haveList) n.ListLock.Exit();
+        }
+    }
+
+    private static void RemoveFromNodeList(KmemCacheNode n, Slab slab)
+    {
+        switch (slab.List)
+        {
+            case SlabList.Partial: n.Partial.Remove(slab); break;
+            case SlabList.Full: n.Full.Remove(slab); break;
+        }
+        slab.List = SlabList.None;
+    }
+
+    /// <summary>Adds a frozen slab to the CPU's partial chain, first draining the chain to the nodes when it already holds more than <see cref="CpuPartial"/> free objects (<c>put_cpu_partial</c>). CPU lock held.</summary>
+    private void PutCpuPartial(KmemCacheCpu c, Slab slab)
+    {
+        if (c.PartialObjects > CpuPartial)
+        {
+            UnfreezePartials(c);
+            Stats.CpuPartialDrain++;
+        }
+        PushCpuPartial(c, slab, slab.Objects - Volatile.Read(ref slab.Inuse));
+        Stats.CpuPartialFree++;
+    }
+
+    private static void PushCpuPartial(KmemCacheCpu c, Slab slab, int free)
+    {
+        slab.List = SlabList.CpuPartial;
+        slab.Next = c.Partial;
+        slab.Prev = null;
+        c.Partial = slab;
+        c.PartialSlabs++;
+        c.PartialObjects += free;
+    }
+
+    /// <summary>Moves every slab of the CPU's partial chain back to its node (<c>unfreeze_partials</c>). CPU lock held.</summary>
+    private void UnfreezePartials(KmemCacheCpu c)
+    {
+        var s = c.Partial;
+        c.Partial = null;
+        c.PartialSlabs = 0;
+        c.PartialObjects = 0;
+        List<Slab>? discard = null;
+        while (s is not null)
+        {
+            var next = s.Next;
+            s.Next = null;
+            var n = _nodes[s.Node];
+            lock (n.ListLock)
+            {
+                SpinLockWord.Enter(ref s.LockWord);
+                s.Frozen = false;
+                if (s.Inuse == 0 && n.Partial.Count >= MinPartial)
+                {
+                    s.List = SlabList.None;
+                    (discard ??= new()).Add(s);
+                }
+                else if (s.Freelist != 0)
+                {
+                    s.List = SlabList.Partial;
+                    n.Partial.AddTail(s);
+                }
+                else
+                {
+                    AddFull(n, s);
+                }
+                SpinLockWord.Exit(ref s.LockWord);
+            }
+            s = next;
+        }
+        if (discard is not null) foreach (var d in discard) DiscardSlab(d);
+    }
+
+    private void AddFull(KmemCacheNode n, Slab s)
+    {
+        if (_trackFull) { s.List = SlabList.Full; n.Full.AddTail(s); }
+        else s.List = SlabList.None;
+    }
+
+    /// <summary>
+    /// Gives the CPU slab back to its node (<c>deactivate_slab</c>): the CPU's private free objects go back
+    /// onto the slab, which then lands on the partial list (head, or tail if others freed into it meanwhile),
+    /// the full list, or is discarded if empty and the node has enough partial slabs. CPU lock held.
+    /// </summary>
+    private void DeactivateCpuSlab(KmemCacheCpu c)
+    {
+        var slab = c.Slab;
+        nint fl = c.Freelist;
+        c.Slab = null;
+        c.Freelist = 0;
+        if (slab is null) return;
+        var n = _nodes[slab.Node];
+        bool discard = false;
+        lock (n.ListLock)
+        {
+            SpinLockWord.Enter(ref slab.LockWord);
+            bool remoteFrees = slab.Freelist != 0;
+            int returned = 0;
+            while (fl != 0)
+            {
+                nint next = *(nint*)(fl + _fpOffset);
+                *(nint*)(fl + _fpOffset) = slab.Freelist;
+                slab.Freelist = fl;
+                returned++;
+                fl = next;
+            }
+            slab.Inuse -= returned;
+            slab.Frozen = false;
+            if (slab.Inuse == 0 && n.Partial.Count >= MinPartial)
+            {
+                slab.List = SlabList.None;
+                discard = true;
+            }
+            else if (slab.Freelist != 0)
+            {
+                slab.List = SlabList.Partial;
+                if (remoteFrees) n.Partial.AddTail(slab); else n.Partial.AddHead(slab);
+            }
+            else
+            {
+                AddFull(n, slab);
+            }
+            SpinLockWord.Exit(ref slab.LockWord);
+        }
+        if (discard) DiscardSlab(slab);
+        Stats.CpuSlabFlush++;
+    }
+
+    /// <summary>Empties one CPU's state into the node lists (<c>flush_slab</c> + <c>unfreeze_partials</c>). Takes that CPU's lock.</summary>
+    internal void FlushCpu(KmemCacheCpu c)
+    {
+        SpinLockWord.Enter(ref c.LockWord);
+        try
+        {
+            DeactivateCpuSlab(c);
+            UnfreezePartials(c);
+        }
+        finally
+        {
+            SpinLockWord.Exit(ref c.LockWord);
+        }
+    }
+
+    /// <summary>Flushes every CPU's slabs back to the nodes (<c>flush_all</c>). Other threads may keep allocating; they simply refill. Thread-safe.</summary>
+    public void FlushAll()
+    {
+        foreach (var c in _cpus) FlushCpu(c);
+    }
+}

@@ -1,0 +1,307 @@
+using System.Runtime.CompilerServices;
+using Slub.Pages;
+
+namespace Slub;
+
+/// <summary>Runs once for each object when its slab is created (not on every allocation): the object keeps its constructed state while free.</summary>
+public delegate void ObjectConstructor(nint obj);
+
+/// <summary>
+/// A cache of equal-sized objects in native memory: the kernel's <c>struct kmem_cache</c>.
+/// </summary>
+/// <remarks>
+/// <para><b>Thread-safety.</b> <see cref="Alloc"/>, <see cref="Free"/>, the bulk and node variants,
+/// <see cref="Shrink()"/>, <see cref="Validate"/>, statistics and defragmentation may all run concurrently
+/// from any threads; any thread may free an object any other thread allocated. <see cref="SlabAllocator.DestroyCache"/> must
+/// not race with other operations on the same cache.</para>
+/// <para><b>Fast path.</b> An allocation takes the lock of the current CPU's <see cref="KmemCacheCpu"/> and
+/// pops its private free list; a free onto the CPU slab pushes there. Everything else (refilling, remote
+/// frees, list moves) is the slow path, modelled on SLUB's <c>___slab_alloc</c> and <c>__slab_free</c>.
+/// Caches with debug flags take the slow path always, as under <c>slub_debug</c>.</para>
+/// </remarks>
+public sealed unsafe partial class KmemCache
+{
+    /// <summary>Bounds of min_partial (MIN_PARTIAL, MAX_PARTIAL).</summary>
+    public const int MinPartialFloor = 5, MaxPartial = 10;
+
+    private readonly SlabAllocator _allocator;
+    private readonly PageAllocator _pages;
+    private readonly KmemCacheCpu[] _cpus;
+    private readonly KmemCacheNode[] _nodes;
+    private readonly int _fpOffset;
+    private readonly int _size;
+    private readonly bool _debug;           // any slub_debug flag: no per-CPU fast path
+    private readonly bool _poison;          // __OBJECT_POISON: poison flag and no ctor/RCU
+    private readonly ulong _sizeReciprocal; // for exact object-boundary checks without a divide
+    private bool _trackFull;                // keep full slabs on a list (store_user, or mobility)
+    private bool _destroyed;
+
+    /// <summary>The cache's name, as in /sys/kernel/slab.</summary>
+    public string Name { get; }
+
+    /// <summary>Flags in force (creation flags plus forced slub_debug flags).</summary>
+    public SlabFlags Flags { get; }
+
+    /// <summary>Slab layout: slot size, order, objects per slab, metadata offsets.</summary>
+    public CacheGeometry Geometry { get; }
+
+    /// <summary>The object constructor, or null.</summary>
+    public ObjectConstructor? Constructor { get; }
+
+    /// <summary>The allocator this cache belongs to.</summary>
+    public SlabAllocator Allocator => _allocator;
+
+    /// <summary>Requested object size (sysfs <c>object_size</c>).</summary>
+    public int ObjectSize => Geometry.ObjectSize;
+
+    /// <summary>Bytes per slot including metadata (sysfs <c>slab_size</c>).</summary>
+    public int SlabSize => _size;
+
+    /// <summary>Objects per slab (sysfs <c>objs_per_slab</c>).</summary>
+    public int ObjectsPerSlab => Geometry.ObjectsPerSlab;
+
+    /// <summary>Slab order (sysfs <c>order</c>).</summary>
+    public int Order => Geometry.Order;
+
+    /// <summary>Empty slabs kept on a node's partial list before further empties are freed (sysfs <c>min_partial</c>).</summary>
+    public int MinPartial { get; internal set; }
+
+    /// <summary>Free objects a CPU may keep on its partial slabs before they go back to the node (sysfs <c>cpu_partial</c>).</summary>
+    public int CpuPartial { get; internal set; }
+
+    /// <summary>Percent chance (0..100) to take partial slabs from other nodes before allocating a new slab (sysfs <c>remote_node_defrag_ratio</c>).</summary>
+    public int RemoteNodeDefragRatio { get; internal set; } = 100;
+
+    /// <summary>Names this cache answers to besides <see cref="Name"/> (caches merged into it).</summary>
+    public IReadOnlyList<string> AliasNames => _aliasNames;
+    internal readonly List<string> _aliasNames = new();
+
+    /// <summary>Number of caches merged into this one (sysfs <c>aliases</c>).</summary>
+    public int Aliases => _aliasNames.Count;
+
+    internal KmemCache(SlabAllocator allocator, string name, CacheGeometry geometry, SlabFlags flags, ObjectConstructor? ctor)
+    {
+        _allocator = allocator;
+        _pages = allocator.Pages;
+        Name = name;
+        Flags = flags;
+        Geometry = geometry;
+        Constructor = ctor;
+        _size = geometry.Size;
+        _fpOffset = geometry.FreePointerOffset;
+        _debug = (flags & (SlabFlags.DebugFlags | SlabFlags.Trace)) != 0;
+        _poison = (flags & SlabFlags.Poison) != 0 && ctor is null && (flags & SlabFlags.TypesafeByRcu) == 0;
+        _trackFull = (flags & SlabFlags.StoreUser) != 0;
+        _sizeReciprocal = ulong.MaxValue / (ulong)_size + 1;
+        MinPartial = Math.Clamp(System.Numerics.BitOperations.Log2((uint)_size) / 2, MinPartialFloor, MaxPartial);
+        CpuPartial = _debug ? 0 : _size >= OsMemory.PageSize ? 6 : _size >= 1024 ? 24 : _size >= 256 ? 52 : 120;
+        var topo = allocator.Topology;
+        _nodes = new KmemCacheNode[topo.NodeCount];
+        for (int n = 0; n < _nodes.Length; n++) _nodes[n] = new KmemCacheNode(n);
+        _cpus = new KmemCacheCpu[topo.CpuCount];
+        for (int c = 0; c < _cpus.Length; c++) _cpus[c] = new KmemCacheCpu(c, topo.NodeOfCpu(c));
+    }
+
+    /// <summary>True if any debug flag is on (every operation takes the slow, checked path).</summary>
+    public bool IsDebug => _debug;
+
+    internal bool TracksFullSlabs => _trackFull;
+    internal KmemCacheNode[] Nodes => _nodes;
+    internal KmemCacheCpu[] Cpus => _cpus;
+
+    // ---------------------------------------------------------------- public allocation API
+
+    /// <summary>Allocates an object. Throws <see cref="SlabOutOfMemoryException"/> when no memory is left.</summary>
+    /// <remarks>Thread-safe. Returns memory that is either constructed (ctor caches) or holds whatever the previous user left.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint Alloc()
+    {
+        nint obj = TryAlloc();
+        if (obj == 0) ThrowOutOfMemory(-1);
+        return obj;
+    }
+
+    /// <summary>Allocates an object, or returns 0 when no memory is left. Thread-safe.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public nint TryAlloc()
+    {
+        var c = _cpus[_allocator.CurrentCpu()];
+        SpinLockWord.Enter(ref c.LockWord);
+        nint obj = c.Freelist;
+        if (obj != 0)
+        {
+            c.Freelist = *(nint*)(obj + _fpOffset);
+            SpinLockWord.Exit(ref c.LockWord);
+            return obj;
+        }
+        return AllocSlow(c, -1);
+    }
+
+    /// <summary>Allocates an object on NUMA node <paramref name="node"/> (-1: any), as <c>kmem_cache_alloc_node</c>. Falls back to other nodes only when the node has no memory left. Thread-safe.</summary>
+    public nint AllocNode(int node)
+    {
+        nint obj = TryAllocNode(node);
+        if (obj == 0) ThrowOutOfMemory(node);
+        return obj;
+    }
+
+    /// <summary>Like <see cref="AllocNode"/> but returns 0 on failure.</summary>
+    public nint TryAllocNode(int node)
+    {
+        if (node >= _nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
+        if (node < 0) return TryAlloc();
+        var c = _cpus[_allocator.CurrentCpu()];
+        SpinLockWord.Enter(ref c.LockWord);
+        nint obj = c.Freelist;
+        if (obj != 0 && c.Slab!.Node == node)
+        {
+            c.Freelist = *(nint*)(obj + _fpOffset);
+            SpinLockWord.Exit(ref c.LockWord);
+            return obj;
+        }
+        return AllocSlow(c, node);
+    }
+
+    /// <summary>Allocates as if running on CPU <paramref name="cpu"/> (for simulations such as trace replay). Thread-safe.</summary>
+    public nint TryAllocOnCpu(int cpu, int node = -1)
+    {
+        var c = _cpus[(uint)cpu < (uint)_cpus.Length ? cpu : throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPUs: 0..{_cpus.Length - 1}")];
+        SpinLockWord.Enter(ref c.LockWord);
+        nint obj = c.Freelist;
+        if (obj != 0 && (node < 0 || c.Slab!.Node == node))
+        {
+            c.Freelist = *(nint*)(obj + _fpOffset);
+            SpinLockWord.Exit(ref c.LockWord);
+            return obj;
+        }
+        return AllocSlow(c, node);
+    }
+
+    /// <summary>Fills <paramref name="objects"/> with new objects (<c>kmem_cache_alloc_bulk</c>). Returns how many were allocated: all, or fewer only when memory ran out. Thread-safe.</summary>
+    public int AllocBulk(Span<nint> objects)
+    {
+        int i = 0;
+        while (i < objects.Length)
+        {
+            var c = _cpus[_allocator.CurrentCpu()];
+            SpinLockWord.Enter(ref c.LockWord);
+            nint obj = c.Freelist;
+            int fp = _fpOffset;
+            while (obj != 0 && i < objects.Length)
+            {
+                objects[i++] = obj;
+                obj = *(nint*)(obj + fp);
+            }
+            c.Freelist = obj;
+            if (i == objects.Length) { SpinLockWord.Exit(ref c.LockWord); break; }
+            nint one = AllocSlow(c, -1);  // refills and releases the lock
+            if (one == 0) break;
+            objects[i++] = one;
+        }
+        return i;
+    }
+
+    /// <summary>Frees an object allocated from this cache. Thread-safe; any thread may free any object.</summary>
+    /// <exception cref="InvalidFreeException">The pointer is not an allocated object of this cache (and, on debug caches, double frees and red-zone damage).</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Free(nint obj)
+    {
+        var slab = SlabOf(obj);
+        var c = _cpus[_allocator.CurrentCpu()];
+        SpinLockWord.Enter(ref c.LockWord);
+        if (slab == c.Slab && obj != c.Freelist)
+        {
+            *(nint*)(obj + _fpOffset) = c.Freelist;
+            c.Freelist = obj;
+            SpinLockWord.Exit(ref c.LockWord);
+            return;
+        }
+        FreeSlow(c, slab, obj);
+    }
+
+    /// <summary>Frees as if running on CPU <paramref name="cpu"/> (for simulations). Thread-safe.</summary>
+    public void FreeOnCpu(int cpu, nint obj)
+    {
+        var slab = SlabOf(obj);
+        var c = _cpus[(uint)cpu < (uint)_cpus.Length ? cpu : throw new ArgumentOutOfRangeException(nameof(cpu))];
+        SpinLockWord.Enter(ref c.LockWord);
+        if (slab == c.Slab && obj != c.Freelist)
+        {
+            *(nint*)(obj + _fpOffset) = c.Freelist;
+            c.Freelist = obj;
+            SpinLockWord.Exit(ref c.LockWord);
+            return;
+        }
+        FreeSlow(c, slab, obj);
+    }
+
+    /// <summary>Frees every object in <paramref name="objects"/> (<c>kmem_cache_free_bulk</c>). Thread-safe.</summary>
+    public void FreeBulk(ReadOnlySpan<nint> objects)
+    {
+        int i = 0;
+        while (i < objects.Length)
+        {
+            var c = _cpus[_allocator.CurrentCpu()];
+            SpinLockWord.Enter(ref c.LockWord);
+            var cs = c.Slab;
+            int fp = _fpOffset;
+            for (; i < objects.Length; i++)
+            {
+                nint obj = objects[i];
+                var slab = SlabOf(obj);
+                if (slab != cs || obj == c.Freelist) break;
+                *(nint*)(obj + fp) = c.Freelist;
+                c.Freelist = obj;
+            }
+            if (i == objects.Length) { SpinLockWord.Exit(ref c.LockWord); break; }
+            nint o = objects[i++];
+            FreeSlow(c, SlabOf(o), o);   // releases the lock
+        }
+    }
+
+    /// <summary>The slab holding <paramref name="obj"/>; throws <see cref="InvalidFreeException"/> when it is not an object boundary of this cache.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal Slab SlabOf(nint obj)
+    {
+        if (_pages.OwnerOf(obj) is Slab slab && slab.Cache == this)
+        {
+            ulong offset = (ulong)(obj - slab.FirstObject);
+            ulong index = Math.BigMul(_sizeReciprocal, offset, out _);
+            if (offset < (ulong)slab.Objects * (ulong)_size && index * (ulong)_size == offset)
+                return slab;
+        }
+        ThrowInvalidPointer(obj);
+        return null!;
+    }
+
+    /// <summary>True if <paramref name="obj"/> lies inside one of this cache's slabs at an object boundary (allocated or not).</summary>
+    public bool Owns(nint obj)
+    {
+        if (_pages.OwnerOf(obj) is not Slab slab || slab.Cache != this) return false;
+        return slab.IndexOf(obj) >= 0;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowInvalidPointer(nint obj)
+    {
+        var owner = _pages.OwnerOf(obj);
+        string why = owner switch
+        {
+            null => "not inside any slab",
+            Slab s when s.Cache != this => $"object is from cache {s.Cache.Name}",
+            Slab s => $"not at an object boundary of {s}",
+            _ => "inside a page block that is not a slab",
+        };
+        throw new InvalidFreeException(Name, obj, $"kmem_cache_free({Name}): invalid object pointer 0x{obj:x}: {why}");
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowOutOfMemory(int node) =>
+        throw new SlabOutOfMemoryException(Name, node, $"{Name}: out of memory allocating a slab of order {Order}" + (node >= 0 ? $" on node {node}" : ""));
+
+    /// <summary>Marks the cache destroyed; called by <see cref="SlabAllocator.DestroyCache"/>.</summary>
+    internal void MarkDestroyed() => _destroyed = true;
+    internal bool IsDestroyed => _destroyed;
+
+    public override string ToString() => $"{Name} (object_size={ObjectSize}, slab_size={SlabSize}, objs_per_slab={ObjectsPerSlab}, order={Order})";
+}

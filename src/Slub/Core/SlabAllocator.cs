@@ -1,0 +1,248 @@
+using Slub.Pages;
+
+namespace Slub;
+
+/// <summary>
+/// One instance of the allocator: the page allocator, the cache list (<c>slab_caches</c>), the kmalloc
+/// caches, the debug settings and the SMO entry points. Tests and tools create their own; applications
+/// usually use <see cref="Shared"/>.
+/// </summary>
+/// <remarks>
+/// <para><b>Locking order</b> (written once here and in docs/architecture.md; every path takes a subset in
+/// this order): <c>SlabMutex</c> (cache list) → CPU lock (<see cref="KmemCacheCpu"/>) → node list lock →
+/// slab lock → buddy arena lock. Mobility callbacks run with none of them held, except isolate, which runs
+/// under one slab lock.</para>
+/// <para><b>Thread-safety.</b> Creating, finding and destroying caches, and all defrag entry points, are
+/// safe from any thread.</para>
+/// </remarks>
+public sealed class SlabAllocator : IDisposable
+{
+    private static readonly Lazy<SlabAllocator> s_shared = new(() => new SlabAllocator());
+
+    private readonly List<KmemCache> _caches = new();
+    private readonly int[] _cpuOfProcessor;
+    private readonly int _cpuMask;
+    private readonly SlubDebugOption _slubDebug;
+
+    /// <summary>The process-wide allocator with default options (1 GiB of address space per node).</summary>
+    public static SlabAllocator Shared => s_shared.Value;
+
+    public SlabOptions Options { get; }
+    public NumaTopology Topology { get; }
+    public PageAllocator Pages { get; }
+    public Kmalloc Kmalloc { get; }
+
+    /// <summary>The allocator's log (the kernel log of this user-space kernel): debug reports, traces.</summary>
+    public AllocatorLog Log { get; } = new();
+
+    /// <summary>Failure injection for slab and page allocations (the kernel's failslab).</summary>
+    public FaultInjection Faults { get; } = new();
+
+    internal CallSiteTable CallSites { get; } = new();
+
+    /// <summary>The slab attribute tree of this allocator (its /sys/kernel/slab).</summary>
+    public Sysfs.SlabSysfs Sysfs { get; }
+
+    private Sysfs.LiveEndpoint? _endpoint;
+
+    /// <summary>
+    /// Opens the live endpoint (a Unix socket named by process id) so another process, e.g.
+    /// <c>slub slabinfo --pid</c>, can read the attribute tree and, if <paramref name="allowWrites"/>, write it.
+    /// Idempotent. Thread-safe.
+    /// </summary>
+    public Sysfs.LiveEndpoint OpenLiveEndpoint(bool allowWrites = false, string? socketPath = null)
+    {
+        lock (SlabMutex)
+        {
+            _endpoint ??= new Sysfs.LiveEndpoint(Sysfs, allowWrites, socketPath);
+            _endpoint.AllowWrites = allowWrites;
+            return _endpoint;
+        }
+    }
+
+    /// <summary>The kernel's <c>slab_mutex</c>: guards the cache list and mobility setup.</summary>
+    internal readonly Lock SlabMutex = new();
+
+    public SlabAllocator(SlabOptions? options = null)
+    {
+        Options = options ?? new SlabOptions();
+        Topology = Options.BuildTopology();
+        _slubDebug = SlubDebugOption.Parse(Options.SlubDebug ?? Environment.GetEnvironmentVariable("SLUB_DEBUG"));
+        Pages = new PageAllocator(Topology, Options.BytesPerNode);
+        int table = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(64, Environment.ProcessorCount));
+        _cpuOfProcessor = new int[table];
+        for (int i = 0; i < table; i++) _cpuOfProcessor[i] = i % Topology.CpuCount;
+        _cpuMask = table - 1;
+        Kmalloc = new Kmalloc(this);
+        Sysfs = new Sysfs.SlabSysfs(this);
+    }
+
+    /// <summary>The CPU whose per-CPU state the calling thread uses.</summary>
+    internal int CurrentCpu() => _cpuOfProcessor[Thread.GetCurrentProcessorId() & _cpuMask];
+
+    /// <summary>The cache list in <c>slab_caches</c> order: movable caches first (the series' patch 03).</summary>
+    public IReadOnlyList<KmemCache> Caches
+    {
+        get { lock (SlabMutex) return _caches.ToArray(); }
+    }
+
+    /// <summary>
+    /// <c>kmem_cache_create</c>. Creates a cache, or returns an existing compatible one under a new alias
+    /// name when merging applies (no constructor, no debug flags, close enough size; as SLUB does). Thread-safe.
+    /// </summary>
+    /// <param name="name">Cache name; must be unique among caches and aliases.</param>
+    /// <param name="objectSize">Object size in bytes.</param>
+    /// <param name="align">Alignment (0 = word).</param>
+    /// <param name="flags">Creation flags; debug flags add to those forced by slub_debug.</param>
+    /// <param name="ctor">Constructor run once per object when its slab is created.</param>
+    public KmemCache CreateCache(string name, int objectSize, int align = 0, SlabFlags flags = SlabFlags.None, ObjectConstructor? ctor = null)
+    {
+        ValidateName(name);
+        flags |= _slubDebug.FlagsFor(name);
+        var geometry = CacheGeometry.Compute(objectSize, align, flags, ctor is not null, Topology.CpuCount,
+            Options.MinObjects, Options.MinOrder, Options.MaxOrder);
+        lock (SlabMutex)
+        {
+            if (FindLocked(name) is not null)
+                throw new ArgumentException($"kmem_cache_create({name}): a cache of that name exists", nameof(name));
+            if (FindMergeable(geometry, flags, ctor) is { } target)
+            {
+                target._aliasNames.Add(name);
+                return target;
+            }
+            var cache = new KmemCache(this, name, geometry, flags, ctor);
+            _caches.Add(cache);
+            return cache;
+        }
+    }
+
+    /// <summary>Typed <see cref="CreateCache(string,int,int,SlabFlags,ObjectConstructor)"/> for an unmanaged struct.</summary>
+    public unsafe KmemCache<T> CreateCache<T>(string name, int align = 0, SlabFlags flags = SlabFlags.None, ObjectConstructor<T>? ctor = null)
+        where T : unmanaged
+    {
+        ObjectConstructor? raw = ctor is null ? null : obj => ctor(ref *(T*)obj);
+        return new KmemCache<T>(CreateCache(name, sizeof(T), align, flags, raw));
+    }
+
+    private static void ValidateName(string name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Length > 64 || name.Contains('/') || name.Any(char.IsWhiteSpace) || name.StartsWith(':'))
+            throw new ArgumentException($"kmem_cache_create: invalid cache name '{name}' (1..64 characters, no '/', no blanks, not starting with ':')", nameof(name));
+    }
+
+    // find_mergeable: a cache without ctor and never-merge flags whose slot size fits within one word.
+    private KmemCache? FindMergeable(CacheGeometry g, SlabFlags flags, ObjectConstructor? ctor)
+    {
+        const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge;
+        const SlabFlags mergeSame = SlabFlags.ReclaimAccount;
+        if (!Options.Merge || ctor is not null || (flags & neverMerge) != 0) return null;
+        int size = CacheGeometry.AlignUp(g.ObjectSize, CacheGeometry.WordSize);
+        for (int i = _caches.Count - 1; i >= 0; i--)
+        {
+            var s = _caches[i];
+            if (!IsMergeable(s)) continue;
+            if (size > s.SlabSize) continue;
+            if ((flags & mergeSame) != (s.Flags & mergeSame)) continue;
+            if ((s.SlabSize & ~(g.Align - 1)) != s.SlabSize) continue;
+            if (s.SlabSize - size >= CacheGeometry.WordSize) continue;
+            return s;
+        }
+        return null;
+    }
+
+    /// <summary>Whether other caches may be merged into <paramref name="s"/> (SLUB's <c>slab_unmergeable</c> negated).</summary>
+    public bool IsMergeable(KmemCache s)
+    {
+        const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge;
+        return Options.Merge && s.Constructor is null && !s.IsMovable && (s.Flags & neverMerge) == 0 && !s.IsDestroyed;
+    }
+
+    /// <summary>The cache named <paramref name="name"/> (or having it as an alias), or null. Thread-safe.</summary>
+    public KmemCache? FindCache(string name)
+    {
+        lock (SlabMutex) return FindLocked(name);
+    }
+
+    private KmemCache? FindLocked(string name)
+    {
+        foreach (var c in _caches)
+            if (c.Name == name || c._aliasNames.Contains(name)) return c;
+        return null;
+    }
+
+    /// <summary>
+    /// <c>kmem_cache_destroy</c>: drops one name of the cache; when no name is left, flushes and frees its
+    /// empty slabs and removes it. Throws <see cref="CacheBusyException"/> (and changes nothing) while objects remain.
+    /// </summary>
+    public void DestroyCache(KmemCache cache, string? name = null)
+    {
+        lock (SlabMutex)
+        {
+            if (name is not null && name != cache.Name)
+            {
+                if (!cache._aliasNames.Remove(name)) throw new ArgumentException($"{cache.Name} has no alias {name}", nameof(name));
+                return;
+            }
+            if (cache._aliasNames.Count > 0)
+            {
+                // The first alias takes over as the name users see; the cache lives on.
+                cache._aliasNames.RemoveAt(0);
+                return;
+            }
+            cache.FlushAll();
+            cache.DiscardEmptyAndSort();
+            long objects = cache.GetStatistics().Objects;
+            if (objects != 0) throw new CacheBusyException(cache.Name, objects);
+            if (cache.GetStatistics().Slabs != 0) throw new CacheBusyException(cache.Name, 0);
+            cache.MarkDestroyed();
+            _caches.Remove(cache);
+        }
+    }
+
+    internal void MoveToFront(KmemCache cache)
+    {
+        // Caller holds SlabMutex.
+        _caches.Remove(cache);
+        _caches.Insert(0, cache);
+    }
+
+    /// <summary>
+    /// <c>kmem_defrag_slabs</c>: defragments every movable cache (the front of the cache list) on
+    /// <paramref name="node"/> (-1: every node), each only where the node has more than MAX_PARTIAL partial
+    /// slabs, using the cache's defrag_used_ratio. Returns partial slabs left in the processed
+    /// (cache, node) pairs; 0 if another defrag or a cache-list change holds the list. Thread-safe.
+    /// </summary>
+    public long DefragSlabs(int node = -1)
+    {
+        if (node >= Topology.NodeCount) throw new ArgumentOutOfRangeException(nameof(node), node, $"no node {node}");
+        if (!SlabMutex.TryEnter()) return 0;
+        try
+        {
+            long left = 0;
+            foreach (var cache in _caches)
+            {
+                if (!cache.IsMovable) break;
+                for (int n = 0; n < Topology.NodeCount; n++)
+                {
+                    if (node >= 0 && n != node) continue;
+                    if (Volatile.Read(ref cache.Nodes[n].Partial.Count) > KmemCache.MaxPartial)
+                        left += cache.DefragNode(n, n, cache.DefragUsedRatio, DefragPolicy.FillFullestFirst, shrinking: false);
+                }
+            }
+            return left;
+        }
+        finally
+        {
+            SlabMutex.Exit();
+        }
+    }
+
+    /// <summary>Resident memory of the process in bytes.</summary>
+    public static long ResidentBytes() => OsMemory.ResidentBytes();
+
+    public void Dispose()
+    {
+        _endpoint?.Dispose();
+        Pages.Dispose();
+    }
+}

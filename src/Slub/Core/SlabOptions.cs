@@ -1,0 +1,38 @@
+using Slub.Pages;
+
+namespace Slub;
+
+/// <summary>Settings of one <see cref="SlabAllocator"/> (the "boot options" of this user-space kernel).</summary>
+public sealed class SlabOptions
+{
+    /// <summary>Bytes of address space reserved per NUMA node (multiple of 4 MiB). Only touched pages use memory.</summary>
+    public long BytesPerNode { get; init; } = 1L << 30;
+
+    /// <summary>Emulate this many NUMA nodes (like <c>numa=fake=N</c>); null = the machine's real nodes.</summary>
+    public int? EmulatedNodes { get; init; }
+
+    /// <summary>Number of CPUs with per-CPU state; null = <see cref="Environment.ProcessorCount"/>.</summary>
+    public int? Cpus { get; init; }
+
+    /// <summary>
+    /// Debug flags forced on every cache, in the syntax of the kernel's <c>slub_debug=</c> boot option
+    /// (e.g. <c>"FZPU"</c>, <c>"FZ,kmalloc-64"</c>, or empty for all). Null = read the environment variable
+    /// <c>SLUB_DEBUG</c>; if that is unset too, no forced debugging.
+    /// </summary>
+    public string? SlubDebug { get; init; }
+
+    /// <summary>Merge compatible caches as SLUB does (off with the kernel's <c>slab_nomerge</c>).</summary>
+    public bool Merge { get; init; } = true;
+
+    /// <summary>Minimum objects per slab used by the order calculation (slub_min_objects); 0 = derived from the CPU count.</summary>
+    public int MinObjects { get; init; }
+
+    /// <summary>Highest order a slab normally uses (slub_max_order, PAGE_ALLOC_COSTLY_ORDER = 3).</summary>
+    public int MaxOrder { get; init; } = 3;
+
+    /// <summary>Lowest order a slab uses (slub_min_order).</summary>
+    public int MinOrder { get; init; }
+
+    internal NumaTopology BuildTopology() =>
+        EmulatedNodes is int n ? NumaTopology.Emulated(n, Cpus ?? Environment.ProcessorCount) : NumaTopology.Detect(Cpus);
+}

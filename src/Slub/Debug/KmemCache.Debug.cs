@@ -1,0 +1,326 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Slub;
+
+// slub_debug: red zones, poisoning, alloc/free tracks, consistency checks, validate. These run only on
+// caches with debug flags, which never use the per-CPU fast path (as in the kernel).
+public sealed unsafe partial class KmemCache
+{
+    internal const byte RedInactive = 0xbb, RedActive = 0xcc;
+    internal const byte PoisonInuse = 0x5a, PoisonFree = 0x6b, PoisonEnd = 0xa5;
+
+    /// <summary>One allocation or free record of store_user (the kernel's <c>struct track</c>).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Track
+    {
+        public int CallSite;   // index into the allocator's call-site table, 0 = none
+        public int Cpu;
+        public int Thread;
+        public int Pad;
+        public long When;      // Environment.TickCount64
+    }
+
+    /// <summary>Writes the red zones (and, for free objects, the poison) of an object.</summary>
+    private void InitObjectDebug(nint obj, bool active)
+    {
+        byte val = active ? RedActive : RedInactive;
+        var g = Geometry;
+        if ((Flags & SlabFlags.RedZone) != 0)
+        {
+            new Span<byte>((void*)(obj - g.RedLeftPad), g.RedLeftPad).Fill(val);
+            new Span<byte>((void*)(obj + g.ObjectSize), g.Inuse - g.ObjectSize).Fill(val);
+        }
+        if (_poison && !active)
+        {
+            var body = new Span<byte>((void*)obj, g.ObjectSize);
+            body.Fill(PoisonFree);
+            body[^1] = PoisonEnd;
+            if ((Flags & SlabFlags.RedZone) == 0)
+                new Span<byte>((void*)(obj + g.ObjectSize), g.Inuse - g.ObjectSize).Fill(PoisonInuse);
+        }
+    }
+
+    /// <summary>Checks the red zones and poison of an object (<c>check_object</c>); returns the problem or null.</summary>
+    private string? CheckObject(Slab slab, nint obj, bool active, out string detail)
+    {
+        detail = "";
+        var g = Geometry;
+        byte val = active ? RedActive : RedInactive;
+        if ((Flags & SlabFlags.RedZone) != 0)
+        {
+            if (FindMismatch(obj - g.RedLeftPad, g.RedLeftPad, val, out detail)) return "Left Redzone overwritten";
+            if (FindMismatch(obj + g.ObjectSize, g.Inuse - g.ObjectSize, val, out detail)) return "Right Redzone overwritten";
+        }
+        else if (_poison && g.Inuse > g.ObjectSize)
+        {
+            if (FindMismatch(obj + g.ObjectSize, g.Inuse - g.ObjectSize, PoisonInuse, out detail)) return "Alignment padding overwritten";
+        }
+        if (_poison && !active)
+        {
+            if (FindMismatch(obj, g.ObjectSize - 1, PoisonFree, out detail)
+                || FindMismatch(obj + g.ObjectSize - 1, 1, PoisonEnd, out detail))
+                return "Poison overwritten";
+        }
+        if (!active)
+        {
+            nint fp = *(nint*)(obj + _fpOffset);
+            if (fp != 0 && slab.IndexOf(fp) < 0)
+            {
+                detail = $"Freepointer 0x{fp:x} is not an object of {slab}";
+                return "Freepointer corrupt";
+            }
+        }
+        return null;
+    }
+
+    private static bool FindMismatch(nint start, int length, byte expected, out string detail)
+    {
+        var span = new ReadOnlySpan<byte>((void*)start, length);
+        int i = span.IndexOfAnyExcept(expected);
+        if (i < 0) { detail = ""; return false; }
+        int last = i;
+        for (int j = length - 1; j > i; j--) if (span[j] != expected) { last = j; break; }
+        detail = $"0x{start + i:x}-0x{start + last:x} @offset={i}. First byte 0x{span[i]:x} instead of 0x{expected:x}";
+        return true;
+    }
+
+    private Track* TrackOf(nint obj, bool free) =>
+        (Track*)(obj + Geometry.TrackOffset + (free ? CacheGeometry.TrackSize : 0));
+
+    private void SetTrack(nint obj, bool free)
+    {
+        if ((Flags & SlabFlags.StoreUser) == 0) return;
+        var t = TrackOf(obj, free);
+        t->CallSite = _allocator.CallSites.Intern(CallerOutsideAllocator());
+        t->Cpu = _allocator.CurrentCpu();
+        t->Thread = Environment.CurrentManagedThreadId;
+        t->When = Environment.TickCount64;
+    }
+
+    private static string CallerOutsideAllocator()
+    {
+        var trace = new StackTrace(2, false);
+        var own = typeof(KmemCache).Assembly;
+        foreach (var frame in trace.GetFrames())
+        {
+            var m = frame.GetMethod();
+            if (m is null || m.DeclaringType?.Assembly == own) continue;
+            return $"{m.DeclaringType?.Name}.{m.Name}+0x{frame.GetILOffset():x}";
+        }
+        return "<unknown>";
+    }
+
+    /// <summary>The kernel-style report for a damaged object: header, detail, tracks, slab and object lines.</summary>
+    internal string Report(Slab slab, nint obj, string problem, string detail)
+    {
+        var sb = new StringBuilder();
+        sb.Append('=', 77).Append('\n');
+        sb.Append($"BUG {Name} (Not tainted): {problem}\n");
+        sb.Append('-', 77).Append("\n\n");
+        if (detail.Length > 0) sb.Append(detail).Append('\n');
+        if ((Flags & SlabFlags.StoreUser) != 0 && slab.IndexOf(obj) >= 0)
+        {
+            AppendTrack(sb, "Allocated", TrackOf(obj, false));
+            AppendTrack(sb, "Freed", TrackOf(obj, true));
+        }
+        sb.Append($"Slab 0x{slab.Address:x} objects={slab.Objects} used={slab.Inuse} fp=0x{slab.Freelist:x} flags={(slab.Frozen ? "frozen" : "")}\n");
+        int index = slab.IndexOf(obj);
+        sb.Append($"Object 0x{obj:x} @offset={(long)(obj - slab.Address)}");
+        if (index >= 0) sb.Append($" fp=0x{*(nint*)(obj + _fpOffset):x}");
+        sb.Append('\n');
+        return sb.ToString();
+    }
+
+    private void AppendTrack(StringBuilder sb, string what, Track* t)
+    {
+        if (t->When == 0) return;
+        long age = Environment.TickCount64 - t->When;
+        sb.Append($"{what} in {_allocator.CallSites.Name(t->CallSite)} age={age} cpu={t->Cpu} pid={t->Thread}\n");
+    }
+
+    /// <summary>Allocation for debug caches: one object from the head partial slab, fully checked (<c>alloc_debug_processing</c>).</summary>
+    private nint AllocDebug(int localNode, int node)
+    {
+        int want = node < 0 ? localNode : node;
+        while (true)
+        {
+            nint obj = AllocFromPartialDebug(_nodes[want]);
+            if (obj != 0) return obj;
+            if (node < 0)
+            {
+                for (int i = 1; i < _nodes.Length && obj == 0; i++)
+                {
+                    var other = _nodes[(want + i) % _nodes.Length];
+                    if (other.Partial.Count > MinPartial && Random.Shared.Next(1024) <= RemoteNodeDefragRatio * 10)
+                        obj = AllocFromPartialDebug(other);
+                }
+                if (obj != 0) return obj;
+            }
+            var fresh = NewSlab(want, exactNode: false);
+            if (fresh is null) return 0;
+            var n = _nodes[fresh.Node];
+            lock (n.ListLock)
+            {
+                fresh.Inuse = 0;
+                fresh.List = SlabList.Partial;
+                n.Partial.AddHead(fresh);
+            }
+            Stats.AllocSlab++;
+            if (fresh.Node != want && node < 0) want = fresh.Node;
+        }
+    }
+
+    private nint AllocFromPartialDebug(KmemCacheNode n)
+    {
+        lock (n.ListLock)
+        {
+            var s = n.Partial.Head;
+            if (s is null) return 0;
+            SpinLockWord.Enter(ref s.LockWord);
+            nint obj = s.Freelist;
+            string? problem = obj == 0 ? "Freelist empty on a partial slab" : null;
+            string detail = "";
+            if (problem is null && s.IndexOf(obj) < 0) { problem = "Freepointer corrupt"; detail = $"Free list head 0x{obj:x} is not an object of this slab"; }
+            if (problem is null && (Flags & (SlabFlags.ConsistencyChecks | SlabFlags.RedZone | SlabFlags.Poison)) != 0)
+                problem = CheckObject(s, obj, active: false, out detail);
+            if (problem is not null)
+            {
+                // Never hand out anything from this slab again (the kernel's "Marking all objects used").
+                string report = Report(s, obj, problem, detail);
+                s.Freelist = 0;
+                s.Inuse = s.Objects;
+                n.Partial.Remove(s);
+                AddFull(n, s);
+                SpinLockWord.Exit(ref s.LockWord);
+                _allocator.Log.Write(report);
+                throw new SlabCorruptionException(Name, obj, problem, report);
+            }
+            s.Freelist = *(nint*)(obj + _fpOffset);
+            s.Inuse++;
+            if (s.Freelist == 0)
+            {
+                n.Partial.Remove(s);
+                AddFull(n, s);
+            }
+            InitObjectDebug(obj, active: true);
+            SpinLockWord.Exit(ref s.LockWord);
+            SetTrack(obj, free: false);
+            if ((Flags & SlabFlags.Trace) != 0)
+                _allocator.Log.Write($"TRACE {Name} alloc 0x{obj:x} inuse={s.Inuse} fp=0x{s.Freelist:x}");
+            return obj;
+        }
+    }
+
+    /// <summary>Free for debug caches: double free, red zones and the free list are checked before anything changes (<c>free_debug_processing</c>).</summary>
+    private void FreeDebug(Slab slab, nint obj)
+    {
+        var n = _nodes[slab.Node];
+        bool discard = false;
+        lock (n.ListLock)
+        {
+            SpinLockWord.Enter(ref slab.LockWord);
+            string? problem = null, detail = "";
+            // on_freelist: walk the slab's free list looking for the object (and for damage).
+            int seen = 0;
+            for (nint p = slab.Freelist; p != 0 && problem is null; p = *(nint*)(p + _fpOffset))
+            {
+                if (p == obj) problem = "Object already free";
+                else if (slab.IndexOf(p) < 0) { problem = "Freepointer corrupt"; detail = $"Free list holds 0x{p:x}"; }
+                else if (++seen > slab.Objects) problem = "Freelist cycle";
+            }
+            if (problem is null && (Flags & (SlabFlags.ConsistencyChecks | SlabFlags.RedZone | SlabFlags.Poison)) != 0)
+                problem = CheckObject(slab, obj, active: true, out detail);
+            if (problem is not null)
+            {
+                string report = Report(slab, obj, problem, detail);
+                SpinLockWord.Exit(ref slab.LockWord);
+                _allocator.Log.Write(report);
+                throw new SlabCorruptionException(Name, obj, problem, report);
+            }
+            SetTrack(obj, free: true);
+            InitObjectDebug(obj, active: false);
+            nint prior = slab.Freelist;
+            *(nint*)(obj + _fpOffset) = prior;
+            slab.Freelist = obj;
+            slab.Inuse--;
+            if (!slab.Frozen)
+            {
+                if (slab.Inuse == 0 && n.Partial.Count >= MinPartial)
+                {
+                    RemoveFromNodeList(n, slab);
+                    discard = true;
+                }
+                else if (prior == 0)
+                {
+                    RemoveFromNodeList(n, slab);
+                    slab.List = SlabList.Partial;
+                    n.Partial.AddTail(slab);
+                }
+            }
+            SpinLockWord.Exit(ref slab.LockWord);
+        }
+        if ((Flags & SlabFlags.Trace) != 0)
+            _allocator.Log.Write($"TRACE {Name} free 0x{obj:x}");
+        if (discard) DiscardSlab(slab);
+    }
+
+    /// <summary>
+    /// Checks every slab of the cache (the sysfs <c>validate</c> attribute): free lists well formed and
+    /// counted, and on debug caches every object's red zones and poison. Flushes the CPUs first.
+    /// Returns the kernel-style report of each problem found (empty when all is well). Thread-safe.
+    /// </summary>
+    public IReadOnlyList<string> Validate()
+    {
+        FlushAll();
+        var problems = new List<string>();
+        foreach (var n in _nodes)
+        {
+            lock (n.ListLock)
+            {
+                for (var s = n.Partial.Head; s is not null; s = s.Next) ValidateSlab(s, problems);
+                for (var s = n.Full.Head; s is not null; s = s.Next) ValidateSlab(s, problems);
+            }
+        }
+        foreach (var p in problems) _allocator.Log.Write(p);
+        return problems;
+    }
+
+    private void ValidateSlab(Slab s, List<string> problems)
+    {
+        SpinLockWord.Enter(ref s.LockWord);
+        try
+        {
+            var free = new bool[s.Objects];
+            int nfree = 0;
+            for (nint p = s.Freelist; p != 0; p = *(nint*)(p + _fpOffset))
+            {
+                int i = s.IndexOf(p);
+                if (i < 0) { problems.Add(Report(s, p, "Freepointer corrupt", $"Free list holds 0x{p:x}")); return; }
+                if (free[i]) { problems.Add(Report(s, p, "Freelist cycle", "")); return; }
+                free[i] = true;
+                nfree++;
+            }
+            if (!s.Frozen && nfree != s.Objects - s.Inuse)
+                problems.Add($"validate {Name}: {s}: {nfree} objects on the free list, {s.Objects - s.Inuse} expected");
+            if (s.List == SlabList.Partial && nfree == 0)
+                problems.Add($"validate {Name}: {s}: full slab on the partial list");
+            if (s.List == SlabList.Full && nfree != 0)
+                problems.Add($"validate {Name}: {s}: slab with free objects on the full list");
+            if ((Flags & (SlabFlags.RedZone | SlabFlags.Poison | SlabFlags.ConsistencyChecks)) != 0)
+            {
+                for (int i = 0; i < s.Objects; i++)
+                {
+                    nint obj = s.ObjectAt(i);
+                    string? problem = CheckObject(s, obj, active: !free[i], out string detail);
+                    if (problem is not null) problems.Add(Report(s, obj, problem, detail));
+                }
+            }
+        }
+        finally
+        {
+            SpinLockWord.Exit(ref s.LockWord);
+        }
+    }
+}

@@ -1,0 +1,256 @@
+using System.Diagnostics;
+
+namespace Slub;
+
+// Slab Movable Objects: the mobility callbacks and the defrag core (the series' patches 01, 03 and 04).
+public sealed unsafe partial class KmemCache
+{
+    private Mobility? _mobility;
+    private int _defragUsedRatio = 30;
+    private long[]? _isolated;   // per node: slabs taken off the lists by a running defrag
+
+    /// <summary>The isolate/migrate pair, or null when objects of this cache cannot move.</summary>
+    public Mobility? Mobility => Volatile.Read(ref _mobility);
+
+    /// <summary>True if objects can be migrated (a migrate callback is set).</summary>
+    public bool IsMovable => Mobility is not null;
+
+    /// <summary>SMO counters: objects moved, freed, left busy, refused; slabs freed; runs; time.</summary>
+    public DefragCounters Defrag { get; } = new();
+
+    /// <summary>
+    /// Percent (0..100, default 30): a partial slab with at most this share of its objects in use is a
+    /// defragmentation candidate; 0 disables defragmentation (sysfs <c>defrag_used_ratio</c>).
+    /// </summary>
+    public int DefragUsedRatio
+    {
+        get => Volatile.Read(ref _defragUsedRatio);
+        set
+        {
+            if ((uint)value > 100) throw new ArgumentOutOfRangeException(nameof(value), value, $"{Name}: defrag_used_ratio must be 0..100");
+            Volatile.Write(ref _defragUsedRatio, value);
+        }
+    }
+
+    /// <summary>
+    /// <c>kmem_cache_setup_mobility</c>: makes the objects of this cache movable. Needs a constructor, because
+    /// isolate may look at any slot, free or not, and must find it in a known state. The cache moves to the
+    /// front of the cache list and from now on keeps its full slabs on a list (so NUMA moves can find them).
+    /// Calling it again replaces the callbacks; mobility cannot be turned off. Thread-safe.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The cache has no constructor.</exception>
+    public void SetupMobility(IsolateCallback? isolate, MigrateCallback migrate)
+    {
+        ArgumentNullException.ThrowIfNull(migrate);
+        if (Constructor is null)
+            throw new InvalidOperationException($"{Name}: require constructor to setup mobility");
+        lock (_allocator.SlabMutex)
+        {
+            Volatile.Write(ref _isolated, _isolated ?? new long[_nodes.Length]);
+            if (!_trackFull)
+            {
+                _trackFull = true;
+                FlushAll();   // every CPU passes its lock, so nobody is still in an untracked full transition
+                AdoptUntrackedFullSlabs();
+            }
+            Volatile.Write(ref _mobility, new Mobility(isolate, migrate));
+            _allocator.MoveToFront(this);
+        }
+    }
+
+    /// <summary>Puts full slabs that were made before full-list tracking began onto their node's full list.</summary>
+    private void AdoptUntrackedFullSlabs()
+    {
+        foreach (var arena in _pages.Arenas)
+        {
+            foreach (var block in arena.AllocatedBlocks())
+            {
+                if (block is not Slab s || s.Cache != this) continue;
+                var n = _nodes[s.Node];
+                lock (n.ListLock)
+                {
+                    SpinLockWord.Enter(ref s.LockWord);
+                    if (s.List == SlabList.None && !s.Frozen && s.Freelist == 0)
+                    {
+                        s.List = SlabList.Full;
+                        n.Full.AddTail(s);
+                    }
+                    SpinLockWord.Exit(ref s.LockWord);
+                }
+            }
+        }
+    }
+
+    internal long IsolatedSlabs(int node)
+    {
+        var iso = Volatile.Read(ref _isolated);
+        return iso is null ? 0 : Volatile.Read(ref iso[node]);
+    }
+
+    /// <summary>
+    /// <c>kmem_cache_defrag</c> for one node: if the node has more than <see cref="MaxPartial"/> partial
+    /// slabs, empty the partial slabs whose use is at most <see cref="DefragUsedRatio"/> percent. Empty
+    /// partial slabs are freed in any case. Returns the partial slabs left on the node. Thread-safe.
+    /// </summary>
+    public long DefragmentNode(int node, DefragPolicy policy = DefragPolicy.FillFullestFirst)
+    {
+        if ((uint)node >= (uint)_nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
+        if (Volatile.Read(ref _nodes[node].Partial.Count) <= MaxPartial) return _nodes[node].Partial.Count;
+        return DefragNode(node, node, DefragUsedRatio, policy, shrinking: false);
+    }
+
+    /// <summary>Shrink with an explicit policy (the benchmark compares both). Flushes the CPUs first. Returns the partial slabs left.</summary>
+    public long Shrink(DefragPolicy policy)
+    {
+        FlushAll();
+        if (Mobility is null) return DiscardEmptyAndSort();
+        long left = 0;
+        for (int n = 0; n < _nodes.Length; n++) left += DefragNode(n, n, 100, policy, shrinking: true);
+        return left;
+    }
+
+    /// <summary>
+    /// The defrag worker: choose source slabs on <paramref name="node"/>, freeze them and take them off the
+    /// partial list, then for each one call isolate (slab lock held) and migrate (no locks), and finally
+    /// free the slabs that emptied and put the rest back at the tail. Returns partial slabs left.
+    /// </summary>
+    internal long DefragNode(int node, int targetNode, int ratio, DefragPolicy policy, bool shrinking)
+    {
+        var n = _nodes[node];
+        var mobility = Mobility;
+        long started = Stopwatch.GetTimestamp();
+        var sources = new List<Slab>();
+        var empty = new List<Slab>();
+        lock (n.ListLock)
+        {
+            var slabs = new List<Slab>((int)n.Partial.Count);
+            for (var s = n.Partial.Head; s is not null; s = s.Next) slabs.Add(s);
+            // Fullest first: the order the list is rebuilt in, so refills fill the densest slabs.
+            slabs.Sort((a, b) => Volatile.Read(ref b.Inuse).CompareTo(Volatile.Read(ref a.Inuse)));
+            long freeInTargets = 0;
+            foreach (var s in slabs) freeInTargets += s.Objects - Volatile.Read(ref s.Inuse);
+            long toMove = 0;
+            var chosen = new HashSet<Slab>();
+            for (int i = slabs.Count - 1; i >= 0; i--)
+            {
+                var s = slabs[i];
+                int inuse = Volatile.Read(ref s.Inuse);
+                if (inuse == 0) { chosen.Add(s); continue; }
+                if (mobility is null || inuse * 100L > (long)ratio * s.Objects) break;
+                if (policy == DefragPolicy.FillFullestFirst && node == targetNode)
+                {
+                    long free = s.Objects - inuse;
+                    if (freeInTargets - free < toMove + inuse) break;
+                    freeInTargets -= free;
+                    toMove += inuse;
+                }
+                chosen.Add(s);
+            }
+            foreach (var s in slabs) n.Partial.Remove(s);
+            foreach (var s in slabs)
+            {
+                if (!chosen.Contains(s) || !SpinLockWord.TryEnter(ref s.LockWord)) { n.Partial.AddTail(s); continue; }
+                if (s.Inuse == 0) { s.List = SlabList.None; empty.Add(s); }
+                else { s.Frozen = true; s.List = SlabList.Isolated; sources.Add(s); }
+                SpinLockWord.Exit(ref s.LockWord);
+            }
+            if (sources.Count > 0) Interlocked.Add(ref _isolated![node], sources.Count);
+        }
+        foreach (var s in empty) DiscardSlab(s);
+        Interlocked.Add(ref Defrag._slabsFreed, empty.Count);
+
+        Exception? failure = null;
+        if (sources.Count > 0)
+        {
+            int max = sources.Max(s => s.Objects);
+            var vector = new nint[max];
+            var results = new MigrateResult[max];
+            foreach (var s in sources)
+            {
+                if (failure is not null) break;
+                try { MoveSlab(s, vector, results, targetNode, mobility!); }
+                catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
+            }
+            PutBackIsolated(n, sources);
+        }
+        Interlocked.Increment(ref Defrag._runs);
+        Interlocked.Add(ref Defrag._ticks, Stopwatch.GetElapsedTime(started).Ticks);
+        if (failure is not null) throw failure;
+        return Volatile.Read(ref n.Partial.Count);
+    }
+
+    /// <summary>
+    /// Isolate and migrate the objects of one frozen slab (the series' <c>move_slab_page</c>), offering at
+    /// most <paramref name="limit"/> of them. Returns how many were offered.
+    /// </summary>
+    private int MoveSlab(Slab s, nint[] vector, MigrateResult[] results, int targetNode, Mobility mobility, int limit = int.MaxValue)
+    {
+        int count = 0;
+        object? state;
+        SpinLockWord.Enter(ref s.LockWord);
+        try
+        {
+            Span<bool> free = s.Objects <= 1024 ? stackalloc bool[s.Objects] : new bool[s.Objects];
+            for (nint p = s.Freelist; p != 0; p = *(nint*)(p + _fpOffset)) free[s.IndexOf(p)] = true;
+            for (int i = 0; i < s.Objects && count < limit; i++) if (!free[i]) vector[count++] = s.ObjectAt(i);
+            try { state = mobility.Isolate?.Invoke(this, vector.AsSpan(0, count)); }
+            catch (Exception e) { throw new DefragmentationException(Name, s.Address, "isolate", e); }
+        }
+        finally
+        {
+            SpinLockWord.Exit(ref s.LockWord);
+        }
+        if (count == 0) return 0;
+        var res = results.AsSpan(0, count);
+        res.Clear();
+        try { mobility.Migrate(this, vector.AsSpan(0, count), targetNode, state, res); }
+        catch (Exception e) { throw new DefragmentationException(Name, s.Address, "migrate", e); }
+        finally { CountResults(vector.AsSpan(0, count), res); }
+        return count;
+    }
+
+    private void CountResults(ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results)
+    {
+        long moved = 0, freed = 0, later = 0, refused = 0, skipped = 0, unreported = 0;
+        for (int i = 0; i < results.Length; i++)
+        {
+            if (objects[i] == 0) { skipped++; continue; }
+            switch (results[i])
+            {
+                case MigrateResult.Moved: moved++; break;
+                case MigrateResult.Freed: freed++; break;
+                case MigrateResult.Later: later++; break;
+                case MigrateResult.CannotMove: refused++; break;
+                case MigrateResult.Skipped: skipped++; break;
+                default: unreported++; break;
+            }
+        }
+        Interlocked.Add(ref Defrag._moved, moved);
+        Interlocked.Add(ref Defrag._freed, freed);
+        Interlocked.Add(ref Defrag._later, later);
+        Interlocked.Add(ref Defrag._refused, refused);
+        Interlocked.Add(ref Defrag._skipped, skipped);
+        Interlocked.Add(ref Defrag._unreported, unreported);
+    }
+
+    /// <summary>Unfreezes the source slabs: empty ones are freed (ignoring min_partial), the rest go to the partial tail.</summary>
+    private void PutBackIsolated(KmemCacheNode n, List<Slab> sources)
+    {
+        var discard = new List<Slab>();
+        lock (n.ListLock)
+        {
+            foreach (var s in sources)
+            {
+                SpinLockWord.Enter(ref s.LockWord);
+                s.Frozen = false;
+                if (s.Inuse == 0) { s.List = SlabList.None; discard.Add(s); }
+                else if (s.Freelist != 0) { s.List = SlabList.Partial; n.Partial.AddTail(s); }
+                else AddFull(n, s);
+                SpinLockWord.Exit(ref s.LockWord);
+            }
+            Interlocked.Add(ref _isolated![n.Node], -sources.Count);
+        }
+        foreach (var s in discard) DiscardSlab(s);
+        Interlocked.Add(ref Defrag._slabsFreed, discard.Count);
+    }
+}

@@ -1,0 +1,94 @@
+namespace Slub;
+
+/// <summary>What a migrate callback did with one object (illumos' kmem_cbrc_t: YES / DONT_NEED / LATER / NO).</summary>
+public enum MigrateResult : byte
+{
+    /// <summary>The callback did not say; the core judges only by whether the slab emptied.</summary>
+    Unreported = 0,
+    /// <summary>Copied to a new object, every reference redirected, the old one freed.</summary>
+    Moved,
+    /// <summary>Not needed any more: freed instead of moved (the dcache's way).</summary>
+    Freed,
+    /// <summary>Busy now (referenced, locked); worth trying on a later pass.</summary>
+    Later,
+    /// <summary>Can never be moved (pinned for good).</summary>
+    CannotMove,
+    /// <summary>Skipped: isolate dropped it (set its entry to zero), e.g. because it was being freed.</summary>
+    Skipped,
+}
+
+/// <summary>
+/// Pins the objects of a slab that is about to be emptied (the series' <c>kmem_cache_isolate_func</c>).
+/// </summary>
+/// <remarks>
+/// <para><b>Context.</b> Called with the slab's lock held: no object of this slab can be freed until it
+/// returns (a concurrent free spins). It must be short, must not allocate from or free to this cache, and
+/// must not block on anything a freeing thread might hold.</para>
+/// <para><b>What to do.</b> Take a reference or set a flag on every object it wants moved, so the object
+/// cannot be freed while migrate works on it. An object found in the middle of being freed can be
+/// dropped by setting its entry to 0; migrate then sees 0 there.</para>
+/// <para><b>Returns</b> private state handed unchanged to the migrate callback (may be null).</para>
+/// </remarks>
+public delegate object? IsolateCallback(KmemCache cache, Span<nint> objects);
+
+/// <summary>
+/// Moves (or frees) the objects isolate pinned (the series' <c>kmem_cache_migrate_func</c>).
+/// </summary>
+/// <remarks>
+/// <para><b>Context.</b> No allocator locks held; it may block and may allocate from any cache, this one
+/// included: allocations never land in the slabs being emptied, which are frozen and on no list.</para>
+/// <para><b>What to do.</b> For each non-zero entry: allocate a replacement with
+/// <c>cache.AllocNode(node)</c>, copy, redirect every reference, free the old object, and set its result to
+/// <see cref="MigrateResult.Moved"/>; or free it and report <see cref="MigrateResult.Freed"/>; or leave it and
+/// report <see cref="MigrateResult.Later"/> / <see cref="MigrateResult.CannotMove"/>. Release the pins taken in
+/// isolate. Objects may be freed by their users concurrently once isolate has returned: the callback must tell
+/// a freed object from its contents or from its own pin. An exception leaves the objects not yet processed
+/// where they are; the core restores the slabs and rethrows it wrapped in <see cref="DefragmentationException"/>.</para>
+/// </remarks>
+public delegate void MigrateCallback(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? state, Span<MigrateResult> results);
+
+/// <summary>A cache's isolate/migrate pair.</summary>
+public sealed record Mobility(IsolateCallback? Isolate, MigrateCallback Migrate);
+
+/// <summary>How defragmentation picks the slabs it empties.</summary>
+public enum DefragPolicy
+{
+    /// <summary>
+    /// Ours: keep the fullest partial slabs as targets and empty the sparsest ones, only as many as the free
+    /// slots of the targets can absorb, so objects move into existing holes and no new slab is needed.
+    /// </summary>
+    FillFullestFirst,
+    /// <summary>The series': empty every candidate slab; with ratio 100 (shrink) every object of every partial slab moves into new slabs.</summary>
+    EmptyAllCandidates,
+}
+
+/// <summary>A mobility callback threw. The core put its slabs back before rethrowing.</summary>
+public sealed class DefragmentationException : Exception
+{
+    public string CacheName { get; }
+    public nint SlabAddress { get; }
+
+    public DefragmentationException(string cacheName, nint slab, string phase, Exception inner)
+        : base($"{cacheName}: {phase} callback failed on slab 0x{slab:x}: {inner.Message}", inner)
+    {
+        CacheName = cacheName;
+        SlabAddress = slab;
+    }
+}
+
+/// <summary>SMO counters of a cache (the series has none). Updated atomically.</summary>
+public sealed class DefragCounters
+{
+    internal long _moved, _freed, _later, _refused, _skipped, _unreported, _slabsFreed, _runs, _ticks, _failures;
+
+    public long ObjectsMoved => Volatile.Read(ref _moved);
+    public long ObjectsFreed => Volatile.Read(ref _freed);
+    public long ObjectsBusy => Volatile.Read(ref _later);
+    public long ObjectsRefused => Volatile.Read(ref _refused);
+    public long ObjectsSkipped => Volatile.Read(ref _skipped);
+    public long ObjectsUnreported => Volatile.Read(ref _unreported);
+    public long SlabsFreed => Volatile.Read(ref _slabsFreed);
+    public long Runs => Volatile.Read(ref _runs);
+    public long CallbackFailures => Volatile.Read(ref _failures);
+    public TimeSpan TimeSpent => TimeSpan.FromTicks(Volatile.Read(ref _ticks));
+}
