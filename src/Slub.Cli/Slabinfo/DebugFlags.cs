@@ -16,30 +16,17 @@ internal static class DebugFlags
         }
         foreach (var c in opt)
         {
-            ref var flag = ref Flag(o, char.ToLowerInvariant(c), out var known);
-            if (!known || flag)
-                return false;
-            flag = true;
+            switch (char.ToLowerInvariant(c))
+            {
+                case 'f' when !o.Sanity: o.Sanity = true; break;
+                case 'p' when !o.Poison: o.Poison = true; break;
+                case 'z' when !o.Redzone: o.Redzone = true; break;
+                case 'u' when !o.Tracking: o.Tracking = true; break;
+                case 't' when !o.Tracing: o.Tracing = true; break;
+                default: return false; // unknown or repeated letter
+            }
         }
         return true;
-    }
-
-    private static bool _unknown;
-
-    private static ref bool Flag(SlabinfoSettings o, char c, out bool known)
-    {
-        known = true;
-        switch (c)
-        {
-            case 'f': return ref o.Sanity;
-            case 'p': return ref o.Poison;
-            case 'z': return ref o.Redzone;
-            case 'u': return ref o.Tracking;
-            case 't': return ref o.Tracing;
-            default:
-                known = false;
-                return ref _unknown;
-        }
     }
 
     /// <summary>Brings one cache's debug flags to the requested state, as far as the kernel allows.</summary>
