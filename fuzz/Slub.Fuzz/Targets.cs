@@ -14,6 +14,7 @@ public static class Targets
         ["sysfs-write"] = SysfsWrite.Run,
         ["live-endpoint"] = LiveProtocol.Run,
         ["slub-debug"] = SlubDebugText.Run,
+        ["testmod-command"] = TestModuleCommands.Run,
     };
 }
 
@@ -255,5 +256,37 @@ internal static class SlubDebugText
             SlabFlags f = opt.FlagsFor(name);
             if ((f & ~Allowed) != 0) throw new OracleViolation($"FlagsFor({name}) = {f}");
         }
+    }
+}
+
+/// <summary>
+/// The SMO test module's command parser (<c>smo/callfn</c>, <see cref="Slub.Cli.TestModules.SmoTestModule.Write"/>):
+/// up to 8 commands per input, separated by NUL bytes. The module lives on a small allocator (8 MiB per
+/// node) so that <c>alloc</c>/<c>test</c> with huge counts end quickly in ENOMEM. Contract: only
+/// <see cref="SysfsException"/> escapes; after every command the module's list and the cache agree on the
+/// number of objects; every 64th input validate is clean.
+/// </summary>
+internal static class TestModuleCommands
+{
+    private static readonly SlabAllocator s_allocator =
+        new(new SlabOptions { BytesPerNode = 8 << 20, EmulatedNodes = 2, Cpus = 2, SlubDebug = "-" });
+    private static readonly Slub.Cli.TestModules.SmoTestModule s_module = new(s_allocator);
+    private static int s_runs;
+
+    public static void Run(byte[] input)
+    {
+        s_module.Write("free 0");   // every input starts from an empty list (mobility, once enabled, stays)
+        var commands = Encoding.UTF8.GetString(input).Split('\0');
+        foreach (string command in commands.Take(8))
+        {
+            try { s_module.Write(command); }
+            catch (SysfsException) { }
+            s_module.Cache.FlushAll();
+            long objects = s_module.Cache.CountObjects();
+            if (objects != s_module.ListedObjects)
+                throw new OracleViolation($"after '{command}': the module lists {s_module.ListedObjects} objects, the cache holds {objects}");
+        }
+        if (++s_runs % 64 == 0 && s_module.Cache.Validate() is { Count: > 0 } problems)
+            throw new OracleViolation($"validate smo_test: {problems[0]}");
     }
 }
