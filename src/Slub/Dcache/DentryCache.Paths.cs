@@ -13,9 +13,42 @@ public sealed unsafe partial class DentryCache
     /// <exception cref="ArgumentException">An absolute path outside the root.</exception>
     public LookupResult LookupPath(string path)
     {
-        string rel = Relative(path);
+        nint p = Walk(Relative(path), out int queries, out bool complete);
+        try { return Answer(p, queries, complete); }
+        finally { Put(new Dentry(p)); }
+    }
+
+    /// <summary>
+    /// Like <see cref="LookupPath"/>, but also returns the dentry where the walk ended, with a reference the
+    /// caller drops with <see cref="Put"/>: the target (negative when the name does not exist, the root for an
+    /// empty path), or the file or directory that made the rest of the path impossible. Holding it pins it, as
+    /// an open file or a working directory pins a dentry. Thread-safe.
+    /// </summary>
+    public Dentry Resolve(string path, out LookupResult result)
+    {
+        nint p = Walk(Relative(path), out int queries, out bool complete);
+        result = Answer(p, queries, complete);
+        return new Dentry(p);
+    }
+
+    private static LookupResult Answer(nint p, int queries, bool complete)
+    {
+        var d = (DentryData*)p;
+        return !complete || d->Kind is InodeKind.Negative or InodeKind.Unknown
+            ? new LookupResult(InodeKind.Negative, 0, queries)
+            : new LookupResult(d->Kind, d->Inode, queries);
+    }
+
+    /// <summary>
+    /// The walk: returns the held dentry where it ended. <paramref name="complete"/> is false when it stopped
+    /// before the last component (a negative or non-directory dentry on the way, or a name no file system
+    /// accepts), in which case the path does not exist.
+    /// </summary>
+    private nint Walk(string rel, out int queries, out bool complete)
+    {
         Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
-        int queries = 0;
+        queries = 0;
+        complete = false;
         nint cur = Get(Root).Address;
         try
         {
@@ -26,9 +59,9 @@ public sealed unsafe partial class DentryCache
                 var component = rel.AsSpan(pos, end - pos);
                 pos = end + 1;
                 if (component.IsEmpty) continue;
-                if (((DentryData*)cur)->Kind != InodeKind.Directory) return new LookupResult(InodeKind.Negative, 0, queries);
+                if (((DentryData*)cur)->Kind != InodeKind.Directory) return Detach(ref cur);
                 int len = DentryName.Encode(component, buf);
-                if (len <= 0 || len > DentryName.MaxLength) return new LookupResult(InodeKind.Negative, 0, queries);
+                if (len <= 0 || len > DentryName.MaxLength) return Detach(ref cur);
                 var name = buf[..len];
                 uint hash = DentryName.Hash(cur, name);
                 nint next = LookupFast(cur, hash, name);
@@ -40,12 +73,18 @@ public sealed unsafe partial class DentryCache
                 nint prev = cur;
                 cur = next;
                 Put(new Dentry(prev));
-                if (((DentryData*)cur)->Kind == InodeKind.Negative) return new LookupResult(InodeKind.Negative, 0, queries);
             }
-            var d = (DentryData*)cur;
-            return new LookupResult(d->Kind, d->Inode, queries);
+            complete = true;
+            return Detach(ref cur);
         }
-        finally { Put(new Dentry(cur)); }
+        finally { if (cur != 0) Put(new Dentry(cur)); }
+    }
+
+    private static nint Detach(ref nint cur)
+    {
+        nint p = cur;
+        cur = 0;
+        return p;
     }
 
     /// <summary>True if <paramref name="path"/> exists (file or directory), answered through the cache. Thread-safe.</summary>
