@@ -33,6 +33,7 @@ public sealed record DcacheWorkloadResult(
     long DentriesAfterPressure, long SlabsAfterPressure, long OptimalAfterPressure,
     long DentriesAfterSmo, long SlabsAfterSmo, long OptimalAfterSmo,
     long SmoObjectsFreed, long SmoObjectsBusy, long SmoSlabsFreed, long SmoEvictedReferenced,
+    int HotPaths, int HotCachedBeforeSmo, int HotCachedAfterSmo,
     int Verified, int Mismatches, int VerifyFileSystemQueries, int ObjectsPerSlab, TimeSpan Elapsed)
 {
     public override string ToString() =>
@@ -40,7 +41,8 @@ public sealed record DcacheWorkloadResult(
         $"  populated:       {DentriesPopulated,8} dentries in {SlabsPopulated,6} slabs\n" +
         $"  after pressure:  {DentriesAfterPressure,8} dentries in {SlabsAfterPressure,6} slabs (optimal {OptimalAfterPressure})\n" +
         $"  after SMO:       {DentriesAfterSmo,8} dentries in {SlabsAfterSmo,6} slabs (optimal {OptimalAfterSmo}); " +
-        $"freed {SmoObjectsFreed} dentries ({SmoEvictedReferenced} recently referenced), {SmoSlabsFreed} slabs, {SmoObjectsBusy} busy\n" +
+        $"freed {SmoObjectsFreed} dentries ({SmoEvictedReferenced} with the referenced bit), {SmoSlabsFreed} slabs, {SmoObjectsBusy} busy\n" +
+        $"  hot paths:       {HotPaths}: {HotCachedBeforeSmo} cached before SMO, {HotCachedAfterSmo} after\n" +
         $"  verify:          {Verified} paths, {Mismatches} mismatches, {VerifyFileSystemQueries} file-system queries; {Elapsed.TotalMilliseconds:F0} ms";
 }
 
@@ -69,7 +71,8 @@ public static class DcacheWorkload
         foreach (var p in paths) dc.LookupPath(p);
         var populated = Snapshot(dc);
 
-        foreach (var p in paths) if (rng.NextDouble() < options.HotFraction) dc.LookupPath(p);
+        var hot = paths.Where(_ => rng.NextDouble() < options.HotFraction).ToList();
+        foreach (var p in hot) dc.LookupPath(p);
         var pins = new List<Dentry>();
         foreach (var p in paths)
             if (rng.NextDouble() < options.PinnedFraction) pins.Add(dc.Resolve(p, out _));
@@ -82,10 +85,13 @@ public static class DcacheWorkload
             dc.Prune(Math.Min(1024, dc.GetStatistics().Unused - target));
         var pressured = Snapshot(dc);
 
+        int hotBefore = hot.Count(dc.IsCached);
         var before = (dc.Cache.Defrag.ObjectsFreed, dc.Cache.Defrag.ObjectsBusy, dc.Cache.Defrag.SlabsFreed, dc.PartialShrinkEvictedReferenced);
         dc.Cache.Shrink(options.Policy);
         var after = Snapshot(dc);
 
+        // The cost of eviction: hot paths that survived the LRU but not SMO now need the disk again.
+        int hotAfter = hot.Count(dc.IsCached);
         foreach (var d in pins) dc.Put(d);
         int mismatches = 0, queries = 0;
         foreach (var p in paths)
@@ -100,6 +106,7 @@ public static class DcacheWorkload
             after.Dentries, after.Slabs, after.Optimal,
             dc.Cache.Defrag.ObjectsFreed - before.ObjectsFreed, dc.Cache.Defrag.ObjectsBusy - before.ObjectsBusy,
             dc.Cache.Defrag.SlabsFreed - before.SlabsFreed, dc.PartialShrinkEvictedReferenced - before.PartialShrinkEvictedReferenced,
+            hot.Count, hotBefore, hotAfter,
             paths.Count, mismatches, queries, dc.Cache.ObjectsPerSlab, clock.Elapsed);
     }
 

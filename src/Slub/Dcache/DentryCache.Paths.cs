@@ -124,6 +124,37 @@ public sealed unsafe partial class DentryCache
         finally { Put(new Dentry(p)); }
     }
 
+    /// <summary>
+    /// True if every component of <paramref name="path"/> is cached (positive or negative), so a lookup would
+    /// not ask the file system. A peek: asks nothing, takes no reference and leaves the LRU and its referenced
+    /// bits alone (the walk holds the tree lock for reading instead). Thread-safe.
+    /// </summary>
+    public bool IsCached(string path)
+    {
+        string rel = Relative(path);
+        Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
+        _tree.EnterReadLock();
+        try
+        {
+            nint cur = _root;
+            for (int pos = 0; pos < rel.Length;)
+            {
+                int slash = rel.IndexOf('/', pos);
+                int end = slash < 0 ? rel.Length : slash;
+                var component = rel.AsSpan(pos, end - pos);
+                pos = end + 1;
+                if (component.IsEmpty) continue;
+                if (((DentryData*)cur)->Kind != InodeKind.Directory) return true;   // the cached answer is "not there"
+                int len = DentryName.Encode(component, buf);
+                if (len <= 0 || len > DentryName.MaxLength) return false;
+                cur = _hash.Find(cur, DentryName.Hash(cur, buf[..len]), buf[..len]);
+                if (cur == 0) return false;
+            }
+            return true;
+        }
+        finally { _tree.ExitReadLock(); }
+    }
+
     /// <summary>Tells the cache <paramref name="path"/> was created: drops the negative dentry that cached its absence. Thread-safe.</summary>
     public void NotifyCreated(string path) => Invalidate(path);
 
