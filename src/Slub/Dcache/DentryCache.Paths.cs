@@ -13,9 +13,54 @@ public sealed unsafe partial class DentryCache
     /// <exception cref="ArgumentException">An absolute path outside the root.</exception>
     public LookupResult LookupPath(string path)
     {
-        nint p = Walk(Relative(path), out int queries, out bool complete);
+        string rel = Relative(path);
+        if (TryLockedWalk(rel, out var cached)) return cached;
+        nint p = Walk(rel, out int queries, out bool complete);
         try { return Answer(p, queries, complete); }
         finally { Put(new Dentry(p)); }
+    }
+
+    /// <summary>
+    /// The fast path (the analogue of the kernel's RCU-walk): with the tree lock held for reading nothing can be
+    /// unhashed or freed, so the walk follows the hash table without taking references. Only the dentry that
+    /// answers is touched: if it is unused on the LRU it gets the referenced bit, as a get/put pair would give
+    /// it. Returns false at the first component that is not cached; the caller then walks again in ref mode.
+    /// </summary>
+    private bool TryLockedWalk(string rel, out LookupResult result)
+    {
+        Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
+        result = default;
+        int components = 0;
+        _tree.EnterReadLock();
+        try
+        {
+            nint cur = _root;
+            bool complete = true;
+            for (int pos = 0; pos < rel.Length;)
+            {
+                int slash = rel.IndexOf('/', pos);
+                int end = slash < 0 ? rel.Length : slash;
+                var component = rel.AsSpan(pos, end - pos);
+                pos = end + 1;
+                if (component.IsEmpty) continue;
+                if (((DentryData*)cur)->Kind != InodeKind.Directory) { complete = false; break; }
+                int len = DentryName.Encode(component, buf);
+                if (len <= 0 || len > DentryName.MaxLength) return false;
+                nint next = _hash.Find(cur, DentryName.Hash(cur, buf[..len]), buf[..len]);
+                if (next == 0) return false;
+                cur = next;
+                components++;
+            }
+            var d = (DentryData*)cur;
+            Lock(d);
+            if (d->Count == 0 && (d->Flags & (uint)DentryFlags.LruList) != 0) d->Flags |= (uint)DentryFlags.Referenced;
+            result = Answer(cur, 0, complete);
+            Unlock(d);
+        }
+        finally { _tree.ExitReadLock(); }
+        Interlocked.Add(ref _lookups, components);
+        Interlocked.Add(ref _hits, components);
+        return true;
     }
 
     /// <summary>
