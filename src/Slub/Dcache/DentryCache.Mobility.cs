@@ -75,6 +75,7 @@ public sealed unsafe partial class DentryCache
     /// </summary>
     private object? Isolate(KmemCache cache, Span<nint> objects)
     {
+        if (objects.IsEmpty) return null;   // the core calls no migrate then: a rented state would be lost
         var state = RentState(objects.Length);
         if (state is null)
         {
