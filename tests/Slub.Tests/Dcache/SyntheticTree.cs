@@ -9,7 +9,7 @@ namespace Slub.Tests.Dcache;
 internal sealed class SyntheticTree
 {
     public string Root { get; } = Path.GetTempPath().TrimEnd('/');
-    private readonly Dictionary<string, InodeKind> _kinds = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, InodeKind> _kinds = new();
     public List<string> Files { get; } = new();
     public List<string> Dirs { get; } = new();
     public long Probes;
@@ -29,6 +29,13 @@ internal sealed class SyntheticTree
                 _kinds[Path.Join(Root, file)] = InodeKind.File;
             }
         }
+    }
+
+    /// <summary>Changes the "disk": creates (or, with <see cref="InodeKind.Negative"/>, deletes) a path.</summary>
+    public void Set(string rel, InodeKind kind)
+    {
+        if (kind == InodeKind.Negative) _kinds.TryRemove(Path.Join(Root, rel), out _);
+        else _kinds[Path.Join(Root, rel)] = kind;
     }
 
     public InodeKind Probe(string full)
