@@ -71,6 +71,7 @@ public sealed unsafe partial class DentryCache
     public Dentry Lookup(Dentry parent, string name)
     {
         Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
+        CheckHeld(parent);
         int len = DentryName.Encode(name, buf);
         if (len < 0) return default;
         var bytes = buf[..len];
@@ -239,9 +240,12 @@ public sealed unsafe partial class DentryCache
         return len;
     }
 
-    private static void CheckHeld(Dentry dentry)
+    /// <summary>The handle is non-null, of this cache, and referenced (the root always is).</summary>
+    private void CheckHeld(Dentry dentry)
     {
         if (dentry.IsNull) throw new ArgumentNullException(nameof(dentry));
+        if (!Cache.Owns(dentry.Address) || dentry.D->Sb != _sb)
+            throw new ArgumentException($"0x{dentry.Address:x} is not a dentry of the cache for {RootPath}", nameof(dentry));
         if (dentry.Count <= 0 && (dentry.Flags & DentryFlags.Root) == 0)
             throw new InvalidOperationException($"dentry 0x{dentry.Address:x} is not referenced (count {dentry.Count})");
     }

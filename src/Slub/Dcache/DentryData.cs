@@ -64,7 +64,7 @@ internal unsafe struct DentryData
     [FieldOffset(136)] public nint SibPrev;
     /// <summary><c>d_children</c>: first child.</summary>
     [FieldOffset(144)] public nint Children;
-    /// <summary><c>d_sb</c>: identity of the owning <see cref="DentryCache"/> (a debugging aid: checked on every handle use in debug builds).</summary>
+    /// <summary><c>d_sb</c>: identity of the owning <see cref="DentryCache"/>; operations taking a handle (all but get/put) check it.</summary>
     [FieldOffset(152)] public nint Sb;
     // Bytes 160..191 correspond to the kernel's d_op, d_fsdata and the d_u union (inode alias list, RCU
     // head); this implementation has no per-fs methods, no inode alias lists and no RCU, so they stay zero.

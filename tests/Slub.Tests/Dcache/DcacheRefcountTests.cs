@@ -110,4 +110,18 @@ public class DcacheRefcountTests
         Assert.Throws<InvalidOperationException>(() => dc.Move(p1, f.Parent == p1 ? p1 : p2, "loop"));
         dc.Put(f); dc.Put(p1); dc.Put(p2);
     }
+
+    [Fact]
+    public void HandlesOfAnotherCacheOrUnreferencedAreRefused()
+    {
+        using var a = TestAllocator.Create();
+        using var dc1 = new SyntheticTree(0, 0).CreateCache(a);
+        using var dc2 = new SyntheticTree(0, 0).CreateCache(a);
+        var d = dc1.Alloc(dc1.Root, "x");
+        Assert.Throws<ArgumentException>(() => dc2.Alloc(d, "y"));
+        Assert.Throws<ArgumentException>(() => dc2.Lookup(dc1.Root, "x"));
+        dc1.Add(d, InodeKind.Directory);
+        dc1.Put(d);                                        // unused now: no handle operation may use it
+        Assert.Throws<InvalidOperationException>(() => dc1.Alloc(d, "y"));
+    }
 }
