@@ -122,8 +122,24 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Allocates an object, or returns 0 when no memory is left. Thread-safe.</summary>
+    /// <remarks>The fast path pops this thread's magazine with no atomic instruction (see <see cref="ThreadMagazine"/>).</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public nint TryAlloc() => AllocFrom(_cpus[_allocator.CurrentCpu()], -1);
+    public nint TryAlloc()
+    {
+        var m = CurrentMagazine();
+        if (m is not null)
+        {
+            Volatile.Write(ref m.Busy, 1);
+            if (Volatile.Read(ref m.FlushRequest) == 0 && m.Count > 0)
+            {
+                nint obj = m.Slots[--m.Count];
+                Volatile.Write(ref m.Busy, 0);
+                return obj;
+            }
+            Volatile.Write(ref m.Busy, 0);
+        }
+        return _debug ? AllocFrom(_cpus[_allocator.CurrentCpu()], -1) : AllocMagazineSlow();
+    }
 
     /// <summary>The fast path: pop the CPU free list under the CPU lock (node -1: any node).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -164,7 +180,10 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Fills <paramref name="objects"/> with new objects (<c>kmem_cache_alloc_bulk</c>). Returns how many were allocated: all, or fewer only when memory ran out. Thread-safe.</summary>
-    public int AllocBulk(Span<nint> objects)
+    public int AllocBulk(Span<nint> objects) => AllocBulkFromCpus(objects);
+
+    /// <summary>Bulk allocation from the per-CPU layer (the magazine refill uses it too).</summary>
+    private int AllocBulkFromCpus(Span<nint> objects)
     {
         int i = 0;
         while (i < objects.Length)
@@ -190,7 +209,35 @@ public sealed unsafe partial class KmemCache
     /// <summary>Frees an object allocated from this cache. Thread-safe; any thread may free any object.</summary>
     /// <exception cref="InvalidFreeException">The pointer is not an allocated object of this cache (and, on debug caches, double frees and red-zone damage).</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Free(nint obj) => FreeTo(_cpus[_allocator.CurrentCpu()], obj);
+    public void Free(nint obj)
+    {
+        if (_debug) { FreeTo(_cpus[_allocator.CurrentCpu()], obj); return; }
+        // The pointer must be an object boundary of this cache before it is parked anywhere. Objects of a
+        // slab being emptied by defragmentation (a migrate callback freeing the old copy) go straight back
+        // to their slab, or the slab could not be freed.
+        var slab = SlabOf(obj);
+        var m = CurrentMagazine();
+        if (m is not null && slab.List != SlabList.Isolated)
+        {
+            Volatile.Write(ref m.Busy, 1);
+            int n = m.Count;
+            if (Volatile.Read(ref m.FlushRequest) == 0 && n < m.Slots.Length)
+            {
+                if (n > 0 && m.Slots[n - 1] == obj)
+                {
+                    Volatile.Write(ref m.Busy, 0);
+                    throw new InvalidFreeException(Name, obj, $"kmem_cache_free({Name}): double free of object 0x{obj:x} (it is the last object freed on this thread)");
+                }
+                m.Slots[n] = obj;
+                m.Count = n + 1;
+                Volatile.Write(ref m.Busy, 0);
+                return;
+            }
+            Volatile.Write(ref m.Busy, 0);
+        }
+        if (slab.List == SlabList.Isolated) FreeTo(_cpus[_allocator.CurrentCpu()], obj);
+        else FreeMagazineSlow(obj);
+    }
 
     /// <summary>Frees as if running on CPU <paramref name="cpu"/> (for simulations). Thread-safe.</summary>
     public void FreeOnCpu(int cpu, nint obj)
@@ -220,7 +267,10 @@ public sealed unsafe partial class KmemCache
     /// go onto the CPU free list; each run of objects from one other slab is chained and handed over under a
     /// single slab lock. Thread-safe. Every pointer is checked before anything is freed.
     /// </summary>
-    public void FreeBulk(ReadOnlySpan<nint> objects)
+    public void FreeBulk(ReadOnlySpan<nint> objects) => FreeBulkToCpus(objects);
+
+    /// <summary>Bulk free into the per-CPU layer (magazine trims and flushes use it too).</summary>
+    private void FreeBulkToCpus(ReadOnlySpan<nint> objects)
     {
         if (_debug)
         {
