@@ -106,6 +106,13 @@ public sealed unsafe partial class DentryCache : IDisposable
             st.Slabs, st.Objects, st.OptimalSlabs, st.ObjectsPerSlab);
     }
 
+    /// <summary>
+    /// The six fields of <c>/proc/sys/fs/dentry-state</c>: nr_dentry, nr_unused, age_limit (45, unused as in the
+    /// kernel), want_pages (0), nr_negative, dummy (0), tab-separated. Thread-safe (a snapshot).
+    /// </summary>
+    public string DentryState() =>
+        $"{Volatile.Read(ref _nrDentry)}\t{_lru.Count}\t45\t0\t{Volatile.Read(ref _nrNegative)}\t0";
+
     /// <summary>Dentries alive (allocated and not killed), the root included.</summary>
     public long Count => Volatile.Read(ref _nrDentry);
 

@@ -78,6 +78,7 @@ public class DcacheLruTests
         Assert.Equal(0, r.FileSystemQueries);
         Assert.Equal(probes, tree.Probes);
         Assert.Equal(2, dc.GetStatistics().Negative);
+        Assert.Equal($"{dc.Count}\t{dc.GetStatistics().Unused}\t45\t0\t2\t0", dc.DentryState());
         var neg = dc.Lookup(dc.Lookup(dc.Root, "d0") is var d0 ? d0 : default, "nope");
         Assert.True(neg.IsNegative);
         dc.Put(neg); dc.Put(d0);
