@@ -74,6 +74,7 @@ public sealed unsafe partial class XArray
         {
             n = (XaNode*)_nodes.Cache.TryAlloc();
             if (n == null) return null;
+            _nodes.CountAllocation();
         }
         XaNode.Clear(n);
         n->Shift = (byte)shift;

@@ -70,6 +70,7 @@ public sealed unsafe partial class XArray : IDisposable
     public EpochReclaimer.ReadScope ReadLock() => _rcu.EnterRead();
 
     internal Lock WriterLock => _lock;
+    internal XaNodeCache Nodes => _nodes;
     internal bool IsDisposed => _disposed;
     internal bool TrackFree => _trackFree;
 

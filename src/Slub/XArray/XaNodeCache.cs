@@ -70,7 +70,12 @@ public sealed unsafe class XaNodeCache
 
     internal void Retire(XaNode* n) => Reclaimer.Retire((nint)n, _free);
 
-    /// <summary>Moved / freed / busy counts of migrations, since creation.</summary>
+    /// <summary>Nodes allocated from the cache by array operations (cursor preallocation included), since creation.</summary>
+    public long NodesAllocated => Volatile.Read(ref _allocated);
+    private long _allocated;
+    internal void CountAllocation() => Interlocked.Increment(ref _allocated);
+
+    /// <summary>Nodes moved by migration, since creation.</summary>
     public long NodesMoved => Volatile.Read(ref _moved);
     private long _moved;
 

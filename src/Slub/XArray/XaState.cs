@@ -279,6 +279,7 @@ public unsafe struct XaState
         {
             XaNode* n = (XaNode*)cache.TryAlloc();
             if (n == null) return Error = XaError.NoMemory;
+            _xa.Nodes.CountAllocation();
             XaNode.Clear(n);
             n->Parent = _alloc;
             Volatile.Write(ref n->Array, _xa.Id);

@@ -1,0 +1,43 @@
+using Slub.XArray;
+
+namespace Slub.Tests.XArray;
+
+/// <summary>Helpers mirroring lib/test_xarray.c's (xa_mk_index, xa_store_index, xa_erase_index, …).</summary>
+public abstract class XaTest : IDisposable
+{
+    protected readonly SlabAllocator Alloc = TestAllocator.Create(mbPerNode: 256);
+    private readonly List<Slub.XArray.XArray> _arrays = new();
+
+    protected Slub.XArray.XArray New(XaFlags flags = XaFlags.None)
+    {
+        var xa = new Slub.XArray.XArray(flags, Alloc);
+        _arrays.Add(xa);
+        return xa;
+    }
+
+    protected static XaEntry V(ulong i) => XaEntry.FromValue(i & long.MaxValue);
+
+    protected static void StoreIndex(Slub.XArray.XArray xa, ulong i) => Assert.Equal(XaEntry.Null, xa.Store(i, V(i)));
+
+    protected static void EraseIndex(Slub.XArray.XArray xa, ulong i)
+    {
+        Assert.Equal(V(i), xa.Erase(i));
+        Assert.Equal(XaEntry.Null, xa.Load(i));
+    }
+
+    protected static void StoreOrder(Slub.XArray.XArray xa, ulong i, int order, XaEntry e) =>
+        Assert.Equal(XaError.None, xa.TryStoreOrder(i, order, e, out _));
+
+    protected static void AssertEmpty(Slub.XArray.XArray xa)
+    {
+        Assert.True(xa.IsEmpty, "array should be empty");
+        xa.Validate();
+    }
+
+    public virtual void Dispose()
+    {
+        foreach (var xa in _arrays) xa.Dispose();
+        Alloc.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
