@@ -69,7 +69,7 @@ public sealed unsafe partial class XArray
     private XaNode* NewNode(int shift, XaNode* parent, int offset)
     {
         XaNode* n = _prealloc;
-        if (n != null) _prealloc = n->Parent;
+        if (n != null) { _prealloc = n->Parent; _preallocUsed++; }
         else
         {
             n = (XaNode*)_nodes.Cache.TryAlloc();
@@ -374,19 +374,20 @@ public sealed unsafe partial class XArray
 
 public sealed unsafe partial class XArray
 {
+    private int _preallocUsed;
+
     /// <summary>A store that may take nodes from a cursor's preallocation chain (lock held).</summary>
     internal XaError StoreWith(ulong index, int order, ulong entry, ref XaNode* prealloc, ref int preallocCount, out ulong old)
     {
         _prealloc = prealloc;
+        _preallocUsed = 0;
         try
         {
             return StoreCore(index, order, entry, out old);
         }
         finally
         {
-            int used = 0;
-            for (XaNode* p = prealloc; p != _prealloc; p = p->Parent) used++;
-            preallocCount -= used;
+            preallocCount -= _preallocUsed;
             prealloc = _prealloc;
             _prealloc = null;
         }
