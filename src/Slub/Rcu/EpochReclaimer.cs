@@ -33,7 +33,8 @@ public sealed class EpochReclaimer
     /// <summary>Retirements between two automatic non-blocking passes.</summary>
     public const int PollThreshold = 256;
 
-    private sealed class ReaderRecord
+    /// <summary>A reader thread's record (for <see cref="EnterReadFast"/>).</summary>
+    internal sealed class ReaderRecord
     {
         public long Active;          // 0: quiescent; otherwise the epoch seen at the outermost EnterRead
         public int Nesting;
@@ -100,6 +101,25 @@ public sealed class EpochReclaimer
         var r = Record();
         if (r.Nesting++ == 0) Volatile.Write(ref r.Active, Volatile.Read(ref _epoch));
         return new ReadScope(this);
+    }
+
+    /// <summary>
+    /// Enters a read section and returns the thread's record, for hot paths that cannot throw inside the section
+    /// and want to avoid a second thread-static lookup and a try/finally. Pair with <see cref="ExitReadFast"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ReaderRecord EnterReadFast()
+    {
+        var r = Record();
+        if (r.Nesting++ == 0) Volatile.Write(ref r.Active, Volatile.Read(ref _epoch));
+        return r;
+    }
+
+    /// <summary>Leaves a section entered with <see cref="EnterReadFast"/> on the same thread.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ExitReadFast(ReaderRecord r)
+    {
+        if (--r.Nesting == 0) Volatile.Write(ref r.Active, 0);
     }
 
     /// <summary>Leaves the innermost read section; prefer disposing the scope <see cref="EnterRead"/> returned.</summary>

@@ -82,16 +82,18 @@ public sealed unsafe partial class XArray : IDisposable
     /// <summary><c>xa_load</c>: the entry at <paramref name="index"/>; <see cref="XaEntry.Null"/> if none or reserved. Lock-free.</summary>
     public XaEntry Load(ulong index)
     {
-        using var rs = _rcu.EnterRead();
+        var r = _rcu.EnterReadFast();   // Walk cannot throw: no try/finally needed
         ulong e = Walk(index, out _, out _);
+        EpochReclaimer.ExitReadFast(r);
         return new XaEntry(e == XaCodec.ZeroEntry ? 0 : e);
     }
 
     /// <summary>Loads a value entry: true and its value, or false if the index holds no value entry. Lock-free.</summary>
     public bool TryGetValue(ulong index, out ulong value)
     {
-        using var rs = _rcu.EnterRead();
+        var r = _rcu.EnterReadFast();
         ulong e = Walk(index, out _, out _);
+        EpochReclaimer.ExitReadFast(r);
         value = e >> 1;
         return (e & 1) != 0;
     }
