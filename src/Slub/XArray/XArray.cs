@@ -82,8 +82,8 @@ public sealed unsafe partial class XArray : IDisposable
     /// <summary><c>xa_load</c>: the entry at <paramref name="index"/>; <see cref="XaEntry.Null"/> if none or reserved. Lock-free.</summary>
     public XaEntry Load(ulong index)
     {
-        var r = _rcu.EnterReadFast();   // Walk cannot throw: no try/finally needed
-        ulong e = Walk(index, out _, out _);
+        var r = _rcu.EnterReadFast();   // the walk cannot throw: no try/finally needed
+        ulong e = LoadRaw(index);
         EpochReclaimer.ExitReadFast(r);
         return new XaEntry(e == XaCodec.ZeroEntry ? 0 : e);
     }
@@ -92,10 +92,34 @@ public sealed unsafe partial class XArray : IDisposable
     public bool TryGetValue(ulong index, out ulong value)
     {
         var r = _rcu.EnterReadFast();
-        ulong e = Walk(index, out _, out _);
+        ulong e = LoadRaw(index);
         EpochReclaimer.ExitReadFast(r);
         value = e >> 1;
         return (e & 1) != 0;
+    }
+
+    /// <summary>
+    /// The entry at <paramref name="index"/>, as <see cref="Walk"/> returns it, on the shortest path: one test
+    /// per level separates user entries (returned) from internal ones, and only siblings, retry and zero
+    /// entries leave the loop for <see cref="Walk"/>. Caller is inside a read section or holds the lock.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong LoadRaw(ulong index)
+    {
+        ulong e = Volatile.Read(ref _head);
+        if ((e & 3) != 2) return index == 0 ? e : 0;
+        if (e <= 4096) return Walk(index, out _, out _);
+        XaNode* n = (XaNode*)(e - 2);
+        int shift = n->Shift;
+        if ((index >> shift) > XaCodec.ChunkMask) return 0;
+        while (true)
+        {
+            e = XaNode.ReadSlot(n, (int)((index >> shift) & XaCodec.ChunkMask));
+            if ((e & 3) != 2) return e;                                   // null, value or pointer
+            if (e <= 4096 || shift == 0) return Walk(index, out _, out _); // sibling, retry, zero
+            n = (XaNode*)(e - 2);                                         // a child node (errors are never stored)
+            shift = n->Shift;
+        }
     }
 
     /// <summary>
