@@ -3,10 +3,8 @@ using BenchmarkDotNet.Running;
 namespace Slub.Benchmarks;
 
 /// <summary>
-/// Minimal entry point: <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --filter '*XArray*' --job short</c>;
-/// <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/> instead.
-/// Main had no entry point, so the solution did not build; the bench branch has a fuller Program.cs (also a
-/// <see cref="BenchmarkSwitcher"/> over the assembly), which should win if both land.
+/// Entry point: <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --filter '*Dcache*' --job short</c>;
+/// <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/> (CPU time, no BenchmarkDotNet) instead.
 /// </summary>
 public static class Program
 {
