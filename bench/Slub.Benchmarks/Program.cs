@@ -1,0 +1,21 @@
+using BenchmarkDotNet.Running;
+
+namespace Slub.Benchmarks;
+
+/// <summary>
+/// Entry point: <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --filter '*Dcache*' --job short</c>;
+/// <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/> (CPU time, no BenchmarkDotNet) instead.
+/// </summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        if (args is ["--xarray-cpu-time"])
+        {
+            XArrayLoadProbe.Run();
+            return 0;
+        }
+        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return summaries.Any(s => s.HasCriticalValidationErrors) ? 1 : 0;
+    }
+}
