@@ -11,6 +11,7 @@ public static class Program
     {
         var root = new RootCommand("Slub.NET: the SLUB slab allocator with Slab Movable Objects, in user space.");
         root.Subcommands.Add(Demo.DemoCommand.Create());
+        root.Subcommands.Add(Replay.ReplayCommand.Create());
         return root;
     }
 }
