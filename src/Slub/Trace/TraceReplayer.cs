@@ -296,6 +296,9 @@ public sealed unsafe class TraceReplayer : IDisposable
                 Cpus = _cpus,
                 SlubDebug = "-",
                 Merge = false,
+                // Traces this parser reads come from 6.0+ kernels (name= in kmem_cache_alloc), which limit
+                // per-CPU partial slabs by count.
+                CpuPartialCountsSlabs = true,
             });
     }
 
