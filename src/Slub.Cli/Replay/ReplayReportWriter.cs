@@ -88,6 +88,9 @@ internal static class ReplayReportWriter
                     w.WriteNumber("cpu_slabs", c.CpuSlabs);
                     w.WriteNumber("pages", c.Pages);
                     w.WriteNumber("objects_moved", 0);
+                    w.WriteNumber("pages_recovered", 0);
+                    w.WriteNumber("objects", c.Objects);
+                    w.WriteNumber("optimal_slabs", c.OptimalSlabs);
                     w.WriteEndObject();
                 }
                 else WriteOutcome(w, primary);
@@ -118,6 +121,8 @@ internal static class ReplayReportWriter
         w.WriteNumber("pages", o.Pages);
         w.WriteNumber("objects_moved", o.ObjectsMoved);
         w.WriteNumber("pages_recovered", o.PagesRecovered);
+        w.WriteNumber("objects", o.Objects);
+        w.WriteNumber("optimal_slabs", o.OptimalSlabs);
         if (o.ShrinkOnlySlabs is long s) w.WriteNumber("shrink_only_slabs", s);
         w.WriteEndObject();
     }

@@ -11,9 +11,11 @@ public sealed record BadLine(long LineNumber, string Reason, string Text);
 /// <param name="Pages">Pages held afterwards.</param>
 /// <param name="ObjectsMoved">Objects the migrate callback moved.</param>
 /// <param name="PagesRecovered">Pages held at the end of the trace minus <paramref name="Pages"/>.</param>
+/// <param name="Objects">Objects afterwards, as sysfs counts them.</param>
+/// <param name="OptimalSlabs">ceil(<paramref name="Objects"/> / objects per slab) afterwards.</param>
 /// <param name="ShrinkOnlySlabs">Slabs left by a plain <c>kmem_cache_shrink</c> without object migration (flush the CPUs, free empty slabs), measured first; null when the what-if ran the reclaim-path defrag instead.</param>
 public sealed record DefragOutcome(DefragPolicy Policy, long Slabs, long Partial, long CpuSlabs, long Pages,
-    long ObjectsMoved, long PagesRecovered, long? ShrinkOnlySlabs);
+    long ObjectsMoved, long PagesRecovered, long Objects, long OptimalSlabs, long? ShrinkOnlySlabs);
 
 /// <summary>One cache at the end of a replay, and after the what-if.</summary>
 public sealed record CacheReplayResult

@@ -488,7 +488,7 @@ public sealed unsafe class TraceReplayer : IDisposable
         }
         var after = kc.GetStatistics();
         return new DefragOutcome(policy, after.Slabs, after.Partial, after.CpuSlabs, after.Pages,
-            kc.Defrag.ObjectsMoved - movedBefore, pagesBefore - after.Pages, shrinkOnly);
+            kc.Defrag.ObjectsMoved - movedBefore, pagesBefore - after.Pages, after.Objects, after.OptimalSlabs, shrinkOnly);
     }
 
     public void Dispose()
