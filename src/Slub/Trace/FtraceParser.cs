@@ -76,37 +76,36 @@ public static class FtraceParser
         bool havePtr = false;
         while (!rest.IsEmpty)
         {
+            // Keys are told apart by their text before '=' without searching for it; tokens that are not a
+            // known key (other fields, the "[module]" tail of a call_site) are skipped.
             var field = NextToken(ref rest);
-            int eq = field.IndexOf((byte)'=');
-            if (eq <= 0) continue;   // e.g. the "[module]" tail of a call_site
-            var key = field[..eq];
-            var value = field[(eq + 1)..];
-            switch (key.Length)
+            if (field.IsEmpty) continue;
+            switch (field[0])
             {
-                case 3 when key.SequenceEqual("ptr"u8):
-                    if (!TryParsePointer(value, out ev.Ptr)) { error = "ptr is not a hex pointer or (null)"; return TraceLineKind.Malformed; }
+                case (byte)'p' when field.StartsWith("ptr="u8):
+                    if (!TryParsePointer(field[4..], out ev.Ptr)) { error = "ptr is not a hex pointer or (null)"; return TraceLineKind.Malformed; }
                     havePtr = true;
                     break;
-                case 4 when key.SequenceEqual("name"u8):
-                    ev.CacheName = value;
+                case (byte)'n' when field.StartsWith("name="u8):
+                    ev.CacheName = field[5..];
                     break;
-                case 4 when key.SequenceEqual("node"u8):
-                    if (!TryParseInt(value, out ev.Node)) { error = "unreadable node"; return TraceLineKind.Malformed; }
+                case (byte)'n' when field.StartsWith("node="u8):
+                    if (!TryParseInt(field[5..], out ev.Node)) { error = "unreadable node"; return TraceLineKind.Malformed; }
                     break;
-                case 9 when key.SequenceEqual("bytes_req"u8):
-                    if (!TryParseInt(value, out ev.BytesReq)) { error = "unreadable bytes_req"; return TraceLineKind.Malformed; }
+                case (byte)'b' when field.StartsWith("bytes_req="u8):
+                    if (!TryParseInt(field[10..], out ev.BytesReq)) { error = "unreadable bytes_req"; return TraceLineKind.Malformed; }
                     break;
-                case 9 when key.SequenceEqual("call_site"u8):
-                    ev.CallSite = value;
+                case (byte)'b' when field.StartsWith("bytes_alloc="u8):
+                    if (!TryParseInt(field[12..], out ev.BytesAlloc) || ev.BytesAlloc <= 0) { error = "unreadable bytes_alloc"; return TraceLineKind.Malformed; }
                     break;
-                case 9 when key.SequenceEqual("gfp_flags"u8):
-                    ev.GfpFlags = value;
+                case (byte)'c' when field.StartsWith("call_site="u8):
+                    ev.CallSite = field[10..];
                     break;
-                case 9 when key.SequenceEqual("accounted"u8):
-                    ev.Accounted = value.SequenceEqual("true"u8);
+                case (byte)'g' when field.StartsWith("gfp_flags="u8):
+                    ev.GfpFlags = field[10..];
                     break;
-                case 11 when key.SequenceEqual("bytes_alloc"u8):
-                    if (!TryParseInt(value, out ev.BytesAlloc) || ev.BytesAlloc <= 0) { error = "unreadable bytes_alloc"; return TraceLineKind.Malformed; }
+                case (byte)'a' when field.StartsWith("accounted="u8):
+                    ev.Accounted = field[10..].SequenceEqual("true"u8);
                     break;
             }
         }

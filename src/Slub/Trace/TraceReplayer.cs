@@ -73,6 +73,8 @@ public sealed unsafe class TraceReplayer : IDisposable
     private readonly List<ReplayCache> _caches = new();
     private readonly Dictionary<string, ReplayCache?> _byName = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ReplayCache?>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+    private const int RecentSlots = 64;
+    private readonly (byte[]? Name, ReplayCache? Cache)[] _recent = new (byte[]?, ReplayCache?)[RecentSlots];
     private readonly Dictionary<int, ReplayCache?> _kmallocCaches = new();
     private readonly Dictionary<ulong, ReplayCache> _kmallocOwner = new();
     private readonly HashSet<ulong> _large = new();
@@ -189,10 +191,10 @@ public sealed unsafe class TraceReplayer : IDisposable
                 _kmallocOwner[ev.Ptr] = rc;
                 break;
             case TraceEventKind.CacheFree:
-                rc = Lookup(ev.CacheName, -1);
+                rc = Lookup(ev.CacheName, -1, out bool known);
                 if (rc is null)
                 {
-                    if (!IsFiltered(ev.CacheName)) _skippedFrees++;   // a cache never allocated from in the trace
+                    if (!known && !IsFiltered(ev.CacheName)) _skippedFrees++;   // a cache never allocated from in the trace
                     return;
                 }
                 if (_kmallocOwner.Count > 0) _kmallocOwner.Remove(ev.Ptr);
@@ -256,12 +258,32 @@ public sealed unsafe class TraceReplayer : IDisposable
         _o.Caches is { } re && !re.IsMatch(Encoding.Latin1.GetString(name));
 
     /// <summary>The replay cache named <paramref name="name"/>; created on its first allocation (bytesAlloc &gt; 0). Null: filtered out, or a free in a cache not seen yet.</summary>
-    private ReplayCache? Lookup(ReadOnlySpan<byte> name, int bytesAlloc)
+    private ReplayCache? Lookup(ReadOnlySpan<byte> name, int bytesAlloc) => Lookup(name, bytesAlloc, out _);
+
+    /// <param name="known">True if the name is a replayed or a filtered-out cache; false for a free in a cache not seen yet.</param>
+    private ReplayCache? Lookup(ReadOnlySpan<byte> name, int bytesAlloc, out bool known)
     {
+        // A small direct-mapped cache of names already resolved (created or filtered out) skips the
+        // bytes-to-chars conversion and the string hash on nearly every event.
+        ref var hit = ref _recent[RecentSlot(name)];
+        known = true;
+        if (hit.Name is not null && name.SequenceEqual(hit.Name)) return hit.Cache;
+        var rc = LookupSlow(name, bytesAlloc, out known);
+        if (known) hit = (name.ToArray(), rc);
+        return rc;
+    }
+
+    private static int RecentSlot(ReadOnlySpan<byte> name) =>
+        name.IsEmpty ? 0 : (name.Length * 31 + name[0] * 7 + name[^1] * 3 + name[name.Length >> 1]) & (RecentSlots - 1);
+
+    private ReplayCache? LookupSlow(ReadOnlySpan<byte> name, int bytesAlloc, out bool resolved)
+    {
+        resolved = true;
         Span<char> chars = name.Length <= 256 ? stackalloc char[name.Length] : new char[name.Length];
         Encoding.Latin1.GetChars(name, chars);
         if (_lookup.TryGetValue(chars, out var rc)) return rc;
-        if (bytesAlloc <= 0) return null;
+        resolved = bytesAlloc > 0;
+        if (!resolved) return null;
         return Create(new string(chars), bytesAlloc);
     }
 
