@@ -11,6 +11,9 @@ namespace Slub.Benchmarks;
 [MemoryDiagnoser, MinColumn, MaxColumn]
 public class ReplayBenchmarks
 {
+    /// <summary>Slab events in the sample trace.</summary>
+    public const int Events = 202_337;
+
     private byte[] _text = [];
     private byte[] _gzip = [];
 

@@ -260,7 +260,7 @@ public sealed unsafe class TraceReplayer : IDisposable
     /// <summary>The replay cache named <paramref name="name"/>; created on its first allocation (bytesAlloc &gt; 0). Null: filtered out, or a free in a cache not seen yet.</summary>
     private ReplayCache? Lookup(ReadOnlySpan<byte> name, int bytesAlloc) => Lookup(name, bytesAlloc, out _);
 
-    /// <param name="known">True if the name is a replayed or a filtered-out cache; false for a free in a cache not seen yet.</param>
+    // known: true if the name is a replayed or a filtered-out cache; false for a free in a cache not seen yet.
     private ReplayCache? Lookup(ReadOnlySpan<byte> name, int bytesAlloc, out bool known)
     {
         // A small direct-mapped cache of names already resolved (created or filtered out) skips the
