@@ -65,6 +65,7 @@ internal static class ReplayReportWriter
                 w.WriteNumber("objs_per_slab", c.ObjectsPerSlab);
                 w.WriteNumber("order", c.Order);
                 w.WriteString("geometry", c.GeometrySource);
+                if (c.GeometryNote is not null) w.WriteString("geometry_note", c.GeometryNote);
                 w.WriteNumber("allocs", c.Allocs);
                 w.WriteNumber("frees", c.Frees);
                 w.WriteNumber("skipped_frees", c.SkippedFrees);
@@ -181,6 +182,8 @@ internal static class ReplayReportWriter
         long before = r.Caches.Sum(c => c.Pages);
         foreach (var (p, tot) in totals)
             console.MarkupLine($"{PolicyName(p)}: {I(before)} pages held → {I(before - tot.Recovered)} after defrag: [bold]{I(tot.Recovered)} pages recovered[/] ({(before == 0 ? 0 : 100.0 * tot.Recovered / before).ToString("0.#", CultureInfo.InvariantCulture)}%), {I(tot.Moved)} objects moved");
+        foreach (var c in r.Caches.Where(c => c.GeometryNote is not null))
+            console.MarkupLine($"[yellow]{Markup.Escape(c.Name)}: {Markup.Escape(c.GeometryNote!)}[/]");
         if (r.BadLineCount > 0)
         {
             console.MarkupLine($"[yellow]{I(r.BadLineCount)} malformed lines skipped[/], the first ones:");

@@ -29,6 +29,8 @@ public sealed record CacheReplayResult
     public required int Order { get; init; }
     /// <summary>"bytes_alloc" (SLUB's own order rules) or "snapshot".</summary>
     public required string GeometrySource { get; init; }
+    /// <summary>Why a <c>--geometry</c> snapshot entry was not used (its slot size disagrees with the trace), or null.</summary>
+    public string? GeometryNote { get; init; }
     public required long Allocs { get; init; }
     public required long Frees { get; init; }
     /// <summary>Frees of objects allocated before the capture (skipped).</summary>

@@ -336,7 +336,10 @@ public sealed unsafe class TraceReplayer : IDisposable
         int slot = bytesAlloc, objectSize = bytesAlloc;
         int? order = null;
         string source = "bytes_alloc";
-        if (_o.Geometry is { } snap && snap.TryGet(name, out var g))
+        string? note = null;
+        if (_o.Geometry is { } snap && snap.TryGet(name, out var g) && g.SlabSize != bytesAlloc)
+            note = $"the snapshot's slab_size {g.SlabSize} differs from the trace's bytes_alloc {bytesAlloc} (a snapshot of another kernel?): sized by bytes_alloc instead";
+        else if (_o.Geometry is { } snap2 && snap2.TryGet(name, out g))
         {
             slot = g.SlabSize;
             objectSize = g.ObjectSize;
@@ -354,7 +357,7 @@ public sealed unsafe class TraceReplayer : IDisposable
             movable = false;
             notMovable = $"a {slot}-byte slot has no room for both an object and the free pointer a constructor cache keeps outside it";
         }
-        var rc = new ReplayCache(name, _caches.Count, slot, Math.Min(objectSize, slot), source, movable, notMovable, _worlds!.Length);
+        var rc = new ReplayCache(name, _caches.Count, slot, Math.Min(objectSize, slot), source, movable, notMovable, _worlds!.Length) { GeometryNote = note };
         // Internal names must be unique among the allocator's own caches (kmalloc-*), so they carry the index.
         string internalName = $"r{rc.Index}.{name}";
         if (internalName.Length > 64) internalName = internalName[..64];
@@ -450,6 +453,7 @@ public sealed unsafe class TraceReplayer : IDisposable
                 ObjectsPerSlab = st.ObjectsPerSlab,
                 Order = st.Order,
                 GeometrySource = rc.GeometrySource,
+                GeometryNote = rc.GeometryNote,
                 Allocs = rc.Allocs,
                 Frees = rc.Frees,
                 SkippedFrees = rc.SkippedFrees,
@@ -531,6 +535,7 @@ public sealed unsafe class TraceReplayer : IDisposable
         public readonly string? NotMovableReason = notMovableReason;
         public readonly KmemCache[] Kc = new KmemCache[worlds];
         public readonly Dictionary<ulong, nint>[] Maps = Enumerable.Range(0, worlds).Select(_ => new Dictionary<ulong, nint>()).ToArray();
+        public string? GeometryNote { get; init; }
         public long Allocs, Frees, SkippedFrees, UnseenFrees;
     }
 }

@@ -166,6 +166,22 @@ public class TraceReplayerTests
     }
 
     [Fact]
+    public void ASnapshotOfAnotherKernelIsNotUsedForThatCache()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "dentry/slab_size 200\ndentry/order 1\nfilp/slab_size 256\nfilp/order 1\n");
+            var r = Replay([Alloc(0, P(1), "dentry", 192), Alloc(0, P(2), "filp", 256)], new TraceReplayOptions { Cpus = 2, Geometry = SlabSnapshot.Load(file) });
+            Assert.Equal(("bytes_alloc", 0), (r.Caches[0].GeometrySource, r.Caches[0].Order));
+            Assert.Contains("slab_size 200 differs from the trace's bytes_alloc 192", r.Caches[0].GeometryNote);
+            Assert.Equal(("snapshot", 1, 32), (r.Caches[1].GeometrySource, r.Caches[1].Order, r.Caches[1].ObjectsPerSlab));
+            Assert.Null(r.Caches[1].GeometryNote);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Fact]
     public void SnapshotDirectoryLayout()
     {
         var dir = Directory.CreateTempSubdirectory("slab-snapshot-");
@@ -181,6 +197,16 @@ public class TraceReplayerTests
             Assert.Equal(new SlabSnapshotCache("dentry", 192, 192, 42, 1, null, 10, null), snap.Caches["dentry"]);
         }
         finally { dir.Delete(recursive: true); }
+    }
+
+    [Fact]
+    public void SnapshotOfARealExportedTree()
+    {
+        // This machine's /sys/kernel/slab (6.18), exported with alias symlinks (tests/Slub.Tests/Fixtures/sysfs).
+        var snap = SlabSnapshot.Load(Slabinfo.SlabinfoFixtures.Sysfs("host-6.18"));
+        var shmem = snap.Caches["shmem_inode_cache"];
+        Assert.Equal((744, 752, 21, 2), (shmem.ObjectSize, shmem.SlabSize, shmem.ObjectsPerSlab, shmem.Order));
+        Assert.Equal(snap.Caches[":a-0000104"].Order, snap.Caches["ext4_fc_dentry_update"].Order);   // alias followed
     }
 
     [Fact]
