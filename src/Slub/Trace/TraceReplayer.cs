@@ -111,15 +111,21 @@ public sealed unsafe class TraceReplayer : IDisposable
         while (reader.TryReadLine(out var line))
         {
             _lineNumber = reader.LineNumber;
-            Feed(line);
+            FeedLine(line);
             if ((_lines & 0xFFFF) == 0) progress?.Invoke(reader);
         }
         progress?.Invoke(reader);
         return Finish();
     }
 
-    /// <summary>Replays one line of ftrace text (for callers that read lines themselves).</summary>
+    /// <summary>Replays one line of ftrace text, for callers that read lines themselves; call <see cref="Finish"/> at the end. Messages count lines from 1 (see <see cref="SetPosition"/>).</summary>
     public void Feed(ReadOnlySpan<byte> line)
+    {
+        _lineNumber++;
+        FeedLine(line);
+    }
+
+    private void FeedLine(ReadOnlySpan<byte> line)
     {
         _lines++;
         switch (FtraceParser.TryParse(line, out var ev, out var error))
@@ -145,7 +151,7 @@ public sealed unsafe class TraceReplayer : IDisposable
         }
     }
 
-    /// <summary>Sets the file name and line number used in messages when lines come through <see cref="Feed"/>.</summary>
+    /// <summary>Sets the file name, and the number of the line last fed, used in messages for lines that come through <see cref="Feed"/>.</summary>
     public void SetPosition(string fileName, long lineNumber)
     {
         _fileName = fileName;

@@ -115,6 +115,19 @@ public class TraceReplayerTests
     }
 
     [Fact]
+    public void FeedingLinesDirectly()
+    {
+        using var replayer = new TraceReplayer(new TraceReplayOptions { Cpus = 2 });
+        replayer.SetPosition("live", 0);
+        replayer.Feed(Encoding.UTF8.GetBytes(Alloc(0, P(1), "dentry", 192)));
+        var e = Assert.Throws<TraceFormatException>(() => replayer.Feed("nonsense"u8));
+        Assert.Equal(("live", 2L), (e.FileName, e.LineNumber));
+        var r = replayer.Finish();
+        Assert.Equal(1, r.Caches.Single().LiveObjects);
+        Assert.Throws<InvalidOperationException>(() => replayer.Finish());
+    }
+
+    [Fact]
     public void SkipBadCountsAndReportsMalformedLines()
     {
         var r = Replay([Alloc(0, P(1), "dentry", 192), "junk one", Alloc(0, P(2), "dentry", 192), "junk two"],
