@@ -95,7 +95,8 @@ public sealed class SlabSnapshot
     private static int? Int(string path, string cache, Dictionary<string, string> map, string attr)
     {
         long? v = Long(path, cache, map, attr);
-        return v is null ? null : checked((int)v.Value);
+        if (v is < int.MinValue or > int.MaxValue) throw new FormatException($"{path}: {cache}/{attr}: out of range: {v}");
+        return v is null ? null : (int)v.Value;
     }
 
     // sysfs values are "N" or "N N0=a N1=b": the total comes first.

@@ -310,11 +310,14 @@ public sealed unsafe class TraceReplayer : IDisposable
         return rc;
     }
 
+    private (int, string) ResolveCpus() =>
+        _o.Cpus is int c ? (c, "--cpus")
+        : _headerCpus is int h ? (h, "#P header")
+        : (Environment.ProcessorCount, "this machine");
+
     private void Start()
     {
-        (_cpus, _cpusSource) = _o.Cpus is int c ? (c, "--cpus")
-            : _headerCpus is int h ? (h, "#P header")
-            : (Environment.ProcessorCount, "this machine");
+        (_cpus, _cpusSource) = ResolveCpus();
         _worlds = new SlabAllocator[_policies.Length];
         for (int w = 0; w < _worlds.Length; w++)
             _worlds[w] = new SlabAllocator(new SlabOptions
@@ -443,6 +446,7 @@ public sealed unsafe class TraceReplayer : IDisposable
     {
         if (_finished) throw new InvalidOperationException("Finish was already called");
         _finished = true;
+        if (_worlds is null) (_cpus, _cpusSource) = ResolveCpus();   // no slab event at all
         if (_o.RecordTimeline && _worlds is not null) Sample();
         var results = new List<CacheReplayResult>(_caches.Count);
         foreach (var rc in _caches)

@@ -115,6 +115,13 @@ public class TraceReplayerTests
     }
 
     [Fact]
+    public void ATraceWithoutSlabEvents()
+    {
+        var r = Replay(["# tracer: nop", "#P:4"], new TraceReplayOptions());
+        Assert.Equal((0L, 0, 4, "#P header"), (r.Events, r.Caches.Count, r.Cpus, r.CpusSource));
+    }
+
+    [Fact]
     public void FeedingLinesDirectly()
     {
         using var replayer = new TraceReplayer(new TraceReplayOptions { Cpus = 2 });
