@@ -21,6 +21,8 @@ internal static class ReplayCommand
         var policy = new Option<string>("--policy") { Description = "Defrag policy of the what-if: fill-fullest (ours), empty-all (the series'), or both.", DefaultValueFactory = _ => "fill-fullest" };
         policy.AcceptOnlyFromAmong("fill-fullest", "empty-all", "both");
         var cpus = new Option<int?>("--cpus") { Description = "CPUs of the traced machine (default: the trace's '#P:' header, else this machine's)." };
+        var cpuPartial = new Option<string>("--cpu-partial") { Description = "Per-CPU partial limit: slabs (Linux 5.16+, default) or objects (older kernels, and the library's default).", DefaultValueFactory = _ => "slabs" };
+        cpuPartial.AcceptOnlyFromAmong("slabs", "objects");
         var arena = new Option<int>("--arena-gib") { Description = "Address space for the replayed caches, in GiB (only touched pages use memory).", DefaultValueFactory = _ => 1 };
         ratio.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 0 or > 100) r.AddError("--defrag-used-ratio must be 0..100"); });
         cpus.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1 or > 4096) r.AddError("--cpus must be 1..4096"); });
@@ -43,20 +45,27 @@ internal static class ReplayCommand
 
         var cmd = new Command("replay", "Replay a real kernel slab trace and report, per cache, the slabs held vs. needed and what SMO defrag would recover.")
         {
-            trace, json, caches, geometry, ratio, movable, skipBad, plot, policy, cpus, arena,
+            trace, json, caches, geometry, ratio, movable, skipBad, plot, policy, cpus, arena, cpuPartial,
         };
         cmd.SetAction(pr =>
         {
             var args = new ReplayArguments(
                 pr.GetValue(trace)!, pr.GetValue(json), pr.GetValue(caches), pr.GetValue(geometry), pr.GetValue(ratio),
-                pr.GetValue(movable), pr.GetValue(skipBad), pr.GetValue(plot), pr.GetValue(policy)!, pr.GetValue(cpus), pr.GetValue(arena));
+                pr.GetValue(movable), pr.GetValue(skipBad), pr.GetValue(plot), pr.GetValue(policy)!, pr.GetValue(cpus), pr.GetValue(arena))
+            {
+                CpuPartialObjects = pr.GetValue(cpuPartial) == "objects",
+            };
             return Run(args, Console.Out, Console.Error);
         });
         return cmd;
     }
 
     internal sealed record ReplayArguments(string Trace, bool Json, string? Caches, string? Geometry, int? DefragUsedRatio,
-        string? Movable, bool SkipBad, string? Plot, string Policy, int? Cpus, int ArenaGib);
+        string? Movable, bool SkipBad, string? Plot, string Policy, int? Cpus, int ArenaGib)
+    {
+        /// <summary>Use the pre-5.16 per-CPU partial limit (free objects) instead of the slab count.</summary>
+        public bool CpuPartialObjects { get; init; }
+    }
 
     /// <summary>Runs a replay and writes the report. Returns the exit code: 0, or 1 with the error on <paramref name="stderr"/>.</summary>
     internal static int Run(ReplayArguments a, TextWriter stdout, TextWriter stderr)
@@ -79,6 +88,7 @@ internal static class ReplayCommand
                 },
                 RecordTimeline = a.Plot is not null,
                 BytesPerNode = (long)a.ArenaGib << 30,
+                CpuPartialCountsSlabs = !a.CpuPartialObjects,
             };
             ReplayResult result;
             using (var reader = TraceLineReader.Open(a.Trace))

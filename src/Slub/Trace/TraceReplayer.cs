@@ -28,6 +28,11 @@ public sealed class TraceReplayOptions
     public bool RecordTimeline { get; init; }
     /// <summary>Upper bound of timeline points kept (the sampling interval doubles to stay under it).</summary>
     public int TimelinePoints { get; init; } = 1024;
+    /// <summary>
+    /// Limit per-CPU partial slabs by slab count as Linux 5.16+ does (default, and every kernel that prints
+    /// this trace format); false: the older free-object limit (see <see cref="SlabOptions.CpuPartialCountsSlabs"/>).
+    /// </summary>
+    public bool CpuPartialCountsSlabs { get; init; } = true;
     /// <summary>Address space per replayed allocator (only touched pages use memory).</summary>
     public long BytesPerNode { get; init; } = 1L << 30;
 }
@@ -327,9 +332,7 @@ public sealed unsafe class TraceReplayer : IDisposable
                 Cpus = _cpus,
                 SlubDebug = "-",
                 Merge = false,
-                // Traces this parser reads come from 6.0+ kernels (name= in kmem_cache_alloc), which limit
-                // per-CPU partial slabs by count.
-                CpuPartialCountsSlabs = true,
+                CpuPartialCountsSlabs = _o.CpuPartialCountsSlabs,
             });
     }
 

@@ -45,6 +45,22 @@ public class SampleChurnTests
     }
 
     [Fact]
+    public void TheSixXPerCpuPartialRuleLandsCloserThanTheOldOne()
+    {
+        using var reader = TraceLineReader.Open(Fixtures.SampleTrace);
+        using var replayer = new TraceReplayer(new TraceReplayOptions { Cpus = 2, Caches = new("^(dentry|shmem_inode_cache)$"), CpuPartialCountsSlabs = false });
+        var old = replayer.Run(reader);
+        var after = SlabSnapshot.Load(Fixtures.SampleAfter);
+        foreach (var name in new[] { "dentry", "shmem_inode_cache" })
+        {
+            long kernel = after.Caches[name].Partial!.Value;
+            long now = s_result.Value.Caches.Single(c => c.Name == name).Partial;
+            long before = old.Caches.Single(c => c.Name == name).Partial;
+            Assert.True(Math.Abs(now - kernel) < Math.Abs(before - kernel), $"{name}: partial {now} (5.16+ rule) vs {before} (old rule), kernel {kernel}");
+        }
+    }
+
+    [Fact]
     public void WhatIfRecoversMostOfTheFragmentation()
     {
         var r = s_result.Value;
