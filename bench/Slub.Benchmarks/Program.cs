@@ -3,18 +3,19 @@ using BenchmarkDotNet.Running;
 namespace Slub.Benchmarks;
 
 /// <summary>
-/// Runs the benchmarks chosen on the command line, e.g. <c>dotnet run -c Release -- --filter '*Replay*' --job short</c>;
+/// Entry point: <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --filter '*Dcache*' --job short</c>;
 /// <c>-- --replay-cpu-time</c> runs <see cref="ReplayCpuTimeProbe"/> instead (thread CPU time, no BenchmarkDotNet).
 /// </summary>
 public static class Program
 {
-    public static void Main(string[] args)
+    public static int Main(string[] args)
     {
         if (args is ["--replay-cpu-time"])
         {
             ReplayCpuTimeProbe.Run();
-            return;
+            return 0;
         }
-        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return summaries.Any(s => s.HasCriticalValidationErrors) ? 1 : 0;
     }
 }
