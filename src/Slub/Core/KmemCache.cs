@@ -69,6 +69,9 @@ public sealed unsafe partial class KmemCache
     /// <summary>Free objects a CPU may keep on its partial slabs before they go back to the node (sysfs <c>cpu_partial</c>).</summary>
     public int CpuPartial { get; internal set; }
 
+    /// <summary>Per-CPU partial slabs allowed when <see cref="SlabOptions.CpuPartialCountsSlabs"/> is on: ceil(2 × <see cref="CpuPartial"/> / objects per slab), the kernel's <c>cpu_partial_slabs</c>.</summary>
+    public int CpuPartialSlabs => (CpuPartial * 2 + ObjectsPerSlab - 1) / ObjectsPerSlab;
+
     /// <summary>Percent chance (0..100) to take partial slabs from other nodes before allocating a new slab (sysfs <c>remote_node_defrag_ratio</c>).</summary>
     public int RemoteNodeDefragRatio { get; internal set; } = 100;
 

@@ -102,6 +102,26 @@ public sealed class SlabAllocator : IDisposable
         flags |= _slubDebug.FlagsFor(name);
         var geometry = CacheGeometry.Compute(objectSize, align, flags, ctor is not null, Topology.CpuCount,
             Options.MinObjects, Options.MinOrder, Options.MaxOrder);
+        return AddCache(name, geometry, flags, ctor);
+    }
+
+    /// <summary>
+    /// <see cref="CreateCache(string,int,int,SlabFlags,ObjectConstructor)"/> with the slab order fixed to
+    /// <paramref name="order"/> (see <see cref="CacheGeometry.WithOrder"/>) instead of the one SLUB's order
+    /// calculation picks; for reproducing a real kernel's caches, whose order depends on its CPU count and
+    /// boot options. Merging still applies. Thread-safe.
+    /// </summary>
+    public KmemCache CreateCache(string name, int objectSize, int align, SlabFlags flags, ObjectConstructor? ctor, int order)
+    {
+        ValidateName(name);
+        flags |= _slubDebug.FlagsFor(name);
+        var geometry = CacheGeometry.Compute(objectSize, align, flags, ctor is not null, Topology.CpuCount,
+            Options.MinObjects, Options.MinOrder, Options.MaxOrder).WithOrder(order);
+        return AddCache(name, geometry, flags, ctor);
+    }
+
+    private KmemCache AddCache(string name, CacheGeometry geometry, SlabFlags flags, ObjectConstructor? ctor)
+    {
         lock (SlabMutex)
         {
             if (FindLocked(name) is not null)

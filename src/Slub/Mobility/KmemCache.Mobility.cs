@@ -51,7 +51,8 @@ public sealed unsafe partial class KmemCache
             {
                 _trackFull = true;
                 FlushAll();   // every CPU passes its lock, so nobody is still in an untracked full transition
-                AdoptUntrackedFullSlabs();
+                // Only a cache that already has slabs can have untracked full ones; the adoption walks every page block.
+                if (_nodes.Any(n => Volatile.Read(ref n.NrSlabs) > 0)) AdoptUntrackedFullSlabs();
             }
             Volatile.Write(ref _mobility, new Mobility(isolate, migrate));
             _allocator.MoveToFront(this);
