@@ -1,11 +1,11 @@
 namespace Slub.Benchmarks.Mobility;
 
 /// <summary>
-/// What one measured step did (counts, not time): objects moved (or, for the GC, survivors it compacted),
+/// What one measured step did (counts, not time): live objects before it, objects moved (or, for the GC, survivors it compacted),
 /// slabs freed, and the slab figures before and after. Computed in the host by replaying the deterministic
 /// setup (<see cref="Compute"/>); the benchmark process prints its own figures at the end of its log for comparison.
 /// </summary>
-public sealed record DefragOutcome(long Objects, long Moved, long SlabsFreed, long SlabsBefore, long SlabsAfter, long OptimalSlabs, double UsedBefore)
+public sealed record DefragOutcome(long LiveObjects, long Moved, long SlabsFreed, long SlabsBefore, long SlabsAfter, long OptimalSlabs, double UsedBefore)
 {
     private static readonly Dictionary<(string, int), DefragOutcome> s_cache = new();
 
@@ -19,7 +19,7 @@ public sealed record DefragOutcome(long Objects, long Moved, long SlabsFreed, lo
                 nameof(DefragBenchmarks.ShrinkFillFullestFirst) => Shrink(objects, DefragPolicy.FillFullestFirst),
                 nameof(DefragBenchmarks.ShrinkEmptyAllCandidates) => Shrink(objects, DefragPolicy.EmptyAllCandidates),
                 // The GC moves every survivor: no slabs.
-                _ => new DefragOutcome(objects, Fragmentation.Survivors(objects), 0, 0, 0, 0, Fragmentation.SurvivingFraction),
+                _ => new DefragOutcome(Fragmentation.Survivors(objects), Fragmentation.Survivors(objects), 0, 0, 0, 0, Fragmentation.SurvivingFraction),
             };
             s_cache[(method, objects)] = outcome;
             return outcome;
