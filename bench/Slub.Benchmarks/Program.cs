@@ -9,7 +9,8 @@ namespace Slub.Benchmarks;
 /// Entry point: <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --filter '*Alloc*' --job short</c>.
 /// Each benchmark class carries its own config (diagnosers, columns, filters), so any BenchmarkDotNet
 /// command line works; the native peers' availability is printed first because missing ones are skipped.
-/// <c>-- --defrag-cpu-time</c> runs <see cref="DefragCpuTimeProbe"/> instead (thread CPU time, no BenchmarkDotNet).
+/// <c>-- --defrag-cpu-time</c> and <c>-- --fastpath-cpu-time</c> run <see cref="DefragCpuTimeProbe"/> and
+/// <see cref="FastPathCostProbe"/> instead (thread CPU time, no BenchmarkDotNet).
 /// </summary>
 public static class Program
 {
@@ -18,6 +19,11 @@ public static class Program
         if (args is ["--defrag-cpu-time"])
         {
             DefragCpuTimeProbe.Run();
+            return 0;
+        }
+        if (args is ["--fastpath-cpu-time"])
+        {
+            FastPathCostProbe.Run();
             return 0;
         }
         if (StaticTlsReserve.ReexecIfNeeded(args) is int exitCode) return exitCode;

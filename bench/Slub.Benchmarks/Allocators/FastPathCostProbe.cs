@@ -1,0 +1,99 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Slub.Benchmarks.Infrastructure;
+
+namespace Slub.Benchmarks.Allocators;
+
+/// <summary>
+/// Splits the KmemCache alloc+free pair into the pieces its fast path is made of, in thread CPU time
+/// (<c>-- --fastpath-cpu-time</c>): the two interlocked CompareExchange of the per-CPU lock, the two
+/// Thread.GetCurrentProcessorId calls that pick the per-CPU state, and the slab lookup of Free
+/// (<see cref="KmemCache.Owns"/> does the same page-owner lookup and boundary check as SlabOf), beside a
+/// [ThreadStatic] read, which is what a per-thread design would pay instead.
+/// </summary>
+public static unsafe class FastPathCostProbe
+{
+    private const int N = 20_000_000;
+
+    [ThreadStatic] private static nint t_slot;
+
+    public static void Run(int rounds = 5)
+    {
+        using var allocator = KmemCacheAllocator.CreateAllocator();
+        var cache = KmemCacheAllocator.Create(allocator).Cache;
+        var rows = new (string Name, Func<double> Measure)[]
+        {
+            ("KmemCache alloc+free pair", () => Time(() => { for (int i = 0; i < N; i++) cache.Free(cache.Alloc()); })),
+            ("NativeMemory alloc+free pair", () => Time(() => { for (int i = 0; i < N; i++) NativeMemory.Free(NativeMemory.Alloc(64)); })),
+            ("2 x (CompareExchange + Volatile.Write): the per-CPU lock, taken by Alloc and by Free", TwoLocks),
+            ("2 x Thread.GetCurrentProcessorId: picking the per-CPU state in Alloc and in Free", TwoProcessorIds),
+            ("1 x Owns(obj): page-owner lookup + boundary check, as SlabOf in Free", () => OneOwns(cache)),
+            ("2 x [ThreadStatic] read+write: what per-thread state would cost instead", TwoThreadStatics),
+        };
+        var best = new double[rows.Length];
+        Array.Fill(best, double.MaxValue);
+        for (int r = 0; r < rounds; r++)
+            for (int i = 0; i < rows.Length; i++) best[i] = Math.Min(best[i], rows[i].Measure());
+        Console.WriteLine($"fastpath-cpu-time: thread CPU ns per iteration, best of {rounds} rounds of {N:N0}");
+        Console.WriteLine("| Piece | CPU ns |");
+        Console.WriteLine("|---|---:|");
+        for (int i = 0; i < rows.Length; i++)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {rows[i].Name} | {best[i]:F2} |"));
+    }
+
+    private static double Time(Action loop)
+    {
+        long t = ThreadCpuClock.NowNanoseconds();
+        loop();
+        return (ThreadCpuClock.NowNanoseconds() - t) / (double)N;
+    }
+
+    private static double TwoLocks()
+    {
+        int word = 0;
+        long t = ThreadCpuClock.NowNanoseconds();
+        for (int i = 0; i < N; i++)
+        {
+            Interlocked.CompareExchange(ref word, 1, 0);
+            Volatile.Write(ref word, 0);
+            Interlocked.CompareExchange(ref word, 1, 0);
+            Volatile.Write(ref word, 0);
+        }
+        return (ThreadCpuClock.NowNanoseconds() - t) / (double)N;
+    }
+
+    private static double TwoProcessorIds()
+    {
+        int sum = 0;
+        long t = ThreadCpuClock.NowNanoseconds();
+        for (int i = 0; i < N; i++) sum += Thread.GetCurrentProcessorId() + Thread.GetCurrentProcessorId();
+        double ns = (ThreadCpuClock.NowNanoseconds() - t) / (double)N;
+        GC.KeepAlive(sum);
+        return ns;
+    }
+
+    private static double OneOwns(KmemCache cache)
+    {
+        nint obj = cache.Alloc();
+        bool all = true;
+        long t = ThreadCpuClock.NowNanoseconds();
+        for (int i = 0; i < N; i++) all &= cache.Owns(obj);
+        double ns = (ThreadCpuClock.NowNanoseconds() - t) / (double)N;
+        cache.Free(obj);
+        if (!all) throw new InvalidOperationException("Owns failed");
+        return ns;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static double TwoThreadStatics()
+    {
+        long t = ThreadCpuClock.NowNanoseconds();
+        for (int i = 0; i < N; i++)
+        {
+            t_slot = t_slot + 1;
+            t_slot = t_slot - 1;
+        }
+        return (ThreadCpuClock.NowNanoseconds() - t) / (double)N;
+    }
+}
