@@ -1,15 +1,56 @@
 using System.CommandLine;
+using System.Text.Json;
+using Spectre.Console;
 
 namespace Slub.Cli.Demo;
 
-/// <summary><c>slub demo</c>: the embedded default workload.</summary>
+/// <summary><c>slub demo</c>: the embedded default workload — fragment, defragment, verify, report.</summary>
 internal static class DemoCommand
 {
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of tables." };
-        var cmd = new Command("demo", "Fragment a few caches with a churn workload, then defragment them and report.") { json };
-        cmd.SetAction(pr => 0);
+        var seed = new Option<int>("--seed") { Description = "Random seed of the workload.", DefaultValueFactory = _ => 7 };
+        var scale = new Option<double>("--scale") { Description = "Multiply the object counts (1 = 300k + 60k + 200k objects).", DefaultValueFactory = _ => 1.0 };
+        var nodes = new Option<int?>("--nodes") { Description = "Emulate this many NUMA nodes (default: the machine's)." };
+        var cmd = new Command("demo", "Fragment a few caches with a churn workload, defragment them with SMO and report.") { json, seed, scale, nodes };
+        cmd.SetAction(pr => Run(pr.GetValue(json), pr.GetValue(seed), pr.GetValue(scale), pr.GetValue(nodes)));
         return cmd;
+    }
+
+    private static bool AllVerified(DemoReport r) =>
+        r.Caches.All(c => (c.AfterDefrag?.Verified ?? true) && (c.AfterMove?.Verified ?? true) && (c.AfterBalance?.Verified ?? true));
+
+    private static int Run(bool json, int seed, double scale, int? nodes)
+    {
+        if (scale <= 0 || scale > 20) { Console.Error.WriteLine("slub demo: --scale must be in (0, 20]"); return 1; }
+        if (nodes is < 1 or > 64) { Console.Error.WriteLine("slub demo: --nodes must be 1..64"); return 1; }
+        using var allocator = new SlabAllocator(new SlabOptions { EmulatedNodes = nodes, BytesPerNode = 2L << 30 });
+        var workload = new DemoWorkload(allocator, seed, scale);
+        DemoReport report;
+        if (json || Console.IsOutputRedirected)
+        {
+            report = workload.Run((_, _) => { });
+        }
+        else
+        {
+            report = null!;
+            AnsiConsole.Progress().AutoClear(true).Start(ctx =>
+            {
+                var tasks = new Dictionary<string, ProgressTask>();
+                report = workload.Run((name, fraction) =>
+                {
+                    if (!tasks.TryGetValue(name, out var t)) tasks[name] = t = ctx.AddTask(name, maxValue: 1);
+                    t.Value = fraction;
+                });
+            });
+        }
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(report, DemoJsonContext.Default.DemoReport));
+            return AllVerified(report) ? 0 : 2;
+        }
+        DemoRenderer.Render(report);
+        return AllVerified(report) ? 0 : 2;
     }
 }

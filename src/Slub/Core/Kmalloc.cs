@@ -24,7 +24,8 @@ public sealed class Kmalloc
         {
             int size = s_sizes[i];
             string name = size >= 1024 ? $"kmalloc-{size / 1024}k" : $"kmalloc-{size}";
-            _caches[i] = allocator.CreateCache(name, size, 0, SlabFlags.None);
+            // Unmergeable, as in current kernels: kmalloc caches keep their own directories in the tree.
+            _caches[i] = allocator.CreateCache(name, size, 0, SlabFlags.NoMerge);
         }
         for (int size = 1, i = 0; size <= 192; size++)
         {

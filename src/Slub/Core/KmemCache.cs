@@ -235,27 +235,57 @@ public sealed unsafe partial class KmemCache
         FreeSlow(c, slab, obj);
     }
 
-    /// <summary>Frees every object in <paramref name="objects"/> (<c>kmem_cache_free_bulk</c>). Thread-safe.</summary>
+    /// <summary>
+    /// Frees every object in <paramref name="objects"/> (<c>kmem_cache_free_bulk</c>): objects of the CPU slab
+    /// go onto the CPU free list; each run of objects from one other slab is chained and handed over under a
+    /// single slab lock. Thread-safe. Every pointer is checked before anything is freed.
+    /// </summary>
     public void FreeBulk(ReadOnlySpan<nint> objects)
     {
+        if (_debug)
+        {
+            foreach (nint o in objects) Free(o);
+            return;
+        }
         int i = 0;
         while (i < objects.Length)
         {
             var c = _cpus[_allocator.CurrentCpu()];
             SpinLockWord.Enter(ref c.LockWord);
-            var cs = c.Slab;
-            int fp = _fpOffset;
-            for (; i < objects.Length; i++)
+            try
             {
-                nint obj = objects[i];
-                var slab = SlabOf(obj);
-                if (slab != cs || obj == c.Freelist) break;
-                *(nint*)(obj + fp) = c.Freelist;
-                c.Freelist = obj;
+                int fp = _fpOffset;
+                for (; i < objects.Length; i++)
+                {
+                    nint obj = objects[i];
+                    var slab = SlabOf(obj);
+                    if (slab == c.Slab && obj != c.Freelist)
+                    {
+                        *(nint*)(obj + fp) = c.Freelist;
+                        c.Freelist = obj;
+                        continue;
+                    }
+                    if (slab == c.Slab) throw new InvalidFreeException(Name, obj, $"kmem_cache_free_bulk({Name}): double free of object 0x{obj:x}");
+                    // Chain the run of objects that belong to this slab (a detached free list).
+                    nint head = obj, tail = obj;
+                    int count = 1;
+                    while (i + 1 < objects.Length && objects[i + 1] != tail && SlabOf(objects[i + 1]) == slab)
+                    {
+                        nint next = objects[++i];
+                        *(nint*)(tail + fp) = next;
+                        tail = next;
+                        count++;
+                    }
+                    i++;
+                    Slab? discard = SlabFree(c, slab, head, tail, count);
+                    if (discard is not null) DiscardSlab(discard);
+                    break;   // re-read the CPU: the thread may have moved
+                }
             }
-            if (i == objects.Length) { SpinLockWord.Exit(ref c.LockWord); break; }
-            nint o = objects[i++];
-            FreeSlow(c, SlabOf(o), o);   // releases the lock
+            finally
+            {
+                SpinLockWord.Exit(ref c.LockWord);
+            }
         }
     }
 

@@ -40,6 +40,26 @@ public sealed class SlabAllocator : IDisposable
 
     internal CallSiteTable CallSites { get; } = new();
 
+    /// <summary>The slab attribute tree of this allocator (its /sys/kernel/slab).</summary>
+    public Sysfs.SlabSysfs Sysfs { get; }
+
+    private Sysfs.LiveEndpoint? _endpoint;
+
+    /// <summary>
+    /// Opens the live endpoint (a Unix socket named by process id) so another process, e.g.
+    /// <c>slub slabinfo --pid</c>, can read the attribute tree and, if <paramref name="allowWrites"/>, write it.
+    /// Idempotent. Thread-safe.
+    /// </summary>
+    public Sysfs.LiveEndpoint OpenLiveEndpoint(bool allowWrites = false, string? socketPath = null)
+    {
+        lock (SlabMutex)
+        {
+            _endpoint ??= new Sysfs.LiveEndpoint(Sysfs, allowWrites, socketPath);
+            _endpoint.AllowWrites = allowWrites;
+            return _endpoint;
+        }
+    }
+
     /// <summary>The kernel's <c>slab_mutex</c>: guards the cache list and mobility setup.</summary>
     internal readonly Lock SlabMutex = new();
 
@@ -54,6 +74,7 @@ public sealed class SlabAllocator : IDisposable
         for (int i = 0; i < table; i++) _cpuOfProcessor[i] = i % Topology.CpuCount;
         _cpuMask = table - 1;
         Kmalloc = new Kmalloc(this);
+        Sysfs = new Sysfs.SlabSysfs(this);
     }
 
     /// <summary>The CPU whose per-CPU state the calling thread uses.</summary>
@@ -219,5 +240,9 @@ public sealed class SlabAllocator : IDisposable
     /// <summary>Resident memory of the process in bytes.</summary>
     public static long ResidentBytes() => OsMemory.ResidentBytes();
 
-    public void Dispose() => Pages.Dispose();
+    public void Dispose()
+    {
+        _endpoint?.Dispose();
+        Pages.Dispose();
+    }
 }

@@ -61,6 +61,7 @@ public sealed class BuddyArena : IDisposable
         Array.Fill(_head, -1);
         for (int pfn = 0; pfn < _frames; pfn += 1 << MaxOrder)
             PushFree(pfn, MaxOrder);
+        _freeFrames = _frames;
     }
 
     /// <summary>True if <paramref name="address"/> lies inside this arena.</summary>

@@ -1,0 +1,189 @@
+using System.Runtime.CompilerServices;
+
+namespace Slub;
+
+/// <summary>
+/// Movable objects for ordinary C# code: callers hold a <c>long</c> handle instead of a pointer, and the
+/// table is the one place that knows where each object lives, so defragmentation can move objects and
+/// redirect the single reference that matters. Objects live in their own movable slab cache.
+/// </summary>
+/// <remarks>
+/// <para><b>Layout.</b> Each object starts with an 8-byte header holding its handle, followed by the
+/// payload. The cache's constructor zeroes objects, so a free slot never claims a live handle.</para>
+/// <para><b>Concurrency.</b> Handles are striped over 64 spin locks. <see cref="Access"/> holds the
+/// handle's stripe lock for the lifetime of the returned scope, which is what keeps the object from moving
+/// or being freed while it is used. The migrate callback takes the same stripe lock for each object, checks
+/// that the table still maps the handle to that address (otherwise the object was freed after isolation
+/// and is skipped), allocates the replacement on the requested node, copies, updates the table and frees
+/// the old object. No isolate callback is needed: frozen slabs never hand out their free slots again, so
+/// a freed object's header cannot be reused during the move.</para>
+/// <para>All members are thread-safe. Keep <see cref="Access"/> scopes short and never call
+/// <see cref="Free"/> or <see cref="Allocate"/> inside one (same-stripe deadlock).</para>
+/// </remarks>
+public sealed unsafe class MovableHandleTable
+{
+    private const int HeaderSize = 8;
+    private const int ChunkShift = 16, ChunkSize = 1 << ChunkShift, MaxChunks = 4096;
+    private const int Stripes = 64;
+
+    private readonly nint[]?[] _chunks = new nint[]?[MaxChunks];
+    private readonly int[] _stripeLocks = new int[Stripes * 16];   // one lock word per cache line
+    private readonly Stack<long> _freeHandles = new();
+    private long _nextHandle = 1;   // 0 is never a handle
+    private long _live;
+
+    /// <summary>The cache holding the objects (its object size is the payload plus an 8-byte header).</summary>
+    public KmemCache Cache { get; }
+
+    /// <summary>Payload bytes per object.</summary>
+    public int PayloadSize { get; }
+
+    /// <summary>Live objects.</summary>
+    public long Count => Interlocked.Read(ref _live);
+
+    /// <summary>Creates the table and its movable cache <paramref name="cacheName"/> in <paramref name="allocator"/>.</summary>
+    public MovableHandleTable(SlabAllocator allocator, string cacheName, int payloadSize, SlabFlags flags = SlabFlags.None)
+    {
+        if (payloadSize < 1) throw new ArgumentOutOfRangeException(nameof(payloadSize));
+        PayloadSize = payloadSize;
+        int objectSize = HeaderSize + payloadSize;
+        Cache = allocator.CreateCache(cacheName, objectSize, 8, flags, obj => new Span<byte>((void*)obj, objectSize).Clear());
+        Cache.SetupMobility(null, Migrate);
+    }
+
+    /// <summary>Allocates an object (on <paramref name="node"/>, -1 any) and returns its handle; the payload is zeroed.</summary>
+    public long Allocate(int node = -1)
+    {
+        nint obj = Cache.AllocNode(node);
+        new Span<byte>((void*)obj, HeaderSize + PayloadSize).Clear();
+        long handle;
+        lock (_freeHandles)
+        {
+            if (!_freeHandles.TryPop(out handle))
+            {
+                handle = _nextHandle;
+                int chunk = (int)(handle >> ChunkShift);
+                if (chunk >= MaxChunks) { Cache.Free(obj); throw new InvalidOperationException($"{Cache.Name}: handle table full"); }
+                // Publish the chunk before the handle bound, so readers that pass the bound find it.
+                if (_chunks[chunk] is null) Volatile.Write(ref _chunks[chunk], new nint[ChunkSize]);
+                Interlocked.Exchange(ref _nextHandle, handle + 1);
+            }
+        }
+        *(long*)obj = handle;
+        ref int l = ref StripeLock(handle);
+        SpinLockWord.Enter(ref l);
+        Volatile.Write(ref Slot(handle), obj);
+        SpinLockWord.Exit(ref l);
+        Interlocked.Increment(ref _live);
+        return handle;
+    }
+
+    /// <summary>Frees the object of <paramref name="handle"/>; the handle may be reused afterwards.</summary>
+    /// <exception cref="ArgumentException">The handle is not live.</exception>
+    public void Free(long handle)
+    {
+        ref int l = ref StripeLock(handle);
+        SpinLockWord.Enter(ref l);
+        nint obj;
+        try
+        {
+            ref nint slot = ref SlotChecked(handle);
+            obj = slot;
+            if (obj == 0) throw new ArgumentException($"{Cache.Name}: handle {handle} is not live", nameof(handle));
+            slot = 0;
+            Cache.Free(obj);
+        }
+        finally
+        {
+            SpinLockWord.Exit(ref l);
+        }
+        Interlocked.Decrement(ref _live);
+        lock (_freeHandles) _freeHandles.Push(handle);
+    }
+
+    /// <summary>Pins the object and gives its payload address until the scope is disposed.</summary>
+    public Scope Access(long handle)
+    {
+        ref int l = ref StripeLock(handle);
+        SpinLockWord.Enter(ref l);
+        nint obj = SlotCheckedOrZero(handle);
+        if (obj == 0)
+        {
+            SpinLockWord.Exit(ref l);
+            throw new ArgumentException($"{Cache.Name}: handle {handle} is not live", nameof(handle));
+        }
+        return new Scope(this, handle, obj + HeaderSize);
+    }
+
+    /// <summary>An access to one object's payload; the object cannot move or be freed until disposal.</summary>
+    public readonly ref struct Scope
+    {
+        private readonly MovableHandleTable _table;
+        private readonly long _handle;
+
+        /// <summary>Address of the payload.</summary>
+        public nint Payload { get; }
+
+        /// <summary>The payload as bytes.</summary>
+        public Span<byte> Bytes => new((void*)Payload, _table.PayloadSize);
+
+        internal Scope(MovableHandleTable table, long handle, nint payload)
+        {
+            _table = table;
+            _handle = handle;
+            Payload = payload;
+        }
+
+        public void Dispose() => SpinLockWord.Exit(ref _table.StripeLock(_handle));
+    }
+
+    /// <summary>The current address of a handle's payload (for diagnostics; it may move right after).</summary>
+    public nint AddressOf(long handle)
+    {
+        nint obj = SlotCheckedOrZero(handle);
+        return obj == 0 ? 0 : obj + HeaderSize;
+    }
+
+    private void Migrate(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? state, Span<MigrateResult> results)
+    {
+        for (int i = 0; i < objects.Length; i++)
+        {
+            nint old = objects[i];
+            if (old == 0) { results[i] = MigrateResult.Skipped; continue; }
+            long handle = *(long*)old;
+            if (handle <= 0 || handle >= Interlocked.Read(ref _nextHandle)) { results[i] = MigrateResult.Skipped; continue; }
+            ref int l = ref StripeLock(handle);
+            SpinLockWord.Enter(ref l);
+            try
+            {
+                ref nint slot = ref Slot(handle);
+                if (slot != old) { results[i] = MigrateResult.Skipped; continue; }   // freed since isolation
+                nint fresh = cache.TryAllocNode(node);
+                if (fresh == 0) { results[i] = MigrateResult.Later; continue; }  // no memory: stays where it is
+                Buffer.MemoryCopy((void*)old, (void*)fresh, HeaderSize + PayloadSize, HeaderSize + PayloadSize);
+                Volatile.Write(ref slot, fresh);
+                cache.Free(old);
+                results[i] = MigrateResult.Moved;
+            }
+            finally
+            {
+                SpinLockWord.Exit(ref l);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref int StripeLock(long handle) => ref _stripeLocks[(int)(handle & (Stripes - 1)) * 16];
+
+    private ref nint Slot(long handle) => ref _chunks[handle >> ChunkShift]![handle & (ChunkSize - 1)];
+
+    private ref nint SlotChecked(long handle)
+    {
+        if (handle <= 0 || handle >= Interlocked.Read(ref _nextHandle))
+            throw new ArgumentException($"{Cache.Name}: handle {handle} is not live", nameof(handle));
+        return ref Slot(handle);
+    }
+
+    private nint SlotCheckedOrZero(long handle) =>
+        handle <= 0 || handle >= Interlocked.Read(ref _nextHandle) ? 0 : Volatile.Read(ref Slot(handle));
+}

@@ -1,0 +1,200 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Slub.Sysfs;
+
+/// <summary>
+/// Serves a process's slab attribute tree to other processes over a Unix domain socket, so that
+/// <c>slub slabinfo --pid PID</c> (or the test-module suite) can read and write attributes of a live program.
+/// </summary>
+/// <remarks>
+/// <para>Socket: <c>$TMPDIR/slub-&lt;pid&gt;.sock</c>, mode 0600; a peer whose uid differs from ours is
+/// refused (SO_PEERCRED). Writes are refused with EPERM unless the owner enabled them.</para>
+/// <para>Protocol (UTF-8, one request per line, many per connection; documented in docs/formats.md):
+/// <c>LIST</c> → <c>OK n</c> + n bytes of <c>d name</c> / <c>l name target</c> lines;
+/// <c>READ cache/attr</c> → <c>OK n</c> + n bytes, or <c>ERR CODE message</c>;
+/// <c>WRITE cache/attr n</c> + n bytes → <c>OK 0</c> or <c>ERR CODE message</c>.
+/// Requests longer than 4096 bytes or payloads above 64 KiB are refused and the connection closed.</para>
+/// <para>Thread-safety: start/stop from any thread; each connection is served on the thread pool.</para>
+/// </remarks>
+public sealed partial class LiveEndpoint : IDisposable
+{
+    public const int MaxLine = 4096, MaxPayload = 64 * 1024;
+
+    private readonly SlabSysfs _sysfs;
+    private readonly Socket _listener;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Dictionary<string, (Func<string>? Read, Action<string>? Write)> _extra = new(StringComparer.Ordinal);
+
+    /// <summary>Path of the socket file.</summary>
+    public string SocketPath { get; }
+
+    /// <summary>Whether peers may write attributes.</summary>
+    public bool AllowWrites { get; set; }
+
+    /// <summary>The socket path a process with this id listens on.</summary>
+    public static string PathFor(int pid) => Path.Combine(Path.GetTempPath(), $"slub-{pid}.sock");
+
+    public LiveEndpoint(SlabSysfs sysfs, bool allowWrites = false, string? socketPath = null)
+    {
+        _sysfs = sysfs;
+        AllowWrites = allowWrites;
+        SocketPath = socketPath ?? PathFor(Environment.ProcessId);
+        if (File.Exists(SocketPath)) File.Delete(SocketPath);
+        _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        _listener.Bind(new UnixDomainSocketEndPoint(SocketPath));
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        _listener.Listen(16);
+        _ = Task.Run(AcceptLoop);
+    }
+
+    /// <summary>Adds a file outside the slab tree (e.g. a test module's control file <c>smo/callfn</c>).</summary>
+    public void AddFile(string path, Func<string>? read, Action<string>? write)
+    {
+        lock (_extra) _extra[path] = (read, write);
+    }
+
+    private async Task AcceptLoop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket client;
+            try { client = await _listener.AcceptAsync(_stop.Token); }
+            catch (OperationCanceledException) { return; }
+            catch (ObjectDisposedException) { return; }
+            catch (SocketException) { continue; }
+            _ = Task.Run(() => Serve(client));
+        }
+    }
+
+    private void Serve(Socket client)
+    {
+        using var _ = client;
+        using var stream = new NetworkStream(client, ownsSocket: false);
+        if (!PeerIsSameUser(client))
+        {
+            Send(stream, "ERR EACCES peer is not the same user\n");
+            return;
+        }
+        try
+        {
+            while (ReadLine(stream) is { } line)
+            {
+                if (!Handle(stream, line)) return;
+            }
+        }
+        catch (IOException) { }
+        catch (SocketException) { }
+    }
+
+    /// <summary>Handles one request; false closes the connection (malformed framing).</summary>
+    private bool Handle(Stream stream, string line)
+    {
+        string[] parts = line.Split(' ');
+        switch (parts[0])
+        {
+            case "LIST" when parts.Length == 1:
+                var sb = new StringBuilder();
+                foreach (var e in _sysfs.Entries())
+                    sb.Append(e.IsLink ? $"l {e.Name} {e.Target}\n" : $"d {e.Name}\n");
+                SendOk(stream, sb.ToString());
+                return true;
+            case "READ" when parts.Length == 2:
+                Reply(stream, () => ReadPath(parts[1]));
+                return true;
+            case "WRITE" when parts.Length == 3:
+                if (!int.TryParse(parts[2], out int n) || n < 0 || n > MaxPayload)
+                {
+                    Send(stream, "ERR EINVAL bad payload length\n");
+                    return false;
+                }
+                byte[] payload = new byte[n];
+                stream.ReadExactly(payload);
+                string value = Encoding.UTF8.GetString(payload);
+                if (!AllowWrites) { Send(stream, "ERR EPERM writes are not enabled in this process\n"); return true; }
+                Reply(stream, () => { WritePath(parts[1], value); return ""; });
+                return true;
+            default:
+                Send(stream, "ERR EINVAL unknown request\n");
+                return true;
+        }
+    }
+
+    private string ReadPath(string path)
+    {
+        (Func<string>? Read, Action<string>? Write) f;
+        bool extra;
+        lock (_extra) extra = _extra.TryGetValue(path, out f);
+        if (!extra) return _sysfs.Read(path);
+        return f.Read is null ? throw new SysfsException(Errno.EACCES, path, "write-only file") : f.Read();
+    }
+
+    private void WritePath(string path, string value)
+    {
+        (Func<string>? Read, Action<string>? Write) f;
+        bool extra;
+        lock (_extra) extra = _extra.TryGetValue(path, out f);
+        if (!extra) { _sysfs.Write(path, value); return; }
+        if (f.Write is null) throw new SysfsException(Errno.EIO, path, "read-only file");
+        f.Write(value);
+    }
+
+    private static void Reply(Stream stream, Func<string> action)
+    {
+        string result;
+        try { result = action(); }
+        catch (SysfsException e) { Send(stream, $"ERR {e.Errno} {OneLine(e.Message)}\n"); return; }
+        catch (Exception e) when (e is not OutOfMemoryException) { Send(stream, $"ERR EIO {OneLine(e.Message)}\n"); return; }
+        SendOk(stream, result);
+    }
+
+    private static string OneLine(string s) => s.Replace('\n', ' ').Replace('\r', ' ');
+
+    private static void SendOk(Stream stream, string body)
+    {
+        byte[] bytes = Encoding.UTF8.GetBytes(body);
+        Send(stream, $"OK {bytes.Length}\n");
+        stream.Write(bytes);
+    }
+
+    private static void Send(Stream stream, string text) => stream.Write(Encoding.UTF8.GetBytes(text));
+
+    /// <summary>Reads one '\n'-terminated line; null at end of stream. Throws IOException past <see cref="MaxLine"/>.</summary>
+    internal static string? ReadLine(Stream stream)
+    {
+        var buf = new List<byte>(64);
+        while (true)
+        {
+            int b = stream.ReadByte();
+            if (b < 0) return buf.Count == 0 ? null : throw new IOException("connection closed mid-line");
+            if (b == '\n') return Encoding.UTF8.GetString(buf.ToArray());
+            if (buf.Count >= MaxLine) throw new IOException("request line too long");
+            buf.Add((byte)b);
+        }
+    }
+
+    [LibraryImport("libc")]
+    private static partial uint geteuid();
+
+    private static bool PeerIsSameUser(Socket s)
+    {
+        if (!OperatingSystem.IsLinux()) return true;
+        try
+        {
+            Span<byte> cred = stackalloc byte[12];   // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+            int len = s.GetRawSocketOption(1 /* SOL_SOCKET */, 17 /* SO_PEERCRED */, cred);
+            if (len < 12) return false;
+            return BitConverter.ToUInt32(cred[4..8]) == geteuid();
+        }
+        catch (SocketException) { return false; }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Dispose();
+        try { File.Delete(SocketPath); } catch (IOException) { }
+    }
+}

@@ -1,0 +1,175 @@
+using System.Globalization;
+using System.Text;
+
+namespace Slub.Sysfs;
+
+/// <summary>
+/// One file of a cache's directory in the slab attribute tree (/sys/kernel/slab/&lt;cache&gt;/&lt;name&gt;):
+/// how it reads, and how it takes a write (null = read-only). Texts follow the kernel's formats exactly.
+/// </summary>
+public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, Action<KmemCache, string, string>? Store)
+{
+    public bool Readable => Show is not null;
+    public bool Writable => Store is not null;
+
+    /// <summary>The attributes every cache directory has, in the kernel's order.</summary>
+    public static IReadOnlyList<SlabAttribute> All { get; } = Build();
+
+    private static SlabAttribute Ro(string name, Func<KmemCache, string> show) => new(name, show, null);
+    private static SlabAttribute Rw(string name, Func<KmemCache, string> show, Action<KmemCache, string, string> store) => new(name, show, store);
+    private static string Line(long v) => v.ToString(CultureInfo.InvariantCulture) + "\n";
+    private static string Flag(KmemCache c, SlabFlags f) => (c.Flags & f) != 0 ? "1\n" : "0\n";
+
+    private static List<SlabAttribute> Build() =>
+    [
+        Ro("slab_size", c => Line(c.SlabSize)),
+        Ro("object_size", c => Line(c.ObjectSize)),
+        Ro("objs_per_slab", c => Line(c.ObjectsPerSlab)),
+        Ro("order", c => Line(c.Order)),
+        Rw("min_partial", c => Line(c.MinPartial), (c, path, v) =>
+            c.MinPartial = Math.Clamp((int)Math.Min(ParseUnsigned(path, v), int.MaxValue), KmemCache.MinPartialFloor, KmemCache.MaxPartial)),
+        Rw("cpu_partial", c => Line(c.CpuPartial), (c, path, v) =>
+        {
+            ulong objects = ParseUnsigned(path, v);
+            if (objects != 0 && c.IsDebug) throw new SysfsException(Errno.EINVAL, path, "per-CPU partial slabs are off for debug caches");
+            if (objects > int.MaxValue) throw new SysfsException(Errno.EINVAL, path, "value out of range");
+            c.CpuPartial = (int)objects;
+        }),
+        Ro("objects", c => PerNode(c, n => n.Objects)),
+        Ro("objects_partial", c => PerNode(c, n => n.ObjectsPartial)),
+        Ro("partial", c => PerNode(c, n => n.Partial)),
+        Ro("cpu_slabs", c => PerNode(c, n => n.CpuSlabs)),
+        Ro("ops", Ops),
+        Ro("aliases", c => Line(c.Aliases)),
+        Ro("align", c => Line(c.Geometry.Align)),
+        Ro("hwcache_align", c => Flag(c, SlabFlags.HwCacheAlign)),
+        Ro("reclaim_account", c => Flag(c, SlabFlags.ReclaimAccount)),
+        Ro("destroy_by_rcu", c => Flag(c, SlabFlags.TypesafeByRcu)),
+        Ro("cache_dma", _ => "0\n"),
+        Ro("usersize", _ => "0\n"),
+        Ro("slabs_cpu_partial", SlabsCpuPartial),
+        Ro("slabs", c => PerNode(c, n => n.Slabs)),
+        Ro("total_objects", c => PerNode(c, n => n.TotalObjects)),
+        Ro("sanity_checks", c => Flag(c, SlabFlags.ConsistencyChecks)),
+        Ro("trace", c => Flag(c, SlabFlags.Trace)),
+        Ro("red_zone", c => Flag(c, SlabFlags.RedZone)),
+        Ro("poison", c => Flag(c, SlabFlags.Poison)),
+        Ro("store_user", c => Flag(c, SlabFlags.StoreUser)),
+        Rw("validate", _ => "", (c, path, v) =>
+        {
+            if (!v.StartsWith('1') || !c.IsDebug) throw new SysfsException(Errno.EINVAL, path, c.IsDebug ? "write 1 to validate" : "validate needs a debug cache (slub_debug)");
+            c.Validate();
+        }),
+        Rw("shrink", _ => "", (c, path, v) =>
+        {
+            if (!v.StartsWith('1')) throw new SysfsException(Errno.EINVAL, path, "write 1 to shrink");
+            c.Shrink();
+        }),
+        Rw("remote_node_defrag_ratio", c => Line(c.RemoteNodeDefragRatio), (c, path, v) =>
+        {
+            ulong ratio = ParseUnsigned(path, v);
+            if (ratio > 100) throw new SysfsException(Errno.ERANGE, path, "ratio must be 0..100");
+            c.RemoteNodeDefragRatio = (int)ratio;
+        }),
+        Rw("defrag_used_ratio", c => Line(c.DefragUsedRatio), (c, path, v) =>
+        {
+            ulong ratio = ParseUnsigned(path, v);
+            if (ratio > 100) throw new SysfsException(Errno.EINVAL, path, "ratio must be 0..100");
+            c.DefragUsedRatio = (int)ratio;
+        }),
+        // NUMA move and balance (the series' patches 14/15), strictly validated.
+        Rw("move", _ => "", Move),
+        Rw("balance", _ => "", (c, path, v) =>
+        {
+            if (v != "1" && v != "1\n") throw new SysfsException(Errno.EINVAL, path, "write 1 to balance");
+            if (!c.IsMovable) throw new SysfsException(Errno.EINVAL, path, $"{c.Name} SMO not enabled, cannot move objects");
+            c.Balance();
+        }),
+        // Our SMO counters (the series has none).
+        Ro("defrag_objects_moved", c => Line(c.Defrag.ObjectsMoved)),
+        Ro("defrag_objects_freed", c => Line(c.Defrag.ObjectsFreed)),
+        Ro("defrag_objects_busy", c => Line(c.Defrag.ObjectsBusy)),
+        Ro("defrag_objects_refused", c => Line(c.Defrag.ObjectsRefused)),
+        Ro("defrag_slabs_freed", c => Line(c.Defrag.SlabsFreed)),
+        Ro("defrag_runs", c => Line(c.Defrag.Runs)),
+        Ro("defrag_callback_failures", c => Line(c.Defrag.CallbackFailures)),
+        Ro("defrag_time_us", c => Line((long)c.Defrag.TimeSpent.TotalMicroseconds)),
+        // Per-slab objects in use, for occupancy maps (slabinfo --map).
+        Ro("slab_occupancy", c => string.Join(' ', c.SlabOccupancy().Select(s => s.Inuse)) + "\n"),
+    ];
+
+    private static readonly System.Text.RegularExpressions.Regex s_moveSyntax =
+        new(@"^[nN]?([0-9]{1,2})(?: [nN]?([0-9]{1,2}))?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    // "N<a>": everything to node a; "N<a> N<b>": node a's objects to node b; "N<a> N<a>": compact node a.
+    private static void Move(KmemCache c, string path, string value)
+    {
+        string text = value.EndsWith('\n') ? value[..^1] : value;
+        var m = s_moveSyntax.Match(text);
+        if (!m.Success) throw new SysfsException(Errno.EINVAL, path, $"expected N<node> or N<from> N<to>, got '{text}'");
+        int nodes = c.Allocator.Topology.NodeCount;
+        int a = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        int b = m.Groups[2].Success ? int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture) : -1;
+        if (a >= nodes || b >= nodes) throw new SysfsException(Errno.EINVAL, path, $"no node {(a >= nodes ? a : b)} with memory (nodes 0..{nodes - 1})");
+        if (!c.IsMovable) throw new SysfsException(Errno.EINVAL, path, $"{c.Name} SMO not enabled, cannot move objects");
+        if (b < 0) c.MoveToNode(a); else c.MoveNode(a, b);
+    }
+
+    /// <summary>The kernel's show_slab_objects format: total, then " N&lt;node&gt;=&lt;count&gt;" for each node with a non-zero count.</summary>
+    internal static string PerNode(KmemCache c, Func<NodeStatistics, long> pick)
+    {
+        var st = c.GetStatistics();
+        var sb = new StringBuilder();
+        sb.Append(st.Nodes.Sum(pick).ToString(CultureInfo.InvariantCulture));
+        foreach (var n in st.Nodes)
+        {
+            long v = pick(n);
+            if (v != 0) sb.Append(CultureInfo.InvariantCulture, $" N{n.Node}={v}");
+        }
+        return sb.Append('\n').ToString();
+    }
+
+    // Kernel 6.x: per-CPU partial slabs are assumed half full: objects = slabs * objs_per_slab / 2.
+    private static string SlabsCpuPartial(KmemCache c)
+    {
+        var st = c.GetStatistics();
+        int slabs = st.CpuPartial.Sum(p => p.Slabs);
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture, $"{slabs * c.ObjectsPerSlab / 2}({slabs})");
+        foreach (var p in st.CpuPartial)
+            sb.Append(CultureInfo.InvariantCulture, $" C{p.Cpu}={p.Slabs * c.ObjectsPerSlab / 2}({p.Slabs})");
+        return sb.Append('\n').ToString();
+    }
+
+    // The series' `ops` file: one "label : symbol" line per callback that is set.
+    private static string Ops(KmemCache c)
+    {
+        var sb = new StringBuilder();
+        if (c.Constructor is { } ctor) sb.Append("ctor : ").Append(Symbol(ctor)).Append('\n');
+        if (c.Mobility is { } m)
+        {
+            if (m.Isolate is { } iso) sb.Append("isolate : ").Append(Symbol(iso)).Append('\n');
+            sb.Append("migrate : ").Append(Symbol(m.Migrate)).Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>A delegate's target written like the kernel's %pS: name+0xoffset/0xsize [module].</summary>
+    internal static string Symbol(Delegate d)
+    {
+        var m = d.Method;
+        int size = 0;
+        try { size = m.GetMethodBody()?.GetILAsByteArray()?.Length ?? 0; } catch (InvalidOperationException) { }
+        string type = m.DeclaringType is { } t ? t.Name + "." : "";
+        return $"{type}{m.Name}+0x0/0x{size:x} [{m.Module.Assembly.GetName().Name}]";
+    }
+
+    /// <summary>kstrtoul-style parse: decimal digits with optional surrounding whitespace/newline; anything else is EINVAL.</summary>
+    internal static ulong ParseUnsigned(string path, string text)
+    {
+        string t = text.Trim();
+        if (t.Length == 0 || !t.All(char.IsAsciiDigit) || !ulong.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out ulong v))
+            throw new SysfsException(Errno.EINVAL, path, $"'{text.TrimEnd('\n')}' is not an unsigned number");
+        return v;
+    }
+}

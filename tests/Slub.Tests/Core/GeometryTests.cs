@@ -1,0 +1,61 @@
+namespace Slub.Tests.Core;
+
+public class GeometryTests
+{
+    // Figures of real caches on a 2-CPU Linux 6.18 machine (sample-churn.before and /sys/kernel/slab).
+    [Theory]
+    [InlineData(192, 21, 0)]   // dentry
+    [InlineData(752, 21, 2)]   // shmem_inode_cache
+    [InlineData(1128, 14, 2)]  // ext4_inode_cache
+    [InlineData(584, 14, 1)]   // radix_tree_node
+    [InlineData(624, 13, 1)]   // inode_cache
+    [InlineData(64, 64, 0)]    // kmalloc-64
+    [InlineData(8192, 4, 3)]   // kmalloc-8k
+    public void OrderAndObjectsMatchTheKernel(int size, int objects, int order)
+    {
+        var g = CacheGeometry.Compute(size, 0, SlabFlags.None, hasCtor: false, cpus: 2);
+        Assert.Equal(size, g.Size);
+        Assert.Equal(objects, g.ObjectsPerSlab);
+        Assert.Equal(order, g.Order);
+    }
+
+    [Fact]
+    public void ConstructorMovesTheFreePointerOutsideTheObject()
+    {
+        var plain = CacheGeometry.Compute(192, 0, SlabFlags.None, hasCtor: false, cpus: 2);
+        var ctor = CacheGeometry.Compute(192, 0, SlabFlags.None, hasCtor: true, cpus: 2);
+        Assert.False(plain.FreePointerOutside);
+        Assert.Equal(96, plain.FreePointerOffset);   // middle of the object
+        Assert.True(ctor.FreePointerOutside);
+        Assert.Equal(200, ctor.Size);
+        Assert.Equal(20, ctor.ObjectsPerSlab);
+    }
+
+    [Fact]
+    public void DebugFlagsAddRedZonesAndTracks()
+    {
+        var g = CacheGeometry.Compute(64, 0, SlabFlags.RedZone | SlabFlags.StoreUser | SlabFlags.Poison, hasCtor: false, cpus: 2);
+        Assert.Equal(8, g.RedLeftPad);
+        Assert.Equal(72, g.Inuse);                       // one word of right red zone
+        Assert.Equal(72, g.FreePointerOffset);           // poison keeps the object intact
+        Assert.Equal(80, g.TrackOffset);
+        Assert.Equal(8 + 72 + 8 + 2 * CacheGeometry.TrackSize, g.Size);
+    }
+
+    [Theory]
+    [InlineData(20, 32)]
+    [InlineData(40, 64)]
+    [InlineData(100, 64)]
+    [InlineData(8, 8)]
+    public void HardwareCacheAlignmentHalvesForSmallObjects(int size, int align)
+    {
+        Assert.Equal(align, CacheGeometry.CalculateAlignment(SlabFlags.HwCacheAlign, 0, size));
+    }
+
+    [Fact]
+    public void BadArgumentsAreRefused()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(0, 0, SlabFlags.None, false, 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(64, 3, SlabFlags.None, false, 2));
+    }
+}

@@ -1,0 +1,135 @@
+namespace Slub.Tests.Debug;
+
+public unsafe class SlubDebugTests
+{
+    private static (SlabAllocator, KmemCache) Debug(string flags = "FZPU", int size = 64)
+    {
+        var a = TestAllocator.Create(cpus: 2, slubDebug: flags);
+        return (a, a.CreateCache("dbg", size));
+    }
+
+    [Fact]
+    public void DoubleFreeIsReportedLikeTheKernel()
+    {
+        var (a, c) = Debug();
+        using var _ = a;
+        nint p = c.Alloc();
+        nint keep = c.Alloc();
+        c.Free(p);
+        var e = Assert.Throws<SlabCorruptionException>(() => c.Free(p));
+        Assert.Equal("Object already free", e.Problem);
+        Assert.Contains("BUG dbg (Not tainted): Object already free", e.Message);
+        Assert.Contains("Allocated in ", e.Message);   // store_user track
+        Assert.Contains("Freed in ", e.Message);
+        Assert.Contains(e.Message, a.Log.Lines());
+        Assert.Equal(1, c.GetStatistics().Objects);   // nothing changed
+        c.Free(keep);
+    }
+
+    [Fact]
+    public void RightRedZoneOverwriteIsCaughtAtFree()
+    {
+        var (a, c) = Debug();
+        using var _ = a;
+        nint p = c.Alloc();
+        ((byte*)p)[64] = 0;   // one byte past the object
+        var e = Assert.Throws<SlabCorruptionException>(() => c.Free(p));
+        Assert.Equal("Right Redzone overwritten", e.Problem);
+        Assert.Contains("First byte 0x0 instead of 0xcc", e.Message);
+        Assert.Contains("@offset=0", e.Message);
+    }
+
+    [Fact]
+    public void LeftRedZoneOverwriteIsCaughtAtFree()
+    {
+        var (a, c) = Debug("Z");
+        using var _ = a;
+        nint p = c.Alloc();
+        ((byte*)p)[-1] = 1;
+        var e = Assert.Throws<SlabCorruptionException>(() => c.Free(p));
+        Assert.Equal("Left Redzone overwritten", e.Problem);
+    }
+
+    [Fact]
+    public void WriteAfterFreeIsCaughtByPoisonAndTheObjectIsNotHandedOutAgain()
+    {
+        var (a, c) = Debug("FZP");
+        using var _ = a;
+        var objs = Enumerable.Range(0, 10).Select(_ => c.Alloc()).ToList();
+        nint victim = objs[9];
+        c.Free(victim);
+        ((byte*)victim)[10] = 0x42;   // use after free
+        var e = Assert.Throws<SlabCorruptionException>(() => { for (int i = 0; i < 1000; i++) objs.Add(c.Alloc()); });
+        Assert.Equal("Poison overwritten", e.Problem);
+        Assert.Contains("First byte 0x42 instead of 0x6b", e.Message);
+        // The damaged slab is taken out of service: further allocations never return the victim.
+        for (int i = 0; i < 200; i++) Assert.NotEqual(victim, c.Alloc());
+    }
+
+    [Fact]
+    public void ValidateFindsDamageInFreeObjects()
+    {
+        var (a, c) = Debug("FZP");
+        using var _ = a;
+        nint p = c.Alloc();
+        nint q = c.Alloc();
+        c.Free(p);
+        Assert.Empty(c.Validate());
+        ((byte*)p)[3] = 0;
+        var problems = c.Validate();
+        Assert.Single(problems);
+        Assert.Contains("Poison overwritten", problems[0]);
+        c.Free(q);
+    }
+
+    [Fact]
+    public void ValidateFindsACorruptFreeList()
+    {
+        using var a = TestAllocator.Create(cpus: 1);
+        var c = a.CreateCache("fl", 64, flags: SlabFlags.NoMerge);
+        var objs = Enumerable.Range(0, 10).Select(_ => c.Alloc()).ToList();
+        c.Free(objs[4]);
+        c.FlushAll();
+        Assert.Empty(c.Validate());
+        *(nint*)(objs[4] + c.Geometry.FreePointerOffset) = 0x1234;   // scribble over the free pointer
+        Assert.Contains(c.Validate(), p => p.Contains("Freepointer corrupt"));
+    }
+
+    [Fact]
+    public void DebugCachesNeverUseCpuSlabsSoCountsAreExact()
+    {
+        var (a, c) = Debug("F");
+        using var _ = a;
+        var objs = Enumerable.Range(0, 500).Select(_ => c.Alloc()).ToList();
+        var st = c.GetStatistics();
+        Assert.Equal(0, st.CpuSlabs);
+        Assert.Equal(500, st.Objects);
+        foreach (var p in objs) c.Free(p);
+        Assert.Equal(0, c.GetStatistics().Objects);
+    }
+
+    [Fact]
+    public void SlubDebugOptionParsesTheBootSyntax()
+    {
+        var o = SlubDebugOption.Parse("FZ,dentry,kmalloc-*;U,inode_cache");
+        Assert.Equal(SlabFlags.None, o.Global);
+        Assert.Equal(SlabFlags.ConsistencyChecks | SlabFlags.RedZone, o.FlagsFor("dentry"));
+        Assert.Equal(SlabFlags.ConsistencyChecks | SlabFlags.RedZone, o.FlagsFor("kmalloc-64"));
+        Assert.Equal(SlabFlags.StoreUser, o.FlagsFor("inode_cache"));
+        Assert.Equal(SlabFlags.DebugFlags, SlubDebugOption.Parse("").Global);
+        Assert.Equal(SlabFlags.None, SlubDebugOption.Parse("-").Global);
+        var e = Assert.Throws<FormatException>(() => SlubDebugOption.Parse("FQ"));
+        Assert.Contains("'Q'", e.Message);
+    }
+
+    [Fact]
+    public void PoisonIsOffForConstructorCaches()
+    {
+        using var a = TestAllocator.Create(slubDebug: "P");
+        var c = a.CreateCache("ctorpoison", 64, ctor: p => *(long*)p = 99);
+        nint x = c.Alloc();
+        c.Free(x);
+        nint y = c.Alloc();
+        Assert.Equal(99, *(long*)y);   // constructed state survives: no poison on ctor caches
+    }
+}

@@ -1,0 +1,107 @@
+using CsCheck;
+using Slub.Pages;
+
+namespace Slub.Tests.Pages;
+
+public class BuddyArenaTests
+{
+    private sealed class Block : PageBlock;
+
+    [Fact]
+    public void RandomAllocFreeKeepsInvariantsAndCoalescesFully()
+    {
+        // Ops: (allocate?, order, index of a live block to free).
+        var ops = Gen.Select(Gen.Bool, Gen.Int[0, 6], Gen.Int[0, 1000]).Array[1, 300];
+        ops.Sample(seq =>
+        {
+            using var pages = new PageAllocator(NumaTopology.Emulated(1, 1), 8L << 20);
+            var arena = pages.Arenas[0];
+            var live = new List<Block>();
+            foreach (var (alloc, order, pick) in seq)
+            {
+                if (alloc || live.Count == 0)
+                {
+                    var b = new Block();
+                    if (pages.TryAllocate(order, 0, b))
+                    {
+                        Assert.Equal(0, b.Pfn & ((1 << order) - 1));            // naturally aligned
+                        Assert.Same(b, pages.OwnerOf(b.Address + b.Bytes - 1)); // every frame maps to it
+                        live.Add(b);
+                    }
+                }
+                else
+                {
+                    var b = live[pick % live.Count];
+                    live.Remove(b);
+                    pages.Free(b);
+                    Assert.Null(pages.OwnerOf(b.Address));
+                }
+                arena.CheckConsistency();
+            }
+            // No two live blocks overlap.
+            var sorted = live.OrderBy(b => b.Address).ToList();
+            for (int i = 1; i < sorted.Count; i++)
+                Assert.True(sorted[i - 1].Address + sorted[i - 1].Bytes <= sorted[i].Address);
+            long used = live.Sum(b => 1L << b.Order);
+            Assert.Equal(arena.TotalFrames - used, arena.FreeFrames);
+            foreach (var b in live) pages.Free(b);
+            arena.CheckConsistency();
+            var free = arena.FreeBlocksPerOrder();
+            Assert.Equal(arena.TotalFrames >> BuddyArena.MaxOrder, free[BuddyArena.MaxOrder]);
+            Assert.Equal(0, free.Take(BuddyArena.MaxOrder).Sum());
+        }, iter: 60);
+    }
+
+    [Fact]
+    public void ExhaustionIsACleanFailure()
+    {
+        using var pages = new PageAllocator(NumaTopology.Emulated(1, 1), 4L << 20);
+        var blocks = new List<Block>();
+        for (int i = 0; i < 1024; i++) { var b = new Block(); Assert.True(pages.TryAllocate(0, 0, b)); blocks.Add(b); }
+        Assert.False(pages.TryAllocate(0, 0, new Block()));
+        Assert.False(pages.CanAllocate(0));
+        pages.Free(blocks[0]);
+        Assert.True(pages.CanAllocate(0));
+        Assert.False(pages.CanAllocate(1));
+    }
+
+    [Fact]
+    public void FreeingGivesMemoryBackAndFreshBlocksReadZero()
+    {
+        using var pages = new PageAllocator(NumaTopology.Emulated(1, 1), 4L << 20);
+        var b = new Block();
+        Assert.True(pages.TryAllocate(3, 0, b));
+        unsafe { new Span<byte>((void*)b.Address, b.Bytes).Fill(0xAB); }
+        pages.Free(b);
+        var again = new Block();
+        Assert.True(pages.TryAllocate(3, 0, again));
+        Assert.Equal(b.Address, again.Address);
+        unsafe { Assert.True(new Span<byte>((void*)again.Address, again.Bytes).IndexOfAnyExcept((byte)0) < 0); }
+    }
+
+    [Fact]
+    public void DoubleFreeOfABlockIsRefused()
+    {
+        using var pages = new PageAllocator(NumaTopology.Emulated(1, 1), 4L << 20);
+        var b = new Block();
+        Assert.True(pages.TryAllocate(0, 0, b));
+        pages.Free(b);
+        Assert.Throws<InvalidOperationException>(() => pages.Free(b));
+        pages.Arenas[0].CheckConsistency();
+    }
+
+    [Fact]
+    public void EmulatedNodesAreSeparateArenas()
+    {
+        using var pages = new PageAllocator(NumaTopology.Emulated(3, 6), 4L << 20);
+        for (int n = 0; n < 3; n++)
+        {
+            var b = new Block();
+            Assert.True(pages.TryAllocate(0, n, b, exactNode: true));
+            Assert.Equal(n, b.Node);
+            Assert.Equal(n, pages.NodeOf(b.Address));
+        }
+        Assert.Equal(2, pages.Topology.NodeOfCpu(5));
+        Assert.Contains("Node 2, zone   Normal", pages.FormatBuddyInfo());
+    }
+}
