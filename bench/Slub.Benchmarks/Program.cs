@@ -9,24 +9,22 @@ namespace Slub.Benchmarks;
 /// Entry point: <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --filter '*Alloc*' --job short</c>.
 /// Each benchmark class carries its own config (diagnosers, columns, filters), so any BenchmarkDotNet
 /// command line works; the native peers' availability is printed first because missing ones are skipped.
-/// <c>-- --defrag-cpu-time</c> and <c>-- --fastpath-cpu-time</c> run <see cref="DefragCpuTimeProbe"/> and
-/// <see cref="FastPathCostProbe"/> instead (thread CPU time, no BenchmarkDotNet).
+/// <c>-- --alloc-cpu-time</c>, <c>-- --fastpath-cpu-time</c> and <c>-- --defrag-cpu-time</c> run
+/// <see cref="AllocatorCpuTimeProbe"/>, <see cref="FastPathCostProbe"/> and <see cref="DefragCpuTimeProbe"/>
+/// instead: the same work in thread CPU time, for a machine shared with other builds.
 /// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
-        if (args is ["--defrag-cpu-time"])
-        {
-            DefragCpuTimeProbe.Run();
-            return 0;
-        }
-        if (args is ["--fastpath-cpu-time"])
-        {
-            FastPathCostProbe.Run();
-            return 0;
-        }
+        // Before anything loads a native allocator: jemalloc needs the larger static TLS reserve.
         if (StaticTlsReserve.ReexecIfNeeded(args) is int exitCode) return exitCode;
+        switch (args)
+        {
+            case ["--alloc-cpu-time"]: AllocatorCpuTimeProbe.Run(); return 0;
+            case ["--fastpath-cpu-time"]: FastPathCostProbe.Run(); return 0;
+            case ["--defrag-cpu-time"]: DefragCpuTimeProbe.Run(); return 0;
+        }
         foreach (string line in NativeLibraries.Report()) Console.WriteLine(line);
         var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return summaries.Any(s => s.HasCriticalValidationErrors) ? 1 : 0;
