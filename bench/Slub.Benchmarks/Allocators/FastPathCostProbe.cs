@@ -10,7 +10,8 @@ namespace Slub.Benchmarks.Allocators;
 /// (<c>-- --fastpath-cpu-time</c>): the two interlocked CompareExchange of the per-CPU lock, the two
 /// Thread.GetCurrentProcessorId calls that pick the per-CPU state, and the slab lookup of Free
 /// (<see cref="KmemCache.Owns"/> does the same page-owner lookup and boundary check as SlabOf), beside a
-/// [ThreadStatic] read, which is what a per-thread design would pay instead.
+/// [ThreadStatic] read, which is what a per-thread design would pay instead; and issue #3's plain vs
+/// movable pair.
 /// </summary>
 public static unsafe class FastPathCostProbe
 {
@@ -22,9 +23,14 @@ public static unsafe class FastPathCostProbe
     {
         using var allocator = KmemCacheAllocator.CreateAllocator();
         var cache = KmemCacheAllocator.Create(allocator).Cache;
+        // Issue #3's pair: the same constructor cache with and without mobility.
+        var plain = allocator.CreateCache("plain-64", Mobility.MovableObjectTable.ObjectBytes, flags: SlabFlags.NoMerge, ctor: Mobility.MovableObjectTable.Construct);
+        var movable = new Mobility.MovableObjectTable(1).CreateMovableCache(allocator, "movable-64");
         var rows = new (string Name, Func<double> Measure)[]
         {
             ("KmemCache alloc+free pair", () => Time(() => { for (int i = 0; i < N; i++) cache.Free(cache.Alloc()); })),
+            ("plain cache with constructor, pair", () => Time(() => { for (int i = 0; i < N; i++) plain.Free(plain.Alloc()); })),
+            ("same cache with SetupMobility, pair", () => Time(() => { for (int i = 0; i < N; i++) movable.Free(movable.Alloc()); })),
             ("NativeMemory alloc+free pair", () => Time(() => { for (int i = 0; i < N; i++) NativeMemory.Free(NativeMemory.Alloc(64)); })),
             ("2 x (CompareExchange + Volatile.Write): the per-CPU lock, taken by Alloc and by Free", TwoLocks),
             ("2 x Thread.GetCurrentProcessorId: picking the per-CPU state in Alloc and in Free", TwoProcessorIds),

@@ -18,10 +18,10 @@ public sealed class FragmentedCache : IDisposable
     public MovableObjectTable Table { get; }
     public CacheStatistics Before { get; }
 
-    public FragmentedCache(int objects)
+    public FragmentedCache(int objects, bool moveNothing = false)
     {
         Allocator = KmemCacheAllocator.CreateAllocator(cpus: 1);
-        Table = new MovableObjectTable(objects);
+        Table = new MovableObjectTable(objects, moveNothing);
         Cache = Table.CreateMovableCache(Allocator, "frag-64");
         for (int i = 0; i < objects; i++) Table.Store(i, Cache.Alloc());
         foreach (int i in Fragmentation.IndicesToFree(objects)) Table.Release(Cache, i);

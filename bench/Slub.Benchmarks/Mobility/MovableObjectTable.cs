@@ -9,8 +9,16 @@ public sealed unsafe class MovableObjectTable
 {
     public const int ObjectBytes = 64;
     private readonly nint[] _refs;
+    private readonly bool _moveNothing;
 
-    public MovableObjectTable(int capacity) => _refs = new nint[capacity];
+    /// <param name="capacity">Slots in the table.</param>
+    /// <param name="moveNothing">Migrate answers Later for every object: what is left is the core's own cost
+    /// (choosing slabs, finding allocated objects, calling back, putting slabs back), for <see cref="DefragCpuTimeProbe"/>.</param>
+    public MovableObjectTable(int capacity, bool moveNothing = false)
+    {
+        _refs = new nint[capacity];
+        _moveNothing = moveNothing;
+    }
 
     /// <summary>Slot → object (0 = empty).</summary>
     public nint this[int slot] => _refs[slot];
@@ -53,6 +61,7 @@ public sealed unsafe class MovableObjectTable
         {
             nint old = objects[i];
             if (old == 0) { results[i] = MigrateResult.Skipped; continue; }
+            if (_moveNothing) { results[i] = MigrateResult.Later; continue; }
             nint moved = cache.TryAllocNode(node);
             if (moved == 0) { results[i] = MigrateResult.Later; continue; }
             Buffer.MemoryCopy((void*)old, (void*)moved, ObjectBytes, ObjectBytes);
