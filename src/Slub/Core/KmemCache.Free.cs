@@ -249,6 +249,7 @@ public sealed unsafe partial class KmemCache
     /// <summary>Flushes every CPU's slabs back to the nodes (<c>flush_all</c>). Other threads may keep allocating; they simply refill. Thread-safe.</summary>
     public void FlushAll()
     {
+        FlushMagazines();
         foreach (var c in _cpus) FlushCpu(c);
     }
 }

@@ -96,6 +96,7 @@ public sealed unsafe partial class KmemCache
     {
         if ((uint)node >= (uint)_nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
         if (Volatile.Read(ref _nodes[node].Partial.Count) <= MaxPartial) return _nodes[node].Partial.Count;
+        FlushMagazines();   // objects parked in thread magazines are free; let them reach their slabs first
         return DefragNode(node, node, DefragUsedRatio, policy, shrinking: false);
     }
 
