@@ -6,12 +6,12 @@ using Slub.Benchmarks.Infrastructure;
 namespace Slub.Benchmarks.Allocators;
 
 /// <summary>
-/// Splits the KmemCache alloc+free pair into the pieces its fast path is made of, in thread CPU time
-/// (<c>-- --fastpath-cpu-time</c>): the two interlocked CompareExchange of the per-CPU lock, the two
-/// Thread.GetCurrentProcessorId calls that pick the per-CPU state, and the slab lookup of Free
-/// (<see cref="KmemCache.Owns"/> does the same page-owner lookup and boundary check as SlabOf), beside a
-/// [ThreadStatic] read, which is what a per-thread design would pay instead; and issue #3's plain vs
-/// movable pair.
+/// Splits the KmemCache alloc+free pair into the pieces of its fast path, in thread CPU time
+/// (<c>-- --fastpath-cpu-time</c>). Since the thread magazines (main c211b0c) the pair is: a [ThreadStatic]
+/// magazine lookup in Alloc and in Free, Busy/FlushRequest volatile accesses, a slot pop/push, and the slab
+/// lookup of Free (<see cref="KmemCache.Owns"/> does the same page-owner lookup and boundary check as SlabOf).
+/// The per-CPU lock (CompareExchange) and Thread.GetCurrentProcessorId are now only paid on magazine
+/// refill/flush; their rows show what the fast path saved. Also issue #3's plain vs movable pair.
 /// </summary>
 public static unsafe class FastPathCostProbe
 {
@@ -32,10 +32,10 @@ public static unsafe class FastPathCostProbe
             ("plain cache with constructor, pair", () => Time(() => { for (int i = 0; i < N; i++) plain.Free(plain.Alloc()); })),
             ("same cache with SetupMobility, pair", () => Time(() => { for (int i = 0; i < N; i++) movable.Free(movable.Alloc()); })),
             ("NativeMemory alloc+free pair", () => Time(() => { for (int i = 0; i < N; i++) NativeMemory.Free(NativeMemory.Alloc(64)); })),
-            ("2 x (CompareExchange + Volatile.Write): the per-CPU lock, taken by Alloc and by Free", TwoLocks),
-            ("2 x Thread.GetCurrentProcessorId: picking the per-CPU state in Alloc and in Free", TwoProcessorIds),
-            ("1 x Owns(obj): page-owner lookup + boundary check, as SlabOf in Free", () => OneOwns(cache)),
-            ("2 x [ThreadStatic] read+write: what per-thread state would cost instead", TwoThreadStatics),
+            ("2 x (CompareExchange + Volatile.Write): the per-CPU lock (now only on magazine refill/flush)", TwoLocks),
+            ("2 x Thread.GetCurrentProcessorId: picking the per-CPU state (now only on refill/flush)", TwoProcessorIds),
+            ("1 x Owns(obj): page-owner lookup + boundary check, as SlabOf in Free (on the fast path)", () => OneOwns(cache)),
+            ("2 x [ThreadStatic] read+write: the order of the magazine lookups in Alloc and Free", TwoThreadStatics),
         };
         var best = new double[rows.Length];
         Array.Fill(best, double.MaxValue);
