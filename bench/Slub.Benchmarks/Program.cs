@@ -11,7 +11,8 @@ namespace Slub.Benchmarks;
 /// command line works; the native peers' availability is printed first because missing ones are skipped.
 /// <c>-- --alloc-cpu-time</c>, <c>-- --fastpath-cpu-time</c> and <c>-- --defrag-cpu-time</c> run
 /// <see cref="AllocatorCpuTimeProbe"/>, <see cref="FastPathCostProbe"/> and <see cref="DefragCpuTimeProbe"/>
-/// instead: the same work in thread CPU time, for a machine shared with other builds.
+/// instead: the same work in thread CPU time, for a machine shared with other builds;
+/// <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/> (CPU time, no BenchmarkDotNet).
 /// </summary>
 public static class Program
 {
@@ -24,6 +25,7 @@ public static class Program
             case ["--alloc-cpu-time"]: AllocatorCpuTimeProbe.Run(); return 0;
             case ["--fastpath-cpu-time"]: FastPathCostProbe.Run(); return 0;
             case ["--defrag-cpu-time"]: DefragCpuTimeProbe.Run(); return 0;
+            case ["--xarray-cpu-time"]: XArrayLoadProbe.Run(); return 0;
         }
         foreach (string line in NativeLibraries.Report()) Console.WriteLine(line);
         var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
