@@ -221,4 +221,28 @@ public sealed class SlubDefragXArrayTests
         Assert.Contains("smo_xarray: module removed", m.Stderr);
         Assert.Contains("exiting (unloaded through smo_xarray/unload)", m.Stderr);
     }
+
+    [Fact]
+    public void Interactive_ShowsBothCaches_AndShrinkMovesThings()
+    {
+        using var m = ModuleProcess.StartModule("xarray", "--interactive");
+        var input = m.StandardInput;
+        input.WriteLine("shrink");
+        input.WriteLine("frob");
+        input.WriteLine("help");
+        input.WriteLine("quit");
+        input.Flush();
+        Assert.Equal(0, m.WaitForExit());
+        string output = m.Stdout;
+        Assert.Contains("SMO XArray test module", output);
+        Assert.Contains("smox_test: objects 1667 of ", output);
+        Assert.Contains("xa_node: objects 161 of ", output);
+        Assert.Contains("things in the array 1667", output);
+        Assert.Contains("ok (xa_node/shrink)", output);
+        Assert.Contains("ok (smox_test/shrink)", output);
+        Assert.Contains("slabs 33 (full 32, partial 1, cpu 0)", output);
+        Assert.Contains("error EINVAL: smo_xarray/callfn: failed to call function for cmd: frob", output);
+        Assert.Contains("test [NR [KEEP]]", output);
+        Assert.False(File.Exists(m.SocketPath));
+    }
 }
