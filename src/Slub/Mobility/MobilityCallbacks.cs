@@ -79,7 +79,7 @@ public sealed class DefragmentationException : Exception
 /// <summary>SMO counters of a cache (the series has none). Updated atomically.</summary>
 public sealed class DefragCounters
 {
-    internal long _moved, _freed, _later, _refused, _skipped, _unreported, _slabsFreed, _runs, _ticks, _failures;
+    internal long _moved, _freed, _later, _refused, _skipped, _unreported, _slabsFreed, _runs, _ticks, _failures, _bgCpuNs, _bgSteps;
 
     public long ObjectsMoved => Volatile.Read(ref _moved);
     public long ObjectsFreed => Volatile.Read(ref _freed);
@@ -91,4 +91,8 @@ public sealed class DefragCounters
     public long Runs => Volatile.Read(ref _runs);
     public long CallbackFailures => Volatile.Read(ref _failures);
     public TimeSpan TimeSpent => TimeSpan.FromTicks(Volatile.Read(ref _ticks));
+    /// <summary>CPU time the background defragmenter's thread spent on this cache (its own thread CPU clock).</summary>
+    public TimeSpan BackgroundCpuTime => TimeSpan.FromTicks(Volatile.Read(ref _bgCpuNs) / 100);
+    /// <summary>Bounded steps the background defragmenter ran on this cache.</summary>
+    public long BackgroundSteps => Volatile.Read(ref _bgSteps);
 }
