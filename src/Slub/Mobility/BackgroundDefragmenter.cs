@@ -16,10 +16,10 @@ namespace Slub;
 /// While any cache runs, the thread works on the most fragmented one in bounded steps: one call of the
 /// defrag core on one node, emptying at most <see cref="ActiveDefragSettings.MaxSlabsPerStep"/> slabs.</para>
 /// <para><b>Sources and targets.</b> A step takes partial slabs whose use is at most the node's average
-/// partial-slab use (Redis' rule; never below the cache's <c>defrag_used_ratio</c>), sparsest first, and
-/// only as many as the fuller slabs can absorb; the list is reordered fullest first so the replacements land
-/// in the fullest slabs. Objects therefore only move from below-average slabs into above-average ones and a
-/// moved object is not moved back unless frees later make its new slab sparse again. Slabs a CPU owns (its
+/// partial-slab use times 1.125 (Redis' defrag hint; never below the cache's <c>defrag_used_ratio</c>),
+/// sparsest first, and only as many as the other partial slabs can absorb; the list is reordered fullest
+/// first so the replacements land in the fullest slabs. Objects therefore only move from sparser slabs into
+/// fuller ones, and a moved object is not moved back unless frees later make its new slab the sparser one. Slabs a CPU owns (its
 /// slab and its partial chain — the slabs allocation is filling) are frozen and never sources.</para>
 /// <para><b>CPU budget.</b> The share is interpolated between <see cref="ActiveDefragSettings.CycleMin"/>
 /// and <see cref="ActiveDefragSettings.CycleMax"/> percent of one core as waste goes from the lower to the
@@ -37,7 +37,7 @@ public sealed class BackgroundDefragmenter : IDisposable
     private readonly Dictionary<KmemCache, CacheState> _states = new(ReferenceEqualityComparer.Instance);
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread? _thread;
-    private long _cpuNs, _steps, _sleeps, _errors;
+    private long _cpuNs, _steps, _sleeps, _errors, _longestStepNs;
     private volatile int _osThreadId;
     private volatile Exception? _lastError;
 
@@ -62,6 +62,9 @@ public sealed class BackgroundDefragmenter : IDisposable
 
     /// <summary>CPU time this defragmenter's thread has used, read from the thread's own CPU clock.</summary>
     public TimeSpan CpuTime => TimeSpan.FromTicks(Interlocked.Read(ref _cpuNs) / 100);
+
+    /// <summary>The most CPU time one step (measurement included) has taken.</summary>
+    public TimeSpan LongestStepCpu => TimeSpan.FromTicks(Interlocked.Read(ref _longestStepNs) / 100);
 
     /// <summary>Bounded steps run so far.</summary>
     public long Steps => Interlocked.Read(ref _steps);
@@ -209,8 +212,10 @@ public sealed class BackgroundDefragmenter : IDisposable
         {
             state.NodeCursor = node + 1;
             var ns = st.Nodes[node];
-            int average = (int)(ns.ObjectsPartial * 100 / Math.Max(1, ns.Partial * (long)st.ObjectsPerSlab));
-            int ratio = Math.Clamp(Math.Max(cache.DefragUsedRatio, average), 1, 100);
+            // Redis' defrag hint: a slab is worth emptying when its use is below 1.125 times the average.
+            long capacity = Math.Max(1, ns.Partial * (long)st.ObjectsPerSlab);
+            int limit = (int)Math.Min(100, (ns.ObjectsPartial * 1125 + capacity * 10 - 1) / (capacity * 10));
+            int ratio = Math.Clamp(Math.Max(cache.DefragUsedRatio, limit), 1, 100);
             long freedBefore = cache.Defrag.SlabsFreed, movedBefore = cache.Defrag.ObjectsMoved + cache.Defrag.ObjectsFreed;
             try
             {
@@ -229,6 +234,7 @@ public sealed class BackgroundDefragmenter : IDisposable
         long sleep = (long)(cost * (100 - share) / share);
         Interlocked.Add(ref _cpuNs, cost);
         Interlocked.Increment(ref _steps);
+        if (cost > Interlocked.Read(ref _longestStepNs)) Interlocked.Exchange(ref _longestStepNs, cost);
         Interlocked.Add(ref cache.Defrag._bgCpuNs, cost);
         Interlocked.Increment(ref cache.Defrag._bgSteps);
         return new Iteration(cache, node, cost, share, sleep, progress);

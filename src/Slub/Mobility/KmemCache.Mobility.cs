@@ -130,8 +130,11 @@ public sealed unsafe partial class KmemCache
         long started = Stopwatch.GetTimestamp();
         var sources = new List<Slab>();
         var empty = new List<Slab>();
+        long held, heldCpu;
         lock (n.ListLock)
         {
+            held = Stopwatch.GetTimestamp();
+            heldCpu = ThreadCpuClock.NowNanoseconds();
             int count = (int)n.Partial.Count;
             Slab[] slabs = ArrayPool<Slab>.Shared.Rent(Math.Max(count, 1));
             Slab[] sorted = ArrayPool<Slab>.Shared.Rent(Math.Max(count, 1));
@@ -202,7 +205,11 @@ public sealed unsafe partial class KmemCache
                 ArrayPool<int>.Shared.Return(inuseOf);
             }
             if (sources.Count > 0) Interlocked.Add(ref _isolated![node], sources.Count);
+            heldCpu = ThreadCpuClock.NowNanoseconds() - heldCpu;
+            held = Stopwatch.GetTimestamp() - held;
         }
+        DefragCounters.RaiseMax(ref Defrag._maxHoldTicks, held);
+        DefragCounters.RaiseMax(ref Defrag._maxHoldCpuNs, heldCpu);
         foreach (var s in empty) DiscardSlab(s);
         Interlocked.Add(ref Defrag._slabsFreed, empty.Count);
 

@@ -1,0 +1,17 @@
+using BenchmarkDotNet.Running;
+
+namespace Slub.Benchmarks;
+
+/// <summary>
+/// Entry point. <c>redis-defrag</c> runs the background-defragmentation acceptance scenario (a long plain
+/// run, not a BenchmarkDotNet micro-benchmark); any other arguments go to BenchmarkDotNet's switcher.
+/// </summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "redis-defrag") return Defrag.RedisDefragScenario.Run(args);
+        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return summaries.Any(s => s.HasCriticalValidationErrors) ? 1 : 0;
+    }
+}
