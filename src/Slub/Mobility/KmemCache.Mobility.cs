@@ -122,7 +122,10 @@ public sealed unsafe partial class KmemCache
     /// replacement objects that migrate allocates land in the fullest slabs. <paramref name="maxSlabs"/>
     /// bounds the non-empty sources taken by one call (the background defragmenter's bounded step);
     /// empty slabs are freed regardless.
+    /// <para>Compiled fully optimized up front (no tiering): with tiered compilation a long loop here would
+    /// be recompiled on-stack, on this thread, while the list lock is held.</para>
     /// </remarks>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     internal long DefragNode(int node, int targetNode, int ratio, DefragPolicy policy, bool shrinking, int maxSlabs = int.MaxValue)
     {
         var n = _nodes[node];
