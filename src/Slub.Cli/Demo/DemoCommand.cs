@@ -18,6 +18,9 @@ internal static class DemoCommand
         return cmd;
     }
 
+    private static bool AllVerified(DemoReport r) =>
+        r.Caches.All(c => (c.AfterDefrag?.Verified ?? true) && (c.AfterMove?.Verified ?? true) && (c.AfterBalance?.Verified ?? true));
+
     private static int Run(bool json, int seed, double scale, int? nodes)
     {
         if (scale <= 0 || scale > 20) { Console.Error.WriteLine("slub demo: --scale must be in (0, 20]"); return 1; }
@@ -45,9 +48,9 @@ internal static class DemoCommand
         if (json)
         {
             Console.WriteLine(JsonSerializer.Serialize(report, DemoJsonContext.Default.DemoReport));
-            return report.Caches.All(c => c.AfterDefrag?.Verified ?? true) ? 0 : 2;
+            return AllVerified(report) ? 0 : 2;
         }
         DemoRenderer.Render(report);
-        return report.Caches.All(c => c.AfterDefrag?.Verified ?? true) ? 0 : 2;
+        return AllVerified(report) ? 0 : 2;
     }
 }

@@ -9,16 +9,17 @@ internal static class DemoRenderer
     {
         AnsiConsole.MarkupLine("[bold]Slub.NET demo[/]: allocate, free a random 70%, then shrink every cache (SMO defrag where objects are movable).");
         var t = new Table().Border(TableBorder.Rounded).Title("Per cache: after the churn → after shrink");
-        foreach (var h in new[] { "cache", "obj size", "objs/slab", "order", "movable", "objects", "slabs", "partial", "optimal", "slabs after", "partial after", "moved", "time", "verified" })
+        foreach (var h in new[] { "cache", "size", "objects", "slabs", "partial", "optimal", "moved", "time", "ok" })
             t.AddColumn(new TableColumn(h).RightAligned());
         foreach (var c in r.Caches)
         {
             var a = c.AfterDefrag;
-            t.AddRow(c.Name, $"{c.ObjectSize}", $"{c.ObjsPerSlab}", $"{c.Order}", c.Movable ? "yes" : "no",
-                $"{c.Objects:N0}", $"{c.Slabs:N0}", $"{c.Partial:N0}", $"{c.OptimalSlabs:N0}",
-                a is null ? "-" : $"{a.Slabs:N0}", a is null ? "-" : $"{a.Partial:N0}",
-                a is null ? "-" : $"{a.ObjectsMoved:N0}", a is null ? "-" : $"{a.Milliseconds:F1} ms",
-                a is null ? "-" : a.Verified ? "[green]ok[/]" : "[red]FAILED[/]");
+            t.AddRow(c.Name + (c.Movable ? "" : " [grey](fixed)[/]"), $"{c.ObjectSize}", $"{c.Objects:N0}",
+                a is null ? $"{c.Slabs:N0}" : $"{c.Slabs:N0} → {a.Slabs:N0}",
+                a is null ? $"{c.Partial:N0}" : $"{c.Partial:N0} → {a.Partial:N0}",
+                $"{c.OptimalSlabs:N0}",
+                a is null ? "-" : $"{a.ObjectsMoved:N0}", a is null ? "-" : $"{a.Milliseconds:F0} ms",
+                a is null ? "-" : a.Verified ? "[green]yes[/]" : "[red]NO[/]");
         }
         AnsiConsole.Write(t);
         AnsiConsole.MarkupLine($"Resident memory: start {Mb(r.RssBytesStart)}, after the churn {Mb(r.RssBytes)}, after shrink {Mb(r.RssBytesAfter)}.");
@@ -32,6 +33,16 @@ internal static class DemoRenderer
             b.AddRow(new[] { $"{r.BuddyInfo[i].Node}" }.Concat(before.Select((v, o) => $"{v}→{after[o]}")).ToArray());
         }
         AnsiConsole.Write(b);
+        foreach (var c in r.Caches.Where(c => c.AfterMove is not null))
+        {
+            var n = new Table().Border(TableBorder.Rounded).Title($"{c.Name}: objects per node — after the churn, after move to node {c.AfterMove!.To}, after balance");
+            n.AddColumn("node"); n.AddColumn(new TableColumn("before").RightAligned());
+            n.AddColumn(new TableColumn("after move").RightAligned()); n.AddColumn(new TableColumn("after balance").RightAligned());
+            for (int i = 0; i < c.Nodes.Count; i++)
+                n.AddRow($"{i}", $"{c.Nodes[i].Objects:N0}", $"{c.AfterMove.Nodes[i].Objects:N0}", $"{c.AfterBalance!.Nodes[i].Objects:N0}");
+            AnsiConsole.Write(n);
+            AnsiConsole.MarkupLine($"verified after move: {(c.AfterMove.Verified ? "[green]ok[/]" : "[red]FAILED[/]")}, after balance: {(c.AfterBalance!.Verified ? "[green]ok[/]" : "[red]FAILED[/]")}");
+        }
     }
 
     private static string Mb(long bytes) => $"{bytes / (1024.0 * 1024):F1} MiB";

@@ -36,7 +36,18 @@ internal sealed record CacheReport(
     [property: JsonPropertyName("nodes")] IReadOnlyList<NodeCounts> Nodes)
 {
     [JsonPropertyName("after_defrag")] public AfterDefrag? AfterDefrag { get; set; }
+    [JsonPropertyName("after_move")] public AfterMove? AfterMove { get; set; }
+    [JsonPropertyName("after_balance")] public AfterBalance? AfterBalance { get; set; }
 }
+
+internal sealed record AfterMove(
+    [property: JsonPropertyName("to")] int To,
+    [property: JsonPropertyName("nodes")] IReadOnlyList<NodeCounts> Nodes,
+    [property: JsonPropertyName("verified")] bool Verified);
+
+internal sealed record AfterBalance(
+    [property: JsonPropertyName("nodes")] IReadOnlyList<NodeCounts> Nodes,
+    [property: JsonPropertyName("verified")] bool Verified);
 
 internal sealed record BuddyRow(
     [property: JsonPropertyName("node")] int Node,

@@ -69,15 +69,18 @@ internal sealed unsafe class DemoWorkload
                 st.Pages, sw.Elapsed.TotalMilliseconds, verified);
             progress($"defragment {cache.Name}", 1);
         }
+        MoveAndBalance(movable[0], reports[0], progress);
         return new DemoReport(reports, rss, buddy, SlabAllocator.ResidentBytes(), Buddy(), rssStart, _seed);
     }
 
     private MovableSet Fill(MovableHandleTable table, int count, Action<string, double> progress)
     {
         var live = new List<long>(count);
+        int nodes = _allocator.Topology.NodeCount;
         for (int i = 0; i < count; i++)
         {
-            long h = table.Allocate();
+            // With several nodes, deal objects out unevenly (node n gets n+1 shares) so balance has work.
+            long h = table.Allocate(nodes == 1 ? -1 : NodeFor(i, nodes));
             using (var s = table.Access(h)) Stamp(s.Bytes, h);
             live.Add(h);
             if ((i & 0xffff) == 0) progress($"fill {table.Cache.Name}", (double)i / count);
@@ -85,6 +88,30 @@ internal sealed unsafe class DemoWorkload
         progress($"fill {table.Cache.Name}", 1);
         return new MovableSet(table, live);
     }
+
+    private static int NodeFor(int i, int nodes)
+    {
+        int shares = nodes * (nodes + 1) / 2, k = i % shares, n = 0;
+        while (k >= n + 1) { k -= n + 1; n++; }
+        return n;
+    }
+
+    /// <summary>With several nodes: move the first movable cache to the last node, then balance it, verifying after each.</summary>
+    private void MoveAndBalance(MovableSet set, CacheReport report, Action<string, double> progress)
+    {
+        int nodes = _allocator.Topology.NodeCount;
+        if (nodes == 1) return;
+        var cache = set.Table.Cache;
+        cache.MoveToNode(nodes - 1);
+        report.AfterMove = new AfterMove(nodes - 1, NodeRows(cache), Verify(set));
+        progress($"move {cache.Name} to node {nodes - 1}", 1);
+        cache.Balance();
+        report.AfterBalance = new AfterBalance(NodeRows(cache), Verify(set));
+        progress($"balance {cache.Name}", 1);
+    }
+
+    private static List<NodeCounts> NodeRows(KmemCache c) =>
+        c.GetStatistics().Nodes.Select(n => new NodeCounts(n.Node, n.Objects, n.Slabs, n.Partial)).ToList();
 
     private void FreeRandom(MovableSet set)
     {

@@ -23,7 +23,7 @@ public sealed unsafe partial class KmemCache
         }
         try
         {
-            Slab? discard = SlabFree(c, slab, obj);
+            Slab? discard = SlabFree(c, slab, obj, obj, 1);
             if (discard is not null) DiscardSlab(discard);
         }
         finally
@@ -33,10 +33,12 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>
-    /// Returns a slot to its slab and does whatever list move that implies. Returns a slab to discard
-    /// (after locks are dropped) or null. CPU lock of <paramref name="c"/> held.
+    /// Returns a chain of <paramref name="count"/> slots of one slab (<paramref name="head"/> … <paramref name="tail"/>,
+    /// linked through their free pointers) to the slab and does whatever list move that implies
+    /// (<c>__slab_free</c>; bulk frees hand over a whole chain at once, like the kernel's detached free lists).
+    /// Returns a slab to discard (after locks are dropped) or null. CPU lock of <paramref name="c"/> held.
     /// </summary>
-    private Slab? SlabFree(KmemCacheCpu c, Slab slab, nint obj)
+    private Slab? SlabFree(KmemCacheCpu c, Slab slab, nint head, nint tail, int count)
     {
         var n = _nodes[slab.Node];
         bool haveList = false;
@@ -46,28 +48,28 @@ public sealed unsafe partial class KmemCache
             {
                 SpinLockWord.Enter(ref slab.LockWord);
                 nint prior = slab.Freelist;
-                if (prior == obj)
+                if (prior == head)
                 {
                     SpinLockWord.Exit(ref slab.LockWord);
-                    throw new InvalidFreeException(Name, obj, $"kmem_cache_free({Name}): double free of object 0x{obj:x} (already first on {slab})");
+                    throw new InvalidFreeException(Name, head, $"kmem_cache_free({Name}): double free of object 0x{head:x} (already first on {slab})");
                 }
                 if (slab.Frozen)
                 {
-                    // Owned by a CPU or by the defragmenter: just return the slot.
-                    *(nint*)(obj + _fpOffset) = prior;
-                    slab.Freelist = obj;
-                    slab.Inuse--;
+                    // Owned by a CPU or by the defragmenter: just return the slots.
+                    *(nint*)(tail + _fpOffset) = prior;
+                    slab.Freelist = head;
+                    slab.Inuse -= count;
                     SpinLockWord.Exit(ref slab.LockWord);
                     return null;
                 }
-                int inuse = slab.Inuse - 1;
+                int inuse = slab.Inuse - count;
                 bool wasFull = prior == 0;
                 if (wasFull && CpuPartial > 0)
                 {
-                    // A full slab gets a free slot: freeze it onto this CPU's partial chain.
+                    // A full slab gets free slots: freeze it onto this CPU's partial chain.
                     if (_trackFull && !haveList) { SpinLockWord.Exit(ref slab.LockWord); n.ListLock.Enter(); haveList = true; continue; }
-                    *(nint*)(obj + _fpOffset) = 0;
-                    slab.Freelist = obj;
+                    *(nint*)(tail + _fpOffset) = 0;
+                    slab.Freelist = head;
                     slab.Inuse = inuse;
                     slab.Frozen = true;
                     if (slab.List == SlabList.Full) n.Full.Remove(slab);
@@ -79,8 +81,8 @@ public sealed unsafe partial class KmemCache
                 }
                 bool needList = inuse == 0 || wasFull;
                 if (needList && !haveList) { SpinLockWord.Exit(ref slab.LockWord); n.ListLock.Enter(); haveList = true; continue; }
-                *(nint*)(obj + _fpOffset) = prior;
-                slab.Freelist = obj;
+                *(nint*)(tail + _fpOffset) = prior;
+                slab.Freelist = head;
                 slab.Inuse = inuse;
                 Slab? toDiscard = null;
                 if (inuse == 0 && n.Partial.Count >= MinPartial)
@@ -247,6 +249,7 @@ public sealed unsafe partial class KmemCache
     /// <summary>Flushes every CPU's slabs back to the nodes (<c>flush_all</c>). Other threads may keep allocating; they simply refill. Thread-safe.</summary>
     public void FlushAll()
     {
+        FlushMagazines();
         foreach (var c in _cpus) FlushCpu(c);
     }
 }

@@ -122,19 +122,38 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Allocates an object, or returns 0 when no memory is left. Thread-safe.</summary>
+    /// <remarks>The fast path pops this thread's magazine with no atomic instruction (see <see cref="ThreadMagazine"/>).</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint TryAlloc()
     {
-        var c = _cpus[_allocator.CurrentCpu()];
+        var m = CurrentMagazine();
+        if (m is not null)
+        {
+            Volatile.Write(ref m.Busy, 1);
+            if (Volatile.Read(ref m.FlushRequest) == 0 && m.Count > 0)
+            {
+                nint obj = m.Slots[--m.Count];
+                Volatile.Write(ref m.Busy, 0);
+                return obj;
+            }
+            Volatile.Write(ref m.Busy, 0);
+        }
+        return _debug ? AllocFrom(_cpus[_allocator.CurrentCpu()], -1) : AllocMagazineSlow();
+    }
+
+    /// <summary>The fast path: pop the CPU free list under the CPU lock (node -1: any node).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private nint AllocFrom(KmemCacheCpu c, int node)
+    {
         SpinLockWord.Enter(ref c.LockWord);
         nint obj = c.Freelist;
-        if (obj != 0)
+        if (obj != 0 && (node < 0 || c.Slab!.Node == node))
         {
             c.Freelist = *(nint*)(obj + _fpOffset);
             SpinLockWord.Exit(ref c.LockWord);
             return obj;
         }
-        return AllocSlow(c, -1);
+        return AllocSlow(c, node);
     }
 
     /// <summary>Allocates an object on NUMA node <paramref name="node"/> (-1: any), as <c>kmem_cache_alloc_node</c>. Falls back to other nodes only when the node has no memory left. Thread-safe.</summary>
@@ -149,36 +168,22 @@ public sealed unsafe partial class KmemCache
     public nint TryAllocNode(int node)
     {
         if (node >= _nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
-        if (node < 0) return TryAlloc();
-        var c = _cpus[_allocator.CurrentCpu()];
-        SpinLockWord.Enter(ref c.LockWord);
-        nint obj = c.Freelist;
-        if (obj != 0 && c.Slab!.Node == node)
-        {
-            c.Freelist = *(nint*)(obj + _fpOffset);
-            SpinLockWord.Exit(ref c.LockWord);
-            return obj;
-        }
-        return AllocSlow(c, node);
+        return AllocFrom(_cpus[_allocator.CurrentCpu()], node);
     }
 
     /// <summary>Allocates as if running on CPU <paramref name="cpu"/> (for simulations such as trace replay). Thread-safe.</summary>
     public nint TryAllocOnCpu(int cpu, int node = -1)
     {
-        var c = _cpus[(uint)cpu < (uint)_cpus.Length ? cpu : throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPUs: 0..{_cpus.Length - 1}")];
-        SpinLockWord.Enter(ref c.LockWord);
-        nint obj = c.Freelist;
-        if (obj != 0 && (node < 0 || c.Slab!.Node == node))
-        {
-            c.Freelist = *(nint*)(obj + _fpOffset);
-            SpinLockWord.Exit(ref c.LockWord);
-            return obj;
-        }
-        return AllocSlow(c, node);
+        if ((uint)cpu >= (uint)_cpus.Length) throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPUs: 0..{_cpus.Length - 1}");
+        if (node >= _nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
+        return AllocFrom(_cpus[cpu], node);
     }
 
     /// <summary>Fills <paramref name="objects"/> with new objects (<c>kmem_cache_alloc_bulk</c>). Returns how many were allocated: all, or fewer only when memory ran out. Thread-safe.</summary>
-    public int AllocBulk(Span<nint> objects)
+    public int AllocBulk(Span<nint> objects) => AllocBulkFromCpus(objects);
+
+    /// <summary>Bulk allocation from the per-CPU layer (the magazine refill uses it too).</summary>
+    private int AllocBulkFromCpus(Span<nint> objects)
     {
         int i = 0;
         while (i < objects.Length)
@@ -206,24 +211,46 @@ public sealed unsafe partial class KmemCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Free(nint obj)
     {
+        if (_debug) { FreeTo(_cpus[_allocator.CurrentCpu()], obj); return; }
+        // The pointer must be an object boundary of this cache before it is parked anywhere. Objects of a
+        // slab being emptied by defragmentation (a migrate callback freeing the old copy) go straight back
+        // to their slab, or the slab could not be freed.
         var slab = SlabOf(obj);
-        var c = _cpus[_allocator.CurrentCpu()];
-        SpinLockWord.Enter(ref c.LockWord);
-        if (slab == c.Slab && obj != c.Freelist)
+        var m = CurrentMagazine();
+        if (m is not null && slab.List != SlabList.Isolated)
         {
-            *(nint*)(obj + _fpOffset) = c.Freelist;
-            c.Freelist = obj;
-            SpinLockWord.Exit(ref c.LockWord);
-            return;
+            Volatile.Write(ref m.Busy, 1);
+            int n = m.Count;
+            if (Volatile.Read(ref m.FlushRequest) == 0 && n < m.Slots.Length)
+            {
+                if (n > 0 && m.Slots[n - 1] == obj)
+                {
+                    Volatile.Write(ref m.Busy, 0);
+                    throw new InvalidFreeException(Name, obj, $"kmem_cache_free({Name}): double free of object 0x{obj:x} (it is the last object freed on this thread)");
+                }
+                m.Slots[n] = obj;
+                m.Count = n + 1;
+                Volatile.Write(ref m.Busy, 0);
+                return;
+            }
+            Volatile.Write(ref m.Busy, 0);
         }
-        FreeSlow(c, slab, obj);
+        if (slab.List == SlabList.Isolated) FreeTo(_cpus[_allocator.CurrentCpu()], obj);
+        else FreeMagazineSlow(obj);
     }
 
     /// <summary>Frees as if running on CPU <paramref name="cpu"/> (for simulations). Thread-safe.</summary>
     public void FreeOnCpu(int cpu, nint obj)
     {
+        if ((uint)cpu >= (uint)_cpus.Length) throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPUs: 0..{_cpus.Length - 1}");
+        FreeTo(_cpus[cpu], obj);
+    }
+
+    /// <summary>The fast path: push onto the CPU free list when the object belongs to the CPU slab.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void FreeTo(KmemCacheCpu c, nint obj)
+    {
         var slab = SlabOf(obj);
-        var c = _cpus[(uint)cpu < (uint)_cpus.Length ? cpu : throw new ArgumentOutOfRangeException(nameof(cpu))];
         SpinLockWord.Enter(ref c.LockWord);
         if (slab == c.Slab && obj != c.Freelist)
         {
@@ -235,27 +262,60 @@ public sealed unsafe partial class KmemCache
         FreeSlow(c, slab, obj);
     }
 
-    /// <summary>Frees every object in <paramref name="objects"/> (<c>kmem_cache_free_bulk</c>). Thread-safe.</summary>
-    public void FreeBulk(ReadOnlySpan<nint> objects)
+    /// <summary>
+    /// Frees every object in <paramref name="objects"/> (<c>kmem_cache_free_bulk</c>): objects of the CPU slab
+    /// go onto the CPU free list; each run of objects from one other slab is chained and handed over under a
+    /// single slab lock. Thread-safe. Every pointer is checked before anything is freed.
+    /// </summary>
+    public void FreeBulk(ReadOnlySpan<nint> objects) => FreeBulkToCpus(objects);
+
+    /// <summary>Bulk free into the per-CPU layer (magazine trims and flushes use it too).</summary>
+    private void FreeBulkToCpus(ReadOnlySpan<nint> objects)
     {
+        if (_debug)
+        {
+            foreach (nint o in objects) Free(o);
+            return;
+        }
         int i = 0;
         while (i < objects.Length)
         {
             var c = _cpus[_allocator.CurrentCpu()];
             SpinLockWord.Enter(ref c.LockWord);
-            var cs = c.Slab;
-            int fp = _fpOffset;
-            for (; i < objects.Length; i++)
+            try
             {
-                nint obj = objects[i];
-                var slab = SlabOf(obj);
-                if (slab != cs || obj == c.Freelist) break;
-                *(nint*)(obj + fp) = c.Freelist;
-                c.Freelist = obj;
+                int fp = _fpOffset;
+                for (; i < objects.Length; i++)
+                {
+                    nint obj = objects[i];
+                    var slab = SlabOf(obj);
+                    if (slab == c.Slab && obj != c.Freelist)
+                    {
+                        *(nint*)(obj + fp) = c.Freelist;
+                        c.Freelist = obj;
+                        continue;
+                    }
+                    if (slab == c.Slab) throw new InvalidFreeException(Name, obj, $"kmem_cache_free_bulk({Name}): double free of object 0x{obj:x}");
+                    // Chain the run of objects that belong to this slab (a detached free list).
+                    nint head = obj, tail = obj;
+                    int count = 1;
+                    while (i + 1 < objects.Length && objects[i + 1] != tail && SlabOf(objects[i + 1]) == slab)
+                    {
+                        nint next = objects[++i];
+                        *(nint*)(tail + fp) = next;
+                        tail = next;
+                        count++;
+                    }
+                    i++;
+                    Slab? discard = SlabFree(c, slab, head, tail, count);
+                    if (discard is not null) DiscardSlab(discard);
+                    break;   // re-read the CPU: the thread may have moved
+                }
             }
-            if (i == objects.Length) { SpinLockWord.Exit(ref c.LockWord); break; }
-            nint o = objects[i++];
-            FreeSlow(c, SlabOf(o), o);   // releases the lock
+            finally
+            {
+                SpinLockWord.Exit(ref c.LockWord);
+            }
         }
     }
 

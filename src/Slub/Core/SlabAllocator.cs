@@ -222,6 +222,7 @@ public sealed partial class SlabAllocator : IDisposable
             foreach (var cache in _caches)
             {
                 if (!cache.IsMovable) break;
+                cache.FlushMagazines();
                 for (int n = 0; n < Topology.NodeCount; n++)
                 {
                     if (node >= 0 && n != node) continue;

@@ -304,6 +304,10 @@ public sealed unsafe partial class KmemCache
             }
             if (!s.Frozen && nfree != s.Objects - s.Inuse)
                 problems.Add($"validate {Name}: {s}: {nfree} objects on the free list, {s.Objects - s.Inuse} expected");
+            if (s.List == SlabList.Partial && nfree == 0)
+                problems.Add($"validate {Name}: {s}: full slab on the partial list");
+            if (s.List == SlabList.Full && nfree != 0)
+                problems.Add($"validate {Name}: {s}: slab with free objects on the full list");
             if ((Flags & (SlabFlags.RedZone | SlabFlags.Poison | SlabFlags.ConsistencyChecks)) != 0)
             {
                 for (int i = 0; i < s.Objects; i++)

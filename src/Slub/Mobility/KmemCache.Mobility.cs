@@ -97,6 +97,7 @@ public sealed unsafe partial class KmemCache
     {
         if ((uint)node >= (uint)_nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
         if (Volatile.Read(ref _nodes[node].Partial.Count) <= MaxPartial) return _nodes[node].Partial.Count;
+        FlushMagazines();   // objects parked in thread magazines are free; let them reach their slabs first
         return DefragNode(node, node, DefragUsedRatio, policy, shrinking: false);
     }
 
@@ -236,8 +237,11 @@ public sealed unsafe partial class KmemCache
         return Volatile.Read(ref n.Partial.Count);
     }
 
-    /// <summary>Isolate and migrate the objects of one frozen slab (the series' <c>move_slab_page</c>).</summary>
-    private void MoveSlab(Slab s, nint[] vector, MigrateResult[] results, int targetNode, Mobility mobility)
+    /// <summary>
+    /// Isolate and migrate the objects of one frozen slab (the series' <c>move_slab_page</c>), offering at
+    /// most <paramref name="limit"/> of them. Returns how many were offered.
+    /// </summary>
+    private int MoveSlab(Slab s, nint[] vector, MigrateResult[] results, int targetNode, Mobility mobility, int limit = int.MaxValue)
     {
         int count = 0;
         object? state;
@@ -246,7 +250,7 @@ public sealed unsafe partial class KmemCache
         {
             Span<bool> free = s.Objects <= 1024 ? stackalloc bool[s.Objects] : new bool[s.Objects];
             for (nint p = s.Freelist; p != 0; p = *(nint*)(p + _fpOffset)) free[s.IndexOf(p)] = true;
-            for (int i = 0; i < s.Objects; i++) if (!free[i]) vector[count++] = s.ObjectAt(i);
+            for (int i = 0; i < s.Objects && count < limit; i++) if (!free[i]) vector[count++] = s.ObjectAt(i);
             try { state = mobility.Isolate?.Invoke(this, vector.AsSpan(0, count)); }
             catch (Exception e) { throw new DefragmentationException(Name, s.Address, "isolate", e); }
         }
@@ -254,12 +258,13 @@ public sealed unsafe partial class KmemCache
         {
             SpinLockWord.Exit(ref s.LockWord);
         }
-        if (count == 0) return;
+        if (count == 0) return 0;
         var res = results.AsSpan(0, count);
         res.Clear();
         try { mobility.Migrate(this, vector.AsSpan(0, count), targetNode, state, res); }
         catch (Exception e) { throw new DefragmentationException(Name, s.Address, "migrate", e); }
         finally { CountResults(vector.AsSpan(0, count), res); }
+        return count;
     }
 
     private void CountResults(ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results)

@@ -77,6 +77,14 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
             if (ratio > 100) throw new SysfsException(Errno.EINVAL, path, "ratio must be 0..100");
             c.DefragUsedRatio = (int)ratio;
         }),
+        // NUMA move and balance (the series' patches 14/15), strictly validated.
+        Rw("move", _ => "", Move),
+        Rw("balance", _ => "", (c, path, v) =>
+        {
+            if (v != "1" && v != "1\n") throw new SysfsException(Errno.EINVAL, path, "write 1 to balance");
+            if (!c.IsMovable) throw new SysfsException(Errno.EINVAL, path, $"{c.Name} SMO not enabled, cannot move objects");
+            c.Balance();
+        }),
         // Our SMO counters (the series has none).
         Ro("defrag_objects_moved", c => Line(c.Defrag.ObjectsMoved)),
         Ro("defrag_objects_freed", c => Line(c.Defrag.ObjectsFreed)),
@@ -107,6 +115,23 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
         // Per-slab objects in use, for occupancy maps (slabinfo --map).
         Ro("slab_occupancy", c => string.Join(' ', c.SlabOccupancy().Select(s => s.Inuse)) + "\n"),
     ];
+
+    private static readonly System.Text.RegularExpressions.Regex s_moveSyntax =
+        new(@"^[nN]?([0-9]{1,2})(?: [nN]?([0-9]{1,2}))?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    // "N<a>": everything to node a; "N<a> N<b>": node a's objects to node b; "N<a> N<a>": compact node a.
+    private static void Move(KmemCache c, string path, string value)
+    {
+        string text = value.EndsWith('\n') ? value[..^1] : value;
+        var m = s_moveSyntax.Match(text);
+        if (!m.Success) throw new SysfsException(Errno.EINVAL, path, $"expected N<node> or N<from> N<to>, got '{text}'");
+        int nodes = c.Allocator.Topology.NodeCount;
+        int a = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        int b = m.Groups[2].Success ? int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture) : -1;
+        if (a >= nodes || b >= nodes) throw new SysfsException(Errno.EINVAL, path, $"no node {(a >= nodes ? a : b)} with memory (nodes 0..{nodes - 1})");
+        if (!c.IsMovable) throw new SysfsException(Errno.EINVAL, path, $"{c.Name} SMO not enabled, cannot move objects");
+        if (b < 0) c.MoveToNode(a); else c.MoveNode(a, b);
+    }
 
     /// <summary>The kernel's show_slab_objects format: total, then " N&lt;node&gt;=&lt;count&gt;" for each node with a non-zero count.</summary>
     internal static string PerNode(KmemCache c, Func<NodeStatistics, long> pick)

@@ -3,7 +3,7 @@ namespace Slub.Sysfs;
 /// <summary>The error numbers an attribute read or write can fail with, named as in errno.h.</summary>
 public enum Errno
 {
-    EPERM = 1, ENOENT = 2, EIO = 5, EBUSY = 16, EACCES = 13, EINVAL = 22, ERANGE = 34,
+    EPERM = 1, ENOENT = 2, EIO = 5, ENOMEM = 12, EBUSY = 16, EACCES = 13, EINVAL = 22, ERANGE = 34,
 }
 
 /// <summary>A sysfs-style attribute operation failed; <see cref="Errno"/> is the kernel's error kind. Nothing was changed.</summary>

@@ -1,0 +1,172 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Slub.Sysfs;
+
+namespace Slub.Cli.TestModules;
+
+/// <summary>
+/// <c>slub test-module smo</c>: hosts the series' SMO test module in this process and serves its control
+/// files next to the slab attribute tree on the live endpoint, until told to exit.
+/// </summary>
+internal static class TestModuleCommand
+{
+    public const string UnloadPath = "smo/unload";
+
+    public static Command Create()
+    {
+        var cmd = new Command("test-module", "Host one of the series' kernel test modules in this process, driven through its control files on the live endpoint.");
+        cmd.Subcommands.Add(CreateSmo());
+        return cmd;
+    }
+
+    private static Command CreateSmo()
+    {
+        var interactive = new Option<bool>("--interactive", "-i")
+        {
+            Description = "Also open a console on this terminal to type the module's commands by hand; cache figures are shown after each one.",
+        };
+        var socket = new Option<string?>("--socket")
+        {
+            Description = "Path of the live endpoint's Unix socket (default: $TMPDIR/slub-<pid>.sock).",
+        };
+        var slubDebug = new Option<string>("--slub-debug")
+        {
+            Description = "slub_debug flags for the allocator (the kernel's slub_debug= syntax). The default FZPU means no per-CPU slabs, " +
+                          "which is what the series' expected numbers assume; '-' turns debugging off (then per-CPU slabs change the counts).",
+            DefaultValueFactory = _ => "FZPU",
+        };
+        var nodes = new Option<int>("--nodes")
+        {
+            Description = "Emulated NUMA nodes (alloc N NODE takes 0..nodes-1). Default 1, so allocations cannot spread over nodes.",
+            DefaultValueFactory = _ => 1,
+        };
+        var memory = new Option<int>("--memory-mb")
+        {
+            Description = "Address space per node in MiB (a multiple of 4); allocations fail when it is used up.",
+            DefaultValueFactory = _ => 256,
+        };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not copy the module's log to stderr." };
+        var cmd = new Command("smo",
+            "The SMO test module (slub_defrag.c, the series' patch 07): cache smo_test (56-byte objects, constructor, migrate callback) " +
+            "and the control file smo/callfn taking 'enable', 'alloc N [NODE]', 'free N [POS]', 'test [NR [KEEP]]'. " +
+            "Runs with slub_debug=FZPU by default so that the series' expected numbers hold. Prints the socket path on the first line " +
+            "of stdout when ready. Other files: smo/log (the module's messages; the dmesg stand-in), smo/objects (the module's list), " +
+            "smo/unload (write 1 to unload and exit). Also exits on SIGTERM/SIGINT, and when stdin is a pipe that reaches end of file. " +
+            "See docs/test-modules.md.")
+        {
+            interactive, socket, slubDebug, nodes, memory, quiet,
+        };
+        cmd.SetAction(pr => RunSmo(new HostSettings(pr.GetValue(interactive), pr.GetValue(socket), pr.GetValue(slubDebug)!,
+            pr.GetValue(nodes), pr.GetValue(memory), pr.GetValue(quiet))));
+        return cmd;
+    }
+
+    internal sealed record HostSettings(bool Interactive, string? Socket, string SlubDebug, int Nodes, int MemoryMb, bool Quiet);
+
+    private static int RunSmo(HostSettings s)
+    {
+        if (s.Nodes is < 1 or > 64) return Usage("--nodes must be 1..64");
+        if (s.MemoryMb < 4 || s.MemoryMb % 4 != 0 || s.MemoryMb > 64 * 1024) return Usage("--memory-mb must be a multiple of 4 in 4..65536");
+        try { SlubDebugOption.Parse(s.SlubDebug); }
+        catch (FormatException e) { return Usage($"--slub-debug: {e.Message}"); }
+
+        using var allocator = new SlabAllocator(new SlabOptions
+        {
+            SlubDebug = s.SlubDebug,
+            EmulatedNodes = s.Nodes,
+            BytesPerNode = (long)s.MemoryMb << 20,
+            Merge = true,
+        });
+        var exit = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!s.Quiet && !s.Interactive) allocator.Log.LineWritten += line => Console.Error.WriteLine(line);
+
+        var module = new SmoTestModule(allocator);
+        LiveEndpoint endpoint;
+        try { endpoint = allocator.OpenLiveEndpoint(allowWrites: true, socketPath: s.Socket); }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"slub test-module smo: cannot open the live endpoint: {e.Message}");
+            module.Dispose();
+            return 1;
+        }
+        module.Register(endpoint);
+        endpoint.AddFile(UnloadPath, null, value =>
+        {
+            if (value.TrimEnd('\n') != "1") throw new SysfsException(Errno.EINVAL, UnloadPath, "write 1 to unload the module and exit");
+            exit.TrySetResult("unloaded through " + UnloadPath);
+        });
+
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; exit.TrySetResult("SIGTERM"); });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; exit.TrySetResult("SIGINT"); });
+
+        Console.Out.WriteLine(endpoint.SocketPath);
+        Console.Out.Flush();
+
+        if (s.Interactive)
+        {
+            var console = new InteractiveConsole(module, allocator, endpoint.SocketPath);
+            var loop = new Thread(() =>
+            {
+                try
+                {
+                    console.Run();
+                    exit.TrySetResult("console closed");
+                }
+                catch (Exception e)
+                {
+                    Console.Error.WriteLine($"slub test-module smo: console failed: {e}");
+                    exit.TrySetResult("console failed");
+                }
+            }) { IsBackground = true, Name = "smo console" };
+            loop.Start();
+        }
+        else if (StdinIsPipe())
+        {
+            var watcher = new Thread(() =>
+            {
+                try
+                {
+                    using var stdin = Console.OpenStandardInput();
+                    var buf = new byte[256];
+                    while (stdin.Read(buf) > 0) { }
+                }
+                catch (IOException) { }
+                exit.TrySetResult("end of file on stdin");
+            }) { IsBackground = true, Name = "stdin watcher" };
+            watcher.Start();
+        }
+
+        string reason = exit.Task.GetAwaiter().GetResult();
+        if (!s.Quiet) Console.Error.WriteLine($"slub test-module smo: exiting ({reason})");
+        int rc = reason == "console failed" ? 1 : 0;
+        try { module.Dispose(); }
+        catch (CacheBusyException e)
+        {
+            Console.Error.WriteLine($"slub test-module smo: {e.Message}");
+            rc = 1;
+        }
+        // Let the reply to an unload write reach its peer before the socket goes.
+        Thread.Sleep(100);
+        endpoint.Dispose();
+        return rc;
+    }
+
+    private static int Usage(string message)
+    {
+        Console.Error.WriteLine($"slub test-module smo: {message}");
+        return 2;
+    }
+
+    /// <summary>True when stdin is a pipe or socket (a parent holding it): its end of file means "exit".</summary>
+    private static bool StdinIsPipe()
+    {
+        if (!OperatingSystem.IsLinux() || !Console.IsInputRedirected) return false;
+        try
+        {
+            string? target = new FileInfo("/proc/self/fd/0").LinkTarget;
+            return target is not null && (target.StartsWith("pipe:", StringComparison.Ordinal) || target.StartsWith("socket:", StringComparison.Ordinal));
+        }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
+    }
+}

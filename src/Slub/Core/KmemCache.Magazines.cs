@@ -1,0 +1,119 @@
+using System.Runtime.CompilerServices;
+
+namespace Slub;
+
+// The per-thread magazine layer in front of the per-CPU slabs (see ThreadMagazine for the protocol).
+public sealed unsafe partial class KmemCache
+{
+    private static int s_nextMagazineIndex;
+    [ThreadStatic] private static ThreadMagazine?[]? t_magazines;
+
+    private readonly int _magazineIndex = Interlocked.Increment(ref s_nextMagazineIndex) - 1;
+    private readonly List<ThreadMagazine> _magazines = new();
+    private readonly Lock _magazineFlushLock = new();
+
+    /// <summary>This thread's magazine for this cache, or null before its first use.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ThreadMagazine? CurrentMagazine()
+    {
+        var mags = t_magazines;
+        int i = _magazineIndex;
+        return mags is not null && (uint)i < (uint)mags.Length ? mags[i] : null;
+    }
+
+    private ThreadMagazine CreateMagazine()
+    {
+        var mags = t_magazines;
+        if (mags is null || mags.Length <= _magazineIndex)
+        {
+            Array.Resize(ref mags, Math.Max(_magazineIndex + 1, (mags?.Length ?? 8) * 2));
+            t_magazines = mags;
+        }
+        var m = new ThreadMagazine(ThreadMagazine.CapacityFor(_size));
+        lock (_magazines) _magazines.Add(m);
+        mags[_magazineIndex] = m;
+        return m;
+    }
+
+    /// <summary>Allocation when the magazine is empty, missing or being flushed: refill half of it from the CPU layer.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private nint AllocMagazineSlow()
+    {
+        var m = CurrentMagazine() ?? CreateMagazine();
+        Volatile.Write(ref m.Busy, 1);
+        try
+        {
+            if (Volatile.Read(ref m.FlushRequest) != 0) return AllocFrom(_cpus[_allocator.CurrentCpu()], -1);
+            int want = m.Capacity / 2 - m.Count;
+            if (want > 0) m.Count += AllocBulkFromCpus(m.Slots.AsSpan(m.Count, want));
+            return m.Count == 0 ? 0 : m.Slots[--m.Count];
+        }
+        finally
+        {
+            Volatile.Write(ref m.Busy, 0);
+        }
+    }
+
+    /// <summary>Free when the magazine is full, missing or being flushed: hand half back to the CPU layer first.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreeMagazineSlow(nint obj)
+    {
+        var m = CurrentMagazine() ?? CreateMagazine();
+        Volatile.Write(ref m.Busy, 1);
+        try
+        {
+            if (Volatile.Read(ref m.FlushRequest) != 0)
+            {
+                FreeTo(_cpus[_allocator.CurrentCpu()], obj);
+                return;
+            }
+            if (m.Count == m.Capacity)
+            {
+                int half = m.Capacity / 2;
+                FreeBulkToCpus(m.Slots.AsSpan(half, m.Count - half));
+                m.Count = half;
+            }
+            m.Slots[m.Count++] = obj;
+        }
+        finally
+        {
+            Volatile.Write(ref m.Busy, 0);
+        }
+    }
+
+    /// <summary>
+    /// Takes every thread's magazine objects back into the slabs. Safe while the owners keep allocating:
+    /// see <see cref="ThreadMagazine"/>. Costs one process-wide barrier; does nothing if no thread has a magazine.
+    /// </summary>
+    internal void FlushMagazines()
+    {
+        ThreadMagazine[] all;
+        lock (_magazines) all = _magazines.ToArray();
+        if (all.Length == 0) return;
+        lock (_magazineFlushLock)
+        {
+            foreach (var m in all) Volatile.Write(ref m.FlushRequest, 1);
+            Interlocked.MemoryBarrierProcessWide();
+            var dead = new List<ThreadMagazine>();
+            foreach (var m in all)
+            {
+                var spinner = new SpinWait();
+                while (Volatile.Read(ref m.Busy) != 0) spinner.SpinOnce();
+                if (m.Count > 0)
+                {
+                    FreeBulkToCpus(m.Slots.AsSpan(0, m.Count));
+                    m.Count = 0;
+                }
+                if (!m.Owner.TryGetTarget(out var t) || !t.IsAlive) dead.Add(m);
+                Volatile.Write(ref m.FlushRequest, 0);
+            }
+            if (dead.Count > 0) lock (_magazines) _magazines.RemoveAll(dead.Contains);
+        }
+    }
+
+    /// <summary>Objects currently parked in thread magazines (approximate while threads run).</summary>
+    internal long MagazineObjects()
+    {
+        lock (_magazines) return _magazines.Sum(m => (long)Volatile.Read(ref m.Count));
+    }
+}
