@@ -163,6 +163,7 @@ public sealed class BackgroundDefragmenter : IDisposable
                 }
                 if (!state.Running && now < state.NextCheck) continue;
                 if (state.Running && now < state.BackoffUntil) continue;
+                cache.FlushMagazines();   // objects parked in thread magazines are free: count them (and defragment) as such
                 var st = cache.GetStatistics();
                 state.NextCheck = now + MsToTicks(settings.IntervalMs);
                 double waste = Waste(st);
