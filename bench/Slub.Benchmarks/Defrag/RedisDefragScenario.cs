@@ -233,6 +233,7 @@ internal sealed unsafe class RedisDefragScenario
                 stopSampler.Token.WaitHandle.WaitOne(250);
             }
         }) { IsBackground = true, Name = "ratio-sampler" };
+        long newSlabs0 = ks.Small.Cache.Events.AllocSlab + ks.Large.Cache.Events.AllocSlab;
         int gc0 = GC.CollectionCount(0), gc1 = GC.CollectionCount(1), gc2 = GC.CollectionCount(2);
         BackgroundDefragmenter? bg = defrag ? a.StartBackgroundDefrag() : null;
         sampler.Start();
@@ -254,6 +255,8 @@ internal sealed unsafe class RedisDefragScenario
             }
         }
         double trafficSeconds = traffic.Elapsed.TotalSeconds;
+        long newSlabs = ks.Small.Cache.Events.AllocSlab + ks.Large.Cache.Events.AllocSlab - newSlabs0;
+        Console.WriteLine($"[{(defrag ? "on " : "off")}] new slabs allocated during the traffic: {newSlabs:N0}");
         double trafficEnd = clock.Elapsed.TotalSeconds;
 
         // Settle: traffic stopped; the defragmenter goes on until both caches stop running (or the time limit).

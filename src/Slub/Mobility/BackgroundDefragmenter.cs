@@ -47,6 +47,8 @@ public sealed class BackgroundDefragmenter : IDisposable
         public long NextCheck;       // Stopwatch timestamp of the next measurement when idle
         public long BackoffUntil;    // no steps before this (no progress possible, or a callback failed)
         public int NodeCursor;
+        public CacheStatistics? Last;  // the last measurement, reused by the steps until the next one
+        public double LastWaste;
     }
 
     /// <summary>What one iteration of the loop did (for the loop and for tests that drive it by hand).</summary>
@@ -163,19 +165,28 @@ public sealed class BackgroundDefragmenter : IDisposable
                 }
                 if (!state.Running && now < state.NextCheck) continue;
                 if (state.Running && now < state.BackoffUntil) continue;
-                cache.FlushMagazines();   // objects parked in thread magazines are free: count them (and defragment) as such
-                var st = cache.GetStatistics();
-                state.NextCheck = now + MsToTicks(settings.IntervalMs);
-                double waste = Waste(st);
-                long excessPages = st.Pages - (st.OptimalSlabs << st.Order);
-                if (state.Running)
+                if (now >= state.NextCheck || state.Last is null)
                 {
-                    if (waste <= settings.ThresholdStop || excessPages < settings.IgnorePages / 2) SetRunning(cache, state, false);
+                    // Measured once per interval, not on every step: reading the counts walks the partial
+                    // lists under their locks. Objects parked in thread magazines are free: flush them back
+                    // first so they count (and defragment) as free.
+                    cache.FlushMagazines();
+                    var measured = cache.GetStatistics();
+                    state.NextCheck = now + MsToTicks(settings.IntervalMs);
+                    state.Last = measured;
+                    state.LastWaste = Waste(measured);
+                    long excessPages = measured.Pages - (measured.OptimalSlabs << measured.Order);
+                    if (state.Running)
+                    {
+                        if (state.LastWaste <= settings.ThresholdStop || excessPages < settings.IgnorePages / 2) SetRunning(cache, state, false);
+                    }
+                    else if (state.LastWaste > settings.ThresholdLower && excessPages >= settings.IgnorePages)
+                    {
+                        SetRunning(cache, state, true);
+                    }
                 }
-                else if (waste > settings.ThresholdLower && excessPages >= settings.IgnorePages)
-                {
-                    SetRunning(cache, state, true);
-                }
+                var st = state.Last;
+                double waste = state.LastWaste;
                 if (state.Running && (best is null || waste > bestWaste))
                 {
                     best = cache; bestStats = st; bestWaste = waste; bestState = state;
@@ -245,6 +256,7 @@ public sealed class BackgroundDefragmenter : IDisposable
     {
         state.Running = running;
         state.BackoffUntil = 0;
+        if (!running) state.Last = null;
         cache.ActiveDefragRunning = running;
     }
 
