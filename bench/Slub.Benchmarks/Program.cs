@@ -3,8 +3,9 @@ using BenchmarkDotNet.Running;
 namespace Slub.Benchmarks;
 
 /// <summary>
-/// Entry point. <c>redis-defrag</c> runs the background-defragmentation acceptance scenario (a long plain
-/// run, not a BenchmarkDotNet micro-benchmark); any other arguments go to BenchmarkDotNet's switcher.
+/// Entry point: <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --filter '*Dcache*' --job short</c>
+/// for BenchmarkDotNet; <c>redis-defrag</c> runs the background-defragmentation acceptance scenario instead
+/// (a long plain run, not a micro-benchmark).
 /// </summary>
 public static class Program
 {

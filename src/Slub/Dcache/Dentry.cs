@@ -1,0 +1,63 @@
+namespace Slub.Dcache;
+
+/// <summary>
+/// A handle on a dentry in slab memory (the kernel's <c>struct dentry *</c>). Holding a handle is not
+/// holding a reference: handles returned by <see cref="DentryCache"/> operations come with one reference
+/// that the caller gives back with <see cref="DentryCache.Put"/>.
+/// </summary>
+/// <remarks>The properties read the native fields without locks: exact while the caller holds a reference and
+/// nobody renames the dentry, snapshots otherwise. Use them only on dentries you hold.</remarks>
+public readonly unsafe struct Dentry : IEquatable<Dentry>
+{
+    /// <summary>Address of the object in the <c>dentry</c> slab cache.</summary>
+    public nint Address { get; }
+
+    internal Dentry(nint address) => Address = address;
+
+    internal DentryData* D => (DentryData*)Address;
+
+    public bool IsNull => Address == 0;
+
+    /// <summary>Reference count (<c>d_count</c>); negative once dead.</summary>
+    public int Count => Volatile.Read(ref D->Count);
+
+    public DentryFlags Flags => (DentryFlags)Volatile.Read(ref D->Flags);
+
+    /// <summary>What the name refers to; <see cref="InodeKind.Negative"/> for a cached miss.</summary>
+    public InodeKind Kind => D->Kind;
+
+    public bool IsNegative => Kind == InodeKind.Negative;
+
+    /// <summary>Inode identity (0 for negative dentries).</summary>
+    public ulong Inode => D->Inode;
+
+    /// <summary>Whether lookups can find it (<c>d_unhashed</c> negated).</summary>
+    public bool IsHashed => (Flags & DentryFlags.Hashed) != 0;
+
+    /// <summary>The name (<c>d_name</c>).</summary>
+    public string Name => DentryName.ToString(D);
+
+    /// <summary>The parent (<c>d_parent</c>); the root is its own parent.</summary>
+    public Dentry Parent => new(D->Parent);
+
+    public bool Equals(Dentry other) => Address == other.Address;
+    public override bool Equals(object? obj) => obj is Dentry d && Equals(d);
+    public override int GetHashCode() => Address.GetHashCode();
+    public static bool operator ==(Dentry a, Dentry b) => a.Address == b.Address;
+    public static bool operator !=(Dentry a, Dentry b) => a.Address != b.Address;
+    public override string ToString() => IsNull ? "(null)" : $"dentry 0x{Address:x} '{Name}' count={Count} {Kind} {Flags}";
+}
+
+/// <summary>Answer of a path lookup.</summary>
+/// <param name="Kind">What the path names; <see cref="InodeKind.Negative"/> when it does not exist.</param>
+/// <param name="Inode">Inode identity of the last component (0 when negative).</param>
+/// <param name="FileSystemQueries">How many components had to be asked of the file system (0: answered from the cache).</param>
+public readonly record struct LookupResult(InodeKind Kind, ulong Inode, int FileSystemQueries)
+{
+    public bool Exists => Kind != InodeKind.Negative;
+}
+
+/// <summary>Counters of a dentry cache (<c>/proc/sys/fs/dentry-state</c> plus the slab figures).</summary>
+public sealed record DcacheStatistics(
+    long Dentries, long Unused, long Negative, long Lookups, long Hits, long Misses,
+    long Slabs, long SlabObjects, long OptimalSlabs, int ObjectsPerSlab);

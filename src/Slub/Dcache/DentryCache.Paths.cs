@@ -1,0 +1,386 @@
+namespace Slub.Dcache;
+
+// Path walk over the real tree (fs/namei.c's link_path_walk / walk_component / lookup_slow, in REF-walk
+// mode only) and the notifications that keep the cache coherent with the disk.
+public sealed unsafe partial class DentryCache
+{
+    /// <summary>
+    /// Resolves <paramref name="path"/> (relative to <see cref="RootPath"/>, or absolute under it) component by
+    /// component through the cache. A component not cached is asked of the file system (the probe) and the
+    /// answer cached — a missing name as a negative dentry. Logical "." and ".." are resolved textually first.
+    /// Thread-safe; answers are as fresh as the last <see cref="Invalidate"/> for a changed path.
+    /// </summary>
+    /// <exception cref="ArgumentException">An absolute path outside the root.</exception>
+    public LookupResult LookupPath(string path)
+    {
+        string rel = Relative(path);
+        if (TryLockedWalk(rel, out var cached)) return cached;
+        nint p = Walk(rel, out int queries, out bool complete);
+        try { return Answer(p, queries, complete); }
+        finally { Put(new Dentry(p)); }
+    }
+
+    /// <summary>
+    /// The fast path (the analogue of the kernel's RCU-walk): with the tree lock held for reading nothing can be
+    /// unhashed or freed, so the walk follows the hash table without taking references. Only the dentry that
+    /// answers is touched: if it is unused on the LRU it gets the referenced bit, as a get/put pair would give
+    /// it. Returns false at the first component that is not cached; the caller then walks again in ref mode.
+    /// </summary>
+    private bool TryLockedWalk(string rel, out LookupResult result)
+    {
+        Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
+        result = default;
+        int components = 0;
+        _tree.EnterReadLock();
+        try
+        {
+            nint cur = _root;
+            bool complete = true;
+            for (int pos = 0; pos < rel.Length;)
+            {
+                int slash = rel.IndexOf('/', pos);
+                int end = slash < 0 ? rel.Length : slash;
+                var component = rel.AsSpan(pos, end - pos);
+                pos = end + 1;
+                if (component.IsEmpty) continue;
+                if (((DentryData*)cur)->Kind != InodeKind.Directory) { complete = false; break; }
+                int len = DentryName.Encode(component, buf);
+                if (len <= 0 || len > DentryName.MaxLength) return false;
+                nint next = _hash.Find(cur, DentryName.Hash(cur, buf[..len]), buf[..len]);
+                if (next == 0) return false;
+                cur = next;
+                components++;
+            }
+            var d = (DentryData*)cur;
+            Lock(d);
+            if (d->Count == 0 && (d->Flags & (uint)DentryFlags.LruList) != 0) d->Flags |= (uint)DentryFlags.Referenced;
+            result = Answer(cur, 0, complete);
+            Unlock(d);
+        }
+        finally { _tree.ExitReadLock(); }
+        Interlocked.Add(ref _lookups, components);
+        Interlocked.Add(ref _hits, components);
+        return true;
+    }
+
+    /// <summary>
+    /// Like <see cref="LookupPath"/>, but also returns the dentry where the walk ended, with a reference the
+    /// caller drops with <see cref="Put"/>: the target (negative when the name does not exist, the root for an
+    /// empty path), or the file or directory that made the rest of the path impossible. Holding it pins it, as
+    /// an open file or a working directory pins a dentry. Thread-safe.
+    /// </summary>
+    public Dentry Resolve(string path, out LookupResult result)
+    {
+        nint p = Walk(Relative(path), out int queries, out bool complete);
+        result = Answer(p, queries, complete);
+        return new Dentry(p);
+    }
+
+    private static LookupResult Answer(nint p, int queries, bool complete)
+    {
+        var d = (DentryData*)p;
+        return !complete || d->Kind is InodeKind.Negative or InodeKind.Unknown
+            ? new LookupResult(InodeKind.Negative, 0, queries)
+            : new LookupResult(d->Kind, d->Inode, queries);
+    }
+
+    /// <summary>
+    /// The walk: returns the held dentry where it ended. <paramref name="complete"/> is false when it stopped
+    /// before the last component (a negative or non-directory dentry on the way, or a name no file system
+    /// accepts), in which case the path does not exist.
+    /// </summary>
+    private nint Walk(string rel, out int queries, out bool complete)
+    {
+        Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
+        queries = 0;
+        complete = false;
+        nint cur = Get(Root).Address;
+        try
+        {
+            for (int pos = 0; pos < rel.Length;)
+            {
+                int slash = rel.IndexOf('/', pos);
+                int end = slash < 0 ? rel.Length : slash;
+                var component = rel.AsSpan(pos, end - pos);
+                pos = end + 1;
+                if (component.IsEmpty) continue;
+                if (((DentryData*)cur)->Kind != InodeKind.Directory) return Detach(ref cur);
+                int len = DentryName.Encode(component, buf);
+                if (len <= 0 || len > DentryName.MaxLength) return Detach(ref cur);
+                var name = buf[..len];
+                uint hash = DentryName.Hash(cur, name);
+                nint next = LookupFast(cur, hash, name);
+                if (next == 0)
+                {
+                    next = LookupSlow(cur, hash, name, rel, end);
+                    queries++;
+                }
+                nint prev = cur;
+                cur = next;
+                Put(new Dentry(prev));
+            }
+            complete = true;
+            return Detach(ref cur);
+        }
+        finally { if (cur != 0) Put(new Dentry(cur)); }
+    }
+
+    private static nint Detach(ref nint cur)
+    {
+        nint p = cur;
+        cur = 0;
+        return p;
+    }
+
+    /// <summary>True if <paramref name="path"/> exists (file or directory), answered through the cache. Thread-safe.</summary>
+    public bool Exists(string path) => LookupPath(path).Exists;
+
+    /// <summary>
+    /// Tells the cache that <paramref name="path"/> changed on disk (created, deleted, replaced): its cached
+    /// dentry — or the cached negative or non-directory dentry that blocks the walk to it — is unhashed
+    /// (<c>d_drop</c>) and its unused descendants freed, so the next lookup asks the file system. Lookups that
+    /// raced with the change do not cache what they saw. The root itself invalidates everything. Thread-safe.
+    /// </summary>
+    public void Invalidate(string path)
+    {
+        string rel = Relative(path);
+        Interlocked.Increment(ref _generation);
+        nint p = WalkCached(rel, stopAtBlocker: true);
+        if (p == 0) return;
+        try
+        {
+            if (p == _root)
+            {
+                _tree.EnterWriteLock();
+                try
+                {
+                    for (nint c = ((DentryData*)_root)->Children; c != 0;)
+                    {
+                        nint next = ((DentryData*)c)->SibNext;
+                        DropTreeLocked(c);
+                        c = next;
+                    }
+                }
+                finally { _tree.ExitWriteLock(); }
+            }
+            else Drop(new Dentry(p));
+            ShrinkParent(p);
+        }
+        finally { Put(new Dentry(p)); }
+    }
+
+    /// <summary>
+    /// True if every component of <paramref name="path"/> is cached (positive or negative), so a lookup would
+    /// not ask the file system. A peek: asks nothing, takes no reference and leaves the LRU and its referenced
+    /// bits alone (the walk holds the tree lock for reading instead). Thread-safe.
+    /// </summary>
+    public bool IsCached(string path)
+    {
+        string rel = Relative(path);
+        Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
+        _tree.EnterReadLock();
+        try
+        {
+            nint cur = _root;
+            for (int pos = 0; pos < rel.Length;)
+            {
+                int slash = rel.IndexOf('/', pos);
+                int end = slash < 0 ? rel.Length : slash;
+                var component = rel.AsSpan(pos, end - pos);
+                pos = end + 1;
+                if (component.IsEmpty) continue;
+                if (((DentryData*)cur)->Kind != InodeKind.Directory) return true;   // the cached answer is "not there"
+                int len = DentryName.Encode(component, buf);
+                if (len <= 0 || len > DentryName.MaxLength) return false;
+                cur = _hash.Find(cur, DentryName.Hash(cur, buf[..len]), buf[..len]);
+                if (cur == 0) return false;
+            }
+            return true;
+        }
+        finally { _tree.ExitReadLock(); }
+    }
+
+    /// <summary>Tells the cache <paramref name="path"/> was created: drops the negative dentry that cached its absence. Thread-safe.</summary>
+    public void NotifyCreated(string path) => Invalidate(path);
+
+    /// <summary>
+    /// Tells the cache <paramref name="path"/> was deleted: a cached positive dentry becomes negative in place when
+    /// nobody else uses it (<c>d_delete</c>), otherwise it is unhashed. Thread-safe.
+    /// </summary>
+    public void NotifyDeleted(string path)
+    {
+        string rel = Relative(path);
+        Interlocked.Increment(ref _generation);
+        nint p = WalkCached(rel, stopAtBlocker: false);
+        if (p == 0 || p == _root || ((DentryData*)p)->Kind == InodeKind.Negative)
+        {
+            if (p != 0) Put(new Dentry(p));
+            Invalidate(path);
+            return;
+        }
+        try { Delete(new Dentry(p)); }
+        finally { Put(new Dentry(p)); }
+    }
+
+    /// <summary>
+    /// Tells the cache <paramref name="from"/> was renamed to <paramref name="to"/>: when both the source and the
+    /// destination directory are cached, the dentry is moved (<c>d_move</c>), keeping its cached subtree;
+    /// otherwise both paths are invalidated. Thread-safe.
+    /// </summary>
+    public void NotifyRenamed(string from, string to)
+    {
+        string relFrom = Relative(from), relTo = Relative(to);
+        Interlocked.Increment(ref _generation);
+        int slash = relTo.LastIndexOf('/');
+        string toParent = slash < 0 ? "" : relTo[..slash];
+        string toName = relTo[(slash + 1)..];
+        nint src = relFrom.Length == 0 || toName.Length == 0 ? 0 : WalkCached(relFrom, stopAtBlocker: false);
+        nint dir = src == 0 ? 0 : WalkCached(toParent, stopAtBlocker: false);
+        try
+        {
+            if (src != 0 && dir != 0 && ((DentryData*)src)->Kind != InodeKind.Negative
+                && ((DentryData*)dir)->Kind == InodeKind.Directory && !IsAncestor(src, dir))
+            {
+                Move(new Dentry(src), new Dentry(dir), toName);
+                return;
+            }
+        }
+        finally
+        {
+            if (dir != 0) Put(new Dentry(dir));
+            if (src != 0) Put(new Dentry(src));
+        }
+        Invalidate(from);
+        Invalidate(to);
+    }
+
+    private bool IsAncestor(nint ancestor, nint p)
+    {
+        _tree.EnterReadLock();
+        try
+        {
+            for (nint a = p; ; a = ((DentryData*)a)->Parent)
+            {
+                if (a == ancestor) return true;
+                if (a == _root) return false;
+            }
+        }
+        finally { _tree.ExitReadLock(); }
+    }
+
+    /// <summary>
+    /// Cache-only walk (no file-system access): the held dentry of <paramref name="rel"/> when every component is
+    /// cached; with <paramref name="stopAtBlocker"/>, a cached negative or non-directory dentry met on the way
+    /// is returned instead (it is what makes the path stale). 0 when the walk leaves the cache.
+    /// </summary>
+    private nint WalkCached(string rel, bool stopAtBlocker)
+    {
+        Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
+        nint cur = Get(Root).Address;
+        for (int pos = 0; pos < rel.Length;)
+        {
+            int slash = rel.IndexOf('/', pos);
+            int end = slash < 0 ? rel.Length : slash;
+            var component = rel.AsSpan(pos, end - pos);
+            pos = end + 1;
+            if (component.IsEmpty) continue;
+            if (((DentryData*)cur)->Kind != InodeKind.Directory)
+            {
+                if (stopAtBlocker) return cur;
+                Put(new Dentry(cur));
+                return 0;
+            }
+            int len = DentryName.Encode(component, buf);
+            nint next = len <= 0 || len > DentryName.MaxLength ? 0 : LookupFast(cur, DentryName.Hash(cur, buf[..len]), buf[..len]);
+            Put(new Dentry(cur));
+            if (next == 0) return 0;
+            cur = next;
+        }
+        return cur;
+    }
+
+    /// <summary>
+    /// <c>lookup_slow</c>: asks the file system about <c>rel[..end]</c> with no lock held, then under the tree
+    /// lock either takes the dentry another thread added meanwhile, or links, instantiates and hashes a new
+    /// one. If an invalidation ran while the file system was being asked, the answer may be stale: ask again
+    /// (a few times), and in the end return it without caching it (an unhashed dentry, dying at its dput).
+    /// </summary>
+    private nint LookupSlow(nint parent, uint hash, ReadOnlySpan<byte> name, string rel, int end)
+    {
+        string full = RootPath.EndsWith('/') ? RootPath + rel[..end] : string.Concat(RootPath, "/", rel.AsSpan(0, end));
+        for (int attempt = 0; ; attempt++)
+        {
+            long generation = Volatile.Read(ref _generation);
+            InodeKind kind = _probe(full);
+            Interlocked.Increment(ref _misses);
+            nint fresh = AllocDentry(parent, hash, name);
+            nint result = 0;
+            _tree.EnterWriteLock();
+            try
+            {
+                nint existing = _hash.Find(parent, hash, name);
+                bool stale = Volatile.Read(ref _generation) != generation;
+                if (existing != 0)
+                {
+                    var e = (DentryData*)existing;
+                    Lock(e);
+                    e->Count++;
+                    Unlock(e);
+                    result = existing;
+                }
+                else if (!stale || attempt >= 3)
+                {
+                    LinkChild(parent, fresh);
+                    var d = (DentryData*)fresh;
+                    Lock(d);
+                    InstantiateLocked(d, kind);
+                    if (!stale) _hash.Insert(fresh);
+                    Unlock(d);
+                    result = fresh;
+                    fresh = 0;
+                }
+            }
+            finally { _tree.ExitWriteLock(); }
+            if (fresh != 0) DiscardUnpublished(fresh);
+            if (result != 0) return result;
+        }
+    }
+
+    /// <summary>Frees a dentry from <see cref="AllocDentry"/> that was never linked or hashed. No locks held.</summary>
+    private void DiscardUnpublished(nint p)
+    {
+        var d = (DentryData*)p;
+        Lock(d);
+        d->Count = DentryData.DeadCount;
+        Unlock(d);
+        Interlocked.Decrement(ref _nrDentry);
+        FreeDentry(p);
+    }
+
+    /// <summary>The path relative to the root, '/'-separated, without "." or ".." components or a trailing '/'.</summary>
+    private string Relative(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        bool rooted = Path.IsPathRooted(path);
+        if (!rooted && !HasDotComponent(path)) return path.EndsWith('/') ? path.TrimEnd('/') : path;
+        string full = Path.GetFullPath(rooted ? path : Path.Join(RootPath, path));
+        if (full == RootPath || full + "/" == RootPath) return "";
+        string prefix = RootPath.EndsWith('/') ? RootPath : RootPath + "/";
+        if (!full.StartsWith(prefix, StringComparison.Ordinal))
+            throw new ArgumentException($"'{path}' is not under the dcache root {RootPath}", nameof(path));
+        return full[prefix.Length..].TrimEnd('/');
+    }
+
+    private static bool HasDotComponent(string path)
+    {
+        for (int pos = 0; pos < path.Length;)
+        {
+            int slash = path.IndexOf('/', pos);
+            int end = slash < 0 ? path.Length : slash;
+            var c = path.AsSpan(pos, end - pos);
+            if (c is "." or "..") return true;
+            pos = end + 1;
+        }
+        return false;
+    }
+}
