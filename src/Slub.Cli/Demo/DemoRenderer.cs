@@ -22,6 +22,10 @@ internal static class DemoRenderer
                 a is null ? "-" : a.Verified ? "[green]yes[/]" : "[red]NO[/]");
         }
         AnsiConsole.Write(t);
+        if (r.Dcache is { } d)
+            AnsiConsole.MarkupLine($"dentry: {d.Paths:N0} paths of {Markup.Escape(d.Root)} walked, LRU pressure, then SMO partial shrink; " +
+                $"hot paths still cached {d.HotCachedAfterSmo}/{d.HotPaths} (before SMO {d.HotCachedBeforeSmo}); " +
+                $"{d.PathsVerified:N0} paths re-resolved, {(d.Mismatches == 0 ? "[green]0 mismatches[/]" : $"[red]{d.Mismatches} mismatches[/]")}.");
         AnsiConsole.MarkupLine($"Resident memory: start {Mb(r.RssBytesStart)}, after the churn {Mb(r.RssBytes)}, after shrink {Mb(r.RssBytesAfter)}.");
         var b = new Table().Border(TableBorder.Rounded).Title("buddyinfo: free blocks per order (before → after)");
         b.AddColumn("node");

@@ -60,7 +60,23 @@ internal sealed record DemoReport(
     [property: JsonPropertyName("rss_bytes_after")] long RssBytesAfter,
     [property: JsonPropertyName("buddyinfo_after")] IReadOnlyList<BuddyRow> BuddyInfoAfter,
     [property: JsonPropertyName("rss_bytes_start")] long RssBytesStart,
-    [property: JsonPropertyName("seed")] int Seed);
+    [property: JsonPropertyName("seed")] int Seed)
+{
+    [JsonPropertyName("dcache")] public DcacheReport? Dcache { get; set; }
+}
+
+/// <summary>The dentry-cache workload: a real tree walked, pruned by memory pressure, then SMO partial shrink.</summary>
+internal sealed record DcacheReport(
+    [property: JsonPropertyName("root")] string Root,
+    [property: JsonPropertyName("paths")] int Paths,
+    [property: JsonPropertyName("dentries_populated")] long DentriesPopulated,
+    [property: JsonPropertyName("slabs_populated")] long SlabsPopulated,
+    [property: JsonPropertyName("hot_paths")] int HotPaths,
+    [property: JsonPropertyName("hot_cached_before_smo")] int HotCachedBeforeSmo,
+    [property: JsonPropertyName("hot_cached_after_smo")] int HotCachedAfterSmo,
+    [property: JsonPropertyName("evicted_referenced")] long EvictedReferenced,
+    [property: JsonPropertyName("paths_verified")] int PathsVerified,
+    [property: JsonPropertyName("mismatches")] int Mismatches);
 
 [JsonSourceGenerationOptions(WriteIndented = false)]
 [JsonSerializable(typeof(DemoReport))]

@@ -4,7 +4,8 @@ namespace Slub.Cli.Demo;
 
 /// <summary>
 /// The demo's workload: fill caches, free a random 70% (the shape tmpfs churn leaves in the dentry cache),
-/// report the fragmentation, defragment, report again and verify every surviving object.
+/// fragment the XArray's <c>xa_node</c> cache (<see cref="XaNodeWorkload"/>), report the fragmentation,
+/// defragment, report again and verify every surviving object.
 /// </summary>
 internal sealed unsafe class DemoWorkload
 {
@@ -38,6 +39,8 @@ internal sealed unsafe class DemoWorkload
         int nPlain = (int)(200_000 * _scale);
         for (int i = 0; i < nPlain; i++) { nint p = kmalloc.Alloc(); *(long*)p = Checksum(i); plain.Add(p); }
         progress("fill kmalloc-64", 1);
+        using var xarray = new XaNodeWorkload(_allocator);
+        xarray.Fill((int)(400_000 * _scale), new Random(_seed + 1), progress);   // own stream: the other caches keep their figures for a seed
 
         foreach (var set in movable) FreeRandom(set);
         var keptPlain = new List<(int, nint)>();
@@ -47,7 +50,12 @@ internal sealed unsafe class DemoWorkload
         }
         progress("free a random 70%", 1);
 
-        var caches = new List<KmemCache> { movable[0].Table.Cache, movable[1].Table.Cache, kmalloc };
+        var caches = new List<KmemCache> { movable[0].Table.Cache, movable[1].Table.Cache, kmalloc, xarray.Cache };
+        var verifiers = new List<Func<bool>>
+        {
+            () => Verify(movable[0]), () => Verify(movable[1]),
+            () => keptPlain.All(t => *(long*)t.Item2 == Checksum(t.Item1)), xarray.Verify,
+        };
         // Flush the CPUs so "objects" is the exact live count (sysfs counts per-CPU free objects as used).
         foreach (var c in caches) c.FlushAll();
         var reports = caches.Select(Snapshot).ToList();
@@ -62,7 +70,7 @@ internal sealed unsafe class DemoWorkload
             cache.Shrink();
             sw.Stop();
             cache.FlushAll();
-            bool verified = i < movable.Count ? Verify(movable[i]) : keptPlain.All(t => *(long*)t.Item2 == Checksum(t.Item1));
+            bool verified = verifiers[i]();
             var st = cache.GetStatistics();
             reports[i].AfterDefrag = new AfterDefrag(st.Objects, st.Slabs, st.Partial, st.OptimalSlabs,
                 cache.Defrag.ObjectsMoved - moved0, cache.Defrag.ObjectsFreed - freed0, cache.Defrag.SlabsFreed - slabs0,
@@ -70,7 +78,31 @@ internal sealed unsafe class DemoWorkload
             progress($"defragment {cache.Name}", 1);
         }
         MoveAndBalance(movable[0], reports[0], progress);
-        return new DemoReport(reports, rss, buddy, SlabAllocator.ResidentBytes(), Buddy(), rssStart, _seed);
+        var dcache = RunDcache(reports, progress);
+        return new DemoReport(reports, rss, buddy, SlabAllocator.ResidentBytes(), Buddy(), rssStart, _seed) { Dcache = dcache };
+    }
+
+    /// <summary>The dentry cache over a real tree (/usr when present): LRU pressure scatters survivors, SMO partial shrink frees slabs.</summary>
+    private DcacheReport? RunDcache(List<CacheReport> reports, Action<string, double> progress)
+    {
+        const string root = "/usr";
+        if (!Directory.Exists(root)) return null;
+        var r = Slub.Dcache.DcacheWorkload.Run(_allocator, new Slub.Dcache.DcacheWorkloadOptions
+        {
+            Root = root,
+            MaxEntries = Math.Max(1000, (int)(20_000 * _scale)),
+            Seed = _seed,
+        });
+        // The workload unmounts its cache when done, so the figures come from its result.
+        reports.Add(new CacheReport("dentry", r.ObjectSize, r.ObjectsPerSlab, r.Order, Movable: true,
+            r.DentriesAfterPressure, r.SlabsAfterPressure, r.PartialAfterPressure, r.OptimalAfterPressure, r.SlabsAfterPressure << r.Order, [])
+        {
+            AfterDefrag = new AfterDefrag(r.DentriesAfterSmo, r.SlabsAfterSmo, r.PartialAfterSmo, r.OptimalAfterSmo, 0, r.SmoObjectsFreed,
+                r.SmoSlabsFreed, r.SlabsAfterSmo << r.Order, r.Elapsed.TotalMilliseconds, r.Mismatches == 0),
+        });
+        progress("dentry cache over " + root, 1);
+        return new DcacheReport(r.Root, r.Paths, r.DentriesPopulated, r.SlabsPopulated, r.HotPaths, r.HotCachedBeforeSmo,
+            r.HotCachedAfterSmo, r.SmoEvictedReferenced, r.Verified, r.Mismatches);
     }
 
     private MovableSet Fill(MovableHandleTable table, int count, Action<string, double> progress)

@@ -34,7 +34,8 @@ public sealed record DcacheWorkloadResult(
     long DentriesAfterSmo, long SlabsAfterSmo, long OptimalAfterSmo,
     long SmoObjectsFreed, long SmoObjectsBusy, long SmoSlabsFreed, long SmoEvictedReferenced,
     int HotPaths, int HotCachedBeforeSmo, int HotCachedAfterSmo,
-    int Verified, int Mismatches, int VerifyFileSystemQueries, int ObjectsPerSlab, TimeSpan Elapsed)
+    int Verified, int Mismatches, int VerifyFileSystemQueries, int ObjectsPerSlab, TimeSpan Elapsed,
+    int ObjectSize = 0, int Order = 0, long PartialAfterPressure = 0, long PartialAfterSmo = 0)
 {
     public override string ToString() =>
         $"dcache workload on {Root}: {Paths} paths ({MissingPaths} missing), {Pinned} pinned, {Invalidated} invalidated\n" +
@@ -107,14 +108,14 @@ public static class DcacheWorkload
             dc.Cache.Defrag.ObjectsFreed - before.ObjectsFreed, dc.Cache.Defrag.ObjectsBusy - before.ObjectsBusy,
             dc.Cache.Defrag.SlabsFreed - before.SlabsFreed, dc.PartialShrinkEvictedReferenced - before.PartialShrinkEvictedReferenced,
             hot.Count, hotBefore, hotAfter,
-            paths.Count, mismatches, queries, dc.Cache.ObjectsPerSlab, clock.Elapsed);
+            paths.Count, mismatches, queries, dc.Cache.ObjectsPerSlab, clock.Elapsed, dc.Cache.ObjectSize, dc.Cache.Order, pressured.Partial, after.Partial);
     }
 
-    private static (long Dentries, long Slabs, long Optimal) Snapshot(DentryCache dc)
+    private static (long Dentries, long Slabs, long Optimal, long Partial) Snapshot(DentryCache dc)
     {
         dc.Cache.FlushAll();
         var st = dc.GetStatistics();
-        return (st.Dentries, st.Slabs, st.OptimalSlabs);
+        return (st.Dentries, st.Slabs, st.OptimalSlabs, dc.Cache.GetStatistics().Partial);
     }
 
     /// <summary>Breadth-first walk of <paramref name="root"/> (not following directory links), relative paths, plus missing names interleaved.</summary>

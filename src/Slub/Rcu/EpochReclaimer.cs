@@ -1,0 +1,268 @@
+using System.Runtime.CompilerServices;
+
+namespace Slub.Rcu;
+
+/// <summary>
+/// Epoch-based deferred reclamation (an RCU of our own): lock-free readers bracket their accesses with
+/// <see cref="EnterRead"/> scopes; writers unlink an object and <see cref="Retire(nint, Action{nint})"/> it;
+/// the object's free action runs only after every read section that might still hold it has ended.
+/// </summary>
+/// <remarks>
+/// <para><b>Design.</b> A global epoch counter and one record per reader thread. Entering a read section
+/// (outermost level only) stores the current epoch in the thread's record; leaving stores 0. Retiring tags the
+/// object with the epoch current at that time (the object must already be unreachable for new readers). An
+/// object retired at epoch <c>g</c> may be freed once every record is 0 or holds an epoch greater than
+/// <c>g</c>: such readers started after the epoch moved past <c>g</c>, i.e. after the object was unlinked.</para>
+/// <para><b>Fences.</b> Readers use plain (release) stores, which on their own could be reordered after the
+/// reader's later loads. Every reclamation pass therefore first calls
+/// <see cref="Interlocked.MemoryBarrierProcessWide"/> (Linux <c>membarrier</c>), the asymmetric-fence trick of
+/// user-space RCU: it orders every thread's earlier stores before the pass's scan of the records, so a reader
+/// whose record still reads 0 cannot yet have loaded a pointer that was unlinked before the pass. Readers thus
+/// pay two stores and no atomic instruction.</para>
+/// <para><b>API.</b> <see cref="Retire(nint, Action{nint})"/> never blocks: it queues the object and, every
+/// <see cref="PollThreshold"/> retirements, runs a non-blocking pass (<see cref="Poll"/>) that frees what is
+/// already safe. <see cref="Synchronize"/> waits for a full grace period (spinning, then yielding: readers
+/// never block, so the wait is bounded by the longest read section) and frees everything retired before it
+/// was called. Read sections nest. Calling <see cref="Synchronize"/> inside a read section of the same
+/// reclaimer would wait for itself and throws <see cref="InvalidOperationException"/> instead.</para>
+/// <para><b>Users.</b> The XArray (nodes freed by erase, shrinking, destroy and migration); meant for the
+/// dentry cache as well.</para>
+/// </remarks>
+public sealed class EpochReclaimer
+{
+    /// <summary>Retirements between two automatic non-blocking passes.</summary>
+    public const int PollThreshold = 256;
+
+    /// <summary>A reader thread's record (for <see cref="EnterReadFast"/>).</summary>
+    internal sealed class ReaderRecord
+    {
+        public long Active;          // 0: quiescent; otherwise the epoch seen at the outermost EnterRead
+        public int Nesting;
+        public Thread? Owner;
+        // Padding against false sharing between readers of different threads (records are separate objects,
+        // but the allocator may place them next to each other).
+#pragma warning disable CS0169
+        private long _p1, _p2, _p3, _p4, _p5, _p6;
+#pragma warning restore CS0169
+    }
+
+    private struct Retired
+    {
+        public long Epoch;
+        public nint Item;
+        public Action<nint>? Free;
+        public Action? Callback;
+    }
+
+    private long _epoch = 1;
+    private ReaderRecord[] _records = Array.Empty<ReaderRecord>();
+    private readonly Lock _registryLock = new();
+    private readonly ThreadLocal<ReaderRecord> _mine;
+    private readonly Lock _pendingLock = new();
+    private List<Retired> _pending = new();
+    private int _sinceLastPoll;
+    private long _gracePeriods, _freed, _retired;
+
+    [ThreadStatic] private static EpochReclaimer? t_lastOwner;
+    [ThreadStatic] private static ReaderRecord? t_lastRecord;
+
+    /// <summary>A process-wide instance for users that do not need their own.</summary>
+    public static EpochReclaimer Shared { get; } = new();
+
+    public EpochReclaimer() => _mine = new ThreadLocal<ReaderRecord>(Register);
+
+    /// <summary>Completed <see cref="Synchronize"/> calls (full grace-period waits).</summary>
+    public long GracePeriods => Volatile.Read(ref _gracePeriods);
+
+    /// <summary>Objects retired so far.</summary>
+    public long RetiredCount => Volatile.Read(ref _retired);
+
+    /// <summary>Retired objects whose free action has run.</summary>
+    public long FreedCount => Volatile.Read(ref _freed);
+
+    /// <summary>Retired objects still waiting for their grace period.</summary>
+    public int PendingCount { get { lock (_pendingLock) return _pending.Count; } }
+
+    /// <summary>True if the calling thread is inside a read section of this reclaimer.</summary>
+    public bool InReadSection => Record().Nesting > 0;
+
+    /// <summary>A read-side critical section; dispose it (<c>using</c>) to leave. Not to be passed to other threads.</summary>
+    public readonly struct ReadScope : IDisposable
+    {
+        private readonly EpochReclaimer? _owner;
+        internal ReadScope(EpochReclaimer owner) => _owner = owner;
+        public void Dispose() => _owner?.ExitRead();
+    }
+
+    /// <summary>Enters a read section (nestable). Objects reachable now stay allocated until it ends.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ReadScope EnterRead()
+    {
+        var r = Record();
+        if (r.Nesting++ == 0) Volatile.Write(ref r.Active, Volatile.Read(ref _epoch));
+        return new ReadScope(this);
+    }
+
+    /// <summary>
+    /// Enters a read section and returns the thread's record, for hot paths that cannot throw inside the section
+    /// and want to avoid a second thread-static lookup and a try/finally. Pair with <see cref="ExitReadFast"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ReaderRecord EnterReadFast()
+    {
+        var r = Record();
+        if (r.Nesting++ == 0) Volatile.Write(ref r.Active, Volatile.Read(ref _epoch));
+        return r;
+    }
+
+    /// <summary>Leaves a section entered with <see cref="EnterReadFast"/> on the same thread.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ExitReadFast(ReaderRecord r)
+    {
+        if (--r.Nesting == 0) Volatile.Write(ref r.Active, 0);
+    }
+
+    /// <summary>Leaves the innermost read section; prefer disposing the scope <see cref="EnterRead"/> returned.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void ExitRead()
+    {
+        var r = Record();
+        if (r.Nesting <= 0) throw new InvalidOperationException("ExitRead without EnterRead");
+        if (--r.Nesting == 0) Volatile.Write(ref r.Active, 0);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ReaderRecord Record()
+    {
+        if (ReferenceEquals(t_lastOwner, this)) return t_lastRecord!;
+        return RecordSlow();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ReaderRecord RecordSlow()
+    {
+        var r = _mine.Value!;
+        t_lastOwner = this;
+        t_lastRecord = r;
+        return r;
+    }
+
+    private ReaderRecord Register()
+    {
+        lock (_registryLock)
+        {
+            // Reuse the record of a thread that has died (its record is quiescent: scopes always exit).
+            foreach (var old in _records)
+            {
+                if (old.Owner is { IsAlive: false } && Volatile.Read(ref old.Active) == 0)
+                {
+                    old.Owner = Thread.CurrentThread;
+                    old.Nesting = 0;
+                    return old;
+                }
+            }
+            var r = new ReaderRecord { Owner = Thread.CurrentThread };
+            var grown = new ReaderRecord[_records.Length + 1];
+            _records.CopyTo(grown, 0);
+            grown[^1] = r;
+            Volatile.Write(ref _records, grown);
+            return r;
+        }
+    }
+
+    /// <summary>
+    /// Queues <paramref name="item"/> to be passed to <paramref name="free"/> after a grace period. The item must
+    /// already be unreachable for readers that start from now on. Never blocks; may free other items whose
+    /// grace period has passed (on the calling thread). Pass a cached delegate to avoid an allocation.
+    /// </summary>
+    public void Retire(nint item, Action<nint> free)
+    {
+        ArgumentNullException.ThrowIfNull(free);
+        Enqueue(new Retired { Item = item, Free = free });
+    }
+
+    /// <summary>Runs <paramref name="callback"/> after a grace period (<c>call_rcu</c>). Never blocks.</summary>
+    public void Retire(Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        Enqueue(new Retired { Callback = callback });
+    }
+
+    private void Enqueue(Retired r)
+    {
+        Interlocked.MemoryBarrier();   // the unlink is globally visible before the epoch is read
+        bool poll;
+        lock (_pendingLock)
+        {
+            r.Epoch = Volatile.Read(ref _epoch);
+            _pending.Add(r);
+            poll = ++_sinceLastPoll >= PollThreshold;
+            if (poll) _sinceLastPoll = 0;
+        }
+        Interlocked.Increment(ref _retired);
+        if (poll) Poll();
+    }
+
+    /// <summary>Non-blocking pass: advances the epoch and frees every retired item no running reader can hold. Returns how many were freed.</summary>
+    public int Poll()
+    {
+        long now = Interlocked.Increment(ref _epoch);
+        Interlocked.MemoryBarrierProcessWide();
+        long safe = now;   // items retired at an epoch below this are free to go
+        foreach (var r in Volatile.Read(ref _records))
+        {
+            long a = Volatile.Read(ref r.Active);
+            if (a != 0 && a < safe) safe = a;
+        }
+        return FreeBelow(safe);
+    }
+
+    /// <summary>
+    /// Waits for a grace period (<c>synchronize_rcu</c> followed by running the callbacks it covers): every
+    /// read section that was running when it was called has ended, and every item retired before the call has
+    /// been freed. Throws if the calling thread is inside a read section of this reclaimer.
+    /// </summary>
+    public void Synchronize()
+    {
+        if (InReadSection)
+            throw new InvalidOperationException("Synchronize inside a read section would wait for itself");
+        long now = Interlocked.Increment(ref _epoch);
+        Interlocked.MemoryBarrierProcessWide();
+        foreach (var r in Volatile.Read(ref _records))
+        {
+            var spin = new SpinWait();
+            while (true)
+            {
+                long a = Volatile.Read(ref r.Active);
+                if (a == 0 || a >= now) break;
+                spin.SpinOnce();
+            }
+        }
+        Interlocked.Increment(ref _gracePeriods);
+        FreeBelow(now);
+    }
+
+    private int FreeBelow(long safe)
+    {
+        List<Retired>? ready = null;
+        lock (_pendingLock)
+        {
+            int keep = 0;
+            for (int i = 0; i < _pending.Count; i++)
+            {
+                var p = _pending[i];
+                if (p.Epoch < safe) (ready ??= new()).Add(p);
+                else _pending[keep++] = p;
+            }
+            if (ready is null) return 0;
+            _pending.RemoveRange(keep, _pending.Count - keep);
+        }
+        foreach (var p in ready)
+        {
+            if (p.Free is not null) p.Free(p.Item);
+            else p.Callback!();
+        }
+        Interlocked.Add(ref _freed, ready.Count);
+        return ready.Count;
+    }
+}

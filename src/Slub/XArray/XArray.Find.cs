@@ -1,0 +1,258 @@
+using System.Collections;
+using System.Numerics;
+
+namespace Slub.XArray;
+
+// Searching: the forward walk shared by find / find_after / enumeration / extract, the cursor and ID allocation.
+public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEntry>>
+{
+    /// <summary>Find filters: 0..2 are marks; the rest are pseudo-filters.</summary>
+    internal const int FilterPresent = 3, FilterPresentOrZero = 4, FilterFree = 5;
+
+    /// <summary>Where a search found its entry.</summary>
+    internal struct Found
+    {
+        public ulong Entry;
+        /// <summary>Index reported to the caller: the search start if that lies inside the entry, else the entry's first index.</summary>
+        public ulong Index;
+        /// <summary>First index of the entry.</summary>
+        public ulong Base;
+        public XaNode* Node;   // null: the head
+        public int Offset;     // canonical slot
+        public ulong NodeBase; // first index covered by Node
+    }
+
+    internal static int FilterOf(XaMark mark) => mark switch
+    {
+        XaMark.Mark0 or XaMark.Mark1 or XaMark.Mark2 => (int)mark,
+        XaMark.Present => FilterPresent,
+        _ => throw new ArgumentOutOfRangeException(nameof(mark), mark, "not a mark"),
+    };
+
+    private bool MatchHead(ulong head, int filter) => filter switch
+    {
+        FilterPresent => head != 0 && head != XaCodec.ZeroEntry,
+        FilterPresentOrZero => head != 0,
+        FilterFree => head == 0,
+        _ => head != 0 && (Volatile.Read(ref _headMarks) & (1 << filter)) != 0,
+    };
+
+    private static bool Match(ulong e, XaNode* n, int off, int filter) => filter switch
+    {
+        FilterPresent => e != 0 && e != XaCodec.ZeroEntry,
+        FilterPresentOrZero => e != 0,
+        FilterFree => e == 0,
+        _ => e != 0 && XaNode.MarkBit(n, filter, off),
+    };
+
+    /// <summary>Slots of <paramref name="n"/> that can hold anything (only 16 at shift 60).</summary>
+    private static int SlotLimit(XaNode* n) => n->Shift == XaCodec.MaxShift ? 16 : XaCodec.ChunkSize;
+
+    /// <summary>
+    /// First entry at or after <paramref name="start"/> (an entry covering start counts) and starting at most at
+    /// <paramref name="max"/> that passes <paramref name="filter"/>. Starts from the root, or resumes at slot
+    /// (<paramref name="rn"/>, <paramref name="roff"/>) of a node whose first index is <paramref name="rbase"/>.
+    /// Lock-free safe: a retry entry restarts the search from the root at the current position.
+    /// </summary>
+    internal bool FindCore(ulong start, ulong max, int filter, out Found found, XaNode* rn = null, int roff = 0, ulong rbase = 0)
+    {
+        found = default;
+    restart:
+        XaNode* n;
+        int off;
+        ulong nb;
+        bool first;
+        if (rn != null)
+        {
+            n = rn; off = roff; nb = rbase; first = false;
+            rn = null;
+        }
+        else
+        {
+            ulong head = Volatile.Read(ref _head);
+            if (!XaCodec.IsNode(head))
+            {
+                if (start != 0 || !MatchHead(head, filter)) return false;
+                found = new Found { Entry = head };
+                return true;
+            }
+            n = (XaNode*)XaCodec.ToNode(head);
+            nb = 0;
+            if ((start >> n->Shift) > XaCodec.ChunkMask) return false;
+            off = (int)((start >> n->Shift) & XaCodec.ChunkMask);
+            first = true;
+        }
+        while (true)
+        {
+            if (off >= SlotLimit(n))
+            {
+                XaNode* p = XaNode.ReadParent(n);
+                if (p == null) return false;
+                off = n->Offset + 1;
+                nb = p->Shift + XaCodec.ChunkShift >= 64 ? 0 : nb & ~((1UL << (p->Shift + XaCodec.ChunkShift)) - 1);
+                n = p;
+                continue;
+            }
+            if (!first && (filter <= 2 || filter == FilterFree))
+            {
+                ulong bits = Volatile.Read(ref n->Marks[filter == FilterFree ? 0 : filter]) >> off;
+                if (bits == 0) { off = XaCodec.ChunkSize; continue; }
+                off += BitOperations.TrailingZeroCount(bits);
+                if (off >= SlotLimit(n)) continue;
+            }
+            ulong slotStart = nb + ((ulong)off << n->Shift);
+            if (!first && slotStart > max) return false;
+            ulong e = XaNode.ReadSlot(n, off);
+            if (e == XaCodec.RetryEntry)
+            {
+                if (!first) start = slotStart;
+                goto restart;
+            }
+            if (n->Shift > 0 && XaCodec.IsNode(e))
+            {
+                XaNode* c = (XaNode*)XaCodec.ToNode(e);
+                nb = slotStart;
+                off = first ? (int)((start >> c->Shift) & XaCodec.ChunkMask) : 0;
+                n = c;
+                continue;
+            }
+            if (XaCodec.IsSibling(e))
+            {
+                if (first)
+                {
+                    int c = XaCodec.SiblingOffset(e);
+                    ulong ce = XaNode.ReadSlot(n, c);
+                    if (ce == XaCodec.RetryEntry || XaCodec.IsNode(ce)) goto restart;
+                    if (Match(ce, n, c, filter))
+                    {
+                        found = new Found { Entry = ce, Index = start, Base = nb + ((ulong)c << n->Shift), Node = n, Offset = c, NodeBase = nb };
+                        return true;
+                    }
+                }
+                first = false;
+                off++;
+                continue;
+            }
+            if (Match(e, n, off, filter))
+            {
+                found = new Found { Entry = e, Index = first ? start : slotStart, Base = slotStart, Node = n, Offset = off, NodeBase = nb };
+                return true;
+            }
+            first = false;
+            off++;
+        }
+    }
+
+    /// <summary>Number of indices the entry found at (node, offset) covers, minus one.</summary>
+    internal static ulong EntryLastOffset(in Found f) =>
+        f.Node == null ? 0 : ((ulong)(SiblingCount(f.Node, f.Offset) + 1) << f.Node->Shift) - 1;
+
+    /// <summary>
+    /// <c>xa_find</c>: the first present entry (or entry with <paramref name="filter"/>'s mark) at an index in
+    /// [<paramref name="index"/>, <paramref name="max"/>]. On success <paramref name="index"/> is updated (left
+    /// alone if it already lies inside the multi-index entry found); on failure it is unchanged. Reserved entries
+    /// are skipped. Lock-free.
+    /// </summary>
+    public XaEntry Find(ref ulong index, ulong max = ulong.MaxValue, XaMark filter = XaMark.Present)
+    {
+        int f = FilterOf(filter);
+        if (index > max) return XaEntry.Null;
+        using var rs = _rcu.EnterRead();
+        if (!FindCore(index, max, f, out var found)) return XaEntry.Null;
+        index = found.Index;
+        return new XaEntry(found.Entry);
+    }
+
+    /// <summary>
+    /// <c>xa_find_after</c>: like <see cref="Find"/> but strictly after <paramref name="index"/>, skipping the rest
+    /// of the multi-index entry containing it. Null if <paramref name="index"/> is <see cref="ulong.MaxValue"/>.
+    /// </summary>
+    public XaEntry FindAfter(ref ulong index, ulong max = ulong.MaxValue, XaMark filter = XaMark.Present)
+    {
+        int f = FilterOf(filter);
+        if (index == ulong.MaxValue) return XaEntry.Null;
+        ulong start = index + 1;
+        using var rs = _rcu.EnterRead();
+        while (start <= max)
+        {
+            if (!FindCore(start, max, f, out var found)) return XaEntry.Null;
+            if (found.Base < start)
+            {
+                ulong end = found.Base + EntryLastOffset(found);
+                if (end == ulong.MaxValue) return XaEntry.Null;
+                start = end + 1;
+                continue;
+            }
+            index = found.Index;
+            return new XaEntry(found.Entry);
+        }
+        return XaEntry.Null;
+    }
+
+    /// <summary>
+    /// <c>xa_for_each_range</c> / <c>xa_for_each_marked</c>: entries with index in [<paramref name="start"/>,
+    /// <paramref name="last"/>] (present, or carrying <paramref name="filter"/>'s mark), in index order, each
+    /// multi-index entry once. Safe against concurrent modification (not a snapshot); O(log n) per step. Use
+    /// <see cref="XaState"/> for the fastest iteration.
+    /// </summary>
+    public IEnumerable<KeyValuePair<ulong, XaEntry>> Enumerate(ulong start = 0, ulong last = ulong.MaxValue, XaMark filter = XaMark.Present)
+    {
+        FilterOf(filter);
+        ulong index = start;
+        var e = Find(ref index, last, filter);
+        while (!e.IsNull)
+        {
+            yield return new KeyValuePair<ulong, XaEntry>(index, e);
+            e = FindAfter(ref index, last, filter);
+        }
+    }
+
+    /// <summary>Entries carrying <paramref name="mark"/> (<c>xa_for_each_marked</c>).</summary>
+    public IEnumerable<KeyValuePair<ulong, XaEntry>> EnumerateMarked(XaMark mark, ulong start = 0, ulong last = ulong.MaxValue) =>
+        Enumerate(start, last, mark);
+
+    /// <summary><c>xa_for_each</c>.</summary>
+    public IEnumerator<KeyValuePair<ulong, XaEntry>> GetEnumerator() => Enumerate().GetEnumerator();
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    /// <summary>
+    /// <c>xa_extract</c>: copies up to <c>destination.Length</c> present (or marked) entries with index in
+    /// [<paramref name="start"/>, <paramref name="max"/>] into <paramref name="destination"/>; returns how many.
+    /// Reserved entries are skipped. Not a snapshot.
+    /// </summary>
+    public int Extract(Span<XaEntry> destination, ulong start, ulong max, XaMark filter = XaMark.Present)
+    {
+        if (destination.Length == 0) return 0;
+        ulong index = start;
+        var e = Find(ref index, max, filter);
+        int n = 0;
+        while (!e.IsNull)
+        {
+            destination[n++] = e;
+            if (n == destination.Length) break;
+            e = FindAfter(ref index, max, filter);
+        }
+        return n;
+    }
+
+    /// <summary>Lowest free index in [min, max] of a free-tracking array; caller holds the lock.</summary>
+    internal bool FindFree(ulong min, ulong max, out ulong index)
+    {
+        index = 0;
+        if (min > max) return false;
+        ulong head = _head;
+        if (!XaCodec.IsNode(head))
+        {
+            ulong i = min == 0 && head != 0 ? 1 : min;
+            if (i > max) return false;
+            index = i;
+            return true;
+        }
+        XaNode* root = (XaNode*)XaCodec.ToNode(head);
+        ulong rootLast = root->Shift >= 58 ? ulong.MaxValue : (64UL << root->Shift) - 1;
+        if (min > rootLast) { index = min; return true; }
+        if (FindCore(min, Math.Min(max, rootLast), FilterFree, out var f)) { index = f.Index; return true; }
+        if (rootLast != ulong.MaxValue && rootLast + 1 <= max) { index = rootLast + 1; return true; }
+        return false;
+    }
+}

@@ -1,0 +1,364 @@
+using System.Runtime.CompilerServices;
+using Slub.Rcu;
+
+namespace Slub.XArray;
+
+/// <summary>
+/// A sparse array of 64-bit entries indexed by <see cref="ulong"/>: the Linux XArray, with its data model
+/// (64-slot nodes from the movable <c>xa_node</c> slab cache, value/pointer/internal entries, three marks
+/// aggregated upwards, multi-index entries) and its semantics.
+/// </summary>
+/// <remarks>
+/// <para><b>Errors.</b> Operations the kernel lets fail come in two forms: <c>TryX</c> returns an
+/// <see cref="XaError"/> (never throws for busy, no memory or invalid entry) and <c>X</c> throws
+/// <see cref="XArrayException"/>. Reads cannot fail.</para>
+/// <para><b>Concurrency.</b> Writers serialise on the array's lock (<see cref="Lock"/>; the normal API takes
+/// it). Readers (<see cref="Load"/>, <see cref="Find"/>, marks, enumeration) never block: they run inside an
+/// epoch read section of <see cref="Reclaimer"/>, and every node unlinked by erase, shrinking, destroy or
+/// migration has its slots overwritten with retry entries and is freed only after a grace period, so a
+/// reader never touches freed memory and restarts its walk when it meets a retry entry.</para>
+/// <para><b>Memory.</b> Nodes are native memory: dispose the array to free them.</para>
+/// <para><b>Unsafe code.</b> Node access uses raw <see cref="XaNode"/> pointers obtained from the
+/// <c>xa_node</c> cache; the pointers never leave this class, <see cref="XaState"/> and
+/// <see cref="XaNodeCache"/>.</para>
+/// </remarks>
+public sealed unsafe partial class XArray : IDisposable
+{
+    private readonly XaNodeCache _nodes;
+    private readonly EpochReclaimer _rcu;
+    private readonly Lock _lock = new();
+    private readonly bool _trackFree, _zeroBusy;
+    /// <summary>xa_head: null, the entry at index 0, or a node entry for the root.</summary>
+    internal ulong _head;
+    /// <summary>Marks of the head (XA_FLAGS_MARK): the head entry's marks, or "something below is marked" for a root node.</summary>
+    private int _headMarks;
+    private bool _allocWrapped;
+    private bool _disposed;
+    /// <summary>Spare nodes preallocated by an <see cref="XaState"/> for the store in progress.</summary>
+    private XaNode* _prealloc;
+
+    /// <summary>The id stored in every node's <c>array</c> field (see <see cref="XArrayRegistry"/>).</summary>
+    internal readonly long Id;
+
+    /// <summary>Creates an empty array whose nodes come from <paramref name="allocator"/>'s <c>xa_node</c> cache (default: <see cref="SlabAllocator.Shared"/>).</summary>
+    public XArray(XaFlags flags = XaFlags.None, SlabAllocator? allocator = null)
+    {
+        Flags = flags;
+        _trackFree = (flags & XaFlags.TrackFree) != 0;
+        _zeroBusy = (flags & XaFlags.ZeroBusy) != 0;
+        _nodes = XaNodeCache.For(allocator ?? SlabAllocator.Shared);
+        _rcu = _nodes.Reclaimer;
+        _headMarks = _trackFree ? 1 : 0;
+        Id = XArrayRegistry.Register(this);
+    }
+
+    public XaFlags Flags { get; }
+
+    /// <summary>True for arrays created with <see cref="XaFlags.Alloc"/> or <see cref="XaFlags.Alloc1"/>.</summary>
+    public bool IsAllocating => _trackFree;
+
+    /// <summary>The deferred-reclamation domain of this array's nodes (shared by every array of the allocator).</summary>
+    public EpochReclaimer Reclaimer => _rcu;
+
+    /// <summary>The <c>xa_node</c> cache this array allocates from.</summary>
+    public KmemCache NodeCache => _nodes.Cache;
+
+    /// <summary>Takes the array's lock (<c>xa_lock</c>), for multi-step updates through <see cref="XaState"/>. <c>using (xa.Lock()) { … }</c></summary>
+    public Lock.Scope Lock() => _lock.EnterScope();
+
+    /// <summary>Enters a read section (<c>rcu_read_lock</c>) for lock-free reads through <see cref="XaState"/>.</summary>
+    public EpochReclaimer.ReadScope ReadLock() => _rcu.EnterRead();
+
+    internal Lock WriterLock => _lock;
+    internal XaNodeCache Nodes => _nodes;
+    internal bool IsDisposed => _disposed;
+    internal bool TrackFree => _trackFree;
+
+    /// <summary>True if no index holds anything, reserved entries included (<c>xa_empty</c>).</summary>
+    public bool IsEmpty => Volatile.Read(ref _head) == 0;
+
+    // ------------------------------------------------------------------ reading
+
+    /// <summary><c>xa_load</c>: the entry at <paramref name="index"/>; <see cref="XaEntry.Null"/> if none or reserved. Lock-free.</summary>
+    public XaEntry Load(ulong index)
+    {
+        var r = _rcu.EnterReadFast();   // the walk cannot throw: no try/finally needed
+        ulong e = LoadRaw(index);
+        EpochReclaimer.ExitReadFast(r);
+        return new XaEntry(e == XaCodec.ZeroEntry ? 0 : e);
+    }
+
+    /// <summary>Loads a value entry: true and its value, or false if the index holds no value entry. Lock-free.</summary>
+    public bool TryGetValue(ulong index, out ulong value)
+    {
+        var r = _rcu.EnterReadFast();
+        ulong e = LoadRaw(index);
+        EpochReclaimer.ExitReadFast(r);
+        value = e >> 1;
+        return (e & 1) != 0;
+    }
+
+    /// <summary>
+    /// The entry at <paramref name="index"/>, as <see cref="Walk"/> returns it, on the shortest path: one test
+    /// per level separates user entries (returned) from internal ones, and only siblings, retry and zero
+    /// entries leave the loop for <see cref="Walk"/>. Caller is inside a read section or holds the lock.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong LoadRaw(ulong index)
+    {
+        ulong e = Volatile.Read(ref _head);
+        if ((e & 3) != 2) return index == 0 ? e : 0;
+        if (e <= 4096) return Walk(index, out _, out _);
+        XaNode* n = (XaNode*)(e - 2);
+        int shift = n->Shift;
+        if ((index >> shift) > XaCodec.ChunkMask) return 0;
+        while (true)
+        {
+            e = XaNode.ReadSlot(n, (int)((index >> shift) & XaCodec.ChunkMask));
+            if ((e & 3) != 2) return e;                                   // null, value or pointer
+            if (e <= 4096 || shift == 0) return Walk(index, out _, out _); // sibling, retry, zero
+            n = (XaNode*)(e - 2);                                         // a child node (errors are never stored)
+            shift = n->Shift;
+        }
+    }
+
+    /// <summary>
+    /// Walks to the slot holding <paramref name="index"/> and returns its entry (siblings resolved to their
+    /// canonical slot; retry entries make the walk restart). <paramref name="node"/> is null when the entry is
+    /// the head. Callers hold the lock or are inside a read section.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ulong Walk(ulong index, out XaNode* node, out int offset)
+    {
+    restart:
+        ulong e = Volatile.Read(ref _head);
+        node = null;
+        offset = 0;
+        if (!XaCodec.IsNode(e)) return index == 0 ? e : 0;
+        XaNode* n = (XaNode*)XaCodec.ToNode(e);
+        if ((index >> n->Shift) > XaCodec.ChunkMask) return 0;
+        while (true)
+        {
+            int off = (int)((index >> n->Shift) & XaCodec.ChunkMask);
+            e = XaNode.ReadSlot(n, off);
+            if (XaCodec.IsSibling(e))
+            {
+                off = XaCodec.SiblingOffset(e);
+                e = XaNode.ReadSlot(n, off);
+                // A canonical slot never holds a node or retry entry while its siblings are live: we raced
+                // with a store that replaced the multi-index entry; start again.
+                if (XaCodec.IsNode(e) || e == XaCodec.RetryEntry) goto restart;
+            }
+            if (e == XaCodec.RetryEntry) goto restart;
+            node = n;
+            offset = off;
+            if (n->Shift == 0 || !XaCodec.IsNode(e)) return e;
+            n = (XaNode*)XaCodec.ToNode(e);
+        }
+    }
+
+    /// <summary><c>xa_get_order</c>: the order of the entry covering <paramref name="index"/> (0 if none). Lock-free.</summary>
+    public int GetOrder(ulong index)
+    {
+        using var rs = _rcu.EnterRead();
+        ulong e = Walk(index, out var n, out int off);
+        return e == 0 || n == null ? 0 : EntryOrder(n, off);
+    }
+
+    /// <summary>Order of the entry whose canonical slot is (<paramref name="n"/>, <paramref name="off"/>).</summary>
+    internal static int EntryOrder(XaNode* n, int off) => n->Shift + System.Numerics.BitOperations.Log2((uint)(SiblingCount(n, off) + 1));
+
+    internal static int SiblingCount(XaNode* n, int canonical)
+    {
+        ulong sib = XaCodec.MkSibling(canonical);
+        int k = 0;
+        while (canonical + k + 1 < XaCodec.ChunkSize && XaNode.ReadSlot(n, canonical + k + 1) == sib) k++;
+        return k;
+    }
+
+    // ------------------------------------------------------------------ writing (normal API)
+
+    private void CheckWritable()
+    {
+        if (_disposed) throw new ObjectDisposedException(nameof(XArray));
+    }
+
+    /// <summary>
+    /// <c>xa_store</c>: replaces whatever is at <paramref name="index"/> (the whole multi-index entry if one
+    /// covers it) and returns the old entry (null for a reserved one). Storing null erases, except in an
+    /// allocating array, where it leaves the index reserved. Marks are kept unless the entry is null.
+    /// </summary>
+    /// <exception cref="XArrayException">Internal entry (<see cref="XaError.Invalid"/>) or no memory.</exception>
+    public XaEntry Store(ulong index, XaEntry entry)
+    {
+        XArrayException.ThrowIfError(TryStore(index, entry, out var old), nameof(Store));
+        return old;
+    }
+
+    /// <summary>Stores a value entry; see <see cref="Store"/>.</summary>
+    public XaEntry StoreValue(ulong index, ulong value) => Store(index, XaEntry.FromValue(value));
+
+    /// <summary><see cref="Store"/> without exceptions.</summary>
+    public XaError TryStore(ulong index, XaEntry entry, out XaEntry old) => TryStoreOrder(index, 0, entry, out old);
+
+    /// <summary>
+    /// Multi-index store (<c>xa_store_order</c> of the test suite, <c>xas_store</c> on an order-k state): ties
+    /// the naturally aligned 2^<paramref name="order"/> indices around <paramref name="index"/> to one entry,
+    /// replacing everything in that range (the new entry gets the union of the replaced entries' marks).
+    /// </summary>
+    public XaEntry StoreOrder(ulong index, int order, XaEntry entry)
+    {
+        XArrayException.ThrowIfError(TryStoreOrder(index, order, entry, out var old), nameof(StoreOrder));
+        return old;
+    }
+
+    /// <summary><see cref="StoreOrder"/> without exceptions.</summary>
+    public XaError TryStoreOrder(ulong index, int order, XaEntry entry, out XaEntry old)
+    {
+        old = default;
+        if ((uint)order > 63 || XaCodec.IsAdvanced(entry.Raw)) return XaError.Invalid;
+        ulong e = entry.Raw;
+        if (e == 0 && _trackFree) e = XaCodec.ZeroEntry;
+        lock (_lock)
+        {
+            CheckWritable();
+            var err = StoreCore(index, order, e, out ulong prev);
+            old = new XaEntry(prev == XaCodec.ZeroEntry ? 0 : prev);
+            return err;
+        }
+    }
+
+    /// <summary><c>xa_erase</c>: removes the entry at <paramref name="index"/> (all of a multi-index entry) and returns it (null for a reserved one). In an allocating array the index becomes free. Cannot fail.</summary>
+    public XaEntry Erase(ulong index)
+    {
+        lock (_lock)
+        {
+            CheckWritable();
+            StoreCore(index, 0, 0, out ulong prev);
+            return new XaEntry(prev == XaCodec.ZeroEntry ? 0 : prev);
+        }
+    }
+
+    /// <summary><c>xa_insert</c>: stores only if nothing, not even a reservation, is at <paramref name="index"/>. Null inserts a reservation. Returns <see cref="XaError.Busy"/> if occupied.</summary>
+    public XaError TryInsert(ulong index, XaEntry entry)
+    {
+        if (XaCodec.IsAdvanced(entry.Raw)) return XaError.Invalid;
+        ulong e = entry.Raw == 0 ? XaCodec.ZeroEntry : entry.Raw;
+        lock (_lock)
+        {
+            CheckWritable();
+            if (LoadLocked(index) != 0) return XaError.Busy;
+            return StoreCore(index, 0, e, out _);
+        }
+    }
+
+    /// <summary><see cref="TryInsert"/>, throwing <see cref="XArrayException"/> (also for <see cref="XaError.Busy"/>).</summary>
+    public void Insert(ulong index, XaEntry entry) => XArrayException.ThrowIfError(TryInsert(index, entry), nameof(Insert));
+
+    /// <summary>
+    /// <c>xa_cmpxchg</c>: if the entry at <paramref name="index"/> equals <paramref name="expected"/>, stores
+    /// <paramref name="entry"/>. Returns the entry that was there (success iff it equals expected). A reserved
+    /// index compares equal to <see cref="XaEntry.Zero"/> but is returned as null.
+    /// </summary>
+    public XaEntry CompareExchange(ulong index, XaEntry expected, XaEntry entry)
+    {
+        XArrayException.ThrowIfError(TryCompareExchange(index, expected, entry, out var cur), nameof(CompareExchange));
+        return cur;
+    }
+
+    /// <summary><see cref="CompareExchange"/> without exceptions.</summary>
+    public XaError TryCompareExchange(ulong index, XaEntry expected, XaEntry entry, out XaEntry current)
+    {
+        current = default;
+        if (XaCodec.IsAdvanced(entry.Raw)) return XaError.Invalid;
+        lock (_lock)
+        {
+            CheckWritable();
+            ulong cur = LoadLocked(index);
+            current = new XaEntry(cur == XaCodec.ZeroEntry ? 0 : cur);
+            if (cur != expected.Raw) return XaError.None;
+            return StoreCore(index, 0, entry.Raw, out _);
+        }
+    }
+
+    /// <summary><c>xa_reserve</c>: reserves <paramref name="index"/> if it is empty, so that a later store there needs no allocation. Reads still return null.</summary>
+    public XaError TryReserve(ulong index) => TryCompareExchange(index, XaEntry.Null, XaEntry.Zero, out _);
+
+    /// <summary><see cref="TryReserve"/>, throwing on no memory.</summary>
+    public void Reserve(ulong index) => XArrayException.ThrowIfError(TryReserve(index), nameof(Reserve));
+
+    /// <summary><c>xa_release</c>: removes a reservation that is still unused; does nothing otherwise.</summary>
+    public void Release(ulong index) => TryCompareExchange(index, XaEntry.Zero, XaEntry.Null, out _);
+
+    /// <summary>
+    /// <c>xa_store_range</c>: afterwards every index in [<paramref name="first"/>, <paramref name="last"/>] loads
+    /// <paramref name="entry"/> (stored as the fewest aligned multi-index entries); null erases the range.
+    /// <see cref="XaError.Invalid"/> for internal entries (reservations included) or last &lt; first.
+    /// </summary>
+    public XaError TryStoreRange(ulong first, ulong last, XaEntry entry)
+    {
+        if (last < first || XaCodec.IsInternal(entry.Raw)) return XaError.Invalid;
+        lock (_lock)
+        {
+            CheckWritable();
+            ulong i = first;
+            while (true)
+            {
+                int align = i == 0 ? 64 : System.Numerics.BitOperations.TrailingZeroCount(i);
+                ulong span = last - i;   // count - 1
+                int fit = span == ulong.MaxValue ? 64 : System.Numerics.BitOperations.Log2(span + 1);
+                int order = Math.Min(63, Math.Min(align, fit));
+                var err = StoreCore(i, order, entry.Raw, out _);
+                if (err != XaError.None) return err;
+                ulong end = i + (1UL << order) - 1;
+                if (end >= last) return XaError.None;
+                i = end + 1;
+            }
+        }
+    }
+
+    /// <summary><see cref="TryStoreRange"/>, throwing on error.</summary>
+    public void StoreRange(ulong first, ulong last, XaEntry entry) =>
+        XArrayException.ThrowIfError(TryStoreRange(first, last, entry), nameof(StoreRange));
+
+    /// <summary><c>xa_destroy</c>: removes every entry and frees every node (after a grace period). The array stays usable.</summary>
+    public void Destroy()
+    {
+        lock (_lock)
+        {
+            if (_disposed) return;
+            DestroyLocked();
+        }
+    }
+
+    /// <summary>Destroys the contents and unregisters the array; afterwards writes throw <see cref="ObjectDisposedException"/> and reads return null.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed) return;
+            DestroyLocked();
+            _disposed = true;
+        }
+        XArrayRegistry.Unregister(Id);
+    }
+
+    private void DestroyLocked()
+    {
+        DropTree();
+        _allocWrapped = false;
+    }
+
+    /// <summary>Empties the array: the head becomes null and every node is retired.</summary>
+    private void DropTree()
+    {
+        ulong head = _head;
+        Volatile.Write(ref _head, 0);
+        _headMarks = _trackFree ? 1 : 0;
+        if (XaCodec.IsNode(head)) FreeSubtree((XaNode*)XaCodec.ToNode(head));
+    }
+
+    internal ulong LoadLocked(ulong index) => Walk(index, out _, out _);
+
+    public override string ToString() => $"XArray#{Id} (flags={Flags}, {(IsEmpty ? "empty" : "non-empty")})";
+}

@@ -1,0 +1,215 @@
+using CsCheck;
+using Slub.XArray;
+using XA = Slub.XArray.XArray;
+
+namespace Slub.Tests.XArray;
+
+/// <summary>
+/// Model-based property tests: random operation sequences applied to an XArray and to a model built on a
+/// <see cref="SortedDictionary{TKey,TValue}"/> of index → value (plus the multi-index entry each index belongs
+/// to and its marks), interleaved with defragmentation of the xa_node cache and direct node migration.
+/// </summary>
+public class PropertyTests : XaTest
+{
+    private enum Op { Store, StoreOrder, Erase, Insert, Cmpxchg, SetMark, ClearMark, Find, Shrink, MigrateAll }
+
+    private sealed class Model
+    {
+        public readonly SortedDictionary<ulong, ulong> Values = new();      // every covered index
+        public readonly Dictionary<ulong, ulong> BaseOf = new();            // index → first index of its entry
+        public readonly SortedDictionary<ulong, (int Order, int Marks)> Entries = new();
+
+        public ulong? Load(ulong i) => Values.TryGetValue(i, out ulong v) ? v : null;
+
+        private void Remove(ulong b)
+        {
+            var (order, _) = Entries[b];
+            for (ulong n = 0; n < (1UL << order); n++) { Values.Remove(b + n); BaseOf.Remove(b + n); }
+            Entries.Remove(b);
+        }
+
+        public ulong? Store(ulong i, int order, ulong v)
+        {
+            ulong? old = Load(i);
+            ulong size = 1UL << order, b = i & ~(size - 1);
+            if (BaseOf.TryGetValue(b, out ulong eb) && Entries[eb].Order > order)
+            {
+                // A larger entry covers the range: it is replaced whole, keeping its order and marks.
+                for (ulong n = 0; n < (1UL << Entries[eb].Order); n++) Values[eb + n] = v;
+                return old;
+            }
+            int marks = 0;
+            for (ulong n = 0; n < size; n++)
+                if (BaseOf.TryGetValue(b + n, out ulong x)) { marks |= Entries[x].Marks; Remove(x); }
+            for (ulong n = 0; n < size; n++) { Values[b + n] = v; BaseOf[b + n] = b; }
+            Entries[b] = (order, marks);
+            return old;
+        }
+
+        public ulong? Erase(ulong i)
+        {
+            ulong? old = Load(i);
+            if (BaseOf.TryGetValue(i, out ulong b)) Remove(b);
+            return old;
+        }
+
+        public void Mark(ulong i, int m, bool set)
+        {
+            if (!BaseOf.TryGetValue(i, out ulong b)) return;
+            var (o, marks) = Entries[b];
+            Entries[b] = (o, set ? marks | (1 << m) : marks & ~(1 << m));
+        }
+
+        public bool GetMark(ulong i, int m) => BaseOf.TryGetValue(i, out ulong b) && (Entries[b].Marks & (1 << m)) != 0;
+    }
+
+    private static readonly Gen<ulong> GenKey =
+        Gen.Select(Gen.Int[0, 9], Gen.ULong[0, 300], Gen.ULong).Select((kind, dense, any) => kind switch
+        {
+            < 7 => dense,                         // dense: most operations hit a small range
+            7 => dense << 20,                     // sparse but structured
+            8 => ulong.MaxValue - dense,          // the top of the index space
+            _ => any,
+        });
+
+    private static readonly Gen<(Op, ulong, ulong, int)> GenOp =
+        Gen.Select(Gen.Int[0, 99], GenKey, Gen.ULong[0, long.MaxValue], Gen.Int[0, 6]).Select((p, k, v, o) =>
+        {
+            Op op = p switch
+            {
+                < 30 => Op.Store, < 38 => Op.StoreOrder, < 58 => Op.Erase, < 64 => Op.Insert, < 70 => Op.Cmpxchg,
+                < 78 => Op.SetMark, < 83 => Op.ClearMark, < 93 => Op.Find, < 96 => Op.Shrink, _ => Op.MigrateAll,
+            };
+            return (op, k, v, o);
+        });
+
+    [Fact]
+    public void RandomOperationsMatchTheModelAcrossDefragmentation()
+    {
+        GenOp.Array[1, 150].Sample(ops =>
+        {
+            using var xa = new XA(XaFlags.None, Alloc);
+            var model = new Model();
+            foreach (var (op, key, value, order) in ops) Apply(xa, model, op, key, value, order);
+            Compare(xa, model);
+        }, iter: 150, threads: 1, print: ops => string.Join(", ", ops.Select(o => o.ToString())));
+    }
+
+    private void Apply(XA xa, Model model, Op op, ulong key, ulong value, int order)
+    {
+        var v = XaEntry.FromValue(value);
+        switch (op)
+        {
+            case Op.Store:
+                Assert.Equal(Entry(model.Store(key, 0, value)), xa.Store(key, v));
+                break;
+            case Op.StoreOrder:
+                Assert.Equal(Entry(model.Store(key, order, value)), xa.StoreOrder(key, order, v));
+                break;
+            case Op.Erase:
+                Assert.Equal(Entry(model.Erase(key)), xa.Erase(key));
+                break;
+            case Op.Insert:
+            {
+                bool busy = model.Load(key).HasValue;
+                Assert.Equal(busy ? XaError.Busy : XaError.None, xa.TryInsert(key, v));
+                if (!busy) model.Store(key, 0, value);
+                break;
+            }
+            case Op.Cmpxchg:
+            {
+                ulong? cur = model.Load(key);
+                // Half the time the expected entry is right.
+                var expected = (value & 1) == 0 && cur.HasValue ? XaEntry.FromValue(cur.Value) : (value & 2) == 0 ? XaEntry.Null : v;
+                var replacement = (value & 4) == 0 ? XaEntry.Null : XaEntry.FromValue(value >> 3);
+                Assert.Equal(Entry(cur), xa.CompareExchange(key, expected, replacement));
+                if (Entry(cur) == expected)
+                {
+                    if (replacement.IsNull) model.Erase(key);
+                    else model.Store(key, 0, replacement.Value);
+                }
+                break;
+            }
+            case Op.SetMark:
+                xa.SetMark(key, (XaMark)(1 + (int)(value & 1)));
+                model.Mark(key, 1 + (int)(value & 1), true);
+                break;
+            case Op.ClearMark:
+                xa.ClearMark(key, (XaMark)(1 + (int)(value & 1)));
+                model.Mark(key, 1 + (int)(value & 1), false);
+                break;
+            case Op.Find:
+            {
+                ulong index = key;
+                var e = xa.Find(ref index);
+                // Expected: the entry covering key, else the first entry starting after it.
+                var exp = model.Load(key) is { } here ? (key, here) : model.Entries.Keys.Where(b => b > key).Select(b => (b, model.Values[b])).FirstOrDefault((key, ulong.MaxValue));
+                if (exp.Item2 == ulong.MaxValue) Assert.Equal(XaEntry.Null, e);
+                else { Assert.Equal(XaEntry.FromValue(exp.Item2), e); Assert.Equal(exp.Item1, index); }
+                Assert.Equal(model.GetMark(key, 1), xa.GetMark(key, XaMark.Mark1));
+                break;
+            }
+            case Op.Shrink:
+                xa.NodeCache.Shrink();
+                break;
+            case Op.MigrateAll:
+            {
+                var nodes = xa.NodeAddresses();
+                var results = new MigrateResult[nodes.Count];
+                xa.Nodes.Migrate(xa.NodeCache, nodes.ToArray(), 0, null, results);
+                Assert.All(results, r => Assert.Equal(MigrateResult.Moved, r));
+                break;
+            }
+        }
+        Assert.Equal(Entry(model.Load(key)), xa.Load(key));
+    }
+
+    private static XaEntry Entry(ulong? v) => v.HasValue ? XaEntry.FromValue(v.Value) : XaEntry.Null;
+
+    private static void Compare(XA xa, Model model)
+    {
+        xa.Validate();
+        var expected = model.Entries.Select(kv => (kv.Key, model.Values[kv.Key])).ToList();
+        var actual = xa.Select(kv => (kv.Key, kv.Value.Value)).ToList();
+        Assert.Equal(expected, actual);
+        foreach (var (b, (order, marks)) in model.Entries)
+        {
+            Assert.Equal(order, xa.GetOrder(b));
+            Assert.Equal(order, xa.GetOrder(b + (1UL << order) - 1));
+            Assert.Equal((marks & 2) != 0, xa.GetMark(b, XaMark.Mark1));
+            Assert.Equal((marks & 4) != 0, xa.GetMark(b, XaMark.Mark2));
+        }
+        Assert.Equal(model.Entries.Values.Any(e => (e.Marks & 2) != 0), xa.Marked(XaMark.Mark1));
+        var marked = xa.EnumerateMarked(XaMark.Mark2).Select(kv => kv.Key).ToList();
+        Assert.Equal(model.Entries.Where(e => (e.Value.Marks & 4) != 0).Select(e => e.Key).ToList(), marked);
+        Assert.Equal(model.Entries.Count == 0, xa.IsEmpty);
+    }
+
+    /// <summary>The same against an allocating array: IDs handed out are the lowest free ones.</summary>
+    [Fact]
+    public void AllocMatchesLowestFreeIndex()
+    {
+        Gen.Select(Gen.Int[0, 2], Gen.UInt[0, 200]).Array[1, 300].Sample(ops =>
+        {
+            using var xa = new XA(XaFlags.Alloc1, Alloc);
+            var used = new SortedSet<uint>();
+            foreach (var (kind, k) in ops)
+            {
+                if (kind < 2)
+                {
+                    uint expect = 1;
+                    while (used.Contains(expect)) expect++;
+                    Assert.Equal(expect, xa.Alloc(XaEntry.FromValue(k)));
+                    used.Add(expect);
+                }
+                else
+                {
+                    xa.Erase(k);
+                    used.Remove(k);
+                }
+            }
+            xa.Validate();
+            Assert.Equal(used.Select(u => (ulong)u).ToList(), xa.Select(kv => kv.Key).ToList());
+        }, iter: 100, threads: 1);
+    }
+}
