@@ -1,23 +1,37 @@
 using BenchmarkDotNet.Running;
+using Slub.Benchmarks.Allocators;
+using Slub.Benchmarks.Infrastructure;
+using Slub.Benchmarks.Mobility;
 
 namespace Slub.Benchmarks;
 
 /// <summary>
-/// Entry point: <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --filter '*Dcache*' --job short</c>
-/// for BenchmarkDotNet; <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/> (CPU time, no
-/// BenchmarkDotNet) and <c>-- redis-defrag</c> the background-defragmentation acceptance scenario instead
-/// (long plain runs, not micro-benchmarks).
+/// Entry point: <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --filter '*Alloc*' --job short</c>.
+/// Each benchmark class carries its own config (diagnosers, columns, filters), so any BenchmarkDotNet
+/// command line works; the native peers' availability is printed first because missing ones are skipped.
+/// <c>-- --alloc-cpu-time</c>, <c>-- --fastpath-cpu-time</c> and <c>-- --defrag-cpu-time</c> run
+/// <see cref="AllocatorCpuTimeProbe"/>, <see cref="FastPathCostProbe"/> and <see cref="DefragCpuTimeProbe"/>
+/// instead: the same work in thread CPU time, for a machine shared with other builds;
+/// <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/> and <c>-- --replay-cpu-time</c> runs
+/// <see cref="ReplayCpuTimeProbe"/> (CPU time, no BenchmarkDotNet); <c>-- redis-defrag</c> runs the
+/// background-defragmentation acceptance scenario (<see cref="Defrag.RedisDefragScenario"/>, a long plain run).
 /// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
-        if (args is ["--xarray-cpu-time"])
+        // Before anything loads a native allocator: jemalloc needs the larger static TLS reserve.
+        if (StaticTlsReserve.ReexecIfNeeded(args) is int exitCode) return exitCode;
+        switch (args)
         {
-            XArrayLoadProbe.Run();
-            return 0;
+            case ["--alloc-cpu-time"]: AllocatorCpuTimeProbe.Run(); return 0;
+            case ["--fastpath-cpu-time"]: FastPathCostProbe.Run(); return 0;
+            case ["--defrag-cpu-time"]: DefragCpuTimeProbe.Run(); return 0;
+            case ["--xarray-cpu-time"]: XArrayLoadProbe.Run(); return 0;
+            case ["--replay-cpu-time"]: ReplayCpuTimeProbe.Run(); return 0;
+            case ["redis-defrag", ..]: return Defrag.RedisDefragScenario.Run(args);
         }
-        if (args.Length > 0 && args[0] == "redis-defrag") return Defrag.RedisDefragScenario.Run(args);
+        foreach (string line in NativeLibraries.Report()) Console.WriteLine(line);
         var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return summaries.Any(s => s.HasCriticalValidationErrors) ? 1 : 0;
     }

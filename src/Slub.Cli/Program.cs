@@ -21,6 +21,7 @@ public static class Program
         root.Subcommands.Add(Demo.DemoCommand.Create());
         root.Subcommands.Add(Slabinfo.SlabinfoCommand.Create());
         root.Subcommands.Add(TestModules.TestModuleCommand.Create());
+        root.Subcommands.Add(Replay.ReplayCommand.Create());
         return root;
     }
 }

@@ -47,35 +47,3 @@ internal sealed class CallSiteTable
         lock (_names) return (uint)id < (uint)_names.Count ? _names[id] : "<unknown>";
     }
 }
-
-/// <summary>
-/// failslab for this allocator: make slab allocations fail, globally or for one cache, either every N-th
-/// or with a probability. Off by default. Thread-safe.
-/// </summary>
-public sealed class FaultInjection
-{
-    private long _count;
-
-    /// <summary>Fail every N-th new-slab allocation (0 = off).</summary>
-    public int FailEveryNth { get; set; }
-
-    /// <summary>Fail new-slab allocations with this probability (0..1).</summary>
-    public double FailProbability { get; set; }
-
-    /// <summary>Only caches whose name is this fail (null = all).</summary>
-    public string? CacheName { get; set; }
-
-    /// <summary>Injected failures so far.</summary>
-    public long Failures => Interlocked.Read(ref _failures);
-    private long _failures;
-
-    internal bool ShouldFailSlab(KmemCache cache)
-    {
-        if (FailEveryNth == 0 && FailProbability <= 0) return false;
-        if (CacheName is not null && CacheName != cache.Name) return false;
-        bool fail = (FailEveryNth > 0 && Interlocked.Increment(ref _count) % FailEveryNth == 0)
-                    || (FailProbability > 0 && Random.Shared.NextDouble() < FailProbability);
-        if (fail) Interlocked.Increment(ref _failures);
-        return fail;
-    }
-}

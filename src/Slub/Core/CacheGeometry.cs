@@ -112,6 +112,24 @@ public readonly record struct CacheGeometry
         };
     }
 
+    /// <summary>
+    /// This geometry with the slab order fixed to <paramref name="order"/> instead of the one
+    /// <c>calculate_order</c> chose, e.g. the order a real kernel used (read from /sys/kernel/slab).
+    /// The slot layout is unchanged; objects per slab follow from the new order.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">No object fits in a slab of that order, too many would, or the order exceeds the page allocator's.</exception>
+    public CacheGeometry WithOrder(int order)
+    {
+        if (order < 0 || order > BuddyArena.MaxOrder)
+            throw new ArgumentOutOfRangeException(nameof(order), order, $"slab order must be 0..{BuddyArena.MaxOrder}");
+        int objects = OrderObjects(order, Size);
+        if (objects < 1)
+            throw new ArgumentOutOfRangeException(nameof(order), order, $"a slab of order {order} cannot hold one {Size}-byte slot");
+        if (objects > MaxObjsPerPage)
+            throw new ArgumentOutOfRangeException(nameof(order), order, $"a slab of order {order} would hold {objects} objects, more than {MaxObjsPerPage}");
+        return this with { Order = order, ObjectsPerSlab = objects };
+    }
+
     /// <summary>Objects that fit in a slab of <paramref name="order"/>.</summary>
     public static int OrderObjects(int order, int size) => (OsMemory.PageSize << order) / size;
 

@@ -126,7 +126,8 @@ public sealed unsafe partial class KmemCache
     /// <summary>
     /// Takes partial slabs from a node (<c>get_partial</c>): the first becomes the CPU slab (its free list
     /// is returned in <paramref name="freelist"/>), more go to the CPU's partial chain until it holds half
-    /// of <see cref="CpuPartial"/> free objects. Tries the wanted node, then (for node -1, subject to
+    /// of <see cref="CpuPartial"/> free objects (or more than half of <see cref="CpuPartialSlabs"/> slabs, with
+    /// <see cref="SlabOptions.CpuPartialCountsSlabs"/>). Tries the wanted node, then (for node -1, subject to
     /// <see cref="RemoteNodeDefragRatio"/>) the others. CPU lock held.
     /// </summary>
     private Slab? GetPartial(KmemCacheCpu c, int node, out nint freelist)
@@ -153,7 +154,7 @@ public sealed unsafe partial class KmemCache
         freelist = 0;
         if (Volatile.Read(ref n.Partial.Count) == 0) return null;
         Slab? result = null;
-        int available = 0;
+        int available = 0, taken = -1;   // slabs put on the CPU's partial chain (the first one becomes the CPU slab)
         lock (n.ListLock)
         {
             var s = n.Partial.Head;
@@ -180,7 +181,8 @@ public sealed unsafe partial class KmemCache
                     SpinLockWord.Exit(ref s.LockWord);
                     PushCpuPartial(c, s, free);
                 }
-                if (CpuPartial == 0 || available > CpuPartial / 2) break;
+                if (CpuPartial == 0) break;
+                if (_allocator.Options.CpuPartialCountsSlabs ? ++taken > CpuPartialSlabs / 2 : available > CpuPartial / 2) break;
                 s = next;
             }
         }

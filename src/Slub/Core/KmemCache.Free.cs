@@ -116,10 +116,10 @@ public sealed unsafe partial class KmemCache
         slab.List = SlabList.None;
     }
 
-    /// <summary>Adds a frozen slab to the CPU's partial chain, first draining the chain to the nodes when it already holds more than <see cref="CpuPartial"/> free objects (<c>put_cpu_partial</c>). CPU lock held.</summary>
+    /// <summary>Adds a frozen slab to the CPU's partial chain, first draining the chain to the nodes when it already holds more than <see cref="CpuPartial"/> free objects, or <see cref="CpuPartialSlabs"/> slabs with <see cref="SlabOptions.CpuPartialCountsSlabs"/> (<c>put_cpu_partial</c>). CPU lock held.</summary>
     private void PutCpuPartial(KmemCacheCpu c, Slab slab)
     {
-        if (c.PartialObjects > CpuPartial)
+        if (_allocator.Options.CpuPartialCountsSlabs ? c.PartialSlabs >= CpuPartialSlabs : c.PartialObjects > CpuPartial)
         {
             UnfreezePartials(c);
             Stats.CpuPartialDrain++;

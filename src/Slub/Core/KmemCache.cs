@@ -69,6 +69,9 @@ public sealed unsafe partial class KmemCache
     /// <summary>Free objects a CPU may keep on its partial slabs before they go back to the node (sysfs <c>cpu_partial</c>).</summary>
     public int CpuPartial { get; internal set; }
 
+    /// <summary>Per-CPU partial slabs allowed when <see cref="SlabOptions.CpuPartialCountsSlabs"/> is on: ceil(2 × <see cref="CpuPartial"/> / objects per slab), the kernel's <c>cpu_partial_slabs</c>.</summary>
+    public int CpuPartialSlabs => (CpuPartial * 2 + ObjectsPerSlab - 1) / ObjectsPerSlab;
+
     /// <summary>Percent chance (0..100) to take partial slabs from other nodes before allocating a new slab (sysfs <c>remote_node_defrag_ratio</c>).</summary>
     public int RemoteNodeDefragRatio { get; internal set; } = 100;
 
@@ -92,6 +95,7 @@ public sealed unsafe partial class KmemCache
         _debug = (flags & (SlabFlags.DebugFlags | SlabFlags.Trace)) != 0;
         _poison = (flags & SlabFlags.Poison) != 0 && ctor is null && (flags & SlabFlags.TypesafeByRcu) == 0;
         _trackFull = (flags & SlabFlags.StoreUser) != 0;
+        _failSlab = (flags & SlabFlags.FailSlab) != 0;
         _sizeReciprocal = ulong.MaxValue / (ulong)_size + 1;
         MinPartial = Math.Clamp(System.Numerics.BitOperations.Log2((uint)_size) / 2, MinPartialFloor, MaxPartial);
         CpuPartial = _debug ? 0 : _size >= OsMemory.PageSize ? 6 : _size >= 1024 ? 24 : _size >= 256 ? 52 : 120;
@@ -101,6 +105,17 @@ public sealed unsafe partial class KmemCache
         _cpus = new KmemCacheCpu[topo.CpuCount];
         for (int c = 0; c < _cpus.Length; c++) _cpus[c] = new KmemCacheCpu(c, topo.NodeOfCpu(c));
     }
+
+    /// <summary>
+    /// This cache's fault-injection switch (the kernel's <c>SLAB_FAILSLAB</c>, sysfs <c>failslab</c>): with a
+    /// rule's <see cref="FaultRule.CacheFilter"/> on, only caches whose switch is on have allocations failed.
+    /// </summary>
+    public bool FailSlab
+    {
+        get => Volatile.Read(ref _failSlab);
+        set => Volatile.Write(ref _failSlab, value);
+    }
+    private bool _failSlab;
 
     /// <summary>True if any debug flag is on (every operation takes the slow, checked path).</summary>
     public bool IsDebug => _debug;

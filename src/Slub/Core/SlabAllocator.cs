@@ -69,6 +69,7 @@ public sealed partial class SlabAllocator : IDisposable
         Topology = Options.BuildTopology();
         _slubDebug = SlubDebugOption.Parse(Options.SlubDebug ?? Environment.GetEnvironmentVariable("SLUB_DEBUG"));
         Pages = new PageAllocator(Topology, Options.BytesPerNode);
+        Pages.FaultHook = (owner, _, _) => Faults.Page.ShouldFail((owner as Slab)?.Cache);
         int table = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(64, Environment.ProcessorCount));
         _cpuOfProcessor = new int[table];
         for (int i = 0; i < table; i++) _cpuOfProcessor[i] = i % Topology.CpuCount;
@@ -101,6 +102,26 @@ public sealed partial class SlabAllocator : IDisposable
         flags |= _slubDebug.FlagsFor(name);
         var geometry = CacheGeometry.Compute(objectSize, align, flags, ctor is not null, Topology.CpuCount,
             Options.MinObjects, Options.MinOrder, Options.MaxOrder);
+        return AddCache(name, geometry, flags, ctor);
+    }
+
+    /// <summary>
+    /// <see cref="CreateCache(string,int,int,SlabFlags,ObjectConstructor)"/> with the slab order fixed to
+    /// <paramref name="order"/> (see <see cref="CacheGeometry.WithOrder"/>) instead of the one SLUB's order
+    /// calculation picks; for reproducing a real kernel's caches, whose order depends on its CPU count and
+    /// boot options. Merging still applies. Thread-safe.
+    /// </summary>
+    public KmemCache CreateCache(string name, int objectSize, int align, SlabFlags flags, ObjectConstructor? ctor, int order)
+    {
+        ValidateName(name);
+        flags |= _slubDebug.FlagsFor(name);
+        var geometry = CacheGeometry.Compute(objectSize, align, flags, ctor is not null, Topology.CpuCount,
+            Options.MinObjects, Options.MinOrder, Options.MaxOrder).WithOrder(order);
+        return AddCache(name, geometry, flags, ctor);
+    }
+
+    private KmemCache AddCache(string name, CacheGeometry geometry, SlabFlags flags, ObjectConstructor? ctor)
+    {
         lock (SlabMutex)
         {
             if (FindLocked(name) is not null)
@@ -133,14 +154,14 @@ public sealed partial class SlabAllocator : IDisposable
     // find_mergeable: a cache without ctor and never-merge flags whose slot size fits within one word.
     private KmemCache? FindMergeable(CacheGeometry g, SlabFlags flags, ObjectConstructor? ctor)
     {
-        const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge;
+        const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge | SlabFlags.FailSlab;
         const SlabFlags mergeSame = SlabFlags.ReclaimAccount;
         if (!Options.Merge || ctor is not null || (flags & neverMerge) != 0) return null;
         int size = CacheGeometry.AlignUp(g.ObjectSize, CacheGeometry.WordSize);
         for (int i = _caches.Count - 1; i >= 0; i--)
         {
             var s = _caches[i];
-            if (!IsMergeable(s)) continue;
+            if (!IsMergeable(s) || s.FailSlab) continue;   // opted into failslab: a new name must not share that
             if (size > s.SlabSize) continue;
             if ((flags & mergeSame) != (s.Flags & mergeSame)) continue;
             if ((s.SlabSize & ~(g.Align - 1)) != s.SlabSize) continue;
@@ -153,7 +174,7 @@ public sealed partial class SlabAllocator : IDisposable
     /// <summary>Whether other caches may be merged into <paramref name="s"/> (SLUB's <c>slab_unmergeable</c> negated).</summary>
     public bool IsMergeable(KmemCache s)
     {
-        const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge;
+        const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge | SlabFlags.FailSlab;
         return Options.Merge && s.Constructor is null && !s.IsMovable && (s.Flags & neverMerge) == 0 && !s.IsDestroyed;
     }
 

@@ -25,6 +25,8 @@ public enum SlabFlags
     NoMerge = 1 << 8,
     /// <summary>Allocation failure throws instead of returning zero (SLAB_PANIC is the kernel's nearest).</summary>
     Panic = 1 << 9,
+    /// <summary>The cache starts with its failslab switch on (SLAB_FAILSLAB, slub_debug=A): fault rules with cache-filter apply to it. Never merged.</summary>
+    FailSlab = 1 << 10,
 
     /// <summary>All debug flags (what bare <c>slub_debug</c> turns on).</summary>
     DebugFlags = ConsistencyChecks | RedZone | Poison | StoreUser,

@@ -33,6 +33,14 @@ public sealed class SlabOptions
     /// <summary>Lowest order a slab uses (slub_min_order).</summary>
     public int MinOrder { get; init; }
 
+    /// <summary>
+    /// Limit each CPU's partial slabs by slab count, as Linux 5.16 and later do: at most
+    /// <c>cpu_partial_slabs</c> = ceil(2 × <c>cpu_partial</c> / objs_per_slab) slabs, and a refill from a node
+    /// takes at most half that many besides the CPU slab. Off (the default): the older rule, a limit on the free
+    /// objects counted when slabs join the chain (<c>pobjects</c>), which lets a CPU hoard many nearly full slabs.
+    /// </summary>
+    public bool CpuPartialCountsSlabs { get; init; }
+
     internal NumaTopology BuildTopology() =>
         EmulatedNodes is int n ? NumaTopology.Emulated(n, Cpus ?? Environment.ProcessorCount) : NumaTopology.Detect(Cpus);
 }

@@ -2,7 +2,7 @@ namespace Slub;
 
 /// <summary>
 /// Parses the kernel's <c>slub_debug=</c> syntax: <c>[flags][,cache[,cache...]][;[flags],cache...]</c>.
-/// Flags: F sanity checks, Z red zone, P poison, U store user, T trace, - none; no letters = F,Z,P,U.
+/// Flags: F sanity checks, Z red zone, P poison, U store user, T trace, A failslab mark, - none; no letters = F,Z,P,U.
 /// </summary>
 public sealed class SlubDebugOption
 {
@@ -40,7 +40,8 @@ public sealed class SlubDebugOption
                 'P' => SlabFlags.Poison,
                 'U' => SlabFlags.StoreUser,
                 'T' => SlabFlags.Trace,
-                'A' or 'O' => SlabFlags.None,   // failslab / "off for big caches": accepted, no effect here
+                'A' => SlabFlags.FailSlab,       // marks the cache for failslab's cache-filter (FaultInjection)
+                'O' => SlabFlags.None,           // "off for caches of high order": accepted, no effect here
                 '-' => SlabFlags.None,
                 _ => throw new FormatException($"slub_debug option '{ch}' unknown. skipped"),
             };

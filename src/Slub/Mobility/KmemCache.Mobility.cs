@@ -52,7 +52,8 @@ public sealed unsafe partial class KmemCache
             {
                 _trackFull = true;
                 FlushAll();   // every CPU passes its lock, so nobody is still in an untracked full transition
-                AdoptUntrackedFullSlabs();
+                // Only a cache that already has slabs can have untracked full ones; the adoption walks every page block.
+                if (_nodes.Any(n => Volatile.Read(ref n.NrSlabs) > 0)) AdoptUntrackedFullSlabs();
             }
             Volatile.Write(ref _mobility, new Mobility(isolate, migrate));
             _allocator.MoveToFront(this);
@@ -252,7 +253,12 @@ public sealed unsafe partial class KmemCache
             for (nint p = s.Freelist; p != 0; p = *(nint*)(p + _fpOffset)) free[s.IndexOf(p)] = true;
             for (int i = 0; i < s.Objects && count < limit; i++) if (!free[i]) vector[count++] = s.ObjectAt(i);
             try { state = mobility.Isolate?.Invoke(this, vector.AsSpan(0, count)); }
-            catch (Exception e) { throw new DefragmentationException(Name, s.Address, "isolate", e); }
+            catch (Exception e)
+            {
+                // Every offered object stays where it is: a failed move, counted as busy (see CountResults).
+                Interlocked.Add(ref Defrag._later, count);
+                throw new DefragmentationException(Name, s.Address, "isolate", e);
+            }
         }
         finally
         {
@@ -261,13 +267,23 @@ public sealed unsafe partial class KmemCache
         if (count == 0) return 0;
         var res = results.AsSpan(0, count);
         res.Clear();
-        try { mobility.Migrate(this, vector.AsSpan(0, count), targetNode, state, res); }
+        bool threw = true;
+        try
+        {
+            mobility.Migrate(this, vector.AsSpan(0, count), targetNode, state, res);
+            threw = false;
+        }
         catch (Exception e) { throw new DefragmentationException(Name, s.Address, "migrate", e); }
-        finally { CountResults(vector.AsSpan(0, count), res); }
+        finally { CountResults(vector.AsSpan(0, count), res, threw); }
         return count;
     }
 
-    private void CountResults(ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results)
+    /// <summary>
+    /// Adds one migrate call's results to the counters. When the callback threw, the objects it had not
+    /// reported on yet stay where they are: they count as busy (a failed move, worth a later pass), not as
+    /// unreported, so defrag_objects_busy shows them.
+    /// </summary>
+    private void CountResults(ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, bool callbackThrew)
     {
         long moved = 0, freed = 0, later = 0, refused = 0, skipped = 0, unreported = 0;
         for (int i = 0; i < results.Length; i++)
@@ -280,7 +296,7 @@ public sealed unsafe partial class KmemCache
                 case MigrateResult.Later: later++; break;
                 case MigrateResult.CannotMove: refused++; break;
                 case MigrateResult.Skipped: skipped++; break;
-                default: unreported++; break;
+                default: if (callbackThrew) later++; else unreported++; break;
             }
         }
         Interlocked.Add(ref Defrag._moved, moved);

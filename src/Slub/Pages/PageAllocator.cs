@@ -17,6 +17,12 @@ public sealed class PageAllocator : IDisposable
     /// <summary>Optional fault injection: return true to make an allocation of that order on that node fail.</summary>
     public Func<int, int, bool>? FailAllocation { get; set; }
 
+    /// <summary>
+    /// The owner-aware fault hook the slab layer installs (<see cref="FaultInjection.Page"/>): asked once per
+    /// attempt, with the block's future owner, the order and the node. True makes that attempt fail.
+    /// </summary>
+    internal Func<PageBlock, int, int, bool>? FaultHook { get; set; }
+
     public PageAllocator(NumaTopology topology, long bytesPerNode)
     {
         Topology = topology;
@@ -45,7 +51,11 @@ public sealed class PageAllocator : IDisposable
         for (int i = 0; i < _arenas.Length; i++)
         {
             int n = (first + i) % _arenas.Length;
-            if (FailAllocation?.Invoke(order, n) == true) return false;
+            if (FailAllocation?.Invoke(order, n) == true || FaultHook?.Invoke(owner, order, n) == true)
+            {
+                if (exactNode && node >= 0) return false;
+                continue;   // this node's attempt failed; fall back to the next one, as a real shortage would
+            }
             if (_arenas[n].TryAllocate(order, owner)) return true;
             if (exactNode && node >= 0) return false;
         }

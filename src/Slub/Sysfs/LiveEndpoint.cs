@@ -73,11 +73,22 @@ public sealed partial class LiveEndpoint : IDisposable
     {
         using var _ = client;
         using var stream = new NetworkStream(client, ownsSocket: false);
-        if (!PeerIsSameUser(client))
+        if (!PeerIsSameUser(client, OwnerUid))
         {
-            Send(stream, "ERR EACCES peer is not the same user\n");
+            try { Send(stream, "ERR EACCES peer is not the same user\n"); }
+            catch (IOException) { }
             return;
         }
+        ServeStream(stream);
+    }
+
+    /// <summary>
+    /// Runs the protocol over <paramref name="stream"/> until it ends or a request is malformed (the part of a
+    /// connection after the peer check; the fuzz target and tests drive it without a socket). Writes are
+    /// still refused unless <see cref="AllowWrites"/>. Never throws for anything the peer sends.
+    /// </summary>
+    public void ServeStream(Stream stream)
+    {
         try
         {
             while (ReadLine(stream) is { } line)
@@ -88,6 +99,9 @@ public sealed partial class LiveEndpoint : IDisposable
         catch (IOException) { }
         catch (SocketException) { }
     }
+
+    /// <summary>The uid a peer must have: ours (a test may set another to act as a foreign peer).</summary>
+    internal uint OwnerUid { get; set; } = OperatingSystem.IsWindows() ? 0 : geteuid();
 
     /// <summary>Handles one request; false closes the connection (malformed framing).</summary>
     private bool Handle(Stream stream, string line)
@@ -105,7 +119,7 @@ public sealed partial class LiveEndpoint : IDisposable
                 Reply(stream, () => ReadPath(parts[1]));
                 return true;
             case "WRITE" when parts.Length == 3:
-                if (!int.TryParse(parts[2], out int n) || n < 0 || n > MaxPayload)
+                if (!int.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) || n > MaxPayload)
                 {
                     Send(stream, "ERR EINVAL bad payload length\n");
                     return false;
@@ -146,6 +160,9 @@ public sealed partial class LiveEndpoint : IDisposable
         string result;
         try { result = action(); }
         catch (SysfsException e) { Send(stream, $"ERR {e.Errno} {OneLine(e.Message)}\n"); return; }
+        // The slab allocator running dry is an answer (ENOMEM), not a reason to drop the peer unanswered: it
+        // derives from OutOfMemoryException, which the next clause leaves to the runtime.
+        catch (SlabOutOfMemoryException e) { Send(stream, $"ERR ENOMEM {OneLine(e.Message)}\n"); return; }
         catch (Exception e) when (e is not OutOfMemoryException) { Send(stream, $"ERR EIO {OneLine(e.Message)}\n"); return; }
         SendOk(stream, result);
     }
@@ -178,7 +195,8 @@ public sealed partial class LiveEndpoint : IDisposable
     [LibraryImport("libc")]
     private static partial uint geteuid();
 
-    private static bool PeerIsSameUser(Socket s)
+    /// <summary>True if the peer of the connected Unix socket <paramref name="s"/> runs as <paramref name="uid"/> (SO_PEERCRED).</summary>
+    internal static bool PeerIsSameUser(Socket s, uint uid)
     {
         if (!OperatingSystem.IsLinux()) return true;
         try
@@ -186,7 +204,7 @@ public sealed partial class LiveEndpoint : IDisposable
             Span<byte> cred = stackalloc byte[12];   // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
             int len = s.GetRawSocketOption(1 /* SOL_SOCKET */, 17 /* SO_PEERCRED */, cred);
             if (len < 12) return false;
-            return BitConverter.ToUInt32(cred[4..8]) == geteuid();
+            return BitConverter.ToUInt32(cred[4..8]) == uid;
         }
         catch (SocketException) { return false; }
     }

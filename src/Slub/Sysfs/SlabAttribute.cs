@@ -65,6 +65,18 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
             if (!v.StartsWith('1')) throw new SysfsException(Errno.EINVAL, path, "write 1 to shrink");
             c.Shrink();
         }),
+        // CONFIG_FAILSLAB: the cache's switch for fault rules with cache-filter on (FaultInjection).
+        Rw("failslab", c => c.FailSlab ? "1\n" : "0\n", (c, path, v) =>
+        {
+            // As the kernel: a merged cache is shared by several names, so one name cannot opt it in alone.
+            if (c.Aliases > 0) throw new SysfsException(Errno.EINVAL, path, $"{c.Name} is merged with {c.Aliases} other cache(s)");
+            c.FailSlab = (v.EndsWith('\n') ? v[..^1] : v) switch
+            {
+                "1" => true,
+                "0" => false,
+                _ => throw new SysfsException(Errno.EINVAL, path, "write 0 or 1"),
+            };
+        }),
         Rw("remote_node_defrag_ratio", c => Line(c.RemoteNodeDefragRatio), (c, path, v) =>
         {
             ulong ratio = ParseUnsigned(path, v);
@@ -117,7 +129,7 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
     ];
 
     private static readonly System.Text.RegularExpressions.Regex s_moveSyntax =
-        new(@"^[nN]?([0-9]{1,2})(?: [nN]?([0-9]{1,2}))?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+        new(@"\A[nN]?([0-9]{1,2})(?: [nN]?([0-9]{1,2}))?\z", System.Text.RegularExpressions.RegexOptions.CultureInvariant);   // \z: `$` would also match before a second trailing newline
 
     // "N<a>": everything to node a; "N<a> N<b>": node a's objects to node b; "N<a> N<a>": compact node a.
     private static void Move(KmemCache c, string path, string value)

@@ -1,5 +1,6 @@
 namespace Slub.Tests.Mobility;
 
+[Collection("smo-stress")]
 public class MobilityStressTests
 {
     private static void Stamp(Span<byte> b, long h, int gen) { for (int i = 0; i < b.Length; i++) b[i] = (byte)(h * 13 + i + gen); }
@@ -16,21 +17,28 @@ public class MobilityStressTests
         const int Workers = 3, Ops = 40_000;
         long bad = 0;
         using var stop = new CancellationTokenSource();
-        var defragger = Task.Run(() =>
+        // Dedicated threads, not the pool: with two cores the pool can leave the defragger queued until the
+        // workers are done, and then nothing runs concurrently at all.
+        using var started = new ManualResetEventSlim();
+        var defragger = Task.Factory.StartNew(() =>
         {
+            started.Set();
             int round = 0;
             while (!stop.IsCancellationRequested)
             {
                 if (round++ % 2 == 0) table.Cache.Shrink(); else a.DefragSlabs(-1);
                 table.Cache.DefragUsedRatio = 10 + round % 60;
             }
-        });
+        }, TaskCreationOptions.LongRunning);
         var liveSets = new List<long>[Workers];
-        var workers = Enumerable.Range(0, Workers).Select(w => Task.Run(() =>
+        var workers = Enumerable.Range(0, Workers).Select(w => Task.Factory.StartNew(() =>
         {
+            started.Wait();
             var rng = new Random(w);
             var live = liveSets[w] = new List<long>();
-            for (int i = 0; i < Ops; i++)
+            // Ops operations, and on (at most 4×) until the defragger has moved something: on a loaded machine
+            // the workers could otherwise finish before the defragger thread ever ran, and the check below fail.
+            for (int i = 0; i < Ops || (table.Cache.Defrag.ObjectsMoved == 0 && i < 4 * Ops); i++)
             {
                 int op = rng.Next(10);
                 if (op < 5 || live.Count < 100)
@@ -54,7 +62,7 @@ public class MobilityStressTests
                     if (!Check(s.Bytes, h, w)) Interlocked.Increment(ref bad);
                 }
             }
-        })).ToArray();
+        }, TaskCreationOptions.LongRunning)).ToArray();
         Task.WaitAll(workers);
         stop.Cancel();
         defragger.Wait();

@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using System.Globalization;
+using Slub.Benchmarks.Infrastructure;
+
+namespace Slub.Benchmarks.Mobility;
+
+/// <summary>
+/// A cross-check of <see cref="DefragBenchmarks"/> in thread CPU time: the same three steps on the same states,
+/// best of several rounds, wall and CPU time side by side (<c>-- --defrag-cpu-time</c>).
+/// </summary>
+/// <remarks>
+/// Fair to both sides because a forced blocking collection under workstation GC runs on the calling thread,
+/// as the shrink does. Not a BenchmarkDotNet run: no pilot or overhead subtraction (each step takes milliseconds).
+/// </remarks>
+public static class DefragCpuTimeProbe
+{
+    public static void Run(int objects = 1_000_000, int rounds = 7)
+    {
+        if (!ThreadCpuClock.IsAvailable) { Console.WriteLine("defrag-cpu-time: needs Linux (CLOCK_THREAD_CPUTIME_ID)"); return; }
+        Console.WriteLine($"defrag-cpu-time: {objects:N0} objects of 64 B, {Fragmentation.SurvivingFraction:P0} survive, best of {rounds} (GC: {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")})");
+        Console.WriteLine("| Step | Objects moved (offered) | Best wall ms | Best CPU ms | CPU ns per object |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        // The GC first, on a heap no earlier row has touched, as in its own BenchmarkDotNet process.
+        Row("GC compacting gen2 (per survivor)", rounds, () => Collect(objects));
+        Row("Shrink FillFullestFirst", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst));
+        Row("Shrink EmptyAllCandidates", rounds, () => Shrink(objects, DefragPolicy.EmptyAllCandidates));
+        Row("Shrink FillFullestFirst, migrate moves nothing (core cost; per object it was offered)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst, moveNothing: true));
+    }
+
+    private static (long Wall, long Cpu, long Moved) Shrink(int objects, DefragPolicy policy, bool moveNothing = false)
+    {
+        using var f = new FragmentedCache(objects, moveNothing);
+        long wall = Stopwatch.GetTimestamp(), cpu = ThreadCpuClock.NowNanoseconds();
+        f.Cache.Shrink(policy);
+        cpu = ThreadCpuClock.NowNanoseconds() - cpu;
+        long offered = f.Cache.Defrag.ObjectsMoved + f.Cache.Defrag.ObjectsBusy;
+        return ((long)Stopwatch.GetElapsedTime(wall).TotalNanoseconds, cpu, offered);
+    }
+
+    private static (long Wall, long Cpu, long Moved) Collect(int objects)
+    {
+        var heap = new FragmentedHeap(objects);
+        long wall = Stopwatch.GetTimestamp(), cpu = ThreadCpuClock.NowNanoseconds();
+        FragmentedHeap.CompactingCollection();
+        cpu = ThreadCpuClock.NowNanoseconds() - cpu;
+        long elapsed = (long)Stopwatch.GetElapsedTime(wall).TotalNanoseconds;
+        return (elapsed, cpu, heap.Survivors);
+    }
+
+    private static void Row(string step, int rounds, Func<(long Wall, long Cpu, long Moved)> once)
+    {
+        once();   // warm-up: JIT tiers, first-touch page faults of the arena
+        long bestWall = long.MaxValue, bestCpu = long.MaxValue, moved = 0;
+        for (int i = 0; i < rounds; i++)
+        {
+            var r = once();
+            bestWall = Math.Min(bestWall, r.Wall);
+            bestCpu = Math.Min(bestCpu, r.Cpu);
+            moved = r.Moved;
+        }
+        var inv = CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Create(inv, $"| {step} | {moved:N0} | {bestWall / 1e6:F1} | {bestCpu / 1e6:F1} | {(double)bestCpu / moved:F0} |"));
+    }
+}

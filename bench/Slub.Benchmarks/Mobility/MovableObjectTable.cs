@@ -1,0 +1,74 @@
+namespace Slub.Benchmarks.Mobility;
+
+/// <summary>
+/// The users' side of a movable 64-byte cache: a table of references (slot → object) and the migrate
+/// callback that keeps it right. Each object records its own slot in its first 8 bytes, so migrate can find
+/// the one reference to redirect, as a real SMO user (dentry ↔ hash chain) finds its back-pointers.
+/// </summary>
+public sealed unsafe class MovableObjectTable
+{
+    public const int ObjectBytes = 64;
+    private readonly nint[] _refs;
+    private readonly bool _moveNothing;
+
+    /// <param name="capacity">Slots in the table.</param>
+    /// <param name="moveNothing">Migrate answers Later for every object: what is left is the core's own cost
+    /// (choosing slabs, finding allocated objects, calling back, putting slabs back), for <see cref="DefragCpuTimeProbe"/>.</param>
+    public MovableObjectTable(int capacity, bool moveNothing = false)
+    {
+        _refs = new nint[capacity];
+        _moveNothing = moveNothing;
+    }
+
+    /// <summary>Slot → object (0 = empty).</summary>
+    public nint this[int slot] => _refs[slot];
+
+    /// <summary>The constructor SMO requires: a free object's slot field reads -1, so any slot is in a known state.</summary>
+    public static void Construct(nint obj) => *(long*)obj = -1;
+
+    /// <summary>Creates the cache with mobility (NoMerge keeps its counters its own).</summary>
+    public KmemCache CreateMovableCache(SlabAllocator allocator, string name)
+    {
+        var cache = allocator.CreateCache(name, ObjectBytes, flags: SlabFlags.NoMerge, ctor: Construct);
+        // No isolate: the benchmarks change the table on one thread only, so nothing can free an object
+        // while it moves; a real user pins here (the cost measured is then a lower bound by that much).
+        cache.SetupMobility(isolate: null, Migrate);
+        return cache;
+    }
+
+    public void Store(int slot, nint obj)
+    {
+        *(long*)obj = slot;
+        _refs[slot] = obj;
+    }
+
+    /// <summary>Frees the object in <paramref name="slot"/> and clears the reference.</summary>
+    public void Release(KmemCache cache, int slot)
+    {
+        nint obj = _refs[slot];
+        _refs[slot] = 0;
+        *(long*)obj = -1;   // back to the constructed state before it is free
+        cache.Free(obj);
+    }
+
+    /// <summary>
+    /// For each object: a new one on <paramref name="node"/>, copy 64 bytes, redirect the single reference,
+    /// free the old one. This is the whole per-object cost the "ns per moved object" figure contains.
+    /// </summary>
+    private void Migrate(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? state, Span<MigrateResult> results)
+    {
+        for (int i = 0; i < objects.Length; i++)
+        {
+            nint old = objects[i];
+            if (old == 0) { results[i] = MigrateResult.Skipped; continue; }
+            if (_moveNothing) { results[i] = MigrateResult.Later; continue; }
+            nint moved = cache.TryAllocNode(node);
+            if (moved == 0) { results[i] = MigrateResult.Later; continue; }
+            Buffer.MemoryCopy((void*)old, (void*)moved, ObjectBytes, ObjectBytes);
+            _refs[*(long*)old] = moved;
+            *(long*)old = -1;
+            cache.Free(old);
+            results[i] = MigrateResult.Moved;
+        }
+    }
+}

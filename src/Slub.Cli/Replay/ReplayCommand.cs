@@ -1,0 +1,138 @@
+using System.CommandLine;
+using System.Text.RegularExpressions;
+using Slub.Trace;
+using Spectre.Console;
+
+namespace Slub.Cli.Replay;
+
+/// <summary><c>slub replay</c>: replay a kernel slab trace and show what SMO would recover.</summary>
+internal static class ReplayCommand
+{
+    public static Command Create()
+    {
+        var trace = new Argument<string>("TRACE") { Description = "ftrace text of kmem:kmem_cache_alloc/free (and kmalloc/kfree): a file, a .gz, or - for standard input." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of tables." };
+        var caches = new Option<string?>("--caches") { Description = "Replay only caches whose name matches this regular expression." };
+        var geometry = new Option<string?>("--geometry") { Description = "A /sys/kernel/slab snapshot (directory per cache, or a 'cache/attribute value' file): slot size and order of the caches it has." };
+        var ratio = new Option<int?>("--defrag-used-ratio") { Description = "Run the reclaim-path defrag with this defrag_used_ratio (0..100) instead of kmem_cache_shrink." };
+        var movable = new Option<string?>("--movable") { Description = "Treat only caches matching this regular expression as movable (default: all)." };
+        var skipBad = new Option<bool>("--skip-bad") { Description = "Count malformed lines and report them at the end instead of stopping." };
+        var plot = new Option<string?>("--plot") { Description = "Write an SVG of slabs held vs. slabs needed over the trace for the top caches, with the pages defrag recovers." };
+        var policy = new Option<string>("--policy") { Description = "Defrag policy of the what-if: fill-fullest (ours), empty-all (the series'), or both.", DefaultValueFactory = _ => "fill-fullest" };
+        policy.AcceptOnlyFromAmong("fill-fullest", "empty-all", "both");
+        var cpus = new Option<int?>("--cpus") { Description = "CPUs of the traced machine (default: the trace's '#P:' header, else this machine's)." };
+        var cpuPartial = new Option<string>("--cpu-partial") { Description = "Per-CPU partial limit: slabs (Linux 5.16+, default) or objects (older kernels, and the library's default).", DefaultValueFactory = _ => "slabs" };
+        cpuPartial.AcceptOnlyFromAmong("slabs", "objects");
+        var arena = new Option<int>("--arena-gib") { Description = "Address space for the replayed caches, in GiB (only touched pages use memory).", DefaultValueFactory = _ => 1 };
+        ratio.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 0 or > 100) r.AddError("--defrag-used-ratio must be 0..100"); });
+        cpus.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1 or > 4096) r.AddError("--cpus must be 1..4096"); });
+        arena.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 256) r.AddError("--arena-gib must be 1..256"); });
+        foreach (var o in new[] { caches, movable })
+            o.Validators.Add(r =>
+            {
+                if (r.GetValueOrDefault<string?>() is not string s) return;
+                try { _ = new Regex(s); }
+                catch (ArgumentException e) { r.AddError($"{r.IdentifierToken?.Value ?? o.Name}: invalid regular expression: {e.Message}"); }
+            });
+        plot.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string?>() is not string s) return;
+            if (s.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+                r.AddError("--plot: PNG is not supported (it would need an image library); write an .svg and convert it if you need PNG");
+            else if (!s.EndsWith(".svg", StringComparison.OrdinalIgnoreCase))
+                r.AddError("--plot: the file name must end in .svg");
+        });
+
+        var cmd = new Command("replay", "Replay a real kernel slab trace and report, per cache, the slabs held vs. needed and what SMO defrag would recover.")
+        {
+            trace, json, caches, geometry, ratio, movable, skipBad, plot, policy, cpus, arena, cpuPartial,
+        };
+        cmd.SetAction(pr =>
+        {
+            var args = new ReplayArguments(
+                pr.GetValue(trace)!, pr.GetValue(json), pr.GetValue(caches), pr.GetValue(geometry), pr.GetValue(ratio),
+                pr.GetValue(movable), pr.GetValue(skipBad), pr.GetValue(plot), pr.GetValue(policy)!, pr.GetValue(cpus), pr.GetValue(arena))
+            {
+                CpuPartialObjects = pr.GetValue(cpuPartial) == "objects",
+            };
+            return Run(args, Console.Out, Console.Error);
+        });
+        return cmd;
+    }
+
+    internal sealed record ReplayArguments(string Trace, bool Json, string? Caches, string? Geometry, int? DefragUsedRatio,
+        string? Movable, bool SkipBad, string? Plot, string Policy, int? Cpus, int ArenaGib)
+    {
+        /// <summary>Use the pre-5.16 per-CPU partial limit (free objects) instead of the slab count.</summary>
+        public bool CpuPartialObjects { get; init; }
+    }
+
+    /// <summary>Runs a replay and writes the report. Returns the exit code: 0, or 1 with the error on <paramref name="stderr"/>.</summary>
+    internal static int Run(ReplayArguments a, TextWriter stdout, TextWriter stderr)
+    {
+        try
+        {
+            var options = new TraceReplayOptions
+            {
+                Caches = a.Caches is null ? null : new Regex(a.Caches, RegexOptions.CultureInvariant),
+                Movable = a.Movable is null ? null : new Regex(a.Movable, RegexOptions.CultureInvariant),
+                Geometry = a.Geometry is null ? null : SlabSnapshot.Load(a.Geometry),
+                DefragUsedRatio = a.DefragUsedRatio,
+                SkipBad = a.SkipBad,
+                Cpus = a.Cpus,
+                Policies = a.Policy switch
+                {
+                    "empty-all" => [DefragPolicy.EmptyAllCandidates],
+                    "both" => [DefragPolicy.FillFullestFirst, DefragPolicy.EmptyAllCandidates],
+                    _ => [DefragPolicy.FillFullestFirst],
+                },
+                RecordTimeline = a.Plot is not null,
+                BytesPerNode = (long)a.ArenaGib << 30,
+                CpuPartialCountsSlabs = !a.CpuPartialObjects,
+            };
+            ReplayResult result;
+            using (var reader = TraceLineReader.Open(a.Trace))
+            using (var replayer = new TraceReplayer(options))
+                result = RunWithProgress(replayer, reader, stderr);
+
+            if (a.Json) ReplayReportWriter.WriteJson(result, stdout);
+            else ReplayReportWriter.WriteTables(result, stdout);
+            if (a.Plot is not null)
+            {
+                File.WriteAllText(a.Plot, ReplayPlot.Svg(result));
+                if (!a.Json) stdout.WriteLine($"plot written to {a.Plot}");
+            }
+            return 0;
+        }
+        catch (Exception e) when (e is TraceFormatException or TraceReplayException or FileNotFoundException or DirectoryNotFoundException
+                                      or FormatException or InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"slub replay: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static ReplayResult RunWithProgress(TraceReplayer replayer, TraceLineReader reader, TextWriter stderr)
+    {
+        bool interactive = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
+        if (!interactive) return replayer.Run(reader);
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        ReplayResult? result = null;
+        console.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask($"replaying {Path.GetFileName(reader.FileName)}", maxValue: reader.Length ?? 1);
+                task.IsIndeterminate = reader.Length is null;
+                result = replayer.Run(reader, r =>
+                {
+                    if (r.Length is not null) task.Value = r.Position;
+                    task.Description = $"replaying {Path.GetFileName(r.FileName)}: {r.LineNumber:N0} lines";
+                });
+                task.Value = task.MaxValue;
+                task.StopTask();
+            });
+        return result!;
+    }
+}

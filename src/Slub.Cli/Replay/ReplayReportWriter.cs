@@ -1,0 +1,194 @@
+using System.Globalization;
+using System.Text.Json;
+using Slub.Trace;
+using Spectre.Console;
+
+namespace Slub.Cli.Replay;
+
+/// <summary>The report of <c>slub replay</c>: tables for people, one JSON object for scripts.</summary>
+internal static class ReplayReportWriter
+{
+    public static string PolicyName(DefragPolicy p) => p == DefragPolicy.EmptyAllCandidates ? "empty-all" : "fill-fullest";
+
+    /// <summary>The caches that hold slabs, most pages first.</summary>
+    private static IEnumerable<CacheReplayResult> Ordered(ReplayResult r) =>
+        r.Caches.OrderByDescending(c => c.Pages).ThenBy(c => c.Name, StringComparer.Ordinal);
+
+    public static void WriteJson(ReplayResult r, TextWriter output)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("trace", r.FileName);
+            w.WriteNumber("lines", r.Lines);
+            w.WriteNumber("events", r.Events);
+            w.WriteNumber("replayed_events", r.ReplayedEvents);
+            w.WriteNumber("skipped_frees", r.SkippedFrees);
+            w.WriteNumber("other_events", r.OtherEvents);
+            w.WriteNumber("lost_events", r.LostEvents);
+            w.WriteNumber("null_pointers", r.NullPointers);
+            w.WriteNumber("large_kmallocs", r.LargeKmallocs);
+            w.WriteNumber("bad_lines", r.BadLineCount);
+            w.WriteStartArray("bad_line_samples");
+            foreach (var b in r.BadLines)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("line", b.LineNumber);
+                w.WriteString("reason", b.Reason);
+                w.WriteString("text", b.Text);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteNumber("cpus", r.Cpus);
+            w.WriteString("cpus_source", r.CpusSource);
+            w.WriteNumber("duration_seconds", Math.Round(r.Seconds, 6));
+            w.WriteString("what_if", r.DefragUsedRatio is null ? "kmem_cache_shrink" : "kmem_defrag_slabs");
+            if (r.DefragUsedRatio is int ratio) w.WriteNumber("defrag_used_ratio", ratio);
+            else w.WriteNull("defrag_used_ratio");
+            w.WriteStartArray("policies");
+            foreach (var p in r.Policies) w.WriteStringValue(PolicyName(p));
+            w.WriteEndArray();
+
+            w.WriteStartArray("caches");
+            long pages = 0, recovered = 0, moved = 0;
+            foreach (var c in Ordered(r))
+            {
+                var primary = c.AfterDefrag.Count > 0 ? c.AfterDefrag[0] : null;
+                pages += c.Pages;
+                recovered += primary?.PagesRecovered ?? 0;
+                moved += primary?.ObjectsMoved ?? 0;
+                w.WriteStartObject();
+                w.WriteString("name", c.Name);
+                w.WriteNumber("object_size", c.ObjectSize);
+                w.WriteNumber("slab_size", c.SlabSize);
+                w.WriteNumber("objs_per_slab", c.ObjectsPerSlab);
+                w.WriteNumber("order", c.Order);
+                w.WriteString("geometry", c.GeometrySource);
+                if (c.GeometryNote is not null) w.WriteString("geometry_note", c.GeometryNote);
+                w.WriteNumber("allocs", c.Allocs);
+                w.WriteNumber("frees", c.Frees);
+                w.WriteNumber("skipped_frees", c.SkippedFrees);
+                w.WriteNumber("unseen_frees", c.UnseenFrees);
+                w.WriteNumber("objects", c.Objects);
+                w.WriteNumber("live_objects", c.LiveObjects);
+                w.WriteNumber("slabs", c.Slabs);
+                w.WriteNumber("partial", c.Partial);
+                w.WriteNumber("cpu_slabs", c.CpuSlabs);
+                w.WriteNumber("optimal_slabs", c.OptimalSlabs);
+                w.WriteNumber("pages", c.Pages);
+                w.WriteBoolean("movable", c.Movable);
+                if (c.NotMovableReason is not null) w.WriteString("not_movable_reason", c.NotMovableReason);
+                w.WritePropertyName("after_defrag");
+                if (primary is null)
+                {
+                    // Not movable: defrag leaves the cache as it is.
+                    w.WriteStartObject();
+                    w.WriteNumber("slabs", c.Slabs);
+                    w.WriteNumber("partial", c.Partial);
+                    w.WriteNumber("cpu_slabs", c.CpuSlabs);
+                    w.WriteNumber("pages", c.Pages);
+                    w.WriteNumber("objects_moved", 0);
+                    w.WriteNumber("pages_recovered", 0);
+                    w.WriteNumber("objects", c.Objects);
+                    w.WriteNumber("optimal_slabs", c.OptimalSlabs);
+                    w.WriteEndObject();
+                }
+                else WriteOutcome(w, primary);
+                w.WriteNumber("pages_recovered", primary?.PagesRecovered ?? 0);
+                w.WriteStartArray("what_if_policies");
+                foreach (var o in c.AfterDefrag) WriteOutcome(w, o);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartObject("total");
+            w.WriteNumber("pages", pages);
+            w.WriteNumber("pages_recovered", recovered);
+            w.WriteNumber("objects_moved", moved);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        output.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+    }
+
+    private static void WriteOutcome(Utf8JsonWriter w, DefragOutcome o)
+    {
+        w.WriteStartObject();
+        w.WriteString("policy", PolicyName(o.Policy));
+        w.WriteNumber("slabs", o.Slabs);
+        w.WriteNumber("partial", o.Partial);
+        w.WriteNumber("cpu_slabs", o.CpuSlabs);
+        w.WriteNumber("pages", o.Pages);
+        w.WriteNumber("objects_moved", o.ObjectsMoved);
+        w.WriteNumber("pages_recovered", o.PagesRecovered);
+        w.WriteNumber("objects", o.Objects);
+        w.WriteNumber("optimal_slabs", o.OptimalSlabs);
+        if (o.ShrinkOnlySlabs is long s) w.WriteNumber("shrink_only_slabs", s);
+        w.WriteEndObject();
+    }
+
+    public static void WriteTables(ReplayResult r, TextWriter output)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+        });
+        if (!ReferenceEquals(output, Console.Out) || Console.IsOutputRedirected) console.Profile.Width = 200;
+        string I(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+
+        console.MarkupLine($"[bold]{Markup.Escape(r.FileName)}[/]: {I(r.Lines)} lines, {I(r.Events)} slab events over {r.Seconds.ToString("0.###", CultureInfo.InvariantCulture)} s on {r.Cpus} CPUs ({Markup.Escape(r.CpusSource)})");
+        console.MarkupLine($"replayed {I(r.ReplayedEvents)} events; skipped {I(r.SkippedFrees)} frees of objects allocated before the capture"
+            + (r.OtherEvents > 0 ? $"; ignored {I(r.OtherEvents)} other events" : "")
+            + (r.LargeKmallocs > 0 ? $"; {I(r.LargeKmallocs)} page-sized kmallocs not replayed" : "")
+            + (r.NullPointers > 0 ? $"; {I(r.NullPointers)} NULL pointers" : ""));
+        if (r.LostEvents > 0)
+            console.MarkupLine($"[yellow]the kernel lost {I(r.LostEvents)} events: some objects will not pair up[/]");
+
+        var t = new Table().Border(TableBorder.Rounded).Title("End of trace (as /sys/kernel/slab would show it)");
+        foreach (var h in new[] { "cache", "objects", "slabs", "partial", "cpu", "objs/slab", "order", "optimal", "pages" })
+            t.AddColumn(new TableColumn(h).RightAligned());
+        t.Columns[0].LeftAligned();
+        foreach (var c in Ordered(r).Where(c => c.Slabs > 0))
+            t.AddRow(Markup.Escape(c.Name), I(c.Objects), I(c.Slabs), I(c.Partial), I(c.CpuSlabs), I(c.ObjectsPerSlab), I(c.Order), I(c.OptimalSlabs), I(c.Pages));
+        console.Write(t);
+
+        string what = r.DefragUsedRatio is int ratio ? $"reclaim-path defrag, defrag_used_ratio {ratio}" : "kmem_cache_shrink with SMO";
+        var d = new Table().Border(TableBorder.Rounded).Title($"What-if: {what}");
+        d.AddColumn("cache");
+        d.AddColumn(new TableColumn("policy"));
+        foreach (var h in new[] { "slabs", "partial", "moved", "pages", "recovered", "shrink alone" })
+            d.AddColumn(new TableColumn(h).RightAligned());
+        var totals = new Dictionary<DefragPolicy, (long Pages, long Recovered, long Moved)>();
+        foreach (var c in Ordered(r).Where(c => c.Slabs > 0))
+        {
+            if (!c.Movable)
+            {
+                d.AddRow(Markup.Escape(c.Name), "[grey]not movable[/]", I(c.Slabs), I(c.Partial), "0", I(c.Pages), "0", "");
+                continue;
+            }
+            foreach (var o in c.AfterDefrag)
+            {
+                long shrinkPages = o.ShrinkOnlySlabs is long s ? c.Pages - (s << c.Order) : 0;
+                d.AddRow(Markup.Escape(c.Name), PolicyName(o.Policy), I(o.Slabs), I(o.Partial), I(o.ObjectsMoved), I(o.Pages), I(o.PagesRecovered),
+                    o.ShrinkOnlySlabs is null ? "" : $"{I(shrinkPages)} pages");
+                var tot = totals.GetValueOrDefault(o.Policy);
+                totals[o.Policy] = (tot.Pages + o.Pages, tot.Recovered + o.PagesRecovered, tot.Moved + o.ObjectsMoved);
+            }
+        }
+        console.Write(d);
+        long before = r.Caches.Sum(c => c.Pages);
+        foreach (var (p, tot) in totals)
+            console.MarkupLine($"{PolicyName(p)}: {I(before)} pages held → {I(before - tot.Recovered)} after defrag: [bold]{I(tot.Recovered)} pages recovered[/] ({(before == 0 ? 0 : 100.0 * tot.Recovered / before).ToString("0.#", CultureInfo.InvariantCulture)}%), {I(tot.Moved)} objects moved");
+        foreach (var c in r.Caches.Where(c => c.GeometryNote is not null))
+            console.MarkupLine($"[yellow]{Markup.Escape(c.Name)}: {Markup.Escape(c.GeometryNote!)}[/]");
+        if (r.BadLineCount > 0)
+        {
+            console.MarkupLine($"[yellow]{I(r.BadLineCount)} malformed lines skipped[/], the first ones:");
+            foreach (var b in r.BadLines)
+                console.MarkupLine($"  {Markup.Escape(r.FileName)}:{b.LineNumber}: {Markup.Escape(b.Reason)}: {Markup.Escape(b.Text)}");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+namespace Slub.Trace;
+
+/// <summary>A line the replay skipped because it was malformed (<see cref="TraceReplayOptions.SkipBad"/>).</summary>
+public sealed record BadLine(long LineNumber, string Reason, string Text);
+
+/// <summary>One cache's state after a defrag what-if.</summary>
+/// <param name="Policy">How defrag chose the slabs it emptied.</param>
+/// <param name="Slabs">Slabs held afterwards.</param>
+/// <param name="Partial">Node partial slabs afterwards.</param>
+/// <param name="CpuSlabs">CPU slabs (the CPU slab and per-CPU partial slabs) afterwards.</param>
+/// <param name="Pages">Pages held afterwards.</param>
+/// <param name="ObjectsMoved">Objects the migrate callback moved.</param>
+/// <param name="PagesRecovered">Pages held at the end of the trace minus <paramref name="Pages"/>.</param>
+/// <param name="Objects">Objects afterwards, as sysfs counts them.</param>
+/// <param name="OptimalSlabs">ceil(<paramref name="Objects"/> / objects per slab) afterwards.</param>
+/// <param name="ShrinkOnlySlabs">Slabs left by a plain <c>kmem_cache_shrink</c> without object migration (flush the CPUs, free empty slabs), measured first; null when the what-if ran the reclaim-path defrag instead.</param>
+public sealed record DefragOutcome(DefragPolicy Policy, long Slabs, long Partial, long CpuSlabs, long Pages,
+    long ObjectsMoved, long PagesRecovered, long Objects, long OptimalSlabs, long? ShrinkOnlySlabs);
+
+/// <summary>One cache at the end of a replay, and after the what-if.</summary>
+public sealed record CacheReplayResult
+{
+    public required string Name { get; init; }
+    /// <summary>Slot size (the trace's <c>bytes_alloc</c>, which is the kernel's <c>slab_size</c>).</summary>
+    public required int SlabSize { get; init; }
+    /// <summary>Object size: the snapshot's <c>object_size</c> with <c>--geometry</c>, else the slot size.</summary>
+    public required int ObjectSize { get; init; }
+    public required int ObjectsPerSlab { get; init; }
+    public required int Order { get; init; }
+    /// <summary>"bytes_alloc" (SLUB's own order rules) or "snapshot".</summary>
+    public required string GeometrySource { get; init; }
+    /// <summary>Why a <c>--geometry</c> snapshot entry was not used (its slot size disagrees with the trace), or null.</summary>
+    public string? GeometryNote { get; init; }
+    public required long Allocs { get; init; }
+    public required long Frees { get; init; }
+    /// <summary>Frees of objects allocated before the capture (skipped).</summary>
+    public required long SkippedFrees { get; init; }
+    /// <summary>Allocations of a pointer that was still live in the replay: the kernel freed it without an event we saw.</summary>
+    public required long UnseenFrees { get; init; }
+    /// <summary>Objects as sysfs counts them (objects free on per-CPU lists count as in use).</summary>
+    public required long Objects { get; init; }
+    /// <summary>Objects allocated in the trace and not freed by its end.</summary>
+    public required long LiveObjects { get; init; }
+    public required long Slabs { get; init; }
+    public required long Partial { get; init; }
+    public required long CpuSlabs { get; init; }
+    /// <summary>ceil(objects / objects per slab).</summary>
+    public required long OptimalSlabs { get; init; }
+    public required long Pages { get; init; }
+    public required bool Movable { get; init; }
+    /// <summary>Why a cache selected as movable could not be made movable, or null.</summary>
+    public string? NotMovableReason { get; init; }
+    /// <summary>One outcome per policy asked for, in the order asked (empty for caches that are not movable).</summary>
+    public required IReadOnlyList<DefragOutcome> AfterDefrag { get; init; }
+}
+
+/// <summary>A point of the timeline: per cache (by index into <see cref="ReplayResult.Caches"/> creation order), slabs held and live objects.</summary>
+public sealed record TimelineSample(long TimestampNs, long Event, long[] Slabs, long[] LiveObjects);
+
+/// <summary>Everything a replay found.</summary>
+public sealed record ReplayResult
+{
+    public required string FileName { get; init; }
+    public required long Lines { get; init; }
+    /// <summary>Slab events read (all caches, including filtered-out ones).</summary>
+    public required long Events { get; init; }
+    /// <summary>Slab events applied to the replayed caches.</summary>
+    public required long ReplayedEvents { get; init; }
+    /// <summary>Frees of objects allocated before the capture, counted and skipped.</summary>
+    public required long SkippedFrees { get; init; }
+    /// <summary>Well-formed lines of other events, ignored.</summary>
+    public required long OtherEvents { get; init; }
+    /// <summary>Events the kernel reported lost (<c>[LOST N EVENTS]</c>): pairing is incomplete when this is not 0.</summary>
+    public required long LostEvents { get; init; }
+    /// <summary>kfree(NULL) and failed allocations (ptr=(null)).</summary>
+    public required long NullPointers { get; init; }
+    /// <summary>kmalloc allocations above 8 KiB, served by the page allocator (not replayed).</summary>
+    public required long LargeKmallocs { get; init; }
+    public required long BadLineCount { get; init; }
+    /// <summary>The first malformed lines skipped (up to 20).</summary>
+    public required IReadOnlyList<BadLine> BadLines { get; init; }
+    public required int Cpus { get; init; }
+    /// <summary>Where <see cref="Cpus"/> came from: "--cpus", "#P header" or "this machine".</summary>
+    public required string CpusSource { get; init; }
+    public required long FirstTimestampNs { get; init; }
+    public required long LastTimestampNs { get; init; }
+    public required IReadOnlyList<DefragPolicy> Policies { get; init; }
+    /// <summary>Null: the what-if ran <c>kmem_cache_shrink</c> (ratio 100); else the reclaim-path defrag with this ratio.</summary>
+    public required int? DefragUsedRatio { get; init; }
+    /// <summary>Caches in the order they first appeared in the trace.</summary>
+    public required IReadOnlyList<CacheReplayResult> Caches { get; init; }
+    public required IReadOnlyList<TimelineSample> Timeline { get; init; }
+    public double Seconds => (LastTimestampNs - FirstTimestampNs) / 1e9;
+}

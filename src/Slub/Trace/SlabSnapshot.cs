@@ -1,0 +1,112 @@
+namespace Slub.Trace;
+
+/// <summary>One cache of a /sys/kernel/slab snapshot: its geometry, and its counts when the snapshot has them.</summary>
+public sealed record SlabSnapshotCache(string Name, int ObjectSize, int SlabSize, int ObjectsPerSlab, int Order,
+    long? Objects, long? Slabs, long? Partial);
+
+/// <summary>
+/// The geometry (and counts) of caches as a real kernel reported them in /sys/kernel/slab, read from either
+/// an exported tree (one directory per cache holding the files <c>object_size</c>, <c>slab_size</c>,
+/// <c>objs_per_slab</c>, <c>order</c> and optionally <c>objects</c>, <c>slabs</c>, <c>partial</c>; alias
+/// symlinks are followed) or a flat file of <c>cache/attribute value</c> lines such as
+/// <c>grep . /sys/kernel/slab/*/order</c> style dumps (<c>dentry/order 0</c>).
+/// </summary>
+public sealed class SlabSnapshot
+{
+    private readonly Dictionary<string, SlabSnapshotCache> _caches;
+
+    /// <summary>Where it was read from.</summary>
+    public string Source { get; }
+
+    public IReadOnlyDictionary<string, SlabSnapshotCache> Caches => _caches;
+
+    private SlabSnapshot(string source, Dictionary<string, SlabSnapshotCache> caches)
+    {
+        Source = source;
+        _caches = caches;
+    }
+
+    public bool TryGet(string name, out SlabSnapshotCache cache) => _caches.TryGetValue(name, out cache!);
+
+    /// <summary>Reads a snapshot directory or flat file.</summary>
+    /// <exception cref="FileNotFoundException">Nothing at <paramref name="path"/>.</exception>
+    /// <exception cref="FormatException">A value is unreadable, geometry files are missing, or no cache has geometry.</exception>
+    public static SlabSnapshot Load(string path)
+    {
+        var attrs = new Dictionary<string, Dictionary<string, string>>(StringComparer.Ordinal);
+        if (Directory.Exists(path))
+        {
+            foreach (var dir in Directory.EnumerateDirectories(path))
+            {
+                if (!File.Exists(Path.Combine(dir, "order"))) continue;
+                var map = new Dictionary<string, string>(StringComparer.Ordinal);
+                foreach (var a in s_attributes)
+                {
+                    string file = Path.Combine(dir, a);
+                    if (File.Exists(file)) map[a] = File.ReadAllText(file).Trim();
+                }
+                attrs[Path.GetFileName(dir)] = map;
+            }
+        }
+        else if (File.Exists(path))
+        {
+            int lineNo = 0;
+            foreach (var raw in File.ReadLines(path))
+            {
+                lineNo++;
+                var line = raw.Trim();
+                if (line.Length == 0 || line[0] == '#') continue;
+                int slash = line.IndexOf('/');
+                int blank = line.IndexOfAny([' ', '\t', ':']);
+                if (slash <= 0 || blank < slash)
+                    throw new FormatException($"{path}:{lineNo}: expected 'cache/attribute value': {raw}");
+                string cache = line[..slash];
+                string attr = line[(slash + 1)..blank];
+                string value = line[(blank + 1)..].Trim();
+                if (!attrs.TryGetValue(cache, out var map)) attrs[cache] = map = new(StringComparer.Ordinal);
+                map[attr] = value;
+            }
+        }
+        else throw new FileNotFoundException($"slab snapshot not found (a /sys/kernel/slab copy or a 'cache/attribute value' file): {path}", path);
+
+        var caches = new Dictionary<string, SlabSnapshotCache>(StringComparer.Ordinal);
+        foreach (var (name, map) in attrs)
+        {
+            if (!map.ContainsKey("order")) continue;
+            int order = Int(path, name, map, "order")!.Value;
+            int? slabSize = Int(path, name, map, "slab_size");
+            int? objectSize = Int(path, name, map, "object_size");
+            int? perSlab = Int(path, name, map, "objs_per_slab");
+            if (slabSize is null && objectSize is null)
+                throw new FormatException($"{path}: cache {name} has an order but neither slab_size nor object_size");
+            int size = slabSize ?? objectSize!.Value;
+            if (size <= 0 || order < 0 || order > 10)
+                throw new FormatException($"{path}: cache {name}: implausible slab_size {size} or order {order}");
+            caches[name] = new SlabSnapshotCache(name, objectSize ?? size, size,
+                perSlab ?? CacheGeometry.OrderObjects(order, size), order,
+                Long(path, name, map, "objects"), Long(path, name, map, "slabs"), Long(path, name, map, "partial"));
+        }
+        if (caches.Count == 0) throw new FormatException($"{path}: no cache with an 'order' attribute");
+        return new SlabSnapshot(path, caches);
+    }
+
+    private static readonly string[] s_attributes = ["object_size", "slab_size", "objs_per_slab", "order", "objects", "slabs", "partial"];
+
+    private static int? Int(string path, string cache, Dictionary<string, string> map, string attr)
+    {
+        long? v = Long(path, cache, map, attr);
+        if (v is < int.MinValue or > int.MaxValue) throw new FormatException($"{path}: {cache}/{attr}: out of range: {v}");
+        return v is null ? null : (int)v.Value;
+    }
+
+    // sysfs values are "N" or "N N0=a N1=b": the total comes first.
+    private static long? Long(string path, string cache, Dictionary<string, string> map, string attr)
+    {
+        if (!map.TryGetValue(attr, out var text)) return null;
+        int blank = text.IndexOf(' ');
+        var first = blank < 0 ? text : text[..blank];
+        if (!long.TryParse(first, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out long v))
+            throw new FormatException($"{path}: {cache}/{attr}: not a number: '{text}'");
+        return v;
+    }
+}

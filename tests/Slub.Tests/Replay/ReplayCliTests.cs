@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Slub.Tests.Replay;
+
+/// <summary><c>slub replay</c> as a separate process: standard input, exit codes, error text.</summary>
+public class ReplayCliTests
+{
+    private static (int Code, string Stdout, string Stderr) Run(byte[]? stdin, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Slub.Cli.dll"));
+        psi.ArgumentList.Add("replay");
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (stdin is not null) p.StandardInput.BaseStream.Write(stdin);
+        p.StandardInput.Close();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(2))) { p.Kill(true); throw new TimeoutException("slub replay did not finish"); }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void GzipOnStandardInput()
+    {
+        var (code, stdout, stderr) = Run(File.ReadAllBytes(Fixtures.SampleTrace), "-", "--json", "--caches", "^dentry$", "--cpus", "2");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        Assert.Equal("-", doc.RootElement.GetProperty("trace").GetString());
+        Assert.Equal(202_337, doc.RootElement.GetProperty("events").GetInt64());
+        Assert.Equal(21, doc.RootElement.GetProperty("caches")[0].GetProperty("objs_per_slab").GetInt32());
+    }
+
+    [Fact]
+    public void MalformedLineStopsWithFileLineAndText_OrIsSkipped()
+    {
+        var text = "  a-1 [000] ..... 1.0: kmem_cache_alloc: call_site=f ptr=0000000000000001 name=dentry bytes_req=192 bytes_alloc=192 gfp_flags=GFP_KERNEL node=-1 accounted=false\n"
+                 + "oops, not a trace line\n";
+        var path = Path.Combine(Path.GetTempPath(), $"replay-bad-{Environment.ProcessId}.trace");
+        File.WriteAllText(path, text);
+        try
+        {
+            var (code, _, stderr) = Run(null, path, "--cpus", "2");
+            Assert.Equal(1, code);
+            Assert.Contains($"{path}:2: no [CPU] column: oops, not a trace line", stderr);
+
+            (code, var stdout, stderr) = Run(null, path, "--cpus", "2", "--skip-bad", "--json");
+            Assert.True(code == 0, stderr);
+            using var doc = JsonDocument.Parse(stdout);
+            Assert.Equal(1, doc.RootElement.GetProperty("bad_lines").GetInt64());
+            Assert.Equal(2, doc.RootElement.GetProperty("bad_line_samples")[0].GetProperty("line").GetInt64());
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void PngPlotIsRefusedClearly()
+    {
+        var (code, _, stderr) = Run(null, Fixtures.SampleTrace, "--plot", "out.png");
+        Assert.NotEqual(0, code);
+        Assert.Contains("PNG is not supported", stderr);
+    }
+}

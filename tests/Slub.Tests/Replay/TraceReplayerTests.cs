@@ -1,0 +1,262 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using Slub.Trace;
+
+namespace Slub.Tests.Replay;
+
+public class TraceReplayerTests
+{
+    private static string Alloc(int cpu, string ptr, string cache, int bytes, double ts = 1.0) =>
+        $"  t-1 [{cpu:000}] ..... {ts:0.000000}: kmem_cache_alloc: call_site=f+0x1/0x2 ptr={ptr} name={cache} bytes_req={bytes} bytes_alloc={bytes} gfp_flags=GFP_KERNEL node=-1 accounted=false";
+
+    private static string Free(int cpu, string ptr, string cache, double ts = 1.0) =>
+        $"  t-1 [{cpu:000}] ..... {ts:0.000000}: kmem_cache_free: call_site=g+0x1/0x2 ptr={ptr} name={cache}";
+
+    private static ReplayResult Replay(IEnumerable<string> lines, TraceReplayOptions? options = null, string name = "test.trace")
+    {
+        var text = string.Join("\n", lines) + "\n";
+        using var reader = new TraceLineReader(new MemoryStream(Encoding.UTF8.GetBytes(text)), name);
+        using var replayer = new TraceReplayer(options ?? new TraceReplayOptions { Cpus = 2 });
+        return replayer.Run(reader);
+    }
+
+    private static string P(int i) => i.ToString("x16");
+
+    [Fact]
+    public void PairsByPointerWithinACache_AndSkipsFreesFromBeforeTheCapture()
+    {
+        var r = Replay([
+            "# tracer: nop",
+            Alloc(0, P(1), "dentry", 192),
+            Alloc(1, P(2), "dentry", 192),
+            Alloc(0, P(1), "filp", 256),          // same ptr value, other cache: a different object
+            Free(1, P(1), "dentry"),
+            Free(0, P(99), "dentry"),              // allocated before the capture
+            Free(0, P(98), "never_allocated"),     // a cache the trace never allocates from
+        ]);
+        Assert.Equal(6, r.Events);
+        Assert.Equal(2, r.SkippedFrees);
+        var dentry = r.Caches.Single(c => c.Name == "dentry");
+        Assert.Equal((2, 1, 1, 1), (dentry.Allocs, dentry.Frees, dentry.SkippedFrees, dentry.LiveObjects));
+        var filp = r.Caches.Single(c => c.Name == "filp");
+        Assert.Equal(1, filp.LiveObjects);
+        Assert.DoesNotContain(r.Caches, c => c.Name == "never_allocated");
+    }
+
+    [Fact]
+    public void AllocationOfALivePointerFreesTheOldObjectFirst()
+    {
+        var r = Replay([Alloc(0, P(5), "dentry", 192), Alloc(1, P(5), "dentry", 192)]);
+        var d = r.Caches.Single();
+        Assert.Equal(1, d.UnseenFrees);
+        Assert.Equal(1, d.LiveObjects);
+    }
+
+    [Fact]
+    public void KfreePairsWithKmallocAndKmemCacheObjects()
+    {
+        var r = Replay([
+            $"  t-1 [000] ..... 1.0: kmalloc: call_site=f ptr={P(1)} bytes_req=40 bytes_alloc=64 gfp_flags=GFP_KERNEL node=-1 accounted=false",
+            $"  t-1 [000] ..... 1.0: kmalloc: call_site=f ptr={P(2)} bytes_req=40 bytes_alloc=64 gfp_flags=GFP_KERNEL_ACCOUNT node=-1 accounted=true",
+            $"  t-1 [000] ..... 1.0: kmalloc: call_site=f ptr={P(3)} bytes_req=20000 bytes_alloc=20480 gfp_flags=GFP_KERNEL node=-1 accounted=false",
+            Alloc(1, P(4), "dentry", 192),
+            $"  t-1 [001] ..... 1.0: kfree: call_site=g ptr={P(1)}",
+            $"  t-1 [001] ..... 1.0: kfree: call_site=g ptr={P(3)}",
+            $"  t-1 [001] ..... 1.0: kfree: call_site=g ptr={P(4)}",     // kfree() of a kmem_cache_alloc() object
+            $"  t-1 [001] ..... 1.0: kfree: call_site=g ptr={P(77)}",    // from before the capture
+            "  t-1 [001] ..... 1.0: kfree: call_site=g ptr=(null)",
+        ]);
+        Assert.Equal(1, r.LargeKmallocs);
+        Assert.Equal(1, r.NullPointers);
+        Assert.Equal(1, r.SkippedFrees);
+        Assert.Equal(0, r.Caches.Single(c => c.Name == "kmalloc-64").LiveObjects);
+        Assert.Equal(1, r.Caches.Single(c => c.Name == "kmalloc-cg-64").LiveObjects);
+        Assert.Equal(0, r.Caches.Single(c => c.Name == "dentry").LiveObjects);
+    }
+
+    [Fact]
+    public void TheCpuColumnDrivesPerCpuState()
+    {
+        // One object per CPU: each CPU takes its own slab.
+        var r = Replay([Alloc(0, P(1), "dentry", 192), Alloc(1, P(2), "dentry", 192)]);
+        var d = r.Caches.Single();
+        Assert.Equal(2, d.Slabs);
+        Assert.Equal(2, d.CpuSlabs);
+        // The same on one CPU: one slab.
+        r = Replay([Alloc(0, P(1), "dentry", 192), Alloc(0, P(2), "dentry", 192)]);
+        Assert.Equal(1, r.Caches.Single().Slabs);
+    }
+
+    [Fact]
+    public void ACpuBeyondTheModelledOnesIsAClearError()
+    {
+        var e = Assert.Throws<TraceReplayException>(() => Replay([Alloc(0, P(1), "dentry", 192), Alloc(5, P(2), "dentry", 192)]));
+        Assert.Equal(2, e.LineNumber);
+        Assert.Contains("test.trace:2: CPU 5", e.Message);
+        Assert.Contains("--cpus", e.Message);
+    }
+
+    [Fact]
+    public void TheCpuCountComesFromTheHeader()
+    {
+        var r = Replay(["# entries-in-buffer/entries-written: 2/2   #P:8", Alloc(7, P(1), "dentry", 192)], new TraceReplayOptions());
+        Assert.Equal(8, r.Cpus);
+        Assert.Equal("#P header", r.CpusSource);
+    }
+
+    [Fact]
+    public void AMalformedLineStopsWithFileLineAndText()
+    {
+        var e = Assert.Throws<TraceFormatException>(() => Replay([Alloc(0, P(1), "dentry", 192), "this is not ftrace", Alloc(0, P(2), "dentry", 192)], name: "bad.trace"));
+        Assert.Equal("bad.trace", e.FileName);
+        Assert.Equal(2, e.LineNumber);
+        Assert.Equal("this is not ftrace", e.LineText);
+        Assert.Equal("bad.trace:2: no [CPU] column: this is not ftrace", e.Message);
+    }
+
+    [Fact]
+    public void ATraceWithoutSlabEvents()
+    {
+        var r = Replay(["# tracer: nop", "#P:4"], new TraceReplayOptions());
+        Assert.Equal((0L, 0, 4, "#P header"), (r.Events, r.Caches.Count, r.Cpus, r.CpusSource));
+    }
+
+    [Fact]
+    public void FeedingLinesDirectly()
+    {
+        using var replayer = new TraceReplayer(new TraceReplayOptions { Cpus = 2 });
+        replayer.SetPosition("live", 0);
+        replayer.Feed(Encoding.UTF8.GetBytes(Alloc(0, P(1), "dentry", 192)));
+        var e = Assert.Throws<TraceFormatException>(() => replayer.Feed("nonsense"u8));
+        Assert.Equal(("live", 2L), (e.FileName, e.LineNumber));
+        var r = replayer.Finish();
+        Assert.Equal(1, r.Caches.Single().LiveObjects);
+        Assert.Throws<InvalidOperationException>(() => replayer.Finish());
+    }
+
+    [Fact]
+    public void SkipBadCountsAndReportsMalformedLines()
+    {
+        var r = Replay([Alloc(0, P(1), "dentry", 192), "junk one", Alloc(0, P(2), "dentry", 192), "junk two"],
+            new TraceReplayOptions { Cpus = 2, SkipBad = true });
+        Assert.Equal(2, r.BadLineCount);
+        Assert.Equal([2L, 4L], r.BadLines.Select(b => b.LineNumber));
+        Assert.Equal("junk two", r.BadLines[1].Text);
+        Assert.Equal(2, r.Caches.Single().LiveObjects);
+    }
+
+    [Fact]
+    public void CacheFilterAndMovableFilter()
+    {
+        var r = Replay([Alloc(0, P(1), "dentry", 192), Alloc(0, P(2), "filp", 256), Alloc(0, P(3), "kmalloc-8", 8), Free(0, P(9), "filp")],
+            new TraceReplayOptions { Cpus = 2, Caches = new Regex("^(dentry|kmalloc-8)$"), Movable = new Regex("dentry|kmalloc") });
+        Assert.Equal(["dentry", "kmalloc-8"], r.Caches.Select(c => c.Name));
+        Assert.Equal(0, r.SkippedFrees);   // filp is filtered out, its frees are not counted
+        Assert.True(r.Caches[0].Movable);
+        Assert.False(r.Caches[1].Movable);
+        Assert.NotNull(r.Caches[1].NotMovableReason);   // 8-byte slots cannot hold a constructor cache's object and free pointer
+        Assert.Empty(r.Caches[1].AfterDefrag);
+    }
+
+    [Fact]
+    public void GeometryFromBytesAlloc_MatchesSlubsRules()
+    {
+        // calculate_order on 2 CPUs: min_objects = 4 * (fls(2) + 1) = 12.
+        var dentry = CacheGeometry.Compute(192, 0, SlabFlags.None, hasCtor: false, cpus: 2);
+        Assert.Equal((21, 0), (dentry.ObjectsPerSlab, dentry.Order));
+        var shmem = CacheGeometry.Compute(752, 0, SlabFlags.None, hasCtor: false, cpus: 2);
+        Assert.Equal((21, 2), (shmem.ObjectsPerSlab, shmem.Order));
+        // The replay's movable caches (constructor, free pointer outside) keep the slot size.
+        var r = Replay([Alloc(0, P(1), "dentry", 192), Alloc(0, P(2), "shmem_inode_cache", 752)]);
+        Assert.Equal((192, 21, 0), (r.Caches[0].SlabSize, r.Caches[0].ObjectsPerSlab, r.Caches[0].Order));
+        Assert.Equal((752, 21, 2), (r.Caches[1].SlabSize, r.Caches[1].ObjectsPerSlab, r.Caches[1].Order));
+        Assert.All(r.Caches, c => Assert.Equal("bytes_alloc", c.GeometrySource));
+    }
+
+    [Fact]
+    public void GeometryFromASnapshotFixesTheOrder()
+    {
+        // On 16 CPUs SLUB's own rule picks order 1 for dentry; the snapshot says order 0.
+        var own = Replay([Alloc(0, P(1), "dentry", 192)], new TraceReplayOptions { Cpus = 16 });
+        Assert.Equal(1, own.Caches[0].Order);
+        var snap = SlabSnapshot.Load(Fixtures.SampleAfter);
+        var r = Replay([Alloc(0, P(1), "dentry", 192), Alloc(0, P(2), "shmem_inode_cache", 752)], new TraceReplayOptions { Cpus = 16, Geometry = snap });
+        Assert.Equal((21, 0, 192, "snapshot"), (r.Caches[0].ObjectsPerSlab, r.Caches[0].Order, r.Caches[0].ObjectSize, r.Caches[0].GeometrySource));
+        Assert.Equal((21, 2, 744, 752), (r.Caches[1].ObjectsPerSlab, r.Caches[1].Order, r.Caches[1].ObjectSize, r.Caches[1].SlabSize));
+    }
+
+    [Fact]
+    public void ASnapshotOfAnotherKernelIsNotUsedForThatCache()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "dentry/slab_size 200\ndentry/order 1\nfilp/slab_size 256\nfilp/order 1\n");
+            var r = Replay([Alloc(0, P(1), "dentry", 192), Alloc(0, P(2), "filp", 256)], new TraceReplayOptions { Cpus = 2, Geometry = SlabSnapshot.Load(file) });
+            Assert.Equal(("bytes_alloc", 0), (r.Caches[0].GeometrySource, r.Caches[0].Order));
+            Assert.Contains("slab_size 200 differs from the trace's bytes_alloc 192", r.Caches[0].GeometryNote);
+            Assert.Equal(("snapshot", 1, 32), (r.Caches[1].GeometrySource, r.Caches[1].Order, r.Caches[1].ObjectsPerSlab));
+            Assert.Null(r.Caches[1].GeometryNote);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Fact]
+    public void SnapshotDirectoryLayout()
+    {
+        var dir = Directory.CreateTempSubdirectory("slab-snapshot-");
+        try
+        {
+            var d = Directory.CreateDirectory(Path.Combine(dir.FullName, "dentry"));
+            File.WriteAllText(Path.Combine(d.FullName, "object_size"), "192\n");
+            File.WriteAllText(Path.Combine(d.FullName, "slab_size"), "192\n");
+            File.WriteAllText(Path.Combine(d.FullName, "objs_per_slab"), "42\n");
+            File.WriteAllText(Path.Combine(d.FullName, "order"), "1\n");
+            File.WriteAllText(Path.Combine(d.FullName, "slabs"), "10 N0=10\n");
+            var snap = SlabSnapshot.Load(dir.FullName);
+            Assert.Equal(new SlabSnapshotCache("dentry", 192, 192, 42, 1, null, 10, null), snap.Caches["dentry"]);
+        }
+        finally { dir.Delete(recursive: true); }
+    }
+
+    [Fact]
+    public void SnapshotOfARealExportedTree()
+    {
+        // This machine's /sys/kernel/slab (6.18), exported with alias symlinks (tests/Slub.Tests/Fixtures/sysfs).
+        var snap = SlabSnapshot.Load(Slabinfo.SlabinfoFixtures.Sysfs("host-6.18"));
+        var shmem = snap.Caches["shmem_inode_cache"];
+        Assert.Equal((744, 752, 21, 2), (shmem.ObjectSize, shmem.SlabSize, shmem.ObjectsPerSlab, shmem.Order));
+        Assert.Equal(snap.Caches[":a-0000104"].Order, snap.Caches["ext4_fc_dentry_update"].Order);   // alias followed
+    }
+
+    [Fact]
+    public void WithOrderValidates()
+    {
+        var g = CacheGeometry.Compute(192, 0, SlabFlags.None, false, 2);
+        Assert.Equal(42, g.WithOrder(1).ObjectsPerSlab);
+        Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(8192, 0, SlabFlags.None, false, 2).WithOrder(0));
+    }
+
+    [Fact]
+    public void WhatIfBringsAFullyMovableCacheToOptimalPlusOneSlabPerCpu()
+    {
+        // Fill 40 slabs from two CPUs, then free 70% at random: sparse slabs everywhere.
+        var lines = new List<string>();
+        var rnd = new Random(7);
+        const int n = 21 * 40;
+        for (int i = 0; i < n; i++) lines.Add(Alloc(i % 2, P(i + 1), "dentry", 192));
+        foreach (int i in Enumerable.Range(0, n).OrderBy(_ => rnd.Next()).Take(n * 7 / 10)) lines.Add(Free(rnd.Next(2), P(i + 1), "dentry"));
+        foreach (var policy in new[] { DefragPolicy.FillFullestFirst, DefragPolicy.EmptyAllCandidates })
+        {
+            var r = Replay(lines, new TraceReplayOptions { Cpus = 2, Policies = [policy] });
+            var d = r.Caches.Single();
+            long optimal = (d.LiveObjects + d.ObjectsPerSlab - 1) / d.ObjectsPerSlab;
+            Assert.True(d.Slabs > optimal + 2, $"the trace should leave the cache fragmented: {d.Slabs} slabs for {optimal}");
+            var o = d.AfterDefrag.Single();
+            Assert.Equal(policy, o.Policy);
+            Assert.True(o.Slabs <= optimal + r.Cpus * 1, $"{policy}: {o.Slabs} slabs after defrag, optimal {optimal}");
+            Assert.Equal((d.Slabs - o.Slabs) << d.Order, o.PagesRecovered);
+            Assert.True(o.ObjectsMoved > 0);
+        }
+    }
+}
