@@ -88,7 +88,7 @@ public sealed class BackgroundDefragmenter : IDisposable
 
     private void Run()
     {
-        _osThreadId = ThreadCpuClock.CurrentThreadId();
+        _osThreadId = OsThreadClock.CurrentThreadId();
         var token = _stop.Token;
         long debtNs = 0;
         while (!token.IsCancellationRequested)
@@ -142,7 +142,7 @@ public sealed class BackgroundDefragmenter : IDisposable
     /// </summary>
     internal Iteration Iterate(long now)
     {
-        long cpu0 = ThreadCpuClock.NowNanoseconds();
+        long cpu0 = OsThreadClock.NowNanoseconds();
         if (!_allocator.SlabMutex.TryEnter()) return new Iteration(null, -1, 0, 0, 0, false);
         KmemCache? best = null;
         CacheStatistics? bestStats = null;
@@ -194,7 +194,7 @@ public sealed class BackgroundDefragmenter : IDisposable
             }
             if (best is null)
             {
-                Interlocked.Add(ref _cpuNs, ThreadCpuClock.NowNanoseconds() - cpu0);
+                Interlocked.Add(ref _cpuNs, OsThreadClock.NowNanoseconds() - cpu0);
                 return new Iteration(null, -1, 0, 0, 0, false);
             }
             result = Step(best, bestStats!, bestState!, bestWaste, now, cpu0);
@@ -241,7 +241,7 @@ public sealed class BackgroundDefragmenter : IDisposable
             progress = cache.Defrag.SlabsFreed != freedBefore || cache.Defrag.ObjectsMoved + cache.Defrag.ObjectsFreed != movedBefore;
         }
         if (!progress) state.BackoffUntil = now + MsToTicks(settings.IntervalMs);
-        long cost = Math.Max(0, ThreadCpuClock.NowNanoseconds() - cpu0);
+        long cost = Math.Max(0, OsThreadClock.NowNanoseconds() - cpu0);
         double share = settings.CpuShareFor(waste);
         long sleep = (long)(cost * (100 - share) / share);
         Interlocked.Add(ref _cpuNs, cost);

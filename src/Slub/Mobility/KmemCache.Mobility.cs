@@ -139,7 +139,7 @@ public sealed unsafe partial class KmemCache
         lock (n.ListLock)
         {
             held = Stopwatch.GetTimestamp();
-            heldCpu = ThreadCpuClock.NowNanoseconds();
+            heldCpu = OsThreadClock.NowNanoseconds();
             int count = (int)n.Partial.Count;
             Slab[] slabs = ArrayPool<Slab>.Shared.Rent(Math.Max(count, 1));
             Slab[] sorted = ArrayPool<Slab>.Shared.Rent(Math.Max(count, 1));
@@ -210,7 +210,7 @@ public sealed unsafe partial class KmemCache
                 ArrayPool<int>.Shared.Return(inuseOf);
             }
             if (sources.Count > 0) Interlocked.Add(ref _isolated![node], sources.Count);
-            heldCpu = ThreadCpuClock.NowNanoseconds() - heldCpu;
+            heldCpu = OsThreadClock.NowNanoseconds() - heldCpu;
             held = Stopwatch.GetTimestamp() - held;
         }
         DefragCounters.RaiseMax(ref Defrag._maxHoldTicks, held);

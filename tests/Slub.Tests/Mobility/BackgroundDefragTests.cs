@@ -59,8 +59,8 @@ public unsafe class BackgroundDefragTests
                 if (SpinMicrosPerObject > 0)
                 {
                     // An expensive move (a callback that has to chase references): burns CPU, not wall time.
-                    long until = ThreadCpuClock.NowNanoseconds() + SpinMicrosPerObject * 1000L;
-                    while (ThreadCpuClock.NowNanoseconds() < until) Thread.SpinWait(20);
+                    long until = OsThreadClock.NowNanoseconds() + SpinMicrosPerObject * 1000L;
+                    while (OsThreadClock.NowNanoseconds() < until) Thread.SpinWait(20);
                 }
                 nint fresh = cache.AllocNode(node);
                 Buffer.MemoryCopy((void*)old, (void*)fresh, 64, 64);

@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 namespace Slub;
 
 /// <summary>CPU time consumed by the calling thread (<c>clock_gettime(CLOCK_THREAD_CPUTIME_ID)</c>) and its kernel thread id.</summary>
-internal static unsafe partial class ThreadCpuClock
+internal static unsafe partial class OsThreadClock
 {
     private const int ClockThreadCpuTimeId = 3;
 
