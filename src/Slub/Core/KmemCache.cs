@@ -341,13 +341,17 @@ public sealed unsafe partial class KmemCache
         if (_pages.OwnerOf(obj) is Slab slab && slab.Cache == this)
         {
             ulong offset = (ulong)(obj - slab.FirstObject);
-            ulong index = Math.BigMul(_sizeReciprocal, offset, out _);
+            ulong index = DivideBySize(offset);
             if (offset < (ulong)slab.Objects * (ulong)_size && index * (ulong)_size == offset)
                 return slab;
         }
         ThrowInvalidPointer(obj);
         return null!;
     }
+
+    /// <summary>offset / slab_size for offsets below 2^32, by multiplying with a precomputed reciprocal (Lemire's fastmod): exact, no divide.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ulong DivideBySize(ulong offset) => Math.BigMul(_sizeReciprocal, offset, out _);
 
     /// <summary>True if <paramref name="obj"/> lies inside one of this cache's slabs at an object boundary (allocated or not).</summary>
     public bool Owns(nint obj)

@@ -40,12 +40,11 @@ internal sealed class Slab : PageBlock
     /// <summary>Index of the slot holding <paramref name="obj"/>, or -1 when it is not at an object boundary inside this slab.</summary>
     public int IndexOf(nint obj)
     {
-        long offset = obj - FirstObject;
-        if (offset < 0) return -1;
-        int size = Cache.Geometry.Size;
-        long index = offset / size;
-        if (index >= Objects || index * size != offset) return -1;
-        return (int)index;
+        ulong offset = (ulong)(obj - FirstObject);   // negative offsets wrap to huge values and fail the bound
+        ulong size = (ulong)Cache.SlabSize;
+        if (offset >= (ulong)Objects * size) return -1;
+        ulong index = Cache.DivideBySize(offset);
+        return index * size == offset ? (int)index : -1;
     }
 
     public nint ObjectAt(int index) => FirstObject + (nint)index * Cache.Geometry.Size;
