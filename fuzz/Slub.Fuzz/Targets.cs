@@ -15,6 +15,7 @@ public static class Targets
         ["live-endpoint"] = LiveProtocol.Run,
         ["slub-debug"] = SlubDebugText.Run,
         ["testmod-command"] = TestModuleCommands.Run,
+        ["ftrace-line"] = FtraceLines.Run,
     };
 }
 
@@ -288,5 +289,37 @@ internal static class TestModuleCommands
         }
         if (++s_runs % 64 == 0 && s_module.Cache.Validate() is { Count: > 0 } problems)
             throw new OracleViolation($"validate smo_test: {problems[0]}");
+    }
+}
+
+/// <summary>
+/// The ftrace line parser on arbitrary bytes: every line is an event, a comment, another event, a lost-events
+/// line or malformed with a reason; an event's fields are consistent; and the same bytes through the
+/// line reader (as a file) give the same verdicts. Any other exception is a crash.
+/// </summary>
+internal static class FtraceLines
+{
+    public static void Run(byte[] input)
+    {
+        var verdicts = new List<Slub.Trace.TraceLineKind>();
+        foreach (var raw in input.AsSpan().Split((byte)'\n'))
+        {
+            var line = input.AsSpan()[raw];
+            var kind = Slub.Trace.FtraceParser.TryParse(line, out var ev, out string? error);
+            verdicts.Add(kind);
+            if (kind == Slub.Trace.TraceLineKind.Malformed && string.IsNullOrEmpty(error))
+                throw new OracleViolation("a malformed line came back without a reason");
+            if (kind == Slub.Trace.TraceLineKind.Event && (ev.Cpu < 0 || (ev.IsAlloc && ev.BytesAlloc < -1)))
+                throw new OracleViolation($"event with cpu {ev.Cpu} and bytes_alloc {ev.BytesAlloc}");
+        }
+        using var reader = new Slub.Trace.TraceLineReader(new MemoryStream(input), "fuzz-input");
+        int i = 0;
+        while (reader.TryReadLine(out var line))
+        {
+            var kind = Slub.Trace.FtraceParser.TryParse(line, out _, out _);
+            if (i < verdicts.Count && kind != verdicts[i])
+                throw new OracleViolation($"line {i + 1}: {kind} through the reader, {verdicts[i]} on its own");
+            i++;
+        }
     }
 }

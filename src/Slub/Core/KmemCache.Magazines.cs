@@ -56,7 +56,7 @@ public sealed unsafe partial class KmemCache
 
     /// <summary>Free when the magazine is full, missing or being flushed: hand half back to the CPU layer first.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void FreeMagazineSlow(nint obj)
+    private void FreeMagazineSlow(nint obj, Slab slab)
     {
         var m = CurrentMagazine() ?? CreateMagazine();
         Volatile.Write(ref m.Busy, 1);
@@ -64,7 +64,7 @@ public sealed unsafe partial class KmemCache
         {
             if (Volatile.Read(ref m.FlushRequest) != 0)
             {
-                FreeTo(_cpus[_allocator.CurrentCpu()], obj);
+                FreeTo(_cpus[_allocator.CurrentCpu()], obj, slab);
                 return;
             }
             if (m.Count == m.Capacity)

@@ -226,7 +226,7 @@ public sealed unsafe partial class KmemCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Free(nint obj)
     {
-        if (_debug) { FreeTo(_cpus[_allocator.CurrentCpu()], obj); return; }
+        if (_debug) { FreeTo(_cpus[_allocator.CurrentCpu()], obj, SlabOf(obj)); return; }
         // The pointer must be an object boundary of this cache before it is parked anywhere. Objects of a
         // slab being emptied by defragmentation (a migrate callback freeing the old copy) go straight back
         // to their slab, or the slab could not be freed.
@@ -250,22 +250,21 @@ public sealed unsafe partial class KmemCache
             }
             Volatile.Write(ref m.Busy, 0);
         }
-        if (slab.List == SlabList.Isolated) FreeTo(_cpus[_allocator.CurrentCpu()], obj);
-        else FreeMagazineSlow(obj);
+        if (slab.List == SlabList.Isolated) FreeTo(_cpus[_allocator.CurrentCpu()], obj, slab);
+        else FreeMagazineSlow(obj, slab);
     }
 
     /// <summary>Frees as if running on CPU <paramref name="cpu"/> (for simulations). Thread-safe.</summary>
     public void FreeOnCpu(int cpu, nint obj)
     {
         if ((uint)cpu >= (uint)_cpus.Length) throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPUs: 0..{_cpus.Length - 1}");
-        FreeTo(_cpus[cpu], obj);
+        FreeTo(_cpus[cpu], obj, SlabOf(obj));
     }
 
-    /// <summary>The fast path: push onto the CPU free list when the object belongs to the CPU slab.</summary>
+    /// <summary>The CPU path: push onto the CPU free list when the object belongs to the CPU slab. <paramref name="slab"/> is <c>SlabOf(obj)</c>, already checked.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void FreeTo(KmemCacheCpu c, nint obj)
+    private void FreeTo(KmemCacheCpu c, nint obj, Slab slab)
     {
-        var slab = SlabOf(obj);
         SpinLockWord.Enter(ref c.LockWord);
         if (slab == c.Slab && obj != c.Freelist)
         {

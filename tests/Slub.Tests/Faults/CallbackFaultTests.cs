@@ -215,6 +215,21 @@ public class CallbackFaultTests(ITestOutputHelper output)
         stop.Cancel();
         defragger.Wait();
 
+        // A deterministic tail, so the assertions below do not hang on how the threads interleaved (on a fast
+        // machine the workers may leave too little fragmentation for a callback to reach its throw): fragment
+        // hard and shrink until a callback has thrown, a bounded number of times.
+        for (int round = 0; round < 20 && t.Thrown == 0; round++)
+        {
+            var fresh = Enumerable.Range(0, 40 * cache.ObjectsPerSlab).Select(_ => t.Add(0)).Where(id => id != 0).ToList();
+            for (int i = 0; i < fresh.Count; i++)
+            {
+                if (i % 5 == 0) liveSets[0].Add(fresh[i]);
+                else t.Remove(fresh[i]);
+            }
+            try { cache.Shrink(); }
+            catch (DefragmentationException) { caught++; }
+        }
+
         var d = cache.Defrag;
         output.WriteLine($"isolate/{isolateEvery} migrate/{migrateEvery} nodes={nodes} debug={debug} allocation faults {a.Faults.Failures}: {ops} operations, {rounds} defrag rounds, " +
                          $"{t.Thrown} callback exceptions thrown, {caught} caught, moved {d.ObjectsMoved}, busy {d.ObjectsBusy}, unreported {d.ObjectsUnreported}");
