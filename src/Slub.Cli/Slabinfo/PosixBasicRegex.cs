@@ -48,8 +48,13 @@ public static class PosixBasicRegex
         private readonly StringBuilder _out = new();
         private int _i;
         private int _openGroups;
-        private int _closedGroups;
-        private readonly Stack<int> _groupStarts = new();
+        private int _groupCount;
+        // Back-references follow glibc's visibility rule: \n is valid only once group n has closed in the
+        // current alternative (or before the alternation began). Each \( opens an alternation scope: the groups
+        // completed when it opened, the union of its finished branches, and its own group number.
+        private int _completed;
+        private int _topAccum;
+        private readonly Stack<(int Start, int Initial, int Accum, int Group)> _groups = new();
         private int _atomStart = -1;       // output index where the last atom begins, -1 if none
         private bool _lastWasRepeat;
         private bool _caretIsAnchor = true; // only the first '^' of a branch anchors
@@ -107,7 +112,7 @@ public static class PosixBasicRegex
             switch (c)
             {
                 case '(':
-                    _groupStarts.Push(_out.Length);
+                    _groups.Push((_out.Length, _completed, 0, ++_groupCount));
                     _out.Append('(');
                     _openGroups++;
                     NewBranch();
@@ -116,13 +121,25 @@ public static class PosixBasicRegex
                     if (_openGroups == 0)
                         throw Error(8, "unmatched \\)");
                     _openGroups--;
-                    _closedGroups++;
                     _out.Append(')');
-                    _atomStart = _groupStarts.Pop();
+                    var g = _groups.Pop();
+                    _completed |= g.Accum | (g.Group <= 9 ? 1 << g.Group : 0);
+                    _atomStart = g.Start;
                     _lastWasRepeat = false;
                     break;
                 case '|':
                     _out.Append('|');
+                    if (_groups.Count > 0)
+                    {
+                        var top = _groups.Pop();
+                        _groups.Push(top with { Accum = top.Accum | _completed });
+                        _completed = top.Initial;
+                    }
+                    else
+                    {
+                        _topAccum |= _completed;
+                        _completed = 0;
+                    }
                     NewBranch();
                     break;
                 case '{':
@@ -140,8 +157,8 @@ public static class PosixBasicRegex
                     break;
                 case >= '1' and <= '9':
                     var n = c - '0';
-                    if (n > _closedGroups)
-                        throw Error(6, $"back-reference \\{n} to a group that does not exist");
+                    if ((_completed & (1 << n)) == 0)
+                        throw Error(6, $"back-reference \\{n} to a group that is not complete in this alternative");
                     Atom($@"\k<{n}>");
                     break;
                 case 'w': Atom("[A-Za-z0-9_]"); break;
