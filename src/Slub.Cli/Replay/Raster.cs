@@ -5,6 +5,8 @@ namespace Slub.Cli.Replay;
 /// <summary>An RGB pixel buffer with the few drawing operations the replay chart needs: lines, outlines, discs, pixels.</summary>
 internal sealed class Raster
 {
+    private const double Snap = 1e-9;
+
     public int Width { get; }
     public int Height { get; }
     /// <summary>Row-major, 3 bytes (R, G, B) a pixel.</summary>
@@ -55,7 +57,9 @@ internal sealed class Raster
         {
             double t = (double)i / steps;
             if (dashed && (dashOffset + t * length) % 7 >= 4) continue;
-            int x = (int)Math.Floor(x1 + dx * t), y = (int)Math.Floor(y1 + dy * t);
+            // The nudge keeps an exact pixel boundary (60 + 350 * 177/350 evaluating to 236.99999…) from
+            // landing on the pixel before and leaving a hole in a straight line.
+            int x = (int)Math.Floor(x1 + dx * t + Snap), y = (int)Math.Floor(y1 + dy * t + Snap);
             Set(x, y, c);
             if (thick)
             {

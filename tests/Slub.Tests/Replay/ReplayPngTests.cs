@@ -126,6 +126,20 @@ public class ReplayPngTests
     }
 
     [Fact]
+    public void FramesHaveNoHoles()
+    {
+        var chart = ReplayChart.Build(Sample());
+        var png = PngFile.Read(ReplayPlot.Png(chart));
+        foreach (var f in chart.Frames)
+            for (int x = (int)f.X; x <= (int)(f.X + f.Width); x++)
+            {
+                // Series and the defrag dot may cross the frame; grid lines and the background must not show through.
+                var top = png.Pixel(x, (int)f.Y);
+                Assert.True(top != Raster.Parse("#eeeeee") && top != ((byte)255, (byte)255, (byte)255), $"hole in the frame at x={x}");
+            }
+    }
+
+    [Fact]
     public void TextIsDrawnWhereTheModelPutsIt()
     {
         var chart = ReplayChart.Build(Sample());
