@@ -13,7 +13,8 @@ namespace Slub.Benchmarks;
 /// <see cref="AllocatorCpuTimeProbe"/>, <see cref="FastPathCostProbe"/> and <see cref="DefragCpuTimeProbe"/>
 /// instead: the same work in thread CPU time, for a machine shared with other builds;
 /// <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/> and <c>-- --replay-cpu-time</c> runs
-/// <see cref="ReplayCpuTimeProbe"/> (CPU time, no BenchmarkDotNet).
+/// <see cref="ReplayCpuTimeProbe"/> (CPU time, no BenchmarkDotNet); <c>-- redis-defrag</c> runs the
+/// background-defragmentation acceptance scenario (<see cref="Defrag.RedisDefragScenario"/>, a long plain run).
 /// </summary>
 public static class Program
 {
@@ -28,6 +29,7 @@ public static class Program
             case ["--defrag-cpu-time"]: DefragCpuTimeProbe.Run(); return 0;
             case ["--xarray-cpu-time"]: XArrayLoadProbe.Run(); return 0;
             case ["--replay-cpu-time"]: ReplayCpuTimeProbe.Run(); return 0;
+            case ["redis-defrag", ..]: return Defrag.RedisDefragScenario.Run(args);
         }
         foreach (string line in NativeLibraries.Report()) Console.WriteLine(line);
         var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

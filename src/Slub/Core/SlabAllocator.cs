@@ -15,7 +15,7 @@ namespace Slub;
 /// <para><b>Thread-safety.</b> Creating, finding and destroying caches, and all defrag entry points, are
 /// safe from any thread.</para>
 /// </remarks>
-public sealed class SlabAllocator : IDisposable
+public sealed partial class SlabAllocator : IDisposable
 {
     private static readonly Lazy<SlabAllocator> s_shared = new(() => new SlabAllocator());
 
@@ -264,6 +264,7 @@ public sealed class SlabAllocator : IDisposable
 
     public void Dispose()
     {
+        BackgroundDefrag?.Dispose();
         _endpoint?.Dispose();
         Pages.Dispose();
     }

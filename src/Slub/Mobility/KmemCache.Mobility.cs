@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 
 namespace Slub;
@@ -116,48 +117,104 @@ public sealed unsafe partial class KmemCache
     /// partial list, then for each one call isolate (slab lock held) and migrate (no locks), and finally
     /// free the slabs that emptied and put the rest back at the tail. Returns partial slabs left.
     /// </summary>
-    internal long DefragNode(int node, int targetNode, int ratio, DefragPolicy policy, bool shrinking)
+    /// <remarks>
+    /// Under the node's list lock the partial list is ordered fullest first with a counting sort on objects
+    /// in use (linear in the list length, so the lock is held for a bounded, short time even for long
+    /// lists), sources are taken from the sparse end, and the list is rebuilt in that order so the
+    /// replacement objects that migrate allocates land in the fullest slabs. <paramref name="maxSlabs"/>
+    /// bounds the non-empty sources taken by one call (the background defragmenter's bounded step);
+    /// empty slabs are freed regardless.
+    /// <para>Compiled fully optimized up front (no tiering): with tiered compilation a long loop here would
+    /// be recompiled on-stack, on this thread, while the list lock is held.</para>
+    /// </remarks>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    internal long DefragNode(int node, int targetNode, int ratio, DefragPolicy policy, bool shrinking, int maxSlabs = int.MaxValue)
     {
         var n = _nodes[node];
         var mobility = Mobility;
         long started = Stopwatch.GetTimestamp();
         var sources = new List<Slab>();
         var empty = new List<Slab>();
+        long held, heldCpu;
         lock (n.ListLock)
         {
-            var slabs = new List<Slab>((int)n.Partial.Count);
-            for (var s = n.Partial.Head; s is not null; s = s.Next) slabs.Add(s);
-            // Fullest first: the order the list is rebuilt in, so refills fill the densest slabs.
-            slabs.Sort((a, b) => Volatile.Read(ref b.Inuse).CompareTo(Volatile.Read(ref a.Inuse)));
-            long freeInTargets = 0;
-            foreach (var s in slabs) freeInTargets += s.Objects - Volatile.Read(ref s.Inuse);
-            long toMove = 0;
-            var chosen = new HashSet<Slab>();
-            for (int i = slabs.Count - 1; i >= 0; i--)
+            held = Stopwatch.GetTimestamp();
+            heldCpu = OsThreadClock.NowNanoseconds();
+            int count = (int)n.Partial.Count;
+            Slab[] slabs = ArrayPool<Slab>.Shared.Rent(Math.Max(count, 1));
+            Slab[] sorted = ArrayPool<Slab>.Shared.Rent(Math.Max(count, 1));
+            int[] inuseOf = ArrayPool<int>.Shared.Rent(Math.Max(count, 1));
+            try
             {
-                var s = slabs[i];
-                int inuse = Volatile.Read(ref s.Inuse);
-                if (inuse == 0) { chosen.Add(s); continue; }
-                if (mobility is null || inuse * 100L > (long)ratio * s.Objects) break;
-                if (policy == DefragPolicy.FillFullestFirst && node == targetNode)
+                int maxObjects = 0;
+                int k = 0;
+                for (var s = n.Partial.Head; s is not null && k < count; s = s.Next)
                 {
-                    long free = s.Objects - inuse;
-                    if (freeInTargets - free < toMove + inuse) break;
-                    freeInTargets -= free;
-                    toMove += inuse;
+                    slabs[k] = s;
+                    inuseOf[k] = Math.Clamp(Volatile.Read(ref s.Inuse), 0, s.Objects);
+                    if (s.Objects > maxObjects) maxObjects = s.Objects;
+                    k++;
                 }
-                chosen.Add(s);
+                count = k;
+                // Counting sort, fullest first, stable within one fill level.
+                int[] start = ArrayPool<int>.Shared.Rent(maxObjects + 2);
+                try
+                {
+                    Array.Clear(start, 0, maxObjects + 2);
+                    for (int i = 0; i < count; i++) start[maxObjects - inuseOf[i] + 1]++;
+                    for (int b = 1; b <= maxObjects + 1; b++) start[b] += start[b - 1];
+                    for (int i = 0; i < count; i++) sorted[start[maxObjects - inuseOf[i]]++] = slabs[i];
+                }
+                finally
+                {
+                    ArrayPool<int>.Shared.Return(start);
+                }
+                long freeInTargets = 0;
+                for (int i = 0; i < count; i++) freeInTargets += sorted[i].Objects - Volatile.Read(ref sorted[i].Inuse);
+                long toMove = 0;
+                int taken = 0;
+                var chosen = new HashSet<Slab>();
+                for (int i = count - 1; i >= 0; i--)
+                {
+                    var s = sorted[i];
+                    int inuse = Volatile.Read(ref s.Inuse);
+                    if (inuse == 0) { chosen.Add(s); continue; }
+                    if (mobility is null || inuse * 100L > (long)ratio * s.Objects || taken >= maxSlabs) break;
+                    if (policy == DefragPolicy.FillFullestFirst && node == targetNode)
+                    {
+                        long free = s.Objects - inuse;
+                        if (freeInTargets - free < toMove + inuse) break;
+                        freeInTargets -= free;
+                        toMove += inuse;
+                    }
+                    chosen.Add(s);
+                    taken++;
+                }
+                n.Partial.Head = n.Partial.Tail = null;
+                n.Partial.Count = 0;
+                for (int i = 0; i < count; i++)
+                {
+                    var s = sorted[i];
+                    if (!chosen.Contains(s) || !SpinLockWord.TryEnter(ref s.LockWord)) { n.Partial.AddTail(s); continue; }
+                    if (s.Inuse == 0) { s.List = SlabList.None; s.Prev = s.Next = null; empty.Add(s); }
+                    else { s.Frozen = true; s.List = SlabList.Isolated; s.Prev = s.Next = null; sources.Add(s); }
+                    SpinLockWord.Exit(ref s.LockWord);
+                }
             }
-            foreach (var s in slabs) n.Partial.Remove(s);
-            foreach (var s in slabs)
+            finally
             {
-                if (!chosen.Contains(s) || !SpinLockWord.TryEnter(ref s.LockWord)) { n.Partial.AddTail(s); continue; }
-                if (s.Inuse == 0) { s.List = SlabList.None; empty.Add(s); }
-                else { s.Frozen = true; s.List = SlabList.Isolated; sources.Add(s); }
-                SpinLockWord.Exit(ref s.LockWord);
+                Array.Clear(slabs, 0, count);
+                Array.Clear(sorted, 0, count);
+                ArrayPool<Slab>.Shared.Return(slabs);
+                ArrayPool<Slab>.Shared.Return(sorted);
+                ArrayPool<int>.Shared.Return(inuseOf);
             }
             if (sources.Count > 0) Interlocked.Add(ref _isolated![node], sources.Count);
+            heldCpu = OsThreadClock.NowNanoseconds() - heldCpu;
+            held = Stopwatch.GetTimestamp() - held;
         }
+        DefragCounters.RaiseMax(ref Defrag._maxHoldTicks, held);
+        DefragCounters.RaiseMax(ref Defrag._maxHoldCpuNs, heldCpu);
         foreach (var s in empty) DiscardSlab(s);
         Interlocked.Add(ref Defrag._slabsFreed, empty.Count);
 

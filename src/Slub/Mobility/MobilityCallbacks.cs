@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace Slub;
 
 /// <summary>What a migrate callback did with one object (illumos' kmem_cbrc_t: YES / DONT_NEED / LATER / NO).</summary>
@@ -79,7 +81,7 @@ public sealed class DefragmentationException : Exception
 /// <summary>SMO counters of a cache (the series has none). Updated atomically.</summary>
 public sealed class DefragCounters
 {
-    internal long _moved, _freed, _later, _refused, _skipped, _unreported, _slabsFreed, _runs, _ticks, _failures;
+    internal long _moved, _freed, _later, _refused, _skipped, _unreported, _slabsFreed, _runs, _ticks, _failures, _bgCpuNs, _bgSteps, _maxHoldTicks, _maxHoldCpuNs;
 
     public long ObjectsMoved => Volatile.Read(ref _moved);
     public long ObjectsFreed => Volatile.Read(ref _freed);
@@ -91,4 +93,19 @@ public sealed class DefragCounters
     public long Runs => Volatile.Read(ref _runs);
     public long CallbackFailures => Volatile.Read(ref _failures);
     public TimeSpan TimeSpent => TimeSpan.FromTicks(Volatile.Read(ref _ticks));
+    /// <summary>CPU time the background defragmenter's thread spent on this cache (its own thread CPU clock).</summary>
+    public TimeSpan BackgroundCpuTime => TimeSpan.FromTicks(Volatile.Read(ref _bgCpuNs) / 100);
+    /// <summary>The longest time one defrag call held a node's list lock (choosing and isolating sources): what an allocating thread could wait for.</summary>
+    public TimeSpan LongestListLockHold => Stopwatch.GetElapsedTime(0, Volatile.Read(ref _maxHoldTicks));
+    /// <summary>The most CPU time the defragmenting thread used inside one such hold: the work done under the lock, without time the thread spent preempted.</summary>
+    public TimeSpan LongestListLockHoldCpu => TimeSpan.FromTicks(Volatile.Read(ref _maxHoldCpuNs) / 100);
+
+    internal static void RaiseMax(ref long field, long value)
+    {
+        for (long max = Volatile.Read(ref field); value > max; max = Volatile.Read(ref field))
+            if (Interlocked.CompareExchange(ref field, value, max) == max) break;
+    }
+
+    /// <summary>Bounded steps the background defragmenter ran on this cache.</summary>
+    public long BackgroundSteps => Volatile.Read(ref _bgSteps);
 }

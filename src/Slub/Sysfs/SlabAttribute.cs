@@ -106,6 +106,24 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
         Ro("defrag_runs", c => Line(c.Defrag.Runs)),
         Ro("defrag_callback_failures", c => Line(c.Defrag.CallbackFailures)),
         Ro("defrag_time_us", c => Line((long)c.Defrag.TimeSpent.TotalMicroseconds)),
+        // Background defragmentation (BackgroundDefragmenter): per-cache knobs, validated as a set.
+        Rw("active_defrag", c => c.ActiveDefrag.Enabled ? "1\n" : "0\n", (c, path, v) =>
+        {
+            ulong on = ParseUnsigned(path, v);
+            if (on > 1) throw new SysfsException(Errno.EINVAL, path, "write 0 or 1");
+            StoreActiveDefrag(c, path, a => a with { Enabled = on == 1 });
+        }),
+        Knob("active_defrag_threshold_lower", a => a.ThresholdLower, (a, v) => a with { ThresholdLower = v }),
+        Knob("active_defrag_threshold_upper", a => a.ThresholdUpper, (a, v) => a with { ThresholdUpper = v }),
+        Knob("active_defrag_threshold_stop", a => a.ThresholdStop, (a, v) => a with { ThresholdStop = v }),
+        Knob("active_defrag_cycle_min", a => a.CycleMin, (a, v) => a with { CycleMin = v }),
+        Knob("active_defrag_cycle_max", a => a.CycleMax, (a, v) => a with { CycleMax = v }),
+        Knob("active_defrag_max_slabs", a => a.MaxSlabsPerStep, (a, v) => a with { MaxSlabsPerStep = v }),
+        Knob("active_defrag_ignore_pages", a => a.IgnorePages, (a, v) => a with { IgnorePages = v }),
+        Knob("active_defrag_interval_ms", a => a.IntervalMs, (a, v) => a with { IntervalMs = v }),
+        Ro("active_defrag_running", c => c.ActiveDefragRunning ? "1\n" : "0\n"),
+        Ro("active_defrag_steps", c => Line(c.Defrag.BackgroundSteps)),
+        Ro("active_defrag_cpu_us", c => Line((long)c.Defrag.BackgroundCpuTime.TotalMicroseconds)),
         // Per-slab objects in use, for occupancy maps (slabinfo --map).
         Ro("slab_occupancy", c => string.Join(' ', c.SlabOccupancy().Select(s => s.Inuse)) + "\n"),
     ];
@@ -174,6 +192,20 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
         try { size = m.GetMethodBody()?.GetILAsByteArray()?.Length ?? 0; } catch (InvalidOperationException) { }
         string type = m.DeclaringType is { } t ? t.Name + "." : "";
         return $"{type}{m.Name}+0x0/0x{size:x} [{m.Module.Assembly.GetName().Name}]";
+    }
+
+    // An integer knob of the background defragmenter: parsed, range-checked with the rest of the set, stored atomically.
+    private static SlabAttribute Knob(string name, Func<ActiveDefragSettings, int> get, Func<ActiveDefragSettings, int, ActiveDefragSettings> with) =>
+        Rw(name, c => Line(get(c.ActiveDefrag)), (c, path, v) =>
+        {
+            ulong value = ParseUnsigned(path, v);
+            if (value > int.MaxValue) throw new SysfsException(Errno.EINVAL, path, "value out of range");
+            StoreActiveDefrag(c, path, a => with(a, (int)value));
+        });
+
+    private static void StoreActiveDefrag(KmemCache c, string path, Func<ActiveDefragSettings, ActiveDefragSettings> change)
+    {
+        if (c.UpdateActiveDefrag(change) is { } problem) throw new SysfsException(Errno.EINVAL, path, problem);
     }
 
     /// <summary>kstrtoul-style parse: decimal digits with optional surrounding whitespace/newline; anything else is EINVAL.</summary>

@@ -1,0 +1,105 @@
+using System.Diagnostics.Metrics;
+
+namespace Slub.Diagnostics;
+
+/// <summary>
+/// Publishes an allocator's cache and defragmentation figures as <see cref="System.Diagnostics.Metrics"/>
+/// instruments on a meter named <c>Slub</c>, for dotnet-counters (<c>dotnet-counters monitor --counters Slub</c>)
+/// and OpenTelemetry. All instruments are observable: figures are read from the allocator when a listener
+/// collects, nothing is counted on the allocation path.
+/// </summary>
+/// <remarks>
+/// <para>Instruments (every measurement carries the attribute <c>slub.cache.name</c>):</para>
+/// <list type="table">
+/// <item><term><c>slub.cache.pages</c></term><description>ObservableUpDownCounter, <c>{page}</c>: pages held by the cache's slabs.</description></item>
+/// <item><term><c>slub.cache.objects</c></term><description>ObservableUpDownCounter, <c>{object}</c>: objects in use (as sysfs <c>objects</c>).</description></item>
+/// <item><term><c>slub.cache.fragmentation_ratio</c></term><description>ObservableGauge, <c>1</c>: object capacity of the slabs / objects in use (caches with objects only).</description></item>
+/// <item><term><c>slub.defrag.objects_moved</c></term><description>ObservableCounter, <c>{object}</c>: objects moved by SMO defragmentation (movable caches).</description></item>
+/// <item><term><c>slub.defrag.slabs_freed</c></term><description>ObservableCounter, <c>{slab}</c>: slabs freed by defragmentation.</description></item>
+/// <item><term><c>slub.defrag.cpu_time</c></term><description>ObservableCounter, <c>s</c>: CPU time of the background defragmenter spent on the cache.</description></item>
+/// </list>
+/// <para>The meter comes from <see cref="IMeterFactory"/> when one is given (the host's DI container owns
+/// it); otherwise this object creates its own <c>Meter("Slub")</c> and disposes it. It does not use one
+/// static meter, because observable instruments cannot be removed from a meter one by one, and a static
+/// meter would keep every disposed allocator reachable from its callbacks.</para>
+/// </remarks>
+public sealed class SlubMetrics : IDisposable
+{
+    /// <summary>The meter name to listen to.</summary>
+    public const string MeterName = "Slub";
+
+    /// <summary>The attribute naming the cache on every measurement.</summary>
+    public const string CacheNameAttribute = "slub.cache.name";
+
+    private readonly SlabAllocator _allocator;
+    private readonly bool _ownsMeter;
+    private volatile bool _disposed;
+
+    /// <summary>The meter the instruments live on.</summary>
+    public Meter Meter { get; }
+
+    public SlubMetrics(SlabAllocator allocator, IMeterFactory? meterFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(allocator);
+        _allocator = allocator;
+        string? version = typeof(SlubMetrics).Assembly.GetName().Version?.ToString();
+        if (meterFactory is not null) Meter = meterFactory.Create(new MeterOptions(MeterName) { Version = version });
+        else { Meter = new Meter(MeterName, version); _ownsMeter = true; }
+
+        Meter.CreateObservableUpDownCounter("slub.cache.pages", () => PerCache(all: true, st => st.Pages),
+            unit: "{page}", description: "Pages held by the cache's slabs.");
+        Meter.CreateObservableUpDownCounter("slub.cache.objects", () => PerCache(all: true, st => st.Objects),
+            unit: "{object}", description: "Objects in use in the cache.");
+        Meter.CreateObservableGauge("slub.cache.fragmentation_ratio", FragmentationRatios,
+            unit: "1", description: "Object capacity of the cache's slabs divided by the objects in use.");
+        Meter.CreateObservableCounter("slub.defrag.objects_moved", () => PerMovable(c => c.Defrag.ObjectsMoved),
+            unit: "{object}", description: "Objects moved by slab defragmentation.");
+        Meter.CreateObservableCounter("slub.defrag.slabs_freed", () => PerMovable(c => c.Defrag.SlabsFreed),
+            unit: "{slab}", description: "Slabs freed by slab defragmentation.");
+        Meter.CreateObservableCounter("slub.defrag.cpu_time", CpuTimes,
+            unit: "s", description: "CPU time the background defragmenter spent on the cache.");
+    }
+
+    private static KeyValuePair<string, object?> Tag(KmemCache c) => new(CacheNameAttribute, c.Name);
+
+    private IEnumerable<Measurement<long>> PerCache(bool all, Func<CacheStatistics, long> pick)
+    {
+        if (_disposed) return [];
+        var list = new List<Measurement<long>>();
+        foreach (var c in _allocator.Caches)
+            if (all || c.IsMovable) list.Add(new Measurement<long>(pick(c.GetStatistics()), Tag(c)));
+        return list;
+    }
+
+    private IEnumerable<Measurement<long>> PerMovable(Func<KmemCache, long> pick)
+    {
+        if (_disposed) return [];
+        return _allocator.Caches.Where(c => c.IsMovable).Select(c => new Measurement<long>(pick(c), Tag(c))).ToList();
+    }
+
+    private IEnumerable<Measurement<double>> FragmentationRatios()
+    {
+        if (_disposed) return [];
+        var list = new List<Measurement<double>>();
+        foreach (var c in _allocator.Caches)
+        {
+            var st = c.GetStatistics();
+            if (st.Objects > 0) list.Add(new Measurement<double>((double)st.TotalObjects / st.Objects, Tag(c)));
+        }
+        return list;
+    }
+
+    private IEnumerable<Measurement<double>> CpuTimes()
+    {
+        if (_disposed) return [];
+        return _allocator.Caches.Where(c => c.IsMovable)
+            .Select(c => new Measurement<double>(c.Defrag.BackgroundCpuTime.TotalSeconds, Tag(c))).ToList();
+    }
+
+    /// <summary>Stops reporting; disposes the meter if this object created it.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        if (_ownsMeter) Meter.Dispose();
+    }
+}

@@ -1,0 +1,283 @@
+using System.Diagnostics;
+
+namespace Slub;
+
+/// <summary>
+/// Background ("active") defragmentation of an allocator's movable caches, a little at a time under a CPU
+/// budget, in the manner of Redis/Valkey active defrag. Opt-in: start it with
+/// <see cref="SlabAllocator.StartBackgroundDefrag"/>; dispose it to stop the thread.
+/// </summary>
+/// <remarks>
+/// <para><b>Policy.</b> Every <see cref="ActiveDefragSettings.IntervalMs"/> each movable cache's waste
+/// (<c>(total_objects - objects) * 100 / objects</c>) and pages above optimal are measured. A cache starts
+/// when waste exceeds <see cref="ActiveDefragSettings.ThresholdLower"/> and it holds at least
+/// <see cref="ActiveDefragSettings.IgnorePages"/> pages more than it needs; it stops when waste falls to
+/// <see cref="ActiveDefragSettings.ThresholdStop"/> (or its excess pages to half the ignore limit).
+/// While any cache runs, the thread works on the most fragmented one in bounded steps: one call of the
+/// defrag core on one node, emptying at most <see cref="ActiveDefragSettings.MaxSlabsPerStep"/> slabs.</para>
+/// <para><b>Sources and targets.</b> A step takes partial slabs whose use is at most the node's average
+/// partial-slab use times 1.125 (Redis' defrag hint; never below the cache's <c>defrag_used_ratio</c>),
+/// sparsest first, and only as many as the other partial slabs can absorb; the list is reordered fullest
+/// first so the replacements land in the fullest slabs. Objects therefore only move from sparser slabs into
+/// fuller ones, and a moved object is not moved back unless frees later make its new slab the sparser one. Slabs a CPU owns (its
+/// slab and its partial chain — the slabs allocation is filling) are frozen and never sources.</para>
+/// <para><b>CPU budget.</b> The share is interpolated between <see cref="ActiveDefragSettings.CycleMin"/>
+/// and <see cref="ActiveDefragSettings.CycleMax"/> percent of one core as waste goes from the lower to the
+/// upper threshold. After each step the thread reads its own CPU clock (<c>CLOCK_THREAD_CPUTIME_ID</c>)
+/// and sleeps <c>cost * (100 - share) / share</c>, so over any window it uses at most about the share.</para>
+/// <para><b>Locks.</b> A step holds the allocator's <c>SlabMutex</c> only by try-lock (it skips the step
+/// when the cache list is busy), the node's list lock for one linear pass over the partial list, one slab
+/// lock at a time while isolating, and no allocator lock while migrating.</para>
+/// </remarks>
+public sealed class BackgroundDefragmenter : IDisposable
+{
+    private const long NsPerMs = 1_000_000;
+
+    private readonly SlabAllocator _allocator;
+    private readonly Dictionary<KmemCache, CacheState> _states = new(ReferenceEqualityComparer.Instance);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread? _thread;
+    private long _cpuNs, _steps, _sleeps, _errors, _longestStepNs;
+    private volatile int _osThreadId;
+    private volatile Exception? _lastError;
+
+    private sealed class CacheState
+    {
+        public bool Running;
+        public long NextCheck;       // Stopwatch timestamp of the next measurement when idle
+        public long BackoffUntil;    // no steps before this (no progress possible, or a callback failed)
+        public int NodeCursor;
+        public CacheStatistics? Last;  // the last measurement, reused by the steps until the next one
+        public double LastWaste;
+    }
+
+    /// <summary>What one iteration of the loop did (for the loop and for tests that drive it by hand).</summary>
+    internal readonly record struct Iteration(KmemCache? Cache, int Node, long CpuNs, double Share, long SleepNs, bool Progress);
+
+    internal BackgroundDefragmenter(SlabAllocator allocator, bool startThread)
+    {
+        _allocator = allocator;
+        if (!startThread) return;
+        _thread = new Thread(Run) { IsBackground = true, Name = "slub-defrag" };
+        _thread.Start();
+    }
+
+    /// <summary>CPU time this defragmenter's thread has used, read from the thread's own CPU clock.</summary>
+    public TimeSpan CpuTime => TimeSpan.FromTicks(Interlocked.Read(ref _cpuNs) / 100);
+
+    /// <summary>The most CPU time one step (measurement included) has taken.</summary>
+    public TimeSpan LongestStepCpu => TimeSpan.FromTicks(Interlocked.Read(ref _longestStepNs) / 100);
+
+    /// <summary>Bounded steps run so far.</summary>
+    public long Steps => Interlocked.Read(ref _steps);
+
+    /// <summary>Times the thread slept to stay within its CPU budget.</summary>
+    public long BudgetSleeps => Interlocked.Read(ref _sleeps);
+
+    /// <summary>Callback or internal failures caught (the cache concerned is left alone for one interval).</summary>
+    public long Errors => Interlocked.Read(ref _errors);
+
+    /// <summary>The last failure caught, or null.</summary>
+    public Exception? LastError => _lastError;
+
+    /// <summary>The kernel thread id of the defragmenter's thread (0 before it started): /proc/self/task/&lt;id&gt;.</summary>
+    public int OsThreadId => _osThreadId;
+
+    /// <summary>True until disposed.</summary>
+    public bool IsRunning => !_stop.IsCancellationRequested;
+
+    private void Run()
+    {
+        _osThreadId = OsThreadClock.CurrentThreadId();
+        var token = _stop.Token;
+        long debtNs = 0;
+        while (!token.IsCancellationRequested)
+        {
+            Iteration it;
+            try
+            {
+                it = Iterate(Stopwatch.GetTimestamp());
+            }
+            catch (Exception e)
+            {
+                // Never take the process down from a background thread; note it and slow down.
+                Interlocked.Increment(ref _errors);
+                _lastError = e;
+                token.WaitHandle.WaitOne(100);
+                continue;
+            }
+            if (it.Cache is null)
+            {
+                debtNs = 0;
+                token.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(IdleWaitMs()));
+                continue;
+            }
+            debtNs += it.SleepNs;
+            if (debtNs >= NsPerMs)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                token.WaitHandle.WaitOne(TimeSpan.FromTicks(debtNs / 100));
+                Interlocked.Increment(ref _sleeps);
+                debtNs -= (long)Stopwatch.GetElapsedTime(t0).TotalNanoseconds;
+                if (debtNs < 0) debtNs = 0;   // oversleeping only lowers the share; never bank it
+            }
+        }
+    }
+
+    private int IdleWaitMs()
+    {
+        long now = Stopwatch.GetTimestamp();
+        long next = long.MaxValue;
+        lock (_states)
+            foreach (var s in _states.Values)
+                next = Math.Min(next, s.Running ? s.BackoffUntil : s.NextCheck);
+        if (next == long.MaxValue) return 100;
+        double ms = Stopwatch.GetElapsedTime(now, Math.Max(now, next)).TotalMilliseconds;
+        return (int)Math.Clamp(Math.Ceiling(ms), 1, 1000);
+    }
+
+    /// <summary>
+    /// One pass of the loop: measure the caches that are due, update which run, and run one bounded step on
+    /// the most fragmented running cache. Returns what it did and how long to sleep for the budget.
+    /// </summary>
+    internal Iteration Iterate(long now)
+    {
+        long cpu0 = OsThreadClock.NowNanoseconds();
+        if (!_allocator.SlabMutex.TryEnter()) return new Iteration(null, -1, 0, 0, 0, false);
+        KmemCache? best = null;
+        CacheStatistics? bestStats = null;
+        double bestWaste = 0;
+        CacheState? bestState = null;
+        Iteration result;
+        try
+        {
+            foreach (var cache in _allocator.CachesLocked)
+            {
+                if (!cache.IsMovable) break;   // movable caches are at the front of the list
+                var settings = cache.ActiveDefrag;
+                CacheState state;
+                lock (_states)
+                    if (!_states.TryGetValue(cache, out state!)) _states[cache] = state = new CacheState { NextCheck = now };
+                if (!settings.Enabled || cache.DefragUsedRatio == 0 || cache.IsDestroyed)
+                {
+                    SetRunning(cache, state, false);
+                    continue;
+                }
+                if (!state.Running && now < state.NextCheck) continue;
+                if (state.Running && now < state.BackoffUntil) continue;
+                if (now >= state.NextCheck || state.Last is null)
+                {
+                    // Measured once per interval, not on every step: reading the counts walks the partial
+                    // lists under their locks. Objects parked in thread magazines are free: flush them back
+                    // first so they count (and defragment) as free.
+                    cache.FlushMagazines();
+                    var measured = cache.GetStatistics();
+                    state.NextCheck = now + MsToTicks(settings.IntervalMs);
+                    state.Last = measured;
+                    state.LastWaste = Waste(measured);
+                    long excessPages = measured.Pages - (measured.OptimalSlabs << measured.Order);
+                    if (state.Running)
+                    {
+                        if (state.LastWaste <= settings.ThresholdStop || excessPages < settings.IgnorePages / 2) SetRunning(cache, state, false);
+                    }
+                    else if (state.LastWaste > settings.ThresholdLower && excessPages >= settings.IgnorePages)
+                    {
+                        SetRunning(cache, state, true);
+                    }
+                }
+                var st = state.Last;
+                double waste = state.LastWaste;
+                if (state.Running && (best is null || waste > bestWaste))
+                {
+                    best = cache; bestStats = st; bestWaste = waste; bestState = state;
+                }
+            }
+            if (best is null)
+            {
+                Interlocked.Add(ref _cpuNs, OsThreadClock.NowNanoseconds() - cpu0);
+                return new Iteration(null, -1, 0, 0, 0, false);
+            }
+            result = Step(best, bestStats!, bestState!, bestWaste, now, cpu0);
+        }
+        finally
+        {
+            _allocator.SlabMutex.Exit();
+        }
+        return result;
+    }
+
+    private Iteration Step(KmemCache cache, CacheStatistics st, CacheState state, double waste, long now, long cpu0)
+    {
+        var settings = cache.ActiveDefrag;
+        // The node with the most free objects on its partial slabs, starting after the last one used.
+        int nodes = st.Nodes.Count, node = -1;
+        long mostFree = 0;
+        for (int i = 0; i < nodes; i++)
+        {
+            int n = (state.NodeCursor + i) % nodes;
+            var ns = st.Nodes[n];
+            long partialFree = ns.Partial * (long)st.ObjectsPerSlab - ns.ObjectsPartial;
+            if (ns.Partial > 1 && partialFree > mostFree) { mostFree = partialFree; node = n; }
+        }
+        bool progress = false;
+        if (node >= 0)
+        {
+            state.NodeCursor = node + 1;
+            var ns = st.Nodes[node];
+            // Redis' defrag hint: a slab is worth emptying when its use is below 1.125 times the average.
+            long capacity = Math.Max(1, ns.Partial * (long)st.ObjectsPerSlab);
+            int limit = (int)Math.Min(100, (ns.ObjectsPartial * 1125 + capacity * 10 - 1) / (capacity * 10));
+            int ratio = Math.Clamp(Math.Max(cache.DefragUsedRatio, limit), 1, 100);
+            long freedBefore = cache.Defrag.SlabsFreed, movedBefore = cache.Defrag.ObjectsMoved + cache.Defrag.ObjectsFreed;
+            try
+            {
+                cache.DefragNode(node, node, ratio, DefragPolicy.FillFullestFirst, shrinking: false, maxSlabs: settings.MaxSlabsPerStep);
+            }
+            catch (DefragmentationException e)
+            {
+                Interlocked.Increment(ref _errors);
+                _lastError = e;
+            }
+            progress = cache.Defrag.SlabsFreed != freedBefore || cache.Defrag.ObjectsMoved + cache.Defrag.ObjectsFreed != movedBefore;
+        }
+        if (!progress) state.BackoffUntil = now + MsToTicks(settings.IntervalMs);
+        long cost = Math.Max(0, OsThreadClock.NowNanoseconds() - cpu0);
+        double share = settings.CpuShareFor(waste);
+        long sleep = (long)(cost * (100 - share) / share);
+        Interlocked.Add(ref _cpuNs, cost);
+        Interlocked.Increment(ref _steps);
+        if (cost > Interlocked.Read(ref _longestStepNs)) Interlocked.Exchange(ref _longestStepNs, cost);
+        Interlocked.Add(ref cache.Defrag._bgCpuNs, cost);
+        Interlocked.Increment(ref cache.Defrag._bgSteps);
+        return new Iteration(cache, node, cost, share, sleep, progress);
+    }
+
+    private static void SetRunning(KmemCache cache, CacheState state, bool running)
+    {
+        state.Running = running;
+        state.BackoffUntil = 0;
+        if (!running) state.Last = null;
+        cache.ActiveDefragRunning = running;
+    }
+
+    /// <summary>Wasted object capacity in percent of objects in use (10000 when slabs hold no object at all).</summary>
+    internal static double Waste(CacheStatistics st)
+    {
+        if (st.Objects <= 0) return st.TotalObjects > 0 ? 10_000 : 0;
+        return (st.TotalObjects - st.Objects) * 100.0 / st.Objects;
+    }
+
+    private static long MsToTicks(int ms) => ms * Stopwatch.Frequency / 1000;
+
+    /// <summary>Stops the thread (waits for the current step to finish) and clears the caches' running flags.</summary>
+    public void Dispose()
+    {
+        if (_stop.IsCancellationRequested) return;
+        _stop.Cancel();
+        _thread?.Join();
+        lock (_states)
+            foreach (var (cache, state) in _states) SetRunning(cache, state, false);
+        _allocator.BackgroundDefragStopped(this);
+        _stop.Dispose();
+    }
+}
