@@ -4,19 +4,19 @@ using Spectre.Console;
 namespace Slub.Cli.TestModules;
 
 /// <summary>
-/// The <c>--interactive</c> console of <c>slub test-module smo</c>: reads the module's commands from stdin,
-/// runs each exactly as a write to <c>smo/callfn</c> would, and prints the module's new log lines and the
-/// cache's figures (the numbers the series' Python suite checks) after each one.
+/// The <c>--interactive</c> console of <c>slub test-module smo|xarray</c>: reads the module's commands from
+/// stdin, runs each exactly as a write to its control file would, and prints the module's new log lines and
+/// its caches' figures (the numbers the series' Python suite checks) after each one.
 /// </summary>
 internal sealed class InteractiveConsole
 {
-    private readonly SmoTestModule _module;
+    private readonly IHostedModule _module;
     private readonly SlabAllocator _allocator;
     private readonly string _socket;
     private readonly IAnsiConsole _out;
     private int _logSeen;
 
-    public InteractiveConsole(SmoTestModule module, SlabAllocator allocator, string socket, IAnsiConsole? output = null)
+    public InteractiveConsole(IHostedModule module, SlabAllocator allocator, string socket, IAnsiConsole? output = null)
     {
         _module = module;
         _allocator = allocator;
@@ -29,14 +29,15 @@ internal sealed class InteractiveConsole
     /// <summary>Reads commands until end of input or <c>quit</c>.</summary>
     public void Run()
     {
-        _out.MarkupLine($"[bold]SMO test module[/]: cache [green]{SmoTestModule.CacheName}[/], slub_debug {Markup.Escape(DebugText())}, live endpoint {Markup.Escape(_socket)}");
+        string caches = string.Join(", ", _module.Caches.Select(c => $"[green]{Markup.Escape(c.Name)}[/]"));
+        _out.MarkupLine($"[bold]{Markup.Escape(_module.Title)}[/]: cache{(_module.Caches.Count == 1 ? "" : "s")} {caches}, slub_debug {Markup.Escape(DebugText())}, live endpoint {Markup.Escape(_socket)}");
         _out.MarkupLine("Type [bold]help[/] for the commands.");
         _logSeen = _allocator.Log.Lines().Length;
         ShowLog();
         ShowState();
         while (true)
         {
-            _out.Markup("[bold]smo>[/] ");
+            _out.Markup($"[bold]{Markup.Escape(_module.Directory)}>[/] ");
             string? line = Console.In.ReadLine();
             if (line is null) { _out.WriteLine(); return; }
             line = line.Trim();
@@ -66,10 +67,10 @@ internal sealed class InteractiveConsole
                 _out.Write(_module.DescribeObjects());
                 return true;
             case "shrink":
-                Run(() => _module.Cache.Shrink(), $"{SmoTestModule.CacheName}/shrink");
+                foreach (var c in _module.Caches) Run(() => c.Shrink(), $"{c.Name}/shrink");
                 return true;
         }
-        Run(() => _module.Write(line), SmoTestModule.CallfnPath);
+        Run(() => _module.Write(line), _module.ControlPath);
         return true;
     }
 
@@ -101,12 +102,17 @@ internal sealed class InteractiveConsole
 
     private void ShowState()
     {
-        var c = _module.Cache;
-        if (!_allocator.Caches.Contains(c)) { _out.MarkupLine("[grey](cache destroyed)[/]"); return; }
+        foreach (var c in _module.Caches) ShowCache(c);
+        _out.MarkupLine($"  {Markup.Escape(_module.Summary())}");
+    }
+
+    private void ShowCache(KmemCache c)
+    {
+        if (!_allocator.Caches.Contains(c)) { _out.MarkupLine($"[grey]({Markup.Escape(c.Name)}: cache destroyed)[/]"); return; }
         var st = c.GetStatistics();
-        _out.MarkupLine($"  [bold]{SmoTestModule.CacheName}[/]: objects [bold]{st.Objects}[/] of {st.TotalObjects} slots, " +
+        _out.MarkupLine($"  [bold]{Markup.Escape(c.Name)}[/]: objects [bold]{st.Objects}[/] of {st.TotalObjects} slots, " +
                         $"slabs [bold]{st.Slabs}[/] (full {st.Slabs - st.Partial}, partial {st.Partial}, cpu {st.CpuSlabs})");
-        _out.MarkupLine($"  objs_per_slab {st.ObjectsPerSlab}, movable {(c.IsMovable ? "[green]yes[/]" : "no")}, listed by the module {_module.ListedObjects}");
+        _out.MarkupLine($"  objs_per_slab {st.ObjectsPerSlab}, movable {(c.IsMovable ? "[green]yes[/]" : "no")}");
         var occupancy = c.SlabOccupancy();
         if (occupancy.Count > 0)
         {
@@ -121,20 +127,17 @@ internal sealed class InteractiveConsole
     {
         var t = new Table().Border(TableBorder.Simple).AddColumns("command", "what it does");
         void Row(string command, string what) => t.AddRow(Markup.Escape(command), Markup.Escape(what));
-        Row("enable", "make smo_test movable (set up the migrate callback)");
-        Row("alloc [N [NODE]]", "allocate N objects (default 1), on NODE if given; appended to the module's list");
-        Row("free [N [POS]]", "free N objects (default 1; 0 = all) starting at list position POS (default 0, the oldest)");
-        Row("test [NR [KEEP]]", "the module's self test: NR objects (1000), keep every KEEP-th (10), shrink, check ids");
-        Row("shrink", "write 1 to smo_test/shrink (what slabinfo smo_test -s does)");
-        Row("stats | objects | log", "show the figures / the module's list / the whole log");
+        foreach (var (command, what) in _module.Help) Row(command, what);
+        Row("shrink", "write 1 to the shrink file of " + string.Join(", then ", _module.Caches.Select(c => c.Name)) + " (what slabinfo CACHE -s does)");
+        Row("stats | objects | log", "show the figures / the module's objects / the whole log");
         Row("help | quit", "this table / unload the module and exit");
         _out.Write(t);
-        _out.MarkupLine("The first four are the module's commands: the same text written to smo/callfn does the same.");
+        _out.MarkupLine($"The first {_module.Help.Count} are the module's commands: the same text written to {Markup.Escape(_module.ControlPath)} does the same.");
     }
 
     private string DebugText()
     {
-        var c = _module.Cache;
+        var c = _module.Caches[0];
         if (!c.IsDebug) return "off (per-CPU slabs in use: counts differ from the series')";
         var letters = "";
         if ((c.Flags & SlabFlags.ConsistencyChecks) != 0) letters += "F";

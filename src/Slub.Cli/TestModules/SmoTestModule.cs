@@ -41,7 +41,7 @@ public unsafe struct SmoObject
 /// <para>Thread-safety: every public member may be called from any thread. Commands run one at a time;
 /// migrate, which the allocator calls from whatever thread shrinks the cache, takes only the list's lock.</para>
 /// </remarks>
-public sealed unsafe class SmoTestModule : IDisposable
+public sealed unsafe class SmoTestModule : IHostedModule
 {
     public const string CacheName = "smo_test";
     public const string CallfnPath = "smo/callfn";
@@ -49,7 +49,7 @@ public sealed unsafe class SmoTestModule : IDisposable
     public const string ObjectsPath = "smo/objects";
 
     /// <summary>The value a missing argument takes (the module's <c>SMO_CMD_DEFAUT_ARG</c>).</summary>
-    public const long DefaultArg = -1;
+    public const long DefaultArg = ControlFile.DefaultArg;
 
     private readonly SlabAllocator _allocator;
     // Lock order: _cmd → slab_mutex (SetupMobility, DestroyCache) and _cmd → _list; slab_mutex → _list
@@ -58,6 +58,7 @@ public sealed unsafe class SmoTestModule : IDisposable
     private readonly Lock _cmd = new();    // one command at a time
     private readonly Lock _list = new();   // the object list; migrate takes only this
     private readonly ListHead* _objects;   // the module's global list head (LIST_HEAD(objects))
+    private readonly ControlFile _control;
     private int _count;
     private bool _unloaded;
     private bool _headFreed;
@@ -71,9 +72,24 @@ public sealed unsafe class SmoTestModule : IDisposable
         _allocator = allocator;
         _objects = (ListHead*)NativeMemory.AllocZeroed((nuint)sizeof(ListHead));
         InitListHead(_objects);
+        _control = new ControlFile(CallfnPath, "smo", s_table, Log);
         Cache = allocator.CreateCache(CacheName, sizeof(SmoObject), 0, SlabFlags.None, SmoObjectCtor);
         Log($"smo: Created kmem_cache: {CacheName}");
     }
+
+    string IHostedModule.Directory => "smo";
+    string IHostedModule.Title => "SMO test module";
+    string IHostedModule.ControlPath => CallfnPath;
+    IReadOnlyList<KmemCache> IHostedModule.Caches => [Cache];
+    string IHostedModule.Summary() => $"listed by the module {ListedObjects}";
+
+    IReadOnlyList<(string Command, string What)> IHostedModule.Help =>
+    [
+        ("enable", "make smo_test movable (set up the migrate callback)"),
+        ("alloc [N [NODE]]", "allocate N objects (default 1), on NODE if given; appended to the module's list"),
+        ("free [N [POS]]", "free N objects (default 1; 0 = all) starting at list position POS (default 0, the oldest)"),
+        ("test [NR [KEEP]]", "the module's self test: NR objects (1000), keep every KEEP-th (10), shrink, check ids"),
+    ];
 
     /// <summary>Number of objects on the module's list.</summary>
     public int ListedObjects
@@ -204,10 +220,8 @@ public sealed unsafe class SmoTestModule : IDisposable
 
     // ------------------------------------------------------------------ the control file
 
-    private sealed record CommandSpec(string Name, string Usage, string[] ArgNames);
-
     // The module's table, in its order. No command may be a prefix of another (the module's rule).
-    private static readonly CommandSpec[] s_table =
+    private static readonly ControlFile.CommandSpec[] s_table =
     [
         new("enable", "enable", []),
         new("alloc", "alloc [N [NODE]]", ["N", "NODE"]),
@@ -228,21 +242,11 @@ public sealed unsafe class SmoTestModule : IDisposable
     /// ENOENT: the module is unloaded.</exception>
     public void Write(string text)
     {
-        if (text.Length == 0) throw Refuse(Errno.EINVAL, "empty command");
-        if (text[^1] == '\n') text = text[..^1];
-        string[] words = text.Split(' ');
-        string cmd = words[0];
-        var spec = s_table.FirstOrDefault(c => c.Name == cmd);
+        _control.RefuseEmpty(text);
         lock (_cmd)
         {
             if (_unloaded) throw new SysfsException(Errno.ENOENT, CallfnPath, "module unloaded");
-            if (spec is null) throw Refuse(Errno.EINVAL, $"failed to call function for cmd: {cmd}");
-            int given = words.Length - 1;
-            if (given > spec.ArgNames.Length)
-                throw Refuse(Errno.EINVAL, $"smo: {cmd} takes at most {spec.ArgNames.Length} argument{(spec.ArgNames.Length == 1 ? "" : "s")}, got {given}, command not run. Usage: {spec.Usage}");
-            var args = new long[spec.ArgNames.Length];
-            Array.Fill(args, DefaultArg);
-            for (int i = 0; i < given; i++) args[i] = ParseArg(cmd, words[i + 1]);
+            var (cmd, args) = _control.Parse(text);
             switch (cmd)
             {
                 case "enable": Enable(); break;
@@ -253,31 +257,10 @@ public sealed unsafe class SmoTestModule : IDisposable
         }
     }
 
-    /// <summary>Logs <paramref name="message"/> and returns the exception that carries it to the writer.</summary>
-    private SysfsException Refuse(Errno errno, string message)
-    {
-        Log(message);
-        return new SysfsException(errno, CallfnPath, message);
-    }
+    private SysfsException Refuse(Errno errno, string message) => _control.Refuse(errno, message);
 
-    // kstrtol(s, 10): optional sign, decimal digits, nothing else. The value must fit the module's int arguments.
-    private long ParseArg(string cmd, string word)
-    {
-        int digits = word.StartsWith('+') || word.StartsWith('-') ? 1 : 0;
-        if (word.Length == digits || word.AsSpan(digits).ContainsAnyExcept("0123456789"))
-            throw Refuse(Errno.EINVAL, $"failed to convert arg, command not run. ({word})");
-        if (!long.TryParse(word, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long v) || v < int.MinValue || v > int.MaxValue)
-            throw Refuse(Errno.ERANGE, $"smo: {cmd}: number out of range, command not run. ({word})");
-        return v;
-    }
-
-    private long CheckRange(string cmd, string name, long value, long max, string defaultText)
-    {
-        if (value == DefaultArg) return value;
-        if (value < 0 || value > max)
-            throw Refuse(Errno.ERANGE, $"smo: {cmd}: {name} out of range: {value} (0..{max}, or -1 for {defaultText}), command not run");
-        return value;
-    }
+    private long CheckRange(string cmd, string name, long value, long max, string defaultText) =>
+        _control.CheckRange(cmd, name, value, max, defaultText);
 
     private void Enable()
     {

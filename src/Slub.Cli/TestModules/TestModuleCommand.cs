@@ -5,21 +5,38 @@ using Slub.Sysfs;
 namespace Slub.Cli.TestModules;
 
 /// <summary>
-/// <c>slub test-module smo</c>: hosts the series' SMO test module in this process and serves its control
-/// files next to the slab attribute tree on the live endpoint, until told to exit.
+/// <c>slub test-module smo|xarray</c>: hosts one of the series' test modules in this process and serves its
+/// control files next to the slab attribute tree on the live endpoint, until told to exit. The host (options,
+/// endpoint, <c>DIR/unload</c>, signals, stdin watch, console) is the same for every module.
 /// </summary>
 internal static class TestModuleCommand
 {
+    /// <summary>The SMO module's unload file (every module has <c>DIR/unload</c>).</summary>
     public const string UnloadPath = "smo/unload";
 
     public static Command Create()
     {
         var cmd = new Command("test-module", "Host one of the series' kernel test modules in this process, driven through its control files on the live endpoint.");
-        cmd.Subcommands.Add(CreateSmo());
+        cmd.Subcommands.Add(CreateModule("smo",
+            "The SMO test module (slub_defrag.c, the series' patch 07): cache smo_test (56-byte objects, constructor, migrate callback) " +
+            "and the control file smo/callfn taking 'enable', 'alloc N [NODE]', 'free N [POS]', 'test [NR [KEEP]]'. " +
+            "Runs with slub_debug=FZPU by default so that the series' expected numbers hold. Prints the socket path on the first line " +
+            "of stdout when ready. Other files: smo/log (the module's messages; the dmesg stand-in), smo/objects (the module's list), " +
+            "smo/unload (write 1 to unload and exit). Also exits on SIGTERM/SIGINT, and when stdin is a pipe that reaches end of file. " +
+            "See docs/test-modules.md.",
+            a => new SmoTestModule(a)));
+        cmd.Subcommands.Add(CreateModule("xarray",
+            "The XArray test module (slub_defrag_xarray.c, the series' patch 11): cache smox_test (8-byte things, constructor, migrate " +
+            "callback that re-stores the moved thing in the array) and the XArray 'things', whose nodes live in the movable xa_node cache. " +
+            "At load it stores 10000 things and erases all but every 6th, leaving both caches sparse for shrinking " +
+            "(WRITE xa_node/shrink, smox_test/shrink). Control file smo_xarray/callfn (ours) taking 'test [NR [KEEP]]' and 'clear'. " +
+            "Other files: smo_xarray/log, smo_xarray/things (index and id of every entry), smo_xarray/unload. Same host options as smo. " +
+            "See docs/test-modules.md.",
+            a => new XArrayTestModule(a)));
         return cmd;
     }
 
-    private static Command CreateSmo()
+    private static Command CreateModule(string name, string description, Func<SlabAllocator, IHostedModule> load)
     {
         var interactive = new Option<bool>("--interactive", "-i")
         {
@@ -46,29 +63,24 @@ internal static class TestModuleCommand
             DefaultValueFactory = _ => 256,
         };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not copy the module's log to stderr." };
-        var cmd = new Command("smo",
-            "The SMO test module (slub_defrag.c, the series' patch 07): cache smo_test (56-byte objects, constructor, migrate callback) " +
-            "and the control file smo/callfn taking 'enable', 'alloc N [NODE]', 'free N [POS]', 'test [NR [KEEP]]'. " +
-            "Runs with slub_debug=FZPU by default so that the series' expected numbers hold. Prints the socket path on the first line " +
-            "of stdout when ready. Other files: smo/log (the module's messages; the dmesg stand-in), smo/objects (the module's list), " +
-            "smo/unload (write 1 to unload and exit). Also exits on SIGTERM/SIGINT, and when stdin is a pipe that reaches end of file. " +
-            "See docs/test-modules.md.")
+        var cmd = new Command(name, description)
         {
             interactive, socket, slubDebug, nodes, memory, quiet,
         };
-        cmd.SetAction(pr => RunSmo(new HostSettings(pr.GetValue(interactive), pr.GetValue(socket), pr.GetValue(slubDebug)!,
+        cmd.SetAction(pr => Run(name, load, new HostSettings(pr.GetValue(interactive), pr.GetValue(socket), pr.GetValue(slubDebug)!,
             pr.GetValue(nodes), pr.GetValue(memory), pr.GetValue(quiet))));
         return cmd;
     }
 
     internal sealed record HostSettings(bool Interactive, string? Socket, string SlubDebug, int Nodes, int MemoryMb, bool Quiet);
 
-    private static int RunSmo(HostSettings s)
+    private static int Run(string name, Func<SlabAllocator, IHostedModule> load, HostSettings s)
     {
-        if (s.Nodes is < 1 or > 64) return Usage("--nodes must be 1..64");
-        if (s.MemoryMb < 4 || s.MemoryMb % 4 != 0 || s.MemoryMb > 64 * 1024) return Usage("--memory-mb must be a multiple of 4 in 4..65536");
+        string me = $"slub test-module {name}";
+        if (s.Nodes is < 1 or > 64) return Usage(me, "--nodes must be 1..64");
+        if (s.MemoryMb < 4 || s.MemoryMb % 4 != 0 || s.MemoryMb > 64 * 1024) return Usage(me, "--memory-mb must be a multiple of 4 in 4..65536");
         try { SlubDebugOption.Parse(s.SlubDebug); }
-        catch (FormatException e) { return Usage($"--slub-debug: {e.Message}"); }
+        catch (FormatException e) { return Usage(me, $"--slub-debug: {e.Message}"); }
 
         using var allocator = new SlabAllocator(new SlabOptions
         {
@@ -80,20 +92,21 @@ internal static class TestModuleCommand
         var exit = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         if (!s.Quiet && !s.Interactive) allocator.Log.LineWritten += line => Console.Error.WriteLine(line);
 
-        var module = new SmoTestModule(allocator);
+        var module = load(allocator);
         LiveEndpoint endpoint;
         try { endpoint = allocator.OpenLiveEndpoint(allowWrites: true, socketPath: s.Socket); }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"slub test-module smo: cannot open the live endpoint: {e.Message}");
+            Console.Error.WriteLine($"{me}: cannot open the live endpoint: {e.Message}");
             module.Dispose();
             return 1;
         }
         module.Register(endpoint);
-        endpoint.AddFile(UnloadPath, null, value =>
+        string unloadPath = $"{module.Directory}/unload";
+        endpoint.AddFile(unloadPath, null, value =>
         {
-            if (value.TrimEnd('\n') != "1") throw new SysfsException(Errno.EINVAL, UnloadPath, "write 1 to unload the module and exit");
-            exit.TrySetResult("unloaded through " + UnloadPath);
+            if (value.TrimEnd('\n') != "1") throw new SysfsException(Errno.EINVAL, unloadPath, "write 1 to unload the module and exit");
+            exit.TrySetResult("unloaded through " + unloadPath);
         });
 
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; exit.TrySetResult("SIGTERM"); });
@@ -114,10 +127,10 @@ internal static class TestModuleCommand
                 }
                 catch (Exception e)
                 {
-                    Console.Error.WriteLine($"slub test-module smo: console failed: {e}");
+                    Console.Error.WriteLine($"{me}: console failed: {e}");
                     exit.TrySetResult("console failed");
                 }
-            }) { IsBackground = true, Name = "smo console" };
+            }) { IsBackground = true, Name = $"{name} console" };
             loop.Start();
         }
         else if (StdinIsPipe())
@@ -137,12 +150,12 @@ internal static class TestModuleCommand
         }
 
         string reason = exit.Task.GetAwaiter().GetResult();
-        if (!s.Quiet) Console.Error.WriteLine($"slub test-module smo: exiting ({reason})");
+        if (!s.Quiet) Console.Error.WriteLine($"{me}: exiting ({reason})");
         int rc = reason == "console failed" ? 1 : 0;
         try { module.Dispose(); }
         catch (CacheBusyException e)
         {
-            Console.Error.WriteLine($"slub test-module smo: {e.Message}");
+            Console.Error.WriteLine($"{me}: {e.Message}");
             rc = 1;
         }
         // Let the reply to an unload write reach its peer before the socket goes.
@@ -151,9 +164,9 @@ internal static class TestModuleCommand
         return rc;
     }
 
-    private static int Usage(string message)
+    private static int Usage(string me, string message)
     {
-        Console.Error.WriteLine($"slub test-module smo: {message}");
+        Console.Error.WriteLine($"{me}: {message}");
         return 2;
     }
 

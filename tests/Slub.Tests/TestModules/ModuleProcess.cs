@@ -87,7 +87,7 @@ internal sealed class LiveClient : IDisposable
 }
 
 /// <summary>
-/// One run of <c>slub test-module smo</c> in its own process ("insmod"), driven only through its live
+/// One run of <c>slub test-module smo</c> (or another module, <see cref="StartModule"/>) in its own process ("insmod"), driven only through its live
 /// endpoint, and stopped through <c>smo/unload</c> ("rmmod"). Runs the Slub.Cli build next to the test
 /// assembly (tests/Slub.Tests references src/Slub.Cli, so its dll is copied there).
 /// </summary>
@@ -118,7 +118,7 @@ internal sealed class ModuleProcess : IDisposable
 
     public static string CliDll => Path.Combine(AppContext.BaseDirectory, "Slub.Cli.dll");
 
-    private ModuleProcess(string[] extraArgs)
+    private ModuleProcess(string module, string[] extraArgs)
     {
         SocketPath = Path.Combine(Path.GetTempPath(), $"smo-t{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}.sock");
         var psi = new ProcessStartInfo("dotnet")
@@ -130,7 +130,8 @@ internal sealed class ModuleProcess : IDisposable
         };
         psi.ArgumentList.Add(CliDll);
         psi.ArgumentList.Add("test-module");
-        psi.ArgumentList.Add("smo");
+        psi.ArgumentList.Add(module);
+        Directory = module == "xarray" ? "smo_xarray" : module;
         psi.ArgumentList.Add("--socket");
         psi.ArgumentList.Add(SocketPath);
         foreach (string a in extraArgs) psi.ArgumentList.Add(a);
@@ -158,7 +159,13 @@ internal sealed class ModuleProcess : IDisposable
     }
 
     /// <summary>Starts <c>slub test-module smo</c> with <paramref name="extraArgs"/> and waits until it serves its socket.</summary>
-    public static ModuleProcess Start(params string[] extraArgs) => new(extraArgs);
+    public static ModuleProcess Start(params string[] extraArgs) => new("smo", extraArgs);
+
+    /// <summary>Starts <c>slub test-module MODULE</c> with <paramref name="extraArgs"/> and waits until it serves its socket.</summary>
+    public static ModuleProcess StartModule(string module, params string[] extraArgs) => new(module, extraArgs);
+
+    /// <summary>The module's directory on the endpoint (<c>smo</c>, <c>smo_xarray</c>).</summary>
+    public string Directory { get; }
 
     public LiveClient Client => _client ??= new LiveClient(SocketPath);
 
@@ -166,23 +173,26 @@ internal sealed class ModuleProcess : IDisposable
 
     public StreamWriter StandardInput => _process.StandardInput;
 
-    /// <summary><c>echo CMD &gt; /sys/kernel/debug/smo/callfn</c>: the command plus echo's newline.</summary>
-    public WriteReply Callfn(string command) => Client.Write("smo/callfn", command + "\n");
+    /// <summary><c>echo CMD &gt; /sys/kernel/debug/DIR/callfn</c>: the command plus echo's newline.</summary>
+    public WriteReply Callfn(string command) => Client.Write($"{Directory}/callfn", command + "\n");
 
     /// <summary>The first number of <c>smo_test/ATTR</c> (the Python suite's <c>get_sysfs_value</c>: "20 N0=20" gives 20).</summary>
-    public long SysfsValue(string attr)
+    public long SysfsValue(string attr) => SysfsValue("smo_test", attr);
+
+    /// <summary>The first number of <c>CACHE/ATTR</c>.</summary>
+    public long SysfsValue(string cache, string attr)
     {
-        string line = Client.Read($"smo_test/{attr}");
+        string line = Client.Read($"{cache}/{attr}");
         return long.Parse(line.Split(' ')[0].Trim());
     }
 
     /// <summary>The module's log lines (the dmesg stand-in).</summary>
-    public string[] LogLines() => Client.Read("smo/log").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    public string[] LogLines() => Client.Read($"{Directory}/log").Split('\n', StringSplitOptions.RemoveEmptyEntries);
 
-    /// <summary>"rmmod": writes 1 to <c>smo/unload</c> and waits for the process to exit; returns its exit code.</summary>
+    /// <summary>"rmmod": writes 1 to <c>DIR/unload</c> and waits for the process to exit; returns its exit code.</summary>
     public int Unload()
     {
-        try { Client.Write("smo/unload", "1"); }
+        try { Client.Write($"{Directory}/unload", "1"); }
         catch (IOException) { }   // the reply may be cut off by the exit
         return WaitForExit();
     }
