@@ -17,7 +17,7 @@ internal static class ReplayCommand
         var ratio = new Option<int?>("--defrag-used-ratio") { Description = "Run the reclaim-path defrag with this defrag_used_ratio (0..100) instead of kmem_cache_shrink." };
         var movable = new Option<string?>("--movable") { Description = "Treat only caches matching this regular expression as movable (default: all)." };
         var skipBad = new Option<bool>("--skip-bad") { Description = "Count malformed lines and report them at the end instead of stopping." };
-        var plot = new Option<string?>("--plot") { Description = "Write an SVG of slabs held vs. slabs needed over the trace for the top caches, with the pages defrag recovers." };
+        var plot = new Option<string?>("--plot") { Description = "Write an SVG or PNG (by the file name's extension) of slabs held vs. slabs needed over the trace for the top caches, with the pages defrag recovers." };
         var policy = new Option<string>("--policy") { Description = "Defrag policy of the what-if: fill-fullest (ours), empty-all (the series'), or both.", DefaultValueFactory = _ => "fill-fullest" };
         policy.AcceptOnlyFromAmong("fill-fullest", "empty-all", "both");
         var cpus = new Option<int?>("--cpus") { Description = "CPUs of the traced machine (default: the trace's '#P:' header, else this machine's)." };
@@ -37,10 +37,8 @@ internal static class ReplayCommand
         plot.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<string?>() is not string s) return;
-            if (s.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
-                r.AddError("--plot: PNG is not supported (it would need an image library); write an .svg and convert it if you need PNG");
-            else if (!s.EndsWith(".svg", StringComparison.OrdinalIgnoreCase))
-                r.AddError("--plot: the file name must end in .svg");
+            if (!ReplayPlot.IsSupported(s))
+                r.AddError($"--plot: unsupported image format {(Path.GetExtension(s) is { Length: > 0 } ext ? $"'{ext}'" : "(no extension)")}: the file name must end in .svg or .png");
         });
 
         var cmd = new Command("replay", "Replay a real kernel slab trace and report, per cache, the slabs held vs. needed and what SMO defrag would recover.")
@@ -99,7 +97,7 @@ internal static class ReplayCommand
             else ReplayReportWriter.WriteTables(result, stdout);
             if (a.Plot is not null)
             {
-                File.WriteAllText(a.Plot, ReplayPlot.Svg(result));
+                ReplayPlot.Write(result, a.Plot);
                 if (!a.Json) stdout.WriteLine($"plot written to {a.Plot}");
             }
             return 0;

@@ -55,10 +55,29 @@ public class ReplayCliTests
     }
 
     [Fact]
-    public void PngPlotIsRefusedClearly()
+    public void PngPlotIsWrittenAndValid()
     {
-        var (code, _, stderr) = Run(null, Fixtures.SampleTrace, "--plot", "out.png");
+        var path = Path.Combine(Path.GetTempPath(), $"replay-plot-{Environment.ProcessId}.png");
+        try
+        {
+            var (code, stdout, stderr) = Run(null, Fixtures.SampleTrace, "--cpus", "2", "--caches", "^(dentry|shmem_inode_cache)$", "--plot", path);
+            Assert.True(code == 0, stderr);
+            Assert.Contains($"plot written to {path}", stdout);
+            var png = PngFile.Read(File.ReadAllBytes(path));
+            Assert.Equal((1040, 260), (png.Width, png.Height));
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Theory]
+    [InlineData("out.gif", "'.gif'")]
+    [InlineData("out", "(no extension)")]
+    public void UnknownPlotFormatIsRefusedClearly(string file, string named)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"replay-plot-{Environment.ProcessId}-{file}");
+        var (code, _, stderr) = Run(null, Fixtures.SampleTrace, "--plot", path);
         Assert.NotEqual(0, code);
-        Assert.Contains("PNG is not supported", stderr);
+        Assert.Contains($"--plot: unsupported image format {named}: the file name must end in .svg or .png", stderr);
+        Assert.False(File.Exists(path));
     }
 }
