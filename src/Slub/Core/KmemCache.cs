@@ -235,8 +235,9 @@ public sealed unsafe partial class KmemCache
         if (m is not null && slab.List != SlabList.Isolated)
         {
             Volatile.Write(ref m.Busy, 1);
-            int n = m.Count;
-            if (Volatile.Read(ref m.FlushRequest) == 0 && n < m.Slots.Length)
+            // Read the magazine only after the request: a flush may have drained it between our Busy store
+            // and this check, and then only the acquiring read of FlushRequest makes its Count = 0 visible.
+            if (Volatile.Read(ref m.FlushRequest) == 0 && m.Count is var n && n < m.Slots.Length)
             {
                 if (n > 0 && m.Slots[n - 1] == obj)
                 {

@@ -13,7 +13,9 @@ namespace Slub;
 /// every thread execute a full fence at some point synchronised with it — and then waits for Busy to be 0.
 /// Whichever side of that fence the owner's check falls on, either the owner sees the request and goes
 /// around the magazine, or the flusher sees Busy and waits. While the request stands the owner uses the
-/// per-CPU path; the flusher empties the magazine and clears the request.</para>
+/// per-CPU path; the flusher empties the magazine and clears the request. A drain can also complete
+/// between the owner's Busy store and its check (the flusher saw Busy still 0); the owner then reads the
+/// cleared request, so it must read Count and Slots only after that acquiring read, never before.</para>
 /// <para><b>Accounting.</b> Objects in a magazine are allocated as far as their slabs know, exactly as
 /// objects in a kernel sheaf are; <see cref="KmemCache.FlushAll"/> returns them first.</para>
 /// <para><b>Trimming.</b> A magazine holds at most <see cref="Capacity"/> objects; a full one hands half back
