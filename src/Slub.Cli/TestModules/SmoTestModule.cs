@@ -110,12 +110,7 @@ public sealed unsafe class SmoTestModule : IHostedModule
     private void Log(string line) => _allocator.Log.Write(line);
 
     /// <summary>The allocator's log, one message per line: the <c>smo/log</c> file.</summary>
-    public string ReadLog()
-    {
-        var sb = new StringBuilder();
-        foreach (string line in _allocator.Log.Lines()) sb.Append(line).Append('\n');
-        return sb.ToString();
-    }
+    public string ReadLog() => _allocator.Log.Text();
 
     /// <summary>The <c>smo/objects</c> file: the module's list from head to tail, one <c>position id node</c> line per object.</summary>
     public string DescribeObjects()

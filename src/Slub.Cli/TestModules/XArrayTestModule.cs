@@ -122,12 +122,7 @@ public sealed unsafe class XArrayTestModule : IHostedModule
     private void Log(string line) => _allocator.Log.Write(line);
 
     /// <summary>The allocator's log, one message per line: the <c>smo_xarray/log</c> file.</summary>
-    public string ReadLog()
-    {
-        var sb = new StringBuilder();
-        foreach (string line in _allocator.Log.Lines()) sb.Append(line).Append('\n');
-        return sb.ToString();
-    }
+    public string ReadLog() => _allocator.Log.Text();
 
     /// <summary>The <c>smo_xarray/things</c> file: one <c>index id</c> line per entry, in index order.</summary>
     public string DescribeThings()

@@ -29,6 +29,14 @@ public sealed class AllocatorLog
     {
         lock (_lines) return _lines.ToArray();
     }
+
+    /// <summary>The retained lines as one text, each ending in a newline (what a dmesg-like file reads).</summary>
+    public string Text()
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (string line in Lines()) sb.Append(line).Append('\n');
+        return sb.ToString();
+    }
 }
 
 /// <summary>Interns call-site names for store_user tracks (the kernel's stack depot, one frame deep).</summary>
