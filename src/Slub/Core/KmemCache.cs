@@ -251,6 +251,7 @@ public sealed unsafe partial class KmemCache
             }
             Volatile.Write(ref m.Busy, 0);
         }
+        if (slab.List == SlabList.Isolated && FreeToIsolated(slab, obj)) return;
         if (slab.List == SlabList.Isolated) FreeTo(_cpus[_allocator.CurrentCpu()], obj, slab);
         else FreeMagazineSlow(obj, slab);
     }
@@ -260,6 +261,32 @@ public sealed unsafe partial class KmemCache
     {
         if ((uint)cpu >= (uint)_cpus.Length) throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPUs: 0..{_cpus.Length - 1}");
         FreeTo(_cpus[cpu], obj, SlabOf(obj));
+    }
+
+    /// <summary>
+    /// A free into a slab the defragmenter has isolated (typically migrate freeing the old copy): while the
+    /// slab stays frozen and isolated, the slot just goes back onto its free list under the slab lock — no
+    /// CPU lock, no list work. Returns false if the slab was put back meanwhile (the caller takes the CPU path).
+    /// </summary>
+    private bool FreeToIsolated(Slab slab, nint obj)
+    {
+        SpinLockWord.Enter(ref slab.LockWord);
+        if (!slab.Frozen || slab.List != SlabList.Isolated)
+        {
+            SpinLockWord.Exit(ref slab.LockWord);
+            return false;
+        }
+        nint prior = slab.Freelist;
+        if (prior == obj)
+        {
+            SpinLockWord.Exit(ref slab.LockWord);
+            throw new InvalidFreeException(Name, obj, $"kmem_cache_free({Name}): double free of object 0x{obj:x} (already first on {slab})");
+        }
+        *(nint*)(obj + _fpOffset) = prior;
+        slab.Freelist = obj;
+        slab.Inuse--;
+        SpinLockWord.Exit(ref slab.LockWord);
+        return true;
     }
 
     /// <summary>The CPU path: push onto the CPU free list when the object belongs to the CPU slab. <paramref name="slab"/> is <c>SlabOf(obj)</c>, already checked.</summary>

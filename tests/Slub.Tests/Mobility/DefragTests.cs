@@ -227,6 +227,36 @@ public unsafe class DefragTests
     }
 
     [Fact]
+    public void AFreeIntoAnIsolatedSlabGoesStraightBackAndADoubleFreeThereIsCaught()
+    {
+        using var a = TestAllocator.Create(cpus: 1);
+        var c = a.CreateCache("iso_free", 64, ctor: p => *(long*)p = 0);
+        Exception? second = null;
+        c.SetupMobility(null, (cache, objs, node, state, results) =>
+        {
+            for (int i = 0; i < objs.Length; i++)
+            {
+                cache.Free(objs[i]);                      // freed, not moved: the slab can empty
+                results[i] = MigrateResult.Freed;
+                if (i == 0 && second is null)
+                {
+                    nint again = objs[0];
+                    second = Record.Exception(() => cache.Free(again));
+                }
+            }
+        });
+        var all = Enumerable.Range(0, c.ObjectsPerSlab * 4).Select(_ => c.Alloc()).ToList();
+        for (int i = 0; i < all.Count; i++) if (i % 8 != 0) c.Free(all[i]);
+        c.Shrink(DefragPolicy.EmptyAllCandidates);   // every partial slab is a source: every kept object is offered
+        Assert.IsType<InvalidFreeException>(second);
+        Assert.Contains("double free", second!.Message);
+        c.FlushAll();
+        Assert.Equal(0, c.GetStatistics().Objects);      // every kept object was freed by the callback
+        Assert.True(c.Defrag.ObjectsFreed > 0);
+        Assert.Empty(c.Validate());
+    }
+
+    [Fact]
     public void MobilityNeedsAConstructor()
     {
         using var a = TestAllocator.Create();
