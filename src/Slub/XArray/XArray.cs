@@ -161,8 +161,16 @@ public sealed unsafe partial class XArray : IDisposable
     public int GetOrder(ulong index)
     {
         using var rs = _rcu.EnterRead();
-        ulong e = Walk(index, out var n, out int off);
-        return e == 0 || n == null ? 0 : EntryOrder(n, off);
+        while (true)
+        {
+            ulong e = Walk(index, out var n, out int off);
+            if (e == 0 || n == null) return 0;
+            int order = EntryOrder(n, off);
+            // A node that is migrated or freed under this reader has its slots turned into retry entries, first
+            // to last. If the entry's own slot still holds it after the siblings were counted, the count came
+            // from a live node; otherwise a sibling may have read as a retry entry and the order be too small.
+            if (XaNode.ReadSlot(n, off) == e) return order;
+        }
     }
 
     /// <summary>Order of the entry whose canonical slot is (<paramref name="n"/>, <paramref name="off"/>).</summary>
