@@ -240,8 +240,15 @@ public unsafe struct XaState
     }
 
     /// <summary><c>xas_get_order</c>: order of the entry the cursor is on.</summary>
-    public int GetOrder() =>
-        _status == Status.Positioned && _node != null && XaNode.ReadSlot(_node, _offset) != 0 ? XArray.EntryOrder(_node, _offset) : 0;
+    public int GetOrder()
+    {
+        if (_status != Status.Positioned || _node == null) return 0;
+        ulong e = XaNode.ReadSlot(_node, _offset);
+        if (e == 0) return 0;
+        int order = XArray.EntryOrder(_node, _offset);
+        // The node may have been migrated meanwhile (its slots turn into retry entries): then ask the array.
+        return XaNode.ReadSlot(_node, _offset) == e && e != XaCodec.RetryEntry ? order : _xa.GetOrder(Index);
+    }
 
     /// <summary><c>xas_get_mark</c> on the current entry.</summary>
     public bool GetMark(XaMark mark) =>
