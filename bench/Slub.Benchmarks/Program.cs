@@ -28,6 +28,7 @@ public static class Program
             case ["--fastpath-cpu-time"]: FastPathCostProbe.Run(); return 0;
             case ["--defrag-cpu-time"]: DefragCpuTimeProbe.Run(); return 0;
             case ["--xarray-cpu-time"]: XArrayLoadProbe.Run(); return 0;
+            case ["--xarray-load-breakdown"]: XArrayLoadBreakdown.Run(); return 0;
             case ["--replay-cpu-time"]: ReplayCpuTimeProbe.Run(); return 0;
             case ["redis-defrag", ..]: return Defrag.RedisDefragScenario.Run(args);
         }

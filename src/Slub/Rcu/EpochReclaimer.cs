@@ -39,6 +39,8 @@ public sealed class EpochReclaimer
         public long Active;          // 0: quiescent; otherwise the epoch seen at the outermost EnterRead
         public int Nesting;
         public Thread? Owner;
+        /// <summary>The reclaimer this record belongs to (the thread-static cache is checked against it).</summary>
+        public EpochReclaimer? Reclaimer;
         // Padding against false sharing between readers of different threads (records are separate objects,
         // but the allocator may place them next to each other).
 #pragma warning disable CS0169
@@ -63,7 +65,7 @@ public sealed class EpochReclaimer
     private int _sinceLastPoll;
     private long _gracePeriods, _freed, _retired;
 
-    [ThreadStatic] private static EpochReclaimer? t_lastOwner;
+    // The record this thread used last (one thread-static read, then a check of its reclaimer).
     [ThreadStatic] private static ReaderRecord? t_lastRecord;
 
     /// <summary>A process-wide instance for users that do not need their own.</summary>
@@ -104,22 +106,29 @@ public sealed class EpochReclaimer
     }
 
     /// <summary>
-    /// Enters a read section and returns the thread's record, for hot paths that cannot throw inside the section
-    /// and want to avoid a second thread-static lookup and a try/finally. Pair with <see cref="ExitReadFast"/>.
+    /// Enters a read section for a short, non-throwing, non-nesting hot path (one XArray load): returns the
+    /// thread's record with its epoch published, or null if the thread is already inside a section (nothing to
+    /// do then). Pair with <see cref="ExitReadFast"/>; nothing between the two may enter a section or throw.
     /// </summary>
+    /// <remarks>
+    /// It leaves <see cref="ReaderRecord.Nesting"/> alone: incrementing and decrementing it around every load
+    /// chained each load to the previous one through a store-to-load forward of the same field (measured: 3 ns
+    /// of a 3 ns enter/exit). Reading it only feeds a predicted branch, so consecutive loads overlap.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal ReaderRecord EnterReadFast()
+    internal ReaderRecord? EnterReadFast()
     {
         var r = Record();
-        if (r.Nesting++ == 0) Volatile.Write(ref r.Active, Volatile.Read(ref _epoch));
+        if (r.Nesting != 0) return null;
+        Volatile.Write(ref r.Active, Volatile.Read(ref _epoch));
         return r;
     }
 
     /// <summary>Leaves a section entered with <see cref="EnterReadFast"/> on the same thread.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void ExitReadFast(ReaderRecord r)
+    internal static void ExitReadFast(ReaderRecord? r)
     {
-        if (--r.Nesting == 0) Volatile.Write(ref r.Active, 0);
+        if (r is not null) Volatile.Write(ref r.Active, 0);
     }
 
     /// <summary>Leaves the innermost read section; prefer disposing the scope <see cref="EnterRead"/> returned.</summary>
@@ -134,7 +143,8 @@ public sealed class EpochReclaimer
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ReaderRecord Record()
     {
-        if (ReferenceEquals(t_lastOwner, this)) return t_lastRecord!;
+        var r = t_lastRecord;
+        if (r is not null && ReferenceEquals(r.Reclaimer, this)) return r;
         return RecordSlow();
     }
 
@@ -142,7 +152,6 @@ public sealed class EpochReclaimer
     private ReaderRecord RecordSlow()
     {
         var r = _mine.Value!;
-        t_lastOwner = this;
         t_lastRecord = r;
         return r;
     }
@@ -161,7 +170,7 @@ public sealed class EpochReclaimer
                     return old;
                 }
             }
-            var r = new ReaderRecord { Owner = Thread.CurrentThread };
+            var r = new ReaderRecord { Owner = Thread.CurrentThread, Reclaimer = this };
             var grown = new ReaderRecord[_records.Length + 1];
             _records.CopyTo(grown, 0);
             grown[^1] = r;

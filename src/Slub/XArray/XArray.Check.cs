@@ -17,6 +17,7 @@ public sealed unsafe partial class XArray
         lock (_lock)
         {
             ulong head = _head;
+            if (_headWalk != PackHead(head)) Fail($"packed head 0x{_headWalk:x} does not match head 0x{head:x}");
             if (!XaCodec.IsNode(head))
             {
                 if (XaCodec.IsAdvanced(head)) Fail($"head holds {new XaEntry(head)}");
@@ -24,6 +25,7 @@ public sealed unsafe partial class XArray
                 return new TreeInfo(0, 0, head == 0 ? 0 : 1);
             }
             XaNode* root = (XaNode*)XaCodec.ToNode(head);
+            if ((byte*)&root->Slots[0] - (byte*)root != XaNode.SlotsOffset) Fail("XaNode.SlotsOffset does not match the layout");
             if (root->Parent != null) Fail("root has a parent");
             for (int m = 0; m < 3; m++)
                 if (((_headMarks >> m) & 1) != (root->Marks[m] != 0 ? 1 : 0)) Fail($"head mark {m} does not aggregate the root");

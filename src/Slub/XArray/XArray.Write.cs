@@ -88,7 +88,7 @@ public sealed unsafe partial class XArray
     /// <summary>Head holds an entry (not a node): replace it.</summary>
     private void SetHeadEntry(ulong entry)
     {
-        Volatile.Write(ref _head, entry);
+        PublishHead(entry);
         if (entry == 0) _headMarks = _trackFree ? 1 : 0;
         else if (_trackFree) _headMarks &= ~1;
     }
@@ -128,7 +128,7 @@ public sealed unsafe partial class XArray
                 }
             }
             _headMarks = RootMarks(root);
-            Volatile.Write(ref _head, XaCodec.MkNode((nint)root));
+            PublishHead(XaCodec.MkNode((nint)root));
         }
         root = (XaNode*)XaCodec.ToNode(_head);
         while (root->Shift < minShift || (root->Shift < XaCodec.MaxShift && (last >> root->Shift) > XaCodec.ChunkMask))
@@ -145,7 +145,7 @@ public sealed unsafe partial class XArray
             }
             XaNode.WriteParent(root, up);
             _headMarks = RootMarks(up);
-            Volatile.Write(ref _head, XaCodec.MkNode((nint)up));
+            PublishHead(XaCodec.MkNode((nint)up));
             root = up;
         }
         return XaError.None;
@@ -268,7 +268,7 @@ public sealed unsafe partial class XArray
             int off = n->Offset;
             if (parent == null)
             {
-                Volatile.Write(ref _head, 0);
+                PublishHead(0);
                 _headMarks = _trackFree ? 1 : 0;
                 RetireNode(n);
                 return;
@@ -300,7 +300,7 @@ public sealed unsafe partial class XArray
             for (int m = 0; m < 3; m++) if ((root->Marks[m] & 1) != 0) marks |= 1 << m;
             if (isNode) XaNode.WriteParent(((XaNode*)XaCodec.ToNode(e)), null);
             _headMarks = marks;
-            Volatile.Write(ref _head, e);
+            PublishHead(e);
             RetireNode(root);
         }
     }
@@ -420,7 +420,7 @@ public sealed unsafe partial class XArray
                 if (XaCodec.IsNode(e)) XaNode.WriteParent(((XaNode*)XaCodec.ToNode(e)), replacement);
             }
         ulong me = XaCodec.MkNode((nint)replacement);
-        if (old->Parent == null) Volatile.Write(ref _head, me);
+        if (old->Parent == null) PublishHead(me);
         else XaNode.WriteSlot(old->Parent, old->Offset, me);
         RetireNode(old);
     }

@@ -30,6 +30,12 @@ public sealed unsafe partial class XArray : IDisposable
     private readonly bool _trackFree, _zeroBusy;
     /// <summary>xa_head: null, the entry at index 0, or a node entry for the root.</summary>
     internal ulong _head;
+    /// <summary>
+    /// The head again, for <see cref="LoadRaw"/> only: when the head is a node, its shift is packed into the top
+    /// byte (node addresses leave it zero), so a load reads one word instead of the head and then the root's
+    /// shift. Written with the head by <see cref="PublishHead"/>; each word is a consistent snapshot on its own.
+    /// </summary>
+    private ulong _headWalk;
     /// <summary>Marks of the head (XA_FLAGS_MARK): the head entry's marks, or "something below is marked" for a root node.</summary>
     private int _headMarks;
     private bool _allocWrapped;
@@ -98,6 +104,9 @@ public sealed unsafe partial class XArray : IDisposable
         return (e & 1) != 0;
     }
 
+    /// <summary>The walk of <see cref="Load"/> without the read section, for the load-cost breakdown probe only.</summary>
+    internal ulong LoadRawForProbe(ulong index) => LoadRaw(index);
+
     /// <summary>
     /// The entry at <paramref name="index"/>, as <see cref="Walk"/> returns it, on the shortest path: one test
     /// per level separates user entries (returned) from internal ones, and only siblings, retry and zero
@@ -106,19 +115,23 @@ public sealed unsafe partial class XArray : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong LoadRaw(ulong index)
     {
-        ulong e = Volatile.Read(ref _head);
+        ulong e = Volatile.Read(ref _headWalk);
         if ((e & 3) != 2) return index == 0 ? e : 0;
+        int shift = (int)(e >> 56);
+        e &= 0x00FF_FFFF_FFFF_FFFF;
         if (e <= 4096) return Walk(index, out _, out _);
-        XaNode* n = (XaNode*)(e - 2);
-        int shift = n->Shift;
         if ((index >> shift) > XaCodec.ChunkMask) return 0;
         while (true)
         {
-            e = XaNode.ReadSlot(n, (int)((index >> shift) & XaCodec.ChunkMask));
+            // e is a node entry (address | 2): its slot i is at e − 2 + SlotsOffset + 8i.
+            e = Volatile.Read(ref *(ulong*)(e + (XaNode.SlotsOffset - 2) + (((index >> shift) & XaCodec.ChunkMask) << 3)));
             if ((e & 3) != 2) return e;                                   // null, value or pointer
             if (e <= 4096 || shift == 0) return Walk(index, out _, out _); // sibling, retry, zero
-            n = (XaNode*)(e - 2);                                         // a child node (errors are never stored)
-            shift = n->Shift;
+            // A child node (errors are never stored). Its shift is its parent's minus 6 for the node's whole
+            // life (growth, shrinking and migration keep it; Validate checks it), so it is computed rather than
+            // read: reading it would cost a dependent load from the child's first cache line, usually another
+            // line than the slot's.
+            shift -= XaCodec.ChunkShift;
         }
     }
 
@@ -361,9 +374,24 @@ public sealed unsafe partial class XArray : IDisposable
     private void DropTree()
     {
         ulong head = _head;
-        Volatile.Write(ref _head, 0);
+        PublishHead(0);
         _headMarks = _trackFree ? 1 : 0;
         if (XaCodec.IsNode(head)) FreeSubtree((XaNode*)XaCodec.ToNode(head));
+    }
+
+    /// <summary>Sets the head (lock held): <see cref="_head"/> and the packed copy the load fast path reads.</summary>
+    private void PublishHead(ulong e)
+    {
+        Volatile.Write(ref _head, e);
+        Volatile.Write(ref _headWalk, PackHead(e));
+    }
+
+    /// <summary>The <see cref="_headWalk"/> form of head <paramref name="e"/>.</summary>
+    private static ulong PackHead(ulong e)
+    {
+        if (!XaCodec.IsNode(e)) return e;
+        // An address with its top byte in use (not on x64/arm64 Linux today) sends loads to the slow walk.
+        return (e >> 56) == 0 ? e | ((ulong)((XaNode*)XaCodec.ToNode(e))->Shift << 56) : XaCodec.RetryEntry;
     }
 
     internal ulong LoadLocked(ulong index) => Walk(index, out _, out _);

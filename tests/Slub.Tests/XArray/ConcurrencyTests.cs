@@ -171,4 +171,37 @@ public class ConcurrencyTests : XaTest
             Assert.Throws<InvalidOperationException>(rcu.Synchronize);
         Assert.Throws<InvalidOperationException>(rcu.ExitRead);
     }
+
+    [Fact]
+    public void LoadInsideAReadSectionLeavesTheSectionProtected()
+    {
+        // Load's fast path publishes and clears the thread's epoch only when it is outside any section; inside
+        // one it must leave the record alone, or the enclosing section would end early.
+        var xa = New();
+        xa.StoreValue(5, 5);
+        var rcu = xa.Reclaimer;
+        int freed = 0;
+        using var inside = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var reader = new Thread(() =>
+        {
+            using (xa.ReadLock())
+            {
+                Assert.Equal(5UL, xa.Load(5).Value);
+                Assert.True(xa.TryGetValue(5, out _));
+                Assert.True(rcu.InReadSection);
+                inside.Set();
+                release.Wait();
+            }
+        });
+        reader.Start();
+        inside.Wait();
+        rcu.Retire(() => Interlocked.Increment(ref freed));
+        Assert.Equal(0, rcu.Poll());
+        Assert.Equal(0, Volatile.Read(ref freed));
+        release.Set();
+        reader.Join();
+        Assert.Equal(1, rcu.Poll());
+        Assert.Equal(1, freed);
+    }
 }

@@ -1,0 +1,58 @@
+using Slub.Benchmarks.Infrastructure;
+using Slub.Rcu;
+using Slub.XArray;
+
+namespace Slub.Benchmarks;
+
+/// <summary>
+/// Where an XArray load's time goes, in thread CPU time: the benchmark loop alone, the epoch enter/exit alone,
+/// the walk alone (no read section), and the full <see cref="XArray.XArray.TryGetValue"/>, beside
+/// <see cref="Dictionary{TKey,TValue}.TryGetValue"/>; 100 000 dense keys in random and sequential order.
+/// Run: <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --xarray-load-breakdown</c>.
+/// </summary>
+public static unsafe class XArrayLoadBreakdown
+{
+    private const int N = 100_000, Passes = 20, Rounds = 7;
+
+    public static void Run()
+    {
+        using var alloc = new SlabAllocator(new SlabOptions { BytesPerNode = 1L << 30, EmulatedNodes = 1, Cpus = 2, SlubDebug = "-" });
+        using var xa = new XArray.XArray(XaFlags.None, alloc);
+        var d = new Dictionary<ulong, ulong>();
+        for (ulong i = 0; i < N; i++) { xa.StoreValue(i, i); d[i] = i; }
+        var random = Enumerable.Range(0, N).Select(i => (ulong)i).ToArray();
+        new Random(1).Shuffle(random);
+        var sequential = Enumerable.Range(0, N).Select(i => (ulong)i).ToArray();
+        var rcu = xa.Reclaimer;
+
+        var cases = new (string Name, Func<ulong[], ulong> Body)[]
+        {
+            ("loop only (sum of keys)", keys => { ulong s = 0; foreach (ulong k in keys) s += k; return s; }),
+            ("epoch enter+exit only", keys => { ulong s = 0; foreach (ulong k in keys) { var r = rcu.EnterReadFast(); s += k; EpochReclaimer.ExitReadFast(r); } return s; }),
+            ("walk only (no section)", keys => { ulong s = 0; foreach (ulong k in keys) { ulong e = xa.LoadRawForProbe(k); if ((e & 1) != 0) s += e >> 1; } return s; }),
+            ("XArray.TryGetValue", keys => { ulong s = 0; foreach (ulong k in keys) if (xa.TryGetValue(k, out ulong v)) s += v; return s; }),
+            ("Dictionary.TryGetValue", keys => { ulong s = 0; foreach (ulong k in keys) if (d.TryGetValue(k, out ulong v)) s += v; return s; }),
+        };
+        var best = new double[cases.Length, 2];
+        for (int c = 0; c < cases.Length; c++) { best[c, 0] = best[c, 1] = double.MaxValue; }
+        for (int round = 0; round < Rounds; round++)
+            for (int c = 0; c < cases.Length; c++)
+            {
+                best[c, 0] = Math.Min(best[c, 0], PerOp(cases[c].Body, random));
+                best[c, 1] = Math.Min(best[c, 1], PerOp(cases[c].Body, sequential));
+            }
+        Console.WriteLine($"ns per lookup, thread CPU time, best of {Rounds} rounds × {Passes} passes × {N} dense keys");
+        Console.WriteLine($"{"case",-28} {"random",8} {"sequential",11}");
+        for (int c = 0; c < cases.Length; c++)
+            Console.WriteLine($"{cases[c].Name,-28} {best[c, 0],8:F2} {best[c, 1],11:F2}");
+    }
+
+    private static double PerOp(Func<ulong[], ulong> body, ulong[] keys)
+    {
+        long t = ThreadCpuClock.NowNanoseconds();
+        ulong s = 0;
+        for (int p = 0; p < Passes; p++) s += body(keys);
+        GC.KeepAlive(s);
+        return (ThreadCpuClock.NowNanoseconds() - t) / ((double)Passes * N);
+    }
+}
