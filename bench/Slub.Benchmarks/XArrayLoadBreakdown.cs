@@ -25,12 +25,23 @@ public static unsafe class XArrayLoadBreakdown
         var sequential = Enumerable.Range(0, N).Select(i => (ulong)i).ToArray();
         var rcu = xa.Reclaimer;
 
+        var leaves = new ulong[N / 64 + 1];
+        var xs = new XaState(xa, 0);
+        for (int i = 0; i < leaves.Length; i++) { xs.Set((ulong)i * 64); using (xa.Lock()) xs.Load(); leaves[i] = (ulong)xs.NodeAddress; }
+        var flat = new ulong[N];
+        for (int i = 0; i < N; i++) flat[i] = (ulong)i * 2 + 1;
         var cases = new (string Name, Func<ulong[], ulong> Body)[]
         {
             ("loop only (sum of keys)", keys => { ulong s = 0; foreach (ulong k in keys) s += k; return s; }),
             ("epoch enter+exit only", keys => { ulong s = 0; foreach (ulong k in keys) { var r = rcu.EnterReadFast(); s += k; EpochReclaimer.ExitReadFast(r); } return s; }),
             ("walk only (no section)", keys => { ulong s = 0; foreach (ulong k in keys) { ulong e = xa.LoadRawForProbe(k); if ((e & 1) != 0) s += e >> 1; } return s; }),
             ("XArray.TryGetValue", keys => { ulong s = 0; foreach (ulong k in keys) if (xa.TryGetValue(k, out ulong v)) s += v; return s; }),
+            ("XaReader.TryGetValue", keys => { ulong s = 0; using var r = xa.BeginRead(); foreach (ulong k in keys) if (r.TryGetValue(k, out ulong v)) s += v; return s; }),
+            ("EXP V1 raw 3 levels", keys => { ulong s = 0; foreach (ulong k in keys) { ulong e = Volatile.Read(ref xa._headWalk) & 0x00FF_FFFF_FFFF_FFFF; e = *(ulong*)(e + 22 + (((k >> 12) & 63) << 3)); e = *(ulong*)(e + 22 + (((k >> 6) & 63) << 3)); e = *(ulong*)(e + 22 + ((k & 63) << 3)); if ((e & 1) != 0) s += e >> 1; } return s; }),
+            ("EXP V2 checks, no call", keys => { ulong s = 0; foreach (ulong k in keys) s += V2(xa, k); return s; }),
+            ("EXP V3 checks + cold call", keys => { ulong s = 0; foreach (ulong k in keys) s += V3(xa, k); return s; }),
+            ("EXP leaf table + slot", keys => { ulong s = 0; foreach (ulong k in keys) { ulong e = *(ulong*)(leaves[k >> 6] + 24 + ((k & 63) << 3)); if ((e & 1) != 0) s += e >> 1; } return s; }),
+            ("EXP flat ulong[]", keys => { ulong s = 0; foreach (ulong k in keys) { ulong e = flat[k]; if ((e & 1) != 0) s += e >> 1; } return s; }),
             ("Dictionary.TryGetValue", keys => { ulong s = 0; foreach (ulong k in keys) if (d.TryGetValue(k, out ulong v)) s += v; return s; }),
         };
         var best = new double[cases.Length, 2];
@@ -46,6 +57,57 @@ public static unsafe class XArrayLoadBreakdown
         for (int c = 0; c < cases.Length; c++)
             Console.WriteLine($"{cases[c].Name,-28} {best[c, 0],8:F2} {best[c, 1],11:F2}");
     }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static ulong Unrolled3(XArray.XArray xa, ulong k)
+    {
+        ulong e = xa._headWalk & 0x00FF_FFFF_FFFF_FFFF;
+        e = *(ulong*)(e + 22 + (((k >> 12) & 63) << 3));
+        if ((e & 3) != 2) goto done;
+        if (e <= 4096) goto slow;
+        e = *(ulong*)(e + 22 + (((k >> 6) & 63) << 3));
+        if ((e & 3) != 2) goto done;
+        if (e <= 4096) goto slow;
+        e = *(ulong*)(e + 22 + ((k & 63) << 3));
+        if ((e & 3) != 2) goto done;
+    slow:
+        return xa.Walk(k, out _, out _) >> 1;
+    done:
+        return (e & 1) != 0 ? e >> 1 : 0;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool IsNodeFast(ulong e) => ((e - 4098) & 0x8000_0000_0000_0003) == 0;
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static ulong V2(XArray.XArray xa, ulong k)
+    {
+        ulong e = Volatile.Read(ref xa._headWalk) & 0x00FF_FFFF_FFFF_FFFF;
+        e = *(ulong*)(e + 22 + (((k >> 12) & 63) << 3));
+        if (!IsNodeFast(e)) goto off;
+        e = *(ulong*)(e + 22 + (((k >> 6) & 63) << 3));
+        if (!IsNodeFast(e)) goto off;
+        e = *(ulong*)(e + 22 + ((k & 63) << 3));
+    off:
+        return (e & 1) != 0 ? e >> 1 : 0;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static ulong V3(XArray.XArray xa, ulong k)
+    {
+        ulong e = Volatile.Read(ref xa._headWalk) & 0x00FF_FFFF_FFFF_FFFF;
+        e = *(ulong*)(e + 22 + (((k >> 12) & 63) << 3));
+        if (!IsNodeFast(e)) goto off;
+        e = *(ulong*)(e + 22 + (((k >> 6) & 63) << 3));
+        if (!IsNodeFast(e)) goto off;
+        e = *(ulong*)(e + 22 + ((k & 63) << 3));
+    off:
+        if (((e - 2) & 3) == 0) e = Cold(xa, k);
+        return (e & 1) != 0 ? e >> 1 : 0;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static ulong Cold(XArray.XArray xa, ulong k) => xa.Walk(k, out _, out _);
 
     private static double PerOp(Func<ulong[], ulong> body, ulong[] keys)
     {

@@ -31,11 +31,13 @@ public sealed unsafe partial class XArray : IDisposable
     /// <summary>xa_head: null, the entry at index 0, or a node entry for the root.</summary>
     internal ulong _head;
     /// <summary>
-    /// The head again, for <see cref="LoadRaw"/> only: when the head is a node, its shift is packed into the top
-    /// byte (node addresses leave it zero), so a load reads one word instead of the head and then the root's
-    /// shift. Written with the head by <see cref="PublishHead"/>; each word is a consistent snapshot on its own.
+    /// The head again, for the lock-free fast paths (<see cref="LoadRaw"/>, <see cref="XaReader"/>): when the head
+    /// is the root node of a tree of one to four levels, the height is packed into the top byte (node addresses
+    /// leave it zero), so a load reads one word instead of the head and then the root's shift; top byte 0 means
+    /// "take the slow path". Written with the head by <see cref="PublishHead"/>; each word is a consistent
+    /// snapshot on its own.
     /// </summary>
-    private ulong _headWalk;
+    internal ulong _headWalk;
     /// <summary>Marks of the head (XA_FLAGS_MARK): the head entry's marks, or "something below is marked" for a root node.</summary>
     private int _headMarks;
     private bool _allocWrapped;
@@ -94,6 +96,12 @@ public sealed unsafe partial class XArray : IDisposable
         return new XaEntry(e == XaCodec.ZeroEntry ? 0 : e);
     }
 
+    /// <summary>
+    /// Opens a read section for many loads: <c>using var r = xa.BeginRead();</c> then <c>r.Load(i)</c> or
+    /// <c>r.TryGetValue(i, out v)</c>. Cheaper per load than <see cref="Load"/>; see <see cref="XaReader"/>. Lock-free.
+    /// </summary>
+    public XaReader BeginRead() => new(this);
+
     /// <summary>Loads a value entry: true and its value, or false if the index holds no value entry. Lock-free.</summary>
     public bool TryGetValue(ulong index, out ulong value)
     {
@@ -115,22 +123,59 @@ public sealed unsafe partial class XArray : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong LoadRaw(ulong index)
     {
-        ulong e = Volatile.Read(ref _headWalk);
-        if ((e & 3) != 2) return index == 0 ? e : 0;
-        int shift = (int)(e >> 56);
-        e &= 0x00FF_FFFF_FFFF_FFFF;
-        if (e <= 4096) return Walk(index, out _, out _);
+        ulong w = Volatile.Read(ref _headWalk);
+        ulong e = w & HeadWalkAddressMask;
+        // Unrolled for trees of one to four levels (2^24 indices): a loop whose trip count is the height cost a
+        // third of the walk in the load-breakdown probe. A child's shift is its parent's minus 6 for the node's
+        // whole life (growth, shrinking and migration keep it; Validate checks it), so it is never read from the
+        // child: that would be a dependent load from the child's first cache line, usually not the slot's line.
+        switch (w >> 56)
+        {
+            case 3: if ((index >> 18) != 0) return 0; goto L12;
+            case 2: if ((index >> 12) != 0) return 0; goto L6;
+            case 4: if ((index >> 24) != 0) return 0; break;
+            case 1: if ((index >> 6) != 0) return 0; goto L0;
+            default: return LoadRawOther(index);
+        }
+        // One test per interior level on the way down; whatever is not a node is sorted out at Off.
+        e = XaNode.SlotOf(e, index, 18);
+        if (!XaCodec.IsNodeFast(e)) goto Off;
+    L12:
+        e = XaNode.SlotOf(e, index, 12);
+        if (!XaCodec.IsNodeFast(e)) goto Off;
+    L6:
+        e = XaNode.SlotOf(e, index, 6);
+        if (!XaCodec.IsNodeFast(e)) goto Off;
+    L0:
+        e = XaNode.SlotOf(e, index, 0);
+    Off:
+        if (((e - 2) & 3) != 0) return e;    // not internal: null, value or pointer
+        return Walk(index, out _, out _);    // sibling, retry, zero
+    }
+
+    /// <summary>
+    /// <see cref="LoadRaw"/> for every head the unrolled walk does not take: null, an entry at index 0, or a root
+    /// of five levels or more (or at an address with its top byte in use).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong LoadRawOther(ulong index)
+    {
+        ulong e = Volatile.Read(ref _head);
+        if (!XaCodec.IsNode(e)) return index == 0 ? e : 0;   // null, a user entry or a reservation at index 0
+        int shift = ((XaNode*)XaCodec.ToNode(e))->Shift;
         if ((index >> shift) > XaCodec.ChunkMask) return 0;
+        return WalkDeep(index, e, shift);
+    }
+
+    /// <summary><see cref="LoadRaw"/> for trees of five levels or more: the same walk as a loop.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal ulong WalkDeep(ulong index, ulong e, int shift)
+    {
         while (true)
         {
-            // e is a node entry (address | 2): its slot i is at e − 2 + SlotsOffset + 8i.
-            e = Volatile.Read(ref *(ulong*)(e + (XaNode.SlotsOffset - 2) + (((index >> shift) & XaCodec.ChunkMask) << 3)));
-            if ((e & 3) != 2) return e;                                   // null, value or pointer
-            if (e <= 4096 || shift == 0) return Walk(index, out _, out _); // sibling, retry, zero
-            // A child node (errors are never stored). Its shift is its parent's minus 6 for the node's whole
-            // life (growth, shrinking and migration keep it; Validate checks it), so it is computed rather than
-            // read: reading it would cost a dependent load from the child's first cache line, usually another
-            // line than the slot's.
+            e = XaNode.SlotOf(e, index, shift);
+            if ((e & 3) != 2) return e;
+            if (e <= 4096 || shift == 0) return Walk(index, out _, out _);
             shift -= XaCodec.ChunkShift;
         }
     }
@@ -386,12 +431,19 @@ public sealed unsafe partial class XArray : IDisposable
         Volatile.Write(ref _headWalk, PackHead(e));
     }
 
-    /// <summary>The <see cref="_headWalk"/> form of head <paramref name="e"/>.</summary>
+    /// <summary>Mask of the node entry in <see cref="_headWalk"/>.</summary>
+    internal const ulong HeadWalkAddressMask = 0x00FF_FFFF_FFFF_FFFF;
+
+    /// <summary>
+    /// The <see cref="_headWalk"/> form of head <paramref name="e"/>: a node entry of a root at shift 0..18 with
+    /// the tree's height (1..4) in the top byte; 0 in the top byte (slow path) for anything else.
+    /// </summary>
     private static ulong PackHead(ulong e)
     {
-        if (!XaCodec.IsNode(e)) return e;
-        // An address with its top byte in use (not on x64/arm64 Linux today) sends loads to the slow walk.
-        return (e >> 56) == 0 ? e | ((ulong)((XaNode*)XaCodec.ToNode(e))->Shift << 56) : XaCodec.RetryEntry;
+        if (!XaCodec.IsNode(e) || (e >> 56) != 0) return e & HeadWalkAddressMask;   // top byte 0: slow path
+        int shift = ((XaNode*)XaCodec.ToNode(e))->Shift;
+        if (shift > 18) return e;
+        return e | ((ulong)(shift / XaCodec.ChunkShift + 1) << 56);
     }
 
     internal ulong LoadLocked(ulong index) => Walk(index, out _, out _);

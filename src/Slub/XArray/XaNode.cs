@@ -51,6 +51,14 @@ internal unsafe struct XaNode
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong ReadSlot(XaNode* n, int offset) => Volatile.Read(ref *(ulong*)((byte*)n + SlotsOffset + ((nint)offset << 3)));
 
+    /// <summary>
+    /// The slot of node entry <paramref name="nodeEntry"/> (address | 2) that covers <paramref name="index"/> at
+    /// <paramref name="shift"/>, read with acquire semantics: the lock-free fast paths' one load per level.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SlotOf(ulong nodeEntry, ulong index, int shift) =>
+        Volatile.Read(ref *(ulong*)(nodeEntry + (SlotsOffset - 2) + (((index >> shift) & XaCodec.ChunkMask) << 3)));
+
     /// <summary>Writes a slot (release), so readers never see a node entry before the node's contents.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void WriteSlot(XaNode* n, int offset, ulong entry) => Volatile.Write(ref n->Slots[offset], entry);

@@ -72,6 +72,20 @@ public class ConcurrencyTests : XaTest
             Interlocked.Increment(ref writersDone);
         }))).ToList();
 
+        // A third writer makes the tree grow and shrink (an entry far above the others, stored and erased), so
+        // roots are replaced and retired under readers that cache them (XaReader).
+        const ulong Far = 1UL << 22;
+        var heightWriter = new Thread(() => Guard(() =>
+        {
+            for (ulong i = 0; Volatile.Read(ref writersDone) < 2 && Volatile.Read(ref failure) is null; i++)
+            {
+                ulong far = Far + (i & 7);
+                xa.Store(far, XaEntry.FromValue(Encode(far, i)));
+                Thread.Yield();
+                xa.Erase(far);
+            }
+        }));
+
         var readers = Enumerable.Range(0, 2).Select(r => new Thread(() => Guard(() =>
         {
             var rnd = new Random(100 + r);
@@ -82,6 +96,20 @@ public class ConcurrencyTests : XaTest
                     ulong key = (ulong)rnd.Next(Keys);
                     var e = xa.Load(key);
                     if (!Plausible(key, e)) throw new Exception($"load({key}) returned {e}");
+                }
+                // The read-section API: its leaf and root caches live across concurrent writes and migration.
+                using (var rd = xa.BeginRead())
+                {
+                    ulong run = (ulong)rnd.Next(Keys);
+                    for (int i = 0; i < 1000; i++)
+                    {
+                        ulong key = (i & 1) == 0 ? (ulong)rnd.Next(Keys) : (run + (ulong)i) % Keys;   // random and sequential
+                        if ((i & 15) == 7) key = Far + (ulong)(i & 7);
+                        var e = rd.Load(key);
+                        if (!Plausible(key, e)) throw new Exception($"reader load({key}) returned {e}");
+                        if (rd.TryGetValue(key, out ulong v) && !Plausible(key, XaEntry.FromValue(v)))
+                            throw new Exception($"reader value({key}) = {v}");
+                    }
                 }
                 // A lock-free cursor walk over a slice.
                 using (xa.ReadLock())
@@ -123,8 +151,9 @@ public class ConcurrencyTests : XaTest
             }
         }));
 
-        foreach (var t in writers.Concat(readers).Append(defrag)) t.Start();
-        foreach (var t in writers.Concat(readers).Append(defrag)) t.Join();
+        var all = writers.Concat(readers).Append(defrag).Append(heightWriter).ToList();
+        foreach (var t in all) t.Start();
+        foreach (var t in all) t.Join();
         Assert.Null(failure);
         Assert.True(migrations > 0);
         Assert.True(reads > 0);

@@ -95,6 +95,74 @@ public class PropertyTests : XaTest
         }, iter: 150, threads: 1, print: ops => string.Join(", ", ops.Select(o => o.ToString())));
     }
 
+    /// <summary>
+    /// One <see cref="XaReader"/> stays open across the operations (reopened only around defragmentation, which
+    /// waits for readers): its cached leaf and root must never make it disagree with the model, whatever the
+    /// writes in between did to the tree (growth, shrinking, multi-index stores, node deletion).
+    /// </summary>
+    [Fact]
+    public void AReaderKeptOpenAcrossWritesMatchesTheModel()
+    {
+        GenOp.Array[1, 150].Sample(ops =>
+        {
+            using var xa = new XA(XaFlags.None, Alloc);
+            var model = new Model();
+            var r = xa.BeginRead();
+            try
+            {
+                foreach (var (op, key, value, order) in ops)
+                {
+                    if (op is Op.Shrink or Op.MigrateAll) r.Dispose();
+                    Apply(xa, model, op, key, value, order);
+                    if (op is Op.Shrink or Op.MigrateAll) r = xa.BeginRead();
+                    foreach (ulong k in new[] { key, key + 1, key - 1, key ^ 1, key + 64, key - 64, key ^ 4096, 0UL, 1UL })
+                    {
+                        Assert.Equal(Entry(model.Load(k)), r.Load(k));
+                        Assert.Equal(model.Load(k).HasValue, r.TryGetValue(k, out ulong v));
+                        if (model.Load(k) is { } mv) Assert.Equal(mv, v);
+                    }
+                }
+                foreach (var (k, v) in model.Values) Assert.Equal(XaEntry.FromValue(v), r.Load(k));
+            }
+            finally { r.Dispose(); }
+        }, iter: 150, threads: 1, print: ops => string.Join(", ", ops.Select(o => o.ToString())));
+    }
+
+    [Fact]
+    public void ReaderFollowsGrowthAndShrinkingAndThrowsAfterDispose()
+    {
+        using var xa = new XA(XaFlags.None, Alloc);
+        xa.StoreValue(0, 7);
+        var r = xa.BeginRead();
+        Assert.Equal(7UL, r.Load(0).Value);                       // head entry, no node
+        for (ulong i = 1; i < 100; i++) xa.StoreValue(i, i);       // two levels
+        Assert.Equal(99UL, r.Load(99).Value);
+        xa.StoreValue(1UL << 22, 5);                              // four levels: beyond the cached root's reach
+        Assert.Equal(5UL, r.Load(1UL << 22).Value);
+        Assert.Equal(42UL, r.Load(42).Value);
+        xa.StoreValue(1UL << 40, 6);                              // eight levels: the loop walk
+        Assert.Equal(6UL, r.Load(1UL << 40).Value);
+        Assert.Equal(43UL, r.Load(43).Value);
+        xa.Erase(1UL << 40);
+        xa.Erase(1UL << 22);                                      // shrinks back: the cached roots are retired
+        Assert.Equal(XaEntry.Null, r.Load(1UL << 22));
+        Assert.Equal(44UL, r.Load(44).Value);
+        xa.StoreOrder(64, 6, XaEntry.FromValue(9));               // a multi-index entry replaces a cached leaf
+        Assert.Equal(9UL, r.Load(70).Value);
+        xa.StoreOrder(0, 4, XaEntry.FromValue(3));                // siblings in a leaf
+        Assert.Equal(3UL, r.Load(15).Value);
+        xa.Reserve(200);
+        Assert.Equal(XaEntry.Null, r.Load(200));                  // reservations read as null
+        for (ulong i = 0; i < 200; i++) xa.Erase(i);
+        Assert.Equal(XaEntry.Null, r.Load(5));
+        r.Dispose();
+        r.Dispose();                                              // idempotent
+        Assert.False(xa.Reclaimer.InReadSection);
+        bool threw = false;
+        try { r.Load(5); } catch (ObjectDisposedException) { threw = true; }
+        Assert.True(threw);
+    }
+
     private void Apply(XA xa, Model model, Op op, ulong key, ulong value, int order)
     {
         var v = XaEntry.FromValue(value);

@@ -1,0 +1,133 @@
+using System.Runtime.CompilerServices;
+using Slub.Rcu;
+
+namespace Slub.XArray;
+
+/// <summary>
+/// A read section over one <see cref="XArray"/> for many loads: <c>using var r = xa.BeginRead();</c> then
+/// <see cref="Load"/> / <see cref="TryGetValue"/> as often as needed (the kernel's <c>rcu_read_lock()</c> around a
+/// run of <c>xa_load</c>s). Same results as <see cref="XArray.Load"/>; cheaper per load, because the section is
+/// entered once and the last leaf reached is remembered.
+/// </summary>
+/// <remarks>
+/// <para><b>Thread-safety.</b> Lock-free, like <see cref="XArray.Load"/>: concurrent writers, erasures and node
+/// migration are safe. The reader belongs to the thread that created it (it is a <c>ref struct</c>: it cannot be
+/// stored on the heap or cross an <c>await</c>) and must be disposed on that thread, once. While it is open, nodes
+/// unlinked by writers or by migration are not freed, so keep it short (a batch of loads, not a whole run):
+/// <see cref="EpochReclaimer.Synchronize"/>, hence defragmenting <c>xa_node</c>, waits for it, and calling those
+/// from inside it throws.</para>
+/// <para><b>The leaf cache.</b> A leaf covers the same 64 indices for its whole life, and a leaf that is
+/// unlinked (erased, shrunk away, replaced by migration) has all its slots turned into retry entries before any
+/// later write, and is not freed before this section ends. So a remembered leaf is either live or shows retry
+/// entries: a slot holding a user entry or null is the answer; anything internal (retry, sibling, reservation)
+/// falls back to the full walk, which also refreshes the cache.</para>
+/// </remarks>
+public unsafe ref struct XaReader
+{
+    private readonly XArray _xa;
+    private EpochReclaimer.ReadScope _scope;
+    private bool _open;
+    private ulong _leaf;       // node entry (address | 2) of the leaf last reached
+    private ulong _leafKey;    // index >> 6 of the indices it covers; ulong.MaxValue (no index) when none
+    private ulong _root;       // node entry of the root seen last (see "The root cache")
+    private int _rootLevels;   // its height, 1..4 (the unrolled walk's entry point); 0 when none is cached
+
+    internal XaReader(XArray xa)
+    {
+        _xa = xa;
+        _leafKey = ulong.MaxValue;
+        _scope = xa.Reclaimer.EnterRead();
+        _open = true;
+    }
+
+    /// <summary>The entry at <paramref name="index"/>, as <see cref="XArray.Load"/> returns it.</summary>
+    /// <exception cref="ObjectDisposedException">The reader was disposed.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public XaEntry Load(ulong index)
+    {
+        ulong e = LoadRaw(index);
+        return new XaEntry(e == XaCodec.ZeroEntry ? 0 : e);
+    }
+
+    /// <summary>As <see cref="XArray.TryGetValue"/>: true and the value if <paramref name="index"/> holds a value entry.</summary>
+    /// <exception cref="ObjectDisposedException">The reader was disposed.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryGetValue(ulong index, out ulong value)
+    {
+        ulong e = LoadRaw(index);
+        value = e >> 1;
+        return (e & 1) != 0;
+    }
+
+    /// <summary>Leaves the read section. Later loads throw.</summary>
+    public void Dispose()
+    {
+        if (!_open) return;
+        _open = false;
+        _leafKey = ulong.MaxValue;   // both caches off: the next load reaches Refresh, which throws
+        _rootLevels = 0;
+        _scope.Dispose();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong LoadRaw(ulong index)
+    {
+        if ((index >> XaCodec.ChunkShift) == _leafKey)
+        {
+            ulong e = XaNode.SlotOf(_leaf, index, 0);
+            if ((e & 3) != 2) return e;   // null, value or pointer: see "The leaf cache"
+        }
+        return WalkFromRoot(index);
+    }
+
+    /// <summary>
+    /// The walk from the cached root, unrolled as in <see cref="XArray"/>'s load; remembers the leaf it reaches.
+    /// Anything unusual (no cached root, an index the cached root does not cover, a retry, sibling or reserved
+    /// entry) goes to <see cref="Refresh"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong WalkFromRoot(ulong index)
+    {
+        ulong e = _root;
+        switch (_rootLevels)
+        {
+            case 3: if ((index >> 18) != 0) goto Fallback; goto L12;
+            case 2: if ((index >> 12) != 0) goto Fallback; goto L6;
+            case 4: if ((index >> 24) != 0) goto Fallback; break;
+            case 1: if ((index >> 6) != 0) goto Fallback; goto L0;
+            default: goto Fallback;   // no root cached
+        }
+        // One test per interior level on the way down; whatever is not a node is sorted out by Off.
+        e = XaNode.SlotOf(e, index, 18);
+        if (!XaCodec.IsNodeFast(e)) goto Off;
+    L12:
+        e = XaNode.SlotOf(e, index, 12);
+        if (!XaCodec.IsNodeFast(e)) goto Off;
+    L6:
+        e = XaNode.SlotOf(e, index, 6);
+        if (!XaCodec.IsNodeFast(e)) goto Off;
+    L0:
+        _leaf = e;
+        _leafKey = index >> XaCodec.ChunkShift;
+        e = XaNode.SlotOf(e, index, 0);
+    Off:
+        if (((e - 2) & 3) != 0) return e;   // not internal: null, value or pointer
+    Fallback:
+        return Refresh(index);              // sibling, retry, reservation
+    }
+
+    /// <summary>Re-reads the head, caches the root if the unrolled walk can use it, and loads the slow way.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong Refresh(ulong index)
+    {
+        if (!_open) ThrowDisposed();
+        ulong w = Volatile.Read(ref _xa._headWalk);
+        int levels = (int)(w >> 56);   // 1..4 for a root the unrolled walk takes, 0 otherwise
+        _root = w & XArray.HeadWalkAddressMask;
+        _rootLevels = levels;
+        return _xa.Walk(index, out _, out _);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowDisposed() => throw new ObjectDisposedException(nameof(XaReader));
+}
