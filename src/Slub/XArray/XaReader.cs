@@ -7,7 +7,8 @@ namespace Slub.XArray;
 /// A read section over one <see cref="XArray"/> for many loads: <c>using var r = xa.BeginRead();</c> then
 /// <see cref="Load"/> / <see cref="TryGetValue"/> as often as needed (the kernel's <c>rcu_read_lock()</c> around a
 /// run of <c>xa_load</c>s). Same results as <see cref="XArray.Load"/>; cheaper per load, because the section is
-/// entered once and the last leaf reached is remembered.
+/// entered once (no thread-static lookup and no epoch stores per load) and the root and the last leaf reached are
+/// remembered.
 /// </summary>
 /// <remarks>
 /// <para><b>Thread-safety.</b> Lock-free, like <see cref="XArray.Load"/>: concurrent writers, erasures and node
@@ -21,6 +22,14 @@ namespace Slub.XArray;
 /// later write, and is not freed before this section ends. So a remembered leaf is either live or shows retry
 /// entries: a slot holding a user entry or null is the answer; anything internal (retry, sibling, reservation)
 /// falls back to the full walk, which also refreshes the cache.</para>
+/// <para><b>The root cache.</b> The same reasoning holds for the root: a root seen earlier in the section is live
+/// (possibly no longer the root, if the tree grew: then it is a child of the new root and still authoritative for
+/// its own indices) or retired with retry entries. An index beyond its reach, a retry entry or a tree of more than
+/// four levels takes the slow path, which re-reads the head. So the fast path reads no shared word of the array
+/// at all, only nodes.</para>
+/// <para><b>Cost.</b> Measured with <c>--xarray-cpu-time</c> (docs/benchmarks.md §4); opening and closing a
+/// reader costs about as much as one <see cref="XArray.Load"/>'s section bookkeeping, so it pays from the second
+/// load on.</para>
 /// </remarks>
 public unsafe ref struct XaReader
 {
@@ -29,7 +38,7 @@ public unsafe ref struct XaReader
     private bool _open;
     private ulong _leaf;       // node entry (address | 2) of the leaf last reached
     private ulong _leafKey;    // index >> 6 of the indices it covers; ulong.MaxValue (no index) when none
-    private ulong _root;       // node entry of the root seen last (see "The root cache")
+    private ulong _root;       // node entry of the root seen last (see "The root cache"), masked from _headWalk
     private int _rootLevels;   // its height, 1..4 (the unrolled walk's entry point); 0 when none is cached
 
     internal XaReader(XArray xa)
@@ -64,7 +73,7 @@ public unsafe ref struct XaReader
     {
         if (!_open) return;
         _open = false;
-        _leafKey = ulong.MaxValue;   // both caches off: the next load reaches Refresh, which throws
+        _leafKey = ulong.MaxValue;   // both caches off: the next load reaches SlowLoad, which throws
         _rootLevels = 0;
         _scope.Dispose();
     }
@@ -83,7 +92,7 @@ public unsafe ref struct XaReader
     /// <summary>
     /// The walk from the cached root, unrolled as in <see cref="XArray"/>'s load; remembers the leaf it reaches.
     /// Anything unusual (no cached root, an index the cached root does not cover, a retry, sibling or reserved
-    /// entry) goes to <see cref="Refresh"/>.
+    /// entry) takes the slow path at Fallback.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong WalkFromRoot(ulong index)
@@ -113,19 +122,20 @@ public unsafe ref struct XaReader
     Off:
         if (((e - 2) & 3) != 0) return e;   // not internal: null, value or pointer
     Fallback:
-        return Refresh(index);              // sibling, retry, reservation
+        // Sibling, retry or reservation, or no usable root: re-read the head (caching its root if the unrolled
+        // walk can take it) and load the slow way. Nothing here takes this struct's address, so the JIT can keep
+        // its fields in registers in the caller's loop.
+        ulong w = Volatile.Read(ref _xa._headWalk);
+        _root = w & XArray.HeadWalkAddressMask;
+        _rootLevels = (int)(w >> 56);   // 1..4 for a root the unrolled walk takes, 0 otherwise
+        return SlowLoad(_xa, index, _open);
     }
 
-    /// <summary>Re-reads the head, caches the root if the unrolled walk can use it, and loads the slow way.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private ulong Refresh(ulong index)
+    private static ulong SlowLoad(XArray xa, ulong index, bool open)
     {
-        if (!_open) ThrowDisposed();
-        ulong w = Volatile.Read(ref _xa._headWalk);
-        int levels = (int)(w >> 56);   // 1..4 for a root the unrolled walk takes, 0 otherwise
-        _root = w & XArray.HeadWalkAddressMask;
-        _rootLevels = levels;
-        return _xa.Walk(index, out _, out _);
+        if (!open) ThrowDisposed();
+        return xa.Walk(index, out _, out _);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
