@@ -17,7 +17,7 @@ public enum KeyLayout
 /// <summary>
 /// XArray against <see cref="Dictionary{TKey,TValue}"/>, <see cref="SortedDictionary{TKey,TValue}"/> and
 /// <see cref="ConcurrentDictionary{TKey,TValue}"/> with <c>ulong</c> keys and values: load, store (into an empty
-/// container), erase, and in-order iteration over all entries. One operation = one key (OperationsPerInvoke).
+/// container), erase, and in-order iteration over all entries; loads also through <see cref="XaReader"/> and in key order. One operation = one key (OperationsPerInvoke).
 /// Run: <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --filter '*XArrayBenchmarks*' --job short</c>.
 /// Memory per entry (XArray nodes are native, invisible to MemoryDiagnoser; for the others, managed bytes retained) is printed by the global setup.
 /// </summary>
@@ -103,6 +103,20 @@ public class XArrayBenchmarks
         return sum;
     }
 
+    /// <summary>The same loads through one <see cref="XaReader"/> (one read section) per 256 keys.</summary>
+    [Benchmark(OperationsPerInvoke = N), BenchmarkCategory("Load")]
+    public ulong Load_XArrayReader()
+    {
+        ulong sum = 0;
+        var keys = _lookups;
+        for (int i = 0; i < keys.Length; i += 256)
+        {
+            using var r = _xa.BeginRead();
+            foreach (ulong k in keys.AsSpan(i, Math.Min(256, keys.Length - i))) if (r.TryGetValue(k, out ulong v)) sum += v;
+        }
+        return sum;
+    }
+
     [Benchmark(OperationsPerInvoke = N, Baseline = true), BenchmarkCategory("Load")]
     public ulong Load_Dictionary()
     {
@@ -127,6 +141,39 @@ public class XArrayBenchmarks
         ulong sum = 0;
         var d = _concurrent;
         foreach (ulong k in _lookups) if (d.TryGetValue(k, out ulong v)) sum += v;
+        return sum;
+    }
+
+    // ------------------------------------------------------------------ load in key order
+
+    [Benchmark(OperationsPerInvoke = N), BenchmarkCategory("LoadInOrder")]
+    public ulong LoadInOrder_XArray()
+    {
+        ulong sum = 0;
+        var xa = _xa;
+        foreach (ulong k in _keys) if (xa.TryGetValue(k, out ulong v)) sum += v;
+        return sum;
+    }
+
+    [Benchmark(OperationsPerInvoke = N), BenchmarkCategory("LoadInOrder")]
+    public ulong LoadInOrder_XArrayReader()
+    {
+        ulong sum = 0;
+        var keys = _keys;
+        for (int i = 0; i < keys.Length; i += 256)
+        {
+            using var r = _xa.BeginRead();
+            foreach (ulong k in keys.AsSpan(i, Math.Min(256, keys.Length - i))) if (r.TryGetValue(k, out ulong v)) sum += v;
+        }
+        return sum;
+    }
+
+    [Benchmark(OperationsPerInvoke = N, Baseline = true), BenchmarkCategory("LoadInOrder")]
+    public ulong LoadInOrder_Dictionary()
+    {
+        ulong sum = 0;
+        var d = _dict;
+        foreach (ulong k in _keys) if (d.TryGetValue(k, out ulong v)) sum += v;
         return sum;
     }
 

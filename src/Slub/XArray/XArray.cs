@@ -112,8 +112,8 @@ public sealed unsafe partial class XArray : IDisposable
         return (e & 1) != 0;
     }
 
-    /// <summary>The walk of <see cref="Load"/> without the read section, for the load-cost breakdown probe only.</summary>
-    internal ulong LoadRawForProbe(ulong index) => LoadRaw(index);
+    /// <summary>The walk of <see cref="Load"/> without the read section: the caller is inside one (or the load-cost probe).</summary>
+    internal ulong LoadInSection(ulong index) => LoadRaw(index);
 
     /// <summary>
     /// The entry at <paramref name="index"/>, as <see cref="Walk"/> returns it, on the shortest path: one test

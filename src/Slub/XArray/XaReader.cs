@@ -135,7 +135,7 @@ public unsafe ref struct XaReader
     private static ulong SlowLoad(XArray xa, ulong index, bool open)
     {
         if (!open) ThrowDisposed();
-        return xa.Walk(index, out _, out _);
+        return xa.LoadInSection(index);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
