@@ -30,7 +30,7 @@ public static class XArrayLoadProbe
         var cases = new (string Name, Func<ulong[], ulong> Random, Func<ulong[], ulong> Sequential)[]
         {
             ("XArray.TryGetValue", k => XaLoads<RandomOrder>(xa, k), k => XaLoads<SequentialOrder>(xa, k)),
-            ("XaReader.TryGetValue, 1 section/pass", k => ReaderLoads<RandomOrder>(xa, k, k.Length), k => ReaderLoads<SequentialOrder>(xa, k, k.Length)),
+            ("XaReader.TryGetValue, 1 section/pass", k => ReaderLoadsOneSection<RandomOrder>(xa, k), k => ReaderLoadsOneSection<SequentialOrder>(xa, k)),
             ("XaReader.TryGetValue, 1 section/256", k => ReaderLoads<RandomOrder>(xa, k, 256), k => ReaderLoads<SequentialOrder>(xa, k, 256)),
             ("Dictionary.TryGetValue", k => DictLoads<RandomOrder>(d, k), k => DictLoads<SequentialOrder>(d, k)),
         };
@@ -56,6 +56,14 @@ public static class XArrayLoadProbe
     {
         ulong s = 0;
         foreach (ulong k in keys) if (xa.TryGetValue(k, out ulong v)) s += v;
+        return s;
+    }
+
+    private static ulong ReaderLoadsOneSection<TOrder>(XArray.XArray xa, ulong[] keys) where TOrder : struct
+    {
+        ulong s = 0;
+        using var r = xa.BeginRead();
+        foreach (ulong k in keys) if (r.TryGetValue(k, out ulong v)) s += v;
         return s;
     }
 

@@ -129,25 +129,30 @@ public sealed unsafe partial class XArray : IDisposable
         // third of the walk in the load-breakdown probe. A child's shift is its parent's minus 6 for the node's
         // whole life (growth, shrinking and migration keep it; Validate checks it), so it is never read from the
         // child: that would be a dependent load from the child's first cache line, usually not the slot's line.
+        ulong top;
+        // The root's slot is index >> shift, which must be below 64 (the range check and the slot number at once).
         switch (w >> 56)
         {
-            case 3: if ((index >> 18) != 0) return 0; goto L12;
-            case 2: if ((index >> 12) != 0) return 0; goto L6;
-            case 4: if ((index >> 24) != 0) return 0; break;
-            case 1: if ((index >> 6) != 0) return 0; goto L0;
+            case 3: top = index >> 12; if (top > XaCodec.ChunkMask) return 0; goto L12;
+            case 2: top = index >> 6; if (top > XaCodec.ChunkMask) return 0; goto L6;
+            case 4: top = index >> 18; if (top > XaCodec.ChunkMask) return 0; break;
+            case 1: top = index; if (top > XaCodec.ChunkMask) return 0; goto L0;
             default: return LoadRawOther(index);
         }
         // One test per interior level on the way down; whatever is not a node is sorted out at Off.
-        e = XaNode.SlotOf(e, index, 18);
+        e = XaNode.SlotAt(e, top);
         if (!XaCodec.IsNodeFast(e)) goto Off;
+        top = (index >> 12) & XaCodec.ChunkMask;
     L12:
-        e = XaNode.SlotOf(e, index, 12);
+        e = XaNode.SlotAt(e, top);
         if (!XaCodec.IsNodeFast(e)) goto Off;
+        top = (index >> 6) & XaCodec.ChunkMask;
     L6:
-        e = XaNode.SlotOf(e, index, 6);
+        e = XaNode.SlotAt(e, top);
         if (!XaCodec.IsNodeFast(e)) goto Off;
+        top = index & XaCodec.ChunkMask;
     L0:
-        e = XaNode.SlotOf(e, index, 0);
+        e = XaNode.SlotAt(e, top);
     Off:
         if (((e - 2) & 3) != 0) return e;    // not internal: null, value or pointer
         return Walk(index, out _, out _);    // sibling, retry, zero

@@ -59,6 +59,11 @@ internal unsafe struct XaNode
     public static ulong SlotOf(ulong nodeEntry, ulong index, int shift) =>
         Volatile.Read(ref *(ulong*)(nodeEntry + (SlotsOffset - 2) + (((index >> shift) & XaCodec.ChunkMask) << 3)));
 
+    /// <summary>Slot <paramref name="offset"/> (below 64) of node entry <paramref name="nodeEntry"/>, read with acquire semantics.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SlotAt(ulong nodeEntry, ulong offset) =>
+        Volatile.Read(ref *(ulong*)(nodeEntry + (SlotsOffset - 2) + (offset << 3)));
+
     /// <summary>Writes a slot (release), so readers never see a node entry before the node's contents.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void WriteSlot(XaNode* n, int offset, ulong entry) => Volatile.Write(ref n->Slots[offset], entry);

@@ -83,8 +83,8 @@ public unsafe ref struct XaReader
     {
         if ((index >> XaCodec.ChunkShift) == _leafKey)
         {
-            ulong e = XaNode.SlotOf(_leaf, index, 0);
-            if ((e & 3) != 2) return e;   // null, value or pointer: see "The leaf cache"
+            ulong e = XaNode.SlotAt(_leaf, index & XaCodec.ChunkMask);
+            if (((e - 2) & 3) != 0) return e;   // not internal (null, value or pointer): see "The leaf cache"
         }
         return WalkFromRoot(index);
     }
@@ -98,27 +98,32 @@ public unsafe ref struct XaReader
     private ulong WalkFromRoot(ulong index)
     {
         ulong e = _root;
+        ulong top;
+        // The root's slot is index >> shift, which must be below 64 (the range check and the slot number at once).
         switch (_rootLevels)
         {
-            case 3: if ((index >> 18) != 0) goto Fallback; goto L12;
-            case 2: if ((index >> 12) != 0) goto Fallback; goto L6;
-            case 4: if ((index >> 24) != 0) goto Fallback; break;
-            case 1: if ((index >> 6) != 0) goto Fallback; goto L0;
+            case 3: top = index >> 12; if (top > XaCodec.ChunkMask) goto Fallback; goto L12;
+            case 2: top = index >> 6; if (top > XaCodec.ChunkMask) goto Fallback; goto L6;
+            case 4: top = index >> 18; if (top > XaCodec.ChunkMask) goto Fallback; break;
+            case 1: top = index; if (top > XaCodec.ChunkMask) goto Fallback; goto L0;
             default: goto Fallback;   // no root cached
         }
         // One test per interior level on the way down; whatever is not a node is sorted out by Off.
-        e = XaNode.SlotOf(e, index, 18);
+        e = XaNode.SlotAt(e, top);
         if (!XaCodec.IsNodeFast(e)) goto Off;
+        top = (index >> 12) & XaCodec.ChunkMask;
     L12:
-        e = XaNode.SlotOf(e, index, 12);
+        e = XaNode.SlotAt(e, top);
         if (!XaCodec.IsNodeFast(e)) goto Off;
+        top = (index >> 6) & XaCodec.ChunkMask;
     L6:
-        e = XaNode.SlotOf(e, index, 6);
+        e = XaNode.SlotAt(e, top);
         if (!XaCodec.IsNodeFast(e)) goto Off;
+        top = index & XaCodec.ChunkMask;
     L0:
         _leaf = e;
         _leafKey = index >> XaCodec.ChunkShift;
-        e = XaNode.SlotOf(e, index, 0);
+        e = XaNode.SlotAt(e, top);
     Off:
         if (((e - 2) & 3) != 0) return e;   // not internal: null, value or pointer
     Fallback:
