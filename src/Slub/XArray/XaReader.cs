@@ -27,9 +27,9 @@ namespace Slub.XArray;
 /// its own indices) or retired with retry entries. An index beyond its reach, a retry entry or a tree of more than
 /// four levels takes the slow path, which re-reads the head. So the fast path reads no shared word of the array
 /// at all, only nodes.</para>
-/// <para><b>Cost.</b> Measured with <c>--xarray-cpu-time</c> (docs/benchmarks.md §4); opening and closing a
-/// reader costs about as much as one <see cref="XArray.Load"/>'s section bookkeeping, so it pays from the second
-/// load on.</para>
+/// <para><b>Cost.</b> Measured with <c>--xarray-cpu-time</c> (docs/benchmarks.md §4). Opening and closing a
+/// reader costs about two loads' worth of section bookkeeping (a thread-static lookup on entry and on exit), so
+/// it pays from a handful of loads on.</para>
 /// </remarks>
 public unsafe ref struct XaReader
 {
