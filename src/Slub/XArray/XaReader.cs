@@ -37,14 +37,13 @@ public unsafe ref struct XaReader
     private EpochReclaimer.ReadScope _scope;
     private bool _open;
     private ulong _leaf;       // node entry (address | 2) of the leaf last reached
-    private ulong _leafKey;    // index >> 6 of the indices it covers; ulong.MaxValue (no index) when none
+    private ulong _leafKey;    // (index >> 6) + 1 of the indices it covers; 0 (also in a default reader) when none
     private ulong _root;       // node entry of the root seen last (see "The root cache"), masked from _headWalk
     private int _rootLevels;   // its height, 1..4 (the unrolled walk's entry point); 0 when none is cached
 
     internal XaReader(XArray xa)
     {
         _xa = xa;
-        _leafKey = ulong.MaxValue;
         _scope = xa.Reclaimer.EnterRead();
         _open = true;
     }
@@ -73,7 +72,7 @@ public unsafe ref struct XaReader
     {
         if (!_open) return;
         _open = false;
-        _leafKey = ulong.MaxValue;   // both caches off: the next load reaches SlowLoad, which throws
+        _leafKey = 0;                // both caches off: the next load reaches the fallback, which throws
         _rootLevels = 0;
         _scope.Dispose();
     }
@@ -81,7 +80,7 @@ public unsafe ref struct XaReader
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong LoadRaw(ulong index)
     {
-        if ((index >> XaCodec.ChunkShift) == _leafKey)
+        if ((index >> XaCodec.ChunkShift) + 1 == _leafKey)
         {
             ulong e = XaNode.SlotAt(_leaf, index & XaCodec.ChunkMask);
             if (((e - 2) & 3) != 0) return e;   // not internal (null, value or pointer): see "The leaf cache"
@@ -122,26 +121,23 @@ public unsafe ref struct XaReader
         top = index & XaCodec.ChunkMask;
     L0:
         _leaf = e;
-        _leafKey = index >> XaCodec.ChunkShift;
+        _leafKey = (index >> XaCodec.ChunkShift) + 1;
         e = XaNode.SlotAt(e, top);
     Off:
         if (((e - 2) & 3) != 0) return e;   // not internal: null, value or pointer
     Fallback:
         // Sibling, retry or reservation, or no usable root: re-read the head (caching its root if the unrolled
         // walk can take it) and load the slow way. Nothing here takes this struct's address, so the JIT can keep
-        // its fields in registers in the caller's loop.
+        // its fields in registers in the caller's loop. A disposed (or default) reader must not cache anything.
+        if (!_open) ThrowDisposed();
         ulong w = Volatile.Read(ref _xa._headWalk);
         _root = w & XArray.HeadWalkAddressMask;
         _rootLevels = (int)(w >> 56);   // 1..4 for a root the unrolled walk takes, 0 otherwise
-        return SlowLoad(_xa, index, _open);
+        return SlowLoad(_xa, index);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static ulong SlowLoad(XArray xa, ulong index, bool open)
-    {
-        if (!open) ThrowDisposed();
-        return xa.LoadInSection(index);
-    }
+    private static ulong SlowLoad(XArray xa, ulong index) => xa.LoadInSection(index);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ThrowDisposed() => throw new ObjectDisposedException(nameof(XaReader));

@@ -158,9 +158,17 @@ public class PropertyTests : XaTest
         r.Dispose();
         r.Dispose();                                              // idempotent
         Assert.False(xa.Reclaimer.InReadSection);
-        bool threw = false;
-        try { r.Load(5); } catch (ObjectDisposedException) { threw = true; }
-        Assert.True(threw);
+        xa.StoreValue(5, 5);
+        for (int attempt = 0; attempt < 2; attempt++)   // a failed load must not leave a usable cache behind
+        {
+            bool threw = false;
+            try { r.Load(5); } catch (ObjectDisposedException) { threw = true; }
+            Assert.True(threw);
+        }
+        var blank = default(XaReader);
+        bool blankThrew = false;
+        try { blank.Load(1); } catch (ObjectDisposedException) { blankThrew = true; }
+        Assert.True(blankThrew);
     }
 
     private void Apply(XA xa, Model model, Op op, ulong key, ulong value, int order)
