@@ -27,6 +27,7 @@ public static class Program
             case ["--alloc-cpu-time"]: AllocatorCpuTimeProbe.Run(); return 0;
             case ["--fastpath-cpu-time"]: FastPathCostProbe.Run(); return 0;
             case ["--defrag-cpu-time"]: DefragCpuTimeProbe.Run(); return 0;
+            case ["--defrag-profile", var n]: DefragCpuTimeProbe.Profile(int.Parse(n)); return 0;
             case ["--xarray-cpu-time"]: XArrayLoadProbe.Run(); return 0;
             case ["--replay-cpu-time"]: ReplayCpuTimeProbe.Run(); return 0;
             case ["redis-defrag", ..]: return Defrag.RedisDefragScenario.Run(args);

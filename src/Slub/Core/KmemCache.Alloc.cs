@@ -77,6 +77,7 @@ public sealed unsafe partial class KmemCache
             if (c.Slab is not null) DeactivateCpuSlab(c);   // someone refilled meanwhile; ours is newer
             nint first = fresh.Freelist;
             fresh.Freelist = 0;
+            fresh.ClearFreeMap();
             fresh.Inuse = fresh.Objects;
             fresh.Frozen = true;
             fresh.List = SlabList.CpuSlab;
@@ -103,6 +104,7 @@ public sealed unsafe partial class KmemCache
                 SpinLockWord.Enter(ref slab.LockWord);
                 nint fl = slab.Freelist;
                 slab.Freelist = 0;
+                slab.ClearFreeMap();
                 slab.Inuse = slab.Objects;
                 if (fl == 0)
                 {
@@ -117,6 +119,7 @@ public sealed unsafe partial class KmemCache
         SpinLockWord.Enter(ref slab.LockWord);
         nint f = slab.Freelist;
         slab.Freelist = 0;
+        slab.ClearFreeMap();
         slab.Inuse = slab.Objects;
         if (f == 0) { slab.Frozen = false; slab.List = SlabList.None; }
         SpinLockWord.Exit(ref slab.LockWord);
@@ -169,6 +172,7 @@ public sealed unsafe partial class KmemCache
                     freelist = s.Freelist;
                     available += s.Objects - s.Inuse;
                     s.Freelist = 0;
+                    s.ClearFreeMap();
                     s.Inuse = s.Objects;
                     s.List = SlabList.CpuSlab;
                     result = s;
@@ -214,6 +218,7 @@ public sealed unsafe partial class KmemCache
             prev = obj;
         }
         slab.Freelist = prev;
+        if (!_debug && Mobility is not null) slab.InitFreeMap();
         var ctor = Constructor;
         if (ctor is not null)
         {

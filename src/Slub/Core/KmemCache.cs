@@ -285,6 +285,7 @@ public sealed unsafe partial class KmemCache
         *(nint*)(obj + _fpOffset) = prior;
         slab.Freelist = obj;
         slab.Inuse--;
+        slab.MarkFree(obj);
         SpinLockWord.Exit(ref slab.LockWord);
         return true;
     }

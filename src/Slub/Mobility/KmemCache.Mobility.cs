@@ -249,14 +249,7 @@ public sealed unsafe partial class KmemCache
         SpinLockWord.Enter(ref s.LockWord);
         try
         {
-            Span<bool> free = s.Objects <= 1024 ? stackalloc bool[s.Objects] : new bool[s.Objects];
-            // The free list runs through the free slots in no particular order, one dependent cache miss per
-            // slot; asking for every line of the slab up front lets those misses overlap instead.
-            if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
-                for (nint line = s.Address, end = s.Address + s.Bytes; line < end; line += 64)
-                    System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)line);
-            for (nint p = s.Freelist; p != 0; p = *(nint*)(p + _fpOffset)) free[s.IndexOf(p)] = true;
-            for (int i = 0; i < s.Objects && count < limit; i++) if (!free[i]) vector[count++] = s.ObjectAt(i);
+            count = s.FreeMap is null ? CollectInUseByFreeList(s, vector, limit) : CollectInUseByMap(s, vector, limit);
             try { state = mobility.Isolate?.Invoke(this, vector.AsSpan(0, count)); }
             catch (Exception e)
             {
@@ -280,6 +273,47 @@ public sealed unsafe partial class KmemCache
         }
         catch (Exception e) { throw new DefragmentationException(Name, s.Address, "migrate", e); }
         finally { CountResults(vector.AsSpan(0, count), res, threw); }
+        return count;
+    }
+
+    /// <summary>
+    /// The objects in use of a slab with a free map: the clear bits, in address order. Touches no slot.
+    /// Slab lock held.
+    /// </summary>
+    private int CollectInUseByMap(Slab s, nint[] vector, int limit)
+    {
+        ulong[] map = s.FreeMap!;
+        int count = 0;
+        nint first = s.FirstObject;
+        for (int w = 0; w < map.Length && count < limit; w++)
+        {
+            ulong used = ~map[w];
+            int rest = s.Objects - (w << 6);
+            if (rest < 64) used &= (1UL << rest) - 1;
+            while (used != 0 && count < limit)
+            {
+                int i = (w << 6) + System.Numerics.BitOperations.TrailingZeroCount(used);
+                used &= used - 1;
+                vector[count++] = first + (nint)i * _size;
+            }
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// The objects in use of a slab without a free map (made before mobility was set up): walks the free
+    /// list, one dependent load per free slot, with every line of the slab requested first so those misses
+    /// overlap. Slab lock held.
+    /// </summary>
+    private int CollectInUseByFreeList(Slab s, nint[] vector, int limit)
+    {
+        int count = 0;
+        Span<bool> free = s.Objects <= 1024 ? stackalloc bool[s.Objects] : new bool[s.Objects];
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+            for (nint line = s.Address, end = s.Address + s.Bytes; line < end; line += 64)
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)line);
+        for (nint p = s.Freelist; p != 0; p = *(nint*)(p + _fpOffset)) free[s.IndexOf(p)] = true;
+        for (int i = 0; i < s.Objects && count < limit; i++) if (!free[i]) vector[count++] = s.ObjectAt(i);
         return count;
     }
 
