@@ -238,6 +238,28 @@ public sealed unsafe partial class KmemCache
         return slab;
     }
 
+    /// <summary>
+    /// <see cref="DiscardSlab"/> for many slabs at once (defragmentation frees thousands): the page allocator
+    /// returns adjacent ones to the OS in one call. The slabs must be on no list.
+    /// </summary>
+    internal void DiscardSlabs(List<Slab> slabs)
+    {
+        if (slabs.Count == 0) return;
+        if (slabs.Count == 1) { DiscardSlab(slabs[0]); return; }
+        var blocks = new PageBlock[slabs.Count];
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            var slab = slabs[i];
+            var n = _nodes[slab.Node];
+            Interlocked.Decrement(ref n.NrSlabs);
+            Interlocked.Add(ref n.TotalObjects, -slab.Objects);
+            slab.List = SlabList.None;
+            blocks[i] = slab;
+        }
+        _pages.FreeMany(blocks);
+        Stats.FreeSlab += blocks.Length;
+    }
+
     /// <summary>Gives a slab's pages back to the page allocator (<c>discard_slab</c>). The slab must be on no list.</summary>
     internal void DiscardSlab(Slab slab)
     {

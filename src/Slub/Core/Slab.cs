@@ -3,7 +3,9 @@ using Slub.Pages;
 namespace Slub;
 
 /// <summary>Which list a slab is on (the kernel keeps this implicit; we keep it explicit for checking).</summary>
-internal enum SlabList : byte { None, Partial, Full, CpuPartial, CpuSlab, Isolated }
+/// <remarks>Isolated: a defrag source, being emptied. Reserved: a defrag target whose free slots the
+/// defragmenting thread hands out to migrate (see MigrationContext). Both are frozen and on no list.</remarks>
+internal enum SlabList : byte { None, Partial, Full, CpuPartial, CpuSlab, Isolated, Reserved }
 
 /// <summary>
 /// A slab: a page block carved into equal slots of one cache (the kernel's <c>struct slab</c>).

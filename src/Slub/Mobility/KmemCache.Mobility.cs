@@ -215,7 +215,7 @@ public sealed unsafe partial class KmemCache
         }
         DefragCounters.RaiseMax(ref Defrag._maxHoldTicks, held);
         DefragCounters.RaiseMax(ref Defrag._maxHoldCpuNs, heldCpu);
-        foreach (var s in empty) DiscardSlab(s);
+        DiscardSlabs(empty);
         Interlocked.Add(ref Defrag._slabsFreed, empty.Count);
 
         Exception? failure = null;
@@ -224,13 +224,24 @@ public sealed unsafe partial class KmemCache
             int max = sources.Max(s => s.Objects);
             var vector = new nint[max];
             var results = new MigrateResult[max];
-            foreach (var s in sources)
+            var ctx = MigrationContext.Enter(this, targetNode);
+            try
             {
-                if (failure is not null) break;
-                try { MoveSlab(s, vector, results, targetNode, mobility!); }
-                catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
+                for (int i = 0; i < sources.Count; i++)
+                {
+                    if (failure is not null) break;
+                    // The next source's objects are read right after this one's migrate call: ask for them now.
+                    if (i + 1 < sources.Count) PrefetchInUse(sources[i + 1]);
+                    try { MoveSlab(sources[i], vector, results, targetNode, mobility!); }
+                    catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
+                }
             }
-            PutBackIsolated(n, sources);
+            finally
+            {
+                ctx.Exit();
+                ReleaseTarget(ctx);
+                PutBackIsolated(n, sources);
+            }
         }
         Interlocked.Increment(ref Defrag._runs);
         Interlocked.Add(ref Defrag._ticks, Stopwatch.GetElapsedTime(started).Ticks);
@@ -266,13 +277,20 @@ public sealed unsafe partial class KmemCache
         var res = results.AsSpan(0, count);
         res.Clear();
         bool threw = true;
+        var ctx = MigrationContext.Current;
+        if (ctx?.Cache == this && s.FreeMap is not null) ctx.BeginSource(s);
         try
         {
             mobility.Migrate(this, vector.AsSpan(0, count), targetNode, state, res);
             threw = false;
         }
         catch (Exception e) { throw new DefragmentationException(Name, s.Address, "migrate", e); }
-        finally { CountResults(vector.AsSpan(0, count), res, threw); }
+        finally
+        {
+            // The old objects the callback freed reach the slab before anything counts or puts it back.
+            if (ctx?.Cache == this) ApplyDeferredFrees(ctx);
+            CountResults(vector.AsSpan(0, count), res, threw);
+        }
         return count;
     }
 
@@ -298,6 +316,30 @@ public sealed unsafe partial class KmemCache
             }
         }
         return count;
+    }
+
+    /// <summary>
+    /// Asks the memory system for the lines of a source slab's objects in use, one slab ahead of its
+    /// migrate call, so the callback's reads of scattered objects overlap instead of stalling one by one.
+    /// Reads the free map without the slab lock: a stale bit only wastes or misses a prefetch.
+    /// </summary>
+    private void PrefetchInUse(Slab s)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || s.FreeMap is not { } map) return;
+        nint first = s.FirstObject;
+        int last = ObjectSize - 1;
+        for (int w = 0; w < map.Length; w++)
+        {
+            ulong used = ~Volatile.Read(ref map[w]);
+            int rest = s.Objects - (w << 6);
+            if (rest < 64) used &= (1UL << rest) - 1;
+            for (; used != 0; used &= used - 1)
+            {
+                nint obj = first + (nint)((w << 6) + System.Numerics.BitOperations.TrailingZeroCount(used)) * _size;
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)obj);
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(obj + last));
+            }
+        }
     }
 
     /// <summary>
@@ -363,7 +405,7 @@ public sealed unsafe partial class KmemCache
             }
             Interlocked.Add(ref _isolated![n.Node], -sources.Count);
         }
-        foreach (var s in discard) DiscardSlab(s);
+        DiscardSlabs(discard);
         Interlocked.Add(ref Defrag._slabsFreed, discard.Count);
     }
 }

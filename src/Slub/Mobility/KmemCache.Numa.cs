@@ -117,6 +117,7 @@ public sealed unsafe partial class KmemCache
         var results = new MigrateResult[max];
         long budget = limit;
         Exception? failure = null;
+        var ctx = MigrationContext.Enter(this, to);
         try
         {
             foreach (var s in sources)
@@ -126,6 +127,11 @@ public sealed unsafe partial class KmemCache
             }
         }
         catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
+        finally
+        {
+            ctx.Exit();
+            ReleaseTarget(ctx);
+        }
         long after = sources.Sum(s => (long)Volatile.Read(ref s.Inuse));
         PutBackIsolated(n, sources);
         if (failure is not null) throw failure;
