@@ -24,11 +24,8 @@ public sealed unsafe partial class KmemCache
                     if (bits == 0) continue;
                     ctx.Slots[ctx.Word] = bits & (bits - 1);
                     int i = (ctx.Word << 6) + BitOperations.TrailingZeroCount(bits);
-                    nint obj = t.FirstObject + (nint)i * _size;
-                    // The next slot handed out is in the same word or the next: ask for its line now.
-                    if (System.Runtime.Intrinsics.X86.Sse.IsSupported && (bits &= bits - 1) != 0)
-                        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(t.FirstObject + (nint)((ctx.Word << 6) + BitOperations.TrailingZeroCount(bits)) * _size));
-                    return obj;
+                    PrefetchNextSlot(ctx, t);
+                    return t.FirstObject + (nint)i * _size;
                 }
             }
             if (ctx.Exhausted || !ReserveTarget(ctx)) return 0;
@@ -65,7 +62,7 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Takes every slot on <paramref name="s"/>'s free list into the context, as a CPU takes a slab's free list. Slab lock held.</summary>
-    private static void TakeAllSlots(MigrationContext ctx, Slab s)
+    private void TakeAllSlots(MigrationContext ctx, Slab s)
     {
         var map = s.FreeMap!;
         if (ctx.Slots.Length < map.Length) ctx.Slots = new ulong[map.Length];
@@ -78,6 +75,29 @@ public sealed unsafe partial class KmemCache
         ctx.Target = s;
         ctx.Word = 0;
         ctx.Words = map.Length;
+        ctx.PrefetchWord = 0;
+        ctx.PrefetchBits = ctx.Slots[0];
+        for (int k = 0; k < TargetPrefetchDistance; k++) PrefetchNextSlot(ctx, s);
+    }
+
+    /// <summary>Slots of the target asked for ahead of the one handed out: the copy into a slot should not wait for its line.</summary>
+    private const int TargetPrefetchDistance = 8;
+
+    /// <summary>Moves the target's prefetch cursor one slot on and asks for that slot's line(s).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void PrefetchNextSlot(MigrationContext ctx, Slab t)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        while (ctx.PrefetchBits == 0)
+        {
+            if (++ctx.PrefetchWord >= ctx.Words) return;
+            ctx.PrefetchBits = ctx.Slots[ctx.PrefetchWord];
+        }
+        ulong bits = ctx.PrefetchBits;
+        ctx.PrefetchBits = bits & (bits - 1);
+        nint obj = t.FirstObject + (nint)((ctx.PrefetchWord << 6) + BitOperations.TrailingZeroCount(bits)) * _size;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)obj);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(obj + ObjectSize - 1));
     }
 
     /// <summary>
@@ -119,35 +139,52 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>
-    /// After a migrate call: the objects of the source slab the callback freed go onto its free list in one
-    /// step, under one slab lock. Throws <see cref="InvalidFreeException"/> for an object that a concurrent
-    /// free had already returned (a double free); the others are applied first.
+    /// After a migrate call on <paramref name="s"/>: the old objects go back onto its free list in one step,
+    /// under one slab lock — those the callback freed on this thread (deferred by <paramref name="ctx"/>) and
+    /// those it reported <see cref="MigrateResult.MovedOldLeft"/>. An object a concurrent free had already
+    /// returned is a double free: the others are applied, then <see cref="InvalidFreeException"/> is thrown.
     /// </summary>
-    private void ApplyDeferredFrees(MigrationContext ctx)
+    private void ReturnOldObjects(Slab s, MigrationContext? ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results)
     {
-        var s = ctx.Source;
-        if (s is null) return;
-        ctx.Source = null;
-        int count = ctx.DeferredCount;
-        ctx.DeferredCount = 0;
-        ctx.DeferredMap.AsSpan().Clear();
-        if (count == 0) return;
-        nint doubleFree = 0;
-        SpinLockWord.Enter(ref s.LockWord);
-        int applied = 0;
-        for (int k = 0; k < count; k++)
+        int deferred = 0;
+        if (ctx is not null && ctx.Source == s)
         {
-            nint obj = ctx.Deferred[k];
-            if (s.IsMarkedFree(s.SlotOf(obj))) { doubleFree = obj; continue; }
-            *(nint*)(obj + _fpOffset) = s.Freelist;
-            s.Freelist = obj;
-            s.MarkFree(obj);
-            applied++;
+            deferred = ctx.DeferredCount;
+            ctx.Source = null;
+            ctx.DeferredCount = 0;
+            ctx.DeferredMap.AsSpan(0, s.FreeMap!.Length).Clear();
         }
-        s.Inuse -= applied;
+        int left = 0;
+        for (int i = 0; i < results.Length; i++) if (results[i] == MigrateResult.MovedOldLeft && objects[i] != 0) left++;
+        if (deferred + left == 0) return;
+        nint doubleFree = 0;
+        int returned = 0;
+        SpinLockWord.Enter(ref s.LockWord);
+        for (int k = 0; k < deferred; k++) ReturnOne(s, ctx!.Deferred[k], ref returned, ref doubleFree);
+        if (left > 0)
+        {
+            for (int i = 0; i < results.Length; i++)
+            {
+                if (results[i] != MigrateResult.MovedOldLeft || objects[i] == 0) continue;
+                if (s.IndexOf(objects[i]) < 0) { doubleFree = objects[i]; continue; }   // not an object of this slab
+                ReturnOne(s, objects[i], ref returned, ref doubleFree);
+            }
+        }
+        s.Inuse -= returned;
         SpinLockWord.Exit(ref s.LockWord);
         if (doubleFree != 0)
-            throw new InvalidFreeException(Name, doubleFree, $"kmem_cache_free({Name}): double free of object 0x{doubleFree:x} (freed by migrate and by another thread)");
+            throw new InvalidFreeException(Name, doubleFree, $"kmem_cache_free({Name}): double free of object 0x{doubleFree:x} (returned by migrate and freed elsewhere)");
+    }
+
+    /// <summary>Pushes one old object onto its slab's free list unless the free map says it is already free. Slab lock held.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void ReturnOne(Slab s, nint obj, ref int returned, ref nint doubleFree)
+    {
+        if (s.FreeMap is not null && s.IsMarkedFree(s.SlotOf(obj))) { doubleFree = obj; return; }
+        *(nint*)(obj + _fpOffset) = s.Freelist;
+        s.Freelist = obj;
+        s.MarkFree(obj);
+        returned++;
     }
 
     /// <summary>A free on the defragmenting thread into the slab its migrate call is emptying: deferred. Otherwise the isolated-slab path.</summary>

@@ -230,15 +230,15 @@ public sealed unsafe partial class KmemCache
                 for (int i = 0; i < sources.Count; i++)
                 {
                     if (failure is not null) break;
-                    // The next source's objects are read right after this one's migrate call: ask for them now.
-                    if (i + 1 < sources.Count) PrefetchInUse(sources[i + 1]);
-                    try { MoveSlab(sources[i], vector, results, targetNode, mobility!); }
+                    PrefetchAhead(sources, i);
+                    try { MoveSlab(sources[i], ctx, vector, results, targetNode, mobility!); }
                     catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
                 }
             }
             finally
             {
                 ctx.Exit();
+                AddCounts(ctx);
                 ReleaseTarget(ctx);
                 PutBackIsolated(n, sources);
             }
@@ -253,7 +253,7 @@ public sealed unsafe partial class KmemCache
     /// Isolate and migrate the objects of one frozen slab (the series' <c>move_slab_page</c>), offering at
     /// most <paramref name="limit"/> of them. Returns how many were offered.
     /// </summary>
-    private int MoveSlab(Slab s, nint[] vector, MigrateResult[] results, int targetNode, Mobility mobility, int limit = int.MaxValue)
+    private int MoveSlab(Slab s, MigrationContext ctx, nint[] vector, MigrateResult[] results, int targetNode, Mobility mobility, int limit = int.MaxValue)
     {
         int count = 0;
         object? state;
@@ -276,21 +276,22 @@ public sealed unsafe partial class KmemCache
         if (count == 0) return 0;
         var res = results.AsSpan(0, count);
         res.Clear();
-        bool threw = true;
-        var ctx = MigrationContext.Current;
-        if (ctx?.Cache == this && s.FreeMap is not null) ctx.BeginSource(s);
+        if (s.FreeMap is not null) ctx.BeginSource(s);
+        Exception? failure = null;
+        bool threw = false;
         try
         {
             mobility.Migrate(this, vector.AsSpan(0, count), targetNode, state, res);
-            threw = false;
         }
-        catch (Exception e) { throw new DefragmentationException(Name, s.Address, "migrate", e); }
-        finally
+        catch (Exception e) { failure = e; threw = true; }
+        try
         {
-            // The old objects the callback freed reach the slab before anything counts or puts it back.
-            if (ctx?.Cache == this) ApplyDeferredFrees(ctx);
-            CountResults(vector.AsSpan(0, count), res, threw);
+            // The old objects the callback freed or left reach the slab before anything counts or puts it back.
+            ReturnOldObjects(s, ctx, vector.AsSpan(0, count), res);
         }
+        catch (InvalidFreeException e) { failure ??= e; }
+        finally { CountResults(ctx, vector.AsSpan(0, count), res, threw); }
+        if (failure is not null) throw new DefragmentationException(Name, s.Address, "migrate", failure);
         return count;
     }
 
@@ -319,13 +320,25 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>
-    /// Asks the memory system for the lines of a source slab's objects in use, one slab ahead of its
-    /// migrate call, so the callback's reads of scattered objects overlap instead of stalling one by one.
-    /// Reads the free map without the slab lock: a stale bit only wastes or misses a prefetch.
+    /// Software pipelining over the source slabs, run before slab <paramref name="i"/> is migrated: the
+    /// descriptor of slab i+3, the free map of slab i+2 and the objects in use of slab i+1 are asked for, so
+    /// each is in cache when the next step reads it instead of one cache miss after another. Reads free maps
+    /// without the slab lock: a stale bit only wastes or misses a prefetch.
     /// </summary>
+    private void PrefetchAhead(List<Slab> sources, int i)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        if (i + 3 < sources.Count)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref sources[i + 3].LockWord));
+        if (i + 2 < sources.Count && sources[i + 2].FreeMap is { } map2)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(map2)));
+        if (i + 1 < sources.Count) PrefetchInUse(sources[i + 1]);
+    }
+
+    /// <summary>Asks for the lines of a slab's objects in use (see <see cref="PrefetchAhead"/>).</summary>
     private void PrefetchInUse(Slab s)
     {
-        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || s.FreeMap is not { } map) return;
+        if (s.FreeMap is not { } map) return;
         nint first = s.FirstObject;
         int last = ObjectSize - 1;
         for (int w = 0; w < map.Length; w++)
@@ -364,28 +377,33 @@ public sealed unsafe partial class KmemCache
     /// reported on yet stay where they are: they count as busy (a failed move, worth a later pass), not as
     /// unreported, so defrag_objects_busy shows them.
     /// </summary>
-    private void CountResults(ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, bool callbackThrew)
+    private static void CountResults(MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, bool callbackThrew)
     {
-        long moved = 0, freed = 0, later = 0, refused = 0, skipped = 0, unreported = 0;
         for (int i = 0; i < results.Length; i++)
         {
-            if (objects[i] == 0) { skipped++; continue; }
+            if (objects[i] == 0) { ctx.Skipped++; continue; }
             switch (results[i])
             {
-                case MigrateResult.Moved: moved++; break;
-                case MigrateResult.Freed: freed++; break;
-                case MigrateResult.Later: later++; break;
-                case MigrateResult.CannotMove: refused++; break;
-                case MigrateResult.Skipped: skipped++; break;
-                default: if (callbackThrew) later++; else unreported++; break;
+                case MigrateResult.Moved: case MigrateResult.MovedOldLeft: ctx.Moved++; break;
+                case MigrateResult.Freed: ctx.Freed++; break;
+                case MigrateResult.Later: ctx.Later++; break;
+                case MigrateResult.CannotMove: ctx.Refused++; break;
+                case MigrateResult.Skipped: ctx.Skipped++; break;
+                default: if (callbackThrew) ctx.Later++; else ctx.Unreported++; break;
             }
         }
-        Interlocked.Add(ref Defrag._moved, moved);
-        Interlocked.Add(ref Defrag._freed, freed);
-        Interlocked.Add(ref Defrag._later, later);
-        Interlocked.Add(ref Defrag._refused, refused);
-        Interlocked.Add(ref Defrag._skipped, skipped);
-        Interlocked.Add(ref Defrag._unreported, unreported);
+    }
+
+    /// <summary>Adds a run's tallies to the cache's counters (once per run: six atomic adds per slab cost more than the counting).</summary>
+    private void AddCounts(MigrationContext ctx)
+    {
+        Interlocked.Add(ref Defrag._moved, ctx.Moved);
+        Interlocked.Add(ref Defrag._freed, ctx.Freed);
+        Interlocked.Add(ref Defrag._later, ctx.Later);
+        Interlocked.Add(ref Defrag._refused, ctx.Refused);
+        Interlocked.Add(ref Defrag._skipped, ctx.Skipped);
+        Interlocked.Add(ref Defrag._unreported, ctx.Unreported);
+        ctx.Moved = ctx.Freed = ctx.Later = ctx.Refused = ctx.Skipped = ctx.Unreported = 0;
     }
 
     /// <summary>Unfreezes the source slabs: empty ones are freed (ignoring min_partial), the rest go to the partial tail.</summary>

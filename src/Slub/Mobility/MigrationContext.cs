@@ -44,6 +44,12 @@ internal sealed class MigrationContext
     public int Word, Words;
     /// <summary>No target could be reserved: take the ordinary path for the rest of the run.</summary>
     public bool Exhausted;
+    /// <summary>The prefetch cursor over the target's slots, a few slots ahead of the one handed out: its word and the bits of that word not yet prefetched.</summary>
+    public int PrefetchWord;
+    public ulong PrefetchBits;
+
+    /// <summary>Results of the run's migrate calls, added to the cache's counters once at the end.</summary>
+    public long Moved, Freed, Later, Refused, Skipped, Unreported;
 
     private MigrationContext(KmemCache cache, int node, MigrationContext? outer)
     {
