@@ -130,30 +130,52 @@ public sealed class BuddyArena : IDisposable
     /// <summary>
     /// Frees several blocks allocated here, as <see cref="Free"/> would one by one, but hands the memory back
     /// with one <c>madvise</c> per run of adjacent blocks and takes the zone lock once: a defragmentation
-    /// pass frees thousands of slabs, mostly next to each other, and each call costs a system call and a
-    /// TLB flush. Sorts <paramref name="blocks"/> by frame. Throws, like Free, on a block not allocated here.
+    /// pass frees thousands of slabs, many next to each other, and each call costs a system call and a
+    /// TLB flush. Throws, like Free, on a block not allocated here (after freeing the others before it).
     /// </summary>
     public void FreeMany(Span<PageBlock> blocks)
     {
-        var keys = new int[blocks.Length];   // sort on a key array: a comparer would chase two descriptors per compare
-        for (int k = 0; k < keys.Length; k++) keys[k] = blocks[k].Pfn;
-        keys.AsSpan().Sort(blocks);
-        int i = 0;
-        while (i < blocks.Length)
+        if (blocks.IsEmpty) return;
+        // Mark the frames of the blocks still ours in a bitmap over the range they span, then madvise each
+        // run of marked frames: linear in the range, no sort.
+        int lo = int.MaxValue, hi = 0;
+        foreach (var b in blocks)
+            if (IsOwnedBy(b)) { lo = Math.Min(lo, b.Pfn); hi = Math.Max(hi, b.Pfn + (1 << b.Order)); }
+        if (lo < hi)
         {
-            // A run: blocks that are still ours and each starts where the previous one ends.
-            if (!IsOwnedBy(blocks[i])) { i++; continue; }
-            int j = i + 1;
-            while (j < blocks.Length && blocks[j].Pfn == blocks[j - 1].Pfn + (1 << blocks[j - 1].Order) && IsOwnedBy(blocks[j])) j++;
-            long bytes = ((long)(blocks[j - 1].Pfn - blocks[i].Pfn) << OsMemory.PageShift) + blocks[j - 1].Bytes;
-            OsMemory.Discard(blocks[i].Address, (nuint)bytes);
-            i = j;
+            int baseWord = lo >> 6;
+            var marks = new ulong[((hi + 63) >> 6) - baseWord];
+            foreach (var b in blocks)
+            {
+                if (!IsOwnedBy(b)) continue;
+                for (int f = b.Pfn, end = b.Pfn + (1 << b.Order); f < end; f++) marks[(f >> 6) - baseWord] |= 1UL << f;
+            }
+            int run = -1;
+            for (int w = 0; w < marks.Length; w++)
+            {
+                ulong m = marks[w];
+                for (int bit = 0; bit < 64; )
+                {
+                    // Skip to the next change of state within the word.
+                    ulong rest = run < 0 ? m >> bit : ~m >> bit;
+                    int skip = rest == 0 ? 64 - bit : BitOperations.TrailingZeroCount(rest);
+                    bit += skip;
+                    if (bit >= 64) break;
+                    int frame = ((baseWord + w) << 6) + bit;
+                    if (run < 0) run = frame;
+                    else { DiscardFrames(run, frame); run = -1; }
+                }
+            }
+            if (run >= 0) DiscardFrames(run, (baseWord + marks.Length) << 6);
         }
         lock (_lock)
         {
             foreach (var block in blocks) FreeLocked(block);
         }
     }
+
+    private void DiscardFrames(int from, int to) =>
+        OsMemory.Discard(Base + ((nint)from << OsMemory.PageShift), (nuint)((long)(to - from) << OsMemory.PageShift));
 
     private bool IsOwnedBy(PageBlock block) =>
         (uint)block.Pfn < (uint)_frames && ReferenceEquals(Volatile.Read(ref _owner[block.Pfn]), block);

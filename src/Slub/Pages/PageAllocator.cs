@@ -65,7 +65,7 @@ public sealed class PageAllocator : IDisposable
     /// <summary>Frees a block to the arena it came from.</summary>
     public void Free(PageBlock block) => _arenas[block.Node].Free(block);
 
-    /// <summary>Frees several blocks (any nodes): one <c>madvise</c> per run of adjacent blocks (<see cref="BuddyArena.FreeMany"/>). Reorders <paramref name="blocks"/>.</summary>
+    /// <summary>Frees several blocks (any nodes): one <c>madvise</c> per run of adjacent blocks (<see cref="BuddyArena.FreeMany"/>). May reorder <paramref name="blocks"/>.</summary>
     public void FreeMany(Span<PageBlock> blocks)
     {
         if (_arenas.Length == 1) { _arenas[0].FreeMany(blocks); return; }
