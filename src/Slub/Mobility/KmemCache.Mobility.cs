@@ -173,12 +173,12 @@ public sealed unsafe partial class KmemCache
                 for (int i = 0; i < count; i++) freeInTargets += sorted[i].Objects - Volatile.Read(ref sorted[i].Inuse);
                 long toMove = 0;
                 int taken = 0;
-                var chosen = new HashSet<Slab>();
+                int firstChosen = count;   // the chosen slabs are a suffix of the sorted array (sparsest end)
                 for (int i = count - 1; i >= 0; i--)
                 {
                     var s = sorted[i];
                     int inuse = Volatile.Read(ref s.Inuse);
-                    if (inuse == 0) { chosen.Add(s); continue; }
+                    if (inuse == 0) { firstChosen = i; continue; }
                     if (mobility is null || inuse * 100L > (long)ratio * s.Objects || taken >= maxSlabs) break;
                     if (policy == DefragPolicy.FillFullestFirst && node == targetNode)
                     {
@@ -187,7 +187,7 @@ public sealed unsafe partial class KmemCache
                         freeInTargets -= free;
                         toMove += inuse;
                     }
-                    chosen.Add(s);
+                    firstChosen = i;
                     taken++;
                 }
                 n.Partial.Head = n.Partial.Tail = null;
@@ -195,7 +195,7 @@ public sealed unsafe partial class KmemCache
                 for (int i = 0; i < count; i++)
                 {
                     var s = sorted[i];
-                    if (!chosen.Contains(s) || !SpinLockWord.TryEnter(ref s.LockWord)) { n.Partial.AddTail(s); continue; }
+                    if (i < firstChosen || !SpinLockWord.TryEnter(ref s.LockWord)) { n.Partial.AddTail(s); continue; }
                     if (s.Inuse == 0) { s.List = SlabList.None; s.Prev = s.Next = null; empty.Add(s); }
                     else { s.Frozen = true; s.List = SlabList.Isolated; s.Prev = s.Next = null; sources.Add(s); }
                     SpinLockWord.Exit(ref s.LockWord);
@@ -321,18 +321,20 @@ public sealed unsafe partial class KmemCache
 
     /// <summary>
     /// Software pipelining over the source slabs, run before slab <paramref name="i"/> is migrated: the
-    /// descriptor of slab i+3, the free map of slab i+2 and the objects in use of slab i+1 are asked for, so
-    /// each is in cache when the next step reads it instead of one cache miss after another. Reads free maps
+    /// descriptor of slab i+6, the free map of slab i+4 and the objects in use of slab i+2 are asked for, so
+    /// each is in cache when a later step reads it instead of one cache miss after another (one slab's
+    /// migration is shorter than a memory access here, hence the distances). Reads free maps
     /// without the slab lock: a stale bit only wastes or misses a prefetch.
     /// </summary>
     private void PrefetchAhead(List<Slab> sources, int i)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
-        if (i + 3 < sources.Count)
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref sources[i + 3].LockWord));
-        if (i + 2 < sources.Count && sources[i + 2].FreeMap is { } map2)
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(map2)));
-        if (i + 1 < sources.Count) PrefetchInUse(sources[i + 1]);
+        if (i + 6 < sources.Count)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref sources[i + 6].LockWord));
+        if (i + 4 < sources.Count && sources[i + 4].FreeMap is { } map)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(map)));
+        if (i == 0) for (int k = 0; k < 2 && k < sources.Count; k++) PrefetchInUse(sources[k]);
+        if (i + 2 < sources.Count) PrefetchInUse(sources[i + 2]);
     }
 
     /// <summary>Asks for the lines of a slab's objects in use (see <see cref="PrefetchAhead"/>).</summary>
