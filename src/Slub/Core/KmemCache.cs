@@ -185,7 +185,7 @@ public sealed unsafe partial class KmemCache
     public nint TryAllocNode(int node)
     {
         if (node >= _nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
-        if (MigrationContext.Current is { } ctx && ctx.Cache == this && (node < 0 || node == ctx.Node) && TakeReserved(ctx) is var obj && obj != 0)
+        if (Volatile.Read(ref _migrationRuns) != 0 && MigrationContext.Current is { } ctx && ctx.Cache == this && (node < 0 || node == ctx.Node) && TakeReserved(ctx) is var obj && obj != 0)
             return obj;
         return AllocFrom(_cpus[_allocator.CurrentCpu()], node);
     }

@@ -7,6 +7,9 @@ namespace Slub;
 // old objects returned to their source slab in one step after each migrate call.
 public sealed unsafe partial class KmemCache
 {
+    /// <summary>Defrag runs of this cache in progress (any thread): when 0, allocation skips the thread-static lookup of a <see cref="MigrationContext"/>.</summary>
+    internal int _migrationRuns;
+
     /// <summary>
     /// A replacement for a migrate callback on the defragmenting thread: the next free slot of the reserved
     /// target, reserving the next target (fullest partial slab of the node first, else a new slab) when it
@@ -144,46 +147,52 @@ public sealed unsafe partial class KmemCache
     /// those it reported <see cref="MigrateResult.MovedOldLeft"/>. An object a concurrent free had already
     /// returned is a double free: the others are applied, then <see cref="InvalidFreeException"/> is thrown.
     /// </summary>
-    private void ReturnOldObjects(Slab s, MigrationContext? ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results)
+    private void ReturnOldObjects(Slab s, MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results)
     {
         int deferred = 0;
-        if (ctx is not null && ctx.Source == s)
+        if (ctx.Source == s)
         {
             deferred = ctx.DeferredCount;
             ctx.Source = null;
             ctx.DeferredCount = 0;
             ctx.DeferredMap.AsSpan(0, s.FreeMap!.Length).Clear();
         }
-        int left = 0;
-        for (int i = 0; i < results.Length; i++) if (results[i] == MigrateResult.MovedOldLeft && objects[i] != 0) left++;
-        if (deferred + left == 0) return;
+        bool anyLeft = results.Contains(MigrateResult.MovedOldLeft);
+        if (deferred == 0 && !anyLeft) return;
         nint doubleFree = 0;
         int returned = 0;
         SpinLockWord.Enter(ref s.LockWord);
-        for (int k = 0; k < deferred; k++) ReturnOne(s, ctx!.Deferred[k], ref returned, ref doubleFree);
-        if (left > 0)
-        {
+        nint freelist = s.Freelist;
+        var map = s.FreeMap;
+        // Deferred frees were checked by Free (object boundary of this slab); MovedOldLeft entries are checked here.
+        for (int k = 0; k < deferred; k++) ReturnOne(s, map, ctx.Deferred[k], ref freelist, ref returned, ref doubleFree);
+        if (anyLeft)
             for (int i = 0; i < results.Length; i++)
-            {
-                if (results[i] != MigrateResult.MovedOldLeft || objects[i] == 0) continue;
-                if (s.IndexOf(objects[i]) < 0) { doubleFree = objects[i]; continue; }   // not an object of this slab
-                ReturnOne(s, objects[i], ref returned, ref doubleFree);
-            }
-        }
+                if (results[i] == MigrateResult.MovedOldLeft && objects[i] != 0)
+                    ReturnOne(s, map, objects[i], ref freelist, ref returned, ref doubleFree);
+        s.Freelist = freelist;
         s.Inuse -= returned;
         SpinLockWord.Exit(ref s.LockWord);
         if (doubleFree != 0)
-            throw new InvalidFreeException(Name, doubleFree, $"kmem_cache_free({Name}): double free of object 0x{doubleFree:x} (returned by migrate and freed elsewhere)");
+            throw new InvalidFreeException(Name, doubleFree, $"kmem_cache_free({Name}): double free of object 0x{doubleFree:x} (returned by migrate and freed elsewhere, or not an object of slab 0x{s.Address:x})");
     }
 
-    /// <summary>Pushes one old object onto its slab's free list unless the free map says it is already free. Slab lock held.</summary>
+    /// <summary>Pushes one old object onto the slab's free list (kept in <paramref name="freelist"/>) unless it is not a slot of the slab or the free map says it is already free. Slab lock held.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void ReturnOne(Slab s, nint obj, ref int returned, ref nint doubleFree)
+    private void ReturnOne(Slab s, ulong[]? map, nint obj, ref nint freelist, ref int returned, ref nint doubleFree)
     {
-        if (s.FreeMap is not null && s.IsMarkedFree(s.SlotOf(obj))) { doubleFree = obj; return; }
-        *(nint*)(obj + _fpOffset) = s.Freelist;
-        s.Freelist = obj;
-        s.MarkFree(obj);
+        ulong offset = (ulong)(obj - s.FirstObject);
+        ulong index = DivideBySize(offset);
+        if (index >= (ulong)s.Objects || index * (ulong)_size != offset) { doubleFree = obj; return; }
+        if (map is not null)
+        {
+            ref ulong word = ref map[(int)(index >> 6)];
+            ulong bit = 1UL << (int)index;
+            if ((word & bit) != 0) { doubleFree = obj; return; }
+            word |= bit;
+        }
+        *(nint*)(obj + _fpOffset) = freelist;
+        freelist = obj;
         returned++;
     }
 

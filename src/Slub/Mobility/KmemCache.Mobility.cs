@@ -342,7 +342,7 @@ public sealed unsafe partial class KmemCache
     {
         if (s.FreeMap is not { } map) return;
         nint first = s.FirstObject;
-        int last = ObjectSize - 1;
+        int last = _size - 1;
         for (int w = 0; w < map.Length; w++)
         {
             ulong used = ~Volatile.Read(ref map[w]);
@@ -352,7 +352,7 @@ public sealed unsafe partial class KmemCache
             {
                 nint obj = first + (nint)((w << 6) + System.Numerics.BitOperations.TrailingZeroCount(used)) * _size;
                 System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)obj);
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(obj + last));
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(obj + last));   // the slot end: the free pointer lives there
             }
         }
     }

@@ -63,11 +63,16 @@ internal sealed class MigrationContext
     {
         var ctx = new MigrationContext(cache, node, t_current);
         t_current = ctx;
+        Interlocked.Increment(ref cache._migrationRuns);
         return ctx;
     }
 
     /// <summary>Uninstalls the context (restoring an outer one: a callback may defragment another cache).</summary>
-    public void Exit() => t_current = _outer;
+    public void Exit()
+    {
+        Interlocked.Decrement(ref Cache._migrationRuns);
+        t_current = _outer;
+    }
 
     /// <summary>Records a free of an object of <see cref="Source"/>; the core pushes them all after the call.</summary>
     /// <exception cref="InvalidFreeException">The object is already free or was already freed in this call.</exception>
