@@ -159,6 +159,13 @@ public sealed unsafe partial class KmemCache
         }
         bool anyLeft = results.Contains(MigrateResult.MovedOldLeft);
         if (deferred == 0 && !anyLeft) return;
+        if (_debug)
+        {
+            // Debug caches check, poison and track every free: take the ordinary (checked) path per object.
+            for (int i = 0; i < results.Length; i++)
+                if (results[i] == MigrateResult.MovedOldLeft && objects[i] != 0) Free(objects[i]);
+            return;
+        }
         nint doubleFree = 0;
         int returned = 0;
         SpinLockWord.Enter(ref s.LockWord);
