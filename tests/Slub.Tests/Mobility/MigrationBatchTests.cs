@@ -4,7 +4,6 @@ namespace Slub.Tests.Mobility;
 /// The batched migration protocol: free maps, replacements from reserved targets, deferred frees of old
 /// objects, <see cref="MigrateResult.MovedOldLeft"/>, and their error paths.
 /// </summary>
-[Collection("smo-stress")]
 public unsafe class MigrationBatchTests
 {
     private sealed class Fixture : IDisposable
@@ -210,7 +209,18 @@ public unsafe class MigrationBatchTests
         s.FreeMap![0] ^= 1;
         Assert.Empty(f.Cache.Validate());
     }
+}
 
+/// <summary>
+/// The stress half of <see cref="MigrationBatchTests"/>. Runs alone: its threads keep both cores busy, and
+/// tests elsewhere that fragment a cache assume their thread stays on one CPU while they build the layout.
+/// </summary>
+[CollectionDefinition("migration-batch-stress", DisableParallelization = true)]
+public sealed class MigrationBatchStressCollection;
+
+[Collection("migration-batch-stress")]
+public unsafe class MigrationBatchStressTests
+{
     [Fact]
     public void ConcurrentFreesIntoIsolatedSlabsWhileMigrateReturnsOldObjectsInBatches()
     {
