@@ -11,7 +11,8 @@ namespace Slub.Benchmarks;
 /// command line works; the native peers' availability is printed first because missing ones are skipped.
 /// <c>-- --alloc-cpu-time</c>, <c>-- --fastpath-cpu-time</c> and <c>-- --defrag-cpu-time</c> run
 /// <see cref="AllocatorCpuTimeProbe"/>, <see cref="FastPathCostProbe"/> and <see cref="DefragCpuTimeProbe"/>
-/// instead: the same work in thread CPU time, for a machine shared with other builds;
+/// instead: the same work in thread CPU time, for a machine shared with other builds
+/// (<c>-- --defrag-profile N</c>: N shrinks of the defrag probe's cache in one process, for perf record);
 /// <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/> and <c>-- --replay-cpu-time</c> runs
 /// <see cref="ReplayCpuTimeProbe"/> (CPU time, no BenchmarkDotNet); <c>-- redis-defrag</c> runs the
 /// background-defragmentation acceptance scenario (<see cref="Defrag.RedisDefragScenario"/>, a long plain run).
