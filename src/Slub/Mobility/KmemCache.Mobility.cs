@@ -124,6 +124,9 @@ public sealed unsafe partial class KmemCache
     /// replacement objects that migrate allocates land in the fullest slabs. <paramref name="maxSlabs"/>
     /// bounds the non-empty sources taken by one call (the background defragmenter's bounded step);
     /// empty slabs are freed regardless.
+    /// <para>The migrate calls run inside a <see cref="MigrationContext"/> (replacements from reserved
+    /// target slabs, old objects returned per slab in one step), the sources are prefetched a few slabs
+    /// ahead, and the emptied slabs go back to the page allocator in one batch.</para>
     /// <para>Compiled fully optimized up front (no tiering): with tiered compilation a long loop here would
     /// be recompiled on-stack, on this thread, while the list lock is held.</para>
     /// </remarks>
