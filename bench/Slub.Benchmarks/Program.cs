@@ -11,7 +11,8 @@ namespace Slub.Benchmarks;
 /// command line works; the native peers' availability is printed first because missing ones are skipped.
 /// <c>-- --alloc-cpu-time</c>, <c>-- --fastpath-cpu-time</c> and <c>-- --defrag-cpu-time</c> run
 /// <see cref="AllocatorCpuTimeProbe"/>, <see cref="FastPathCostProbe"/> and <see cref="DefragCpuTimeProbe"/>
-/// instead: the same work in thread CPU time, for a machine shared with other builds;
+/// instead: the same work in thread CPU time, for a machine shared with other builds
+/// (<c>-- --defrag-profile N</c>: N shrinks of the defrag probe's cache in one process, for perf record);
 /// <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/> and <c>-- --replay-cpu-time</c> runs
 /// <see cref="ReplayCpuTimeProbe"/> (CPU time, no BenchmarkDotNet); <c>-- redis-defrag</c> runs the
 /// background-defragmentation acceptance scenario (<see cref="Defrag.RedisDefragScenario"/>, a long plain run).
@@ -27,6 +28,7 @@ public static class Program
             case ["--alloc-cpu-time"]: AllocatorCpuTimeProbe.Run(); return 0;
             case ["--fastpath-cpu-time"]: FastPathCostProbe.Run(); return 0;
             case ["--defrag-cpu-time"]: DefragCpuTimeProbe.Run(); return 0;
+            case ["--defrag-profile", var n]: DefragCpuTimeProbe.Profile(int.Parse(n)); return 0;
             case ["--xarray-cpu-time"]: XArrayLoadProbe.Run(); return 0;
             case ["--xarray-load-breakdown"]: XArrayLoadBreakdown.Run(); return 0;
             case ["--replay-cpu-time"]: ReplayCpuTimeProbe.Run(); return 0;

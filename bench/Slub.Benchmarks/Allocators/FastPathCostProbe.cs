@@ -31,6 +31,8 @@ public static unsafe class FastPathCostProbe
             ("KmemCache alloc+free pair", () => Time(() => { for (int i = 0; i < N; i++) cache.Free(cache.Alloc()); })),
             ("plain cache with constructor, pair", () => Time(() => { for (int i = 0; i < N; i++) plain.Free(plain.Alloc()); })),
             ("same cache with SetupMobility, pair", () => Time(() => { for (int i = 0; i < N; i++) movable.Free(movable.Alloc()); })),
+            ("plain cache with constructor, 1000 then 1000 (per object; slow paths, no free map)", () => Batch(plain)),
+            ("same cache with SetupMobility, 1000 then 1000 (slow paths keep the free map)", () => Batch(movable)),
             ("NativeMemory alloc+free pair", () => Time(() => { for (int i = 0; i < N; i++) NativeMemory.Free(NativeMemory.Alloc(64)); })),
             ("2 x (CompareExchange + Volatile.Write): the per-CPU lock (now only on magazine refill/flush)", TwoLocks),
             ("2 x Thread.GetCurrentProcessorId: picking the per-CPU state (now only on refill/flush)", TwoProcessorIds),
@@ -46,6 +48,20 @@ public static unsafe class FastPathCostProbe
         Console.WriteLine("|---|---:|");
         for (int i = 0; i < rows.Length; i++)
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {rows[i].Name} | {best[i]:F2} |"));
+    }
+
+    /// <summary>1,000 allocations then 1,000 frees, repeated: past the magazine, through the slab-level paths.</summary>
+    private static double Batch(KmemCache c)
+    {
+        var objs = new nint[1000];
+        return Time(() =>
+        {
+            for (int r = 0; r < N / 1000; r++)
+            {
+                for (int i = 0; i < objs.Length; i++) objs[i] = c.Alloc();
+                for (int i = 0; i < objs.Length; i++) c.Free(objs[i]);
+            }
+        });
     }
 
     private static double Time(Action loop)

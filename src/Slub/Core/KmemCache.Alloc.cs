@@ -77,6 +77,7 @@ public sealed unsafe partial class KmemCache
             if (c.Slab is not null) DeactivateCpuSlab(c);   // someone refilled meanwhile; ours is newer
             nint first = fresh.Freelist;
             fresh.Freelist = 0;
+            fresh.ClearFreeMap();
             fresh.Inuse = fresh.Objects;
             fresh.Frozen = true;
             fresh.List = SlabList.CpuSlab;
@@ -103,6 +104,7 @@ public sealed unsafe partial class KmemCache
                 SpinLockWord.Enter(ref slab.LockWord);
                 nint fl = slab.Freelist;
                 slab.Freelist = 0;
+                slab.ClearFreeMap();
                 slab.Inuse = slab.Objects;
                 if (fl == 0)
                 {
@@ -117,6 +119,7 @@ public sealed unsafe partial class KmemCache
         SpinLockWord.Enter(ref slab.LockWord);
         nint f = slab.Freelist;
         slab.Freelist = 0;
+        slab.ClearFreeMap();
         slab.Inuse = slab.Objects;
         if (f == 0) { slab.Frozen = false; slab.List = SlabList.None; }
         SpinLockWord.Exit(ref slab.LockWord);
@@ -169,6 +172,7 @@ public sealed unsafe partial class KmemCache
                     freelist = s.Freelist;
                     available += s.Objects - s.Inuse;
                     s.Freelist = 0;
+                    s.ClearFreeMap();
                     s.Inuse = s.Objects;
                     s.List = SlabList.CpuSlab;
                     result = s;
@@ -214,6 +218,7 @@ public sealed unsafe partial class KmemCache
             prev = obj;
         }
         slab.Freelist = prev;
+        if (!_debug && Mobility is not null) slab.InitFreeMap();
         var ctor = Constructor;
         if (ctor is not null)
         {
@@ -231,6 +236,28 @@ public sealed unsafe partial class KmemCache
         Interlocked.Increment(ref n.NrSlabs);
         Interlocked.Add(ref n.TotalObjects, objects);
         return slab;
+    }
+
+    /// <summary>
+    /// <see cref="DiscardSlab"/> for many slabs at once (defragmentation frees thousands): the page allocator
+    /// returns adjacent ones to the OS in one call. The slabs must be on no list.
+    /// </summary>
+    internal void DiscardSlabs(List<Slab> slabs)
+    {
+        if (slabs.Count == 0) return;
+        if (slabs.Count == 1) { DiscardSlab(slabs[0]); return; }
+        var blocks = new PageBlock[slabs.Count];
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            var slab = slabs[i];
+            var n = _nodes[slab.Node];
+            Interlocked.Decrement(ref n.NrSlabs);
+            Interlocked.Add(ref n.TotalObjects, -slab.Objects);
+            slab.List = SlabList.None;
+            blocks[i] = slab;
+        }
+        _pages.FreeMany(blocks);
+        Stats.FreeSlab += blocks.Length;
     }
 
     /// <summary>Gives a slab's pages back to the page allocator (<c>discard_slab</c>). The slab must be on no list.</summary>

@@ -59,6 +59,7 @@ public sealed unsafe partial class KmemCache
                     *(nint*)(tail + _fpOffset) = prior;
                     slab.Freelist = head;
                     slab.Inuse -= count;
+                    MarkFreeChain(slab, head, count);
                     SpinLockWord.Exit(ref slab.LockWord);
                     return null;
                 }
@@ -71,6 +72,7 @@ public sealed unsafe partial class KmemCache
                     *(nint*)(tail + _fpOffset) = 0;
                     slab.Freelist = head;
                     slab.Inuse = inuse;
+                    MarkFreeChain(slab, head, count);
                     slab.Frozen = true;
                     if (slab.List == SlabList.Full) n.Full.Remove(slab);
                     slab.List = SlabList.CpuPartial;
@@ -84,6 +86,7 @@ public sealed unsafe partial class KmemCache
                 *(nint*)(tail + _fpOffset) = prior;
                 slab.Freelist = head;
                 slab.Inuse = inuse;
+                MarkFreeChain(slab, head, count);
                 Slab? toDiscard = null;
                 if (inuse == 0 && n.Partial.Count >= MinPartial)
                 {
@@ -104,6 +107,13 @@ public sealed unsafe partial class KmemCache
         {
             if (haveList) n.ListLock.Exit();
         }
+    }
+
+    /// <summary>Sets the free-map bits of a chain of <paramref name="count"/> slots just pushed onto the slab's free list. Slab lock held.</summary>
+    private void MarkFreeChain(Slab slab, nint head, int count)
+    {
+        if (slab.FreeMap is null) return;
+        for (nint p = head; count-- > 0; p = *(nint*)(p + _fpOffset)) slab.MarkFree(p);
     }
 
     private static void RemoveFromNodeList(KmemCacheNode n, Slab slab)
@@ -206,6 +216,7 @@ public sealed unsafe partial class KmemCache
                 nint next = *(nint*)(fl + _fpOffset);
                 *(nint*)(fl + _fpOffset) = slab.Freelist;
                 slab.Freelist = fl;
+                slab.MarkFree(fl);
                 returned++;
                 fl = next;
             }

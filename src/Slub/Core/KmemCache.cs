@@ -180,9 +180,13 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Like <see cref="AllocNode"/> but returns 0 on failure.</summary>
+    /// <remarks>Inside a migrate callback, on the defragmenting thread, replacements for this cache on the
+    /// run's target node come from a target slab the core reserved (see <see cref="MigrateCallback"/>).</remarks>
     public nint TryAllocNode(int node)
     {
         if (node >= _nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
+        if (Volatile.Read(ref _migrationRuns) != 0 && MigrationContext.Current is { } ctx && ctx.Cache == this && (node < 0 || node == ctx.Node) && TakeReserved(ctx) is var obj && obj != 0)
+            return obj;
         return AllocFrom(_cpus[_allocator.CurrentCpu()], node);
     }
 
@@ -251,8 +255,7 @@ public sealed unsafe partial class KmemCache
             }
             Volatile.Write(ref m.Busy, 0);
         }
-        if (slab.List == SlabList.Isolated && FreeToIsolated(slab, obj)) return;
-        if (slab.List == SlabList.Isolated) FreeTo(_cpus[_allocator.CurrentCpu()], obj, slab);
+        if (slab.List == SlabList.Isolated) FreeIsolated(slab, obj);
         else FreeMagazineSlow(obj, slab);
     }
 
@@ -285,6 +288,7 @@ public sealed unsafe partial class KmemCache
         *(nint*)(obj + _fpOffset) = prior;
         slab.Freelist = obj;
         slab.Inuse--;
+        slab.MarkFree(obj);
         SpinLockWord.Exit(ref slab.LockWord);
         return true;
     }

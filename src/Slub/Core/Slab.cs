@@ -3,7 +3,9 @@ using Slub.Pages;
 namespace Slub;
 
 /// <summary>Which list a slab is on (the kernel keeps this implicit; we keep it explicit for checking).</summary>
-internal enum SlabList : byte { None, Partial, Full, CpuPartial, CpuSlab, Isolated }
+/// <remarks>Isolated: a defrag source, being emptied. Reserved: a defrag target whose free slots the
+/// defragmenting thread hands out to migrate (see MigrationContext). Both are frozen and on no list.</remarks>
+internal enum SlabList : byte { None, Partial, Full, CpuPartial, CpuSlab, Isolated, Reserved }
 
 /// <summary>
 /// A slab: a page block carved into equal slots of one cache (the kernel's <c>struct slab</c>).
@@ -18,6 +20,11 @@ internal enum SlabList : byte { None, Partial, Full, CpuPartial, CpuSlab, Isolat
 /// into it only pushes the slot onto <see cref="Freelist"/> — no list changes, no discard.</para>
 /// <para><b>Inuse</b> counts slots not on <see cref="Freelist"/>: objects handed out plus, for a CPU slab,
 /// the objects sitting on that CPU's private free list.</para>
+/// <para><b>FreeMap</b> (movable, non-debug caches only): bit i is set exactly when slot i is on
+/// <see cref="Freelist"/>, so its population count is <c>Objects - Inuse</c>. It changes with Freelist, under
+/// the slab lock, only on the slab-level paths (new slab, refill, remote free, deactivation) — never on the
+/// per-thread magazine or per-CPU free-list fast paths. Defragmentation reads it to find the objects in use
+/// without touching a free slot.</para>
 /// </remarks>
 internal sealed class Slab : PageBlock
 {
@@ -32,6 +39,8 @@ internal sealed class Slab : PageBlock
     public int Objects;
     /// <summary>First object (slot 0 plus the left red zone).</summary>
     public nint FirstObject;
+    /// <summary>Bit i set ⇔ slot i is on <see cref="Freelist"/> (see remarks); null when not kept.</summary>
+    public ulong[]? FreeMap;
 
     public Slab(KmemCache cache) => Cache = cache;
 
@@ -48,6 +57,40 @@ internal sealed class Slab : PageBlock
     }
 
     public nint ObjectAt(int index) => FirstObject + (nint)index * Cache.Geometry.Size;
+
+    /// <summary>Slot index of an object already known to be at a boundary of this slab (no check).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public int SlotOf(nint obj) => (int)Cache.DivideBySize((ulong)(obj - FirstObject));
+
+    /// <summary>Starts a free map with every slot free (a new slab). Slab not yet published.</summary>
+    public void InitFreeMap()
+    {
+        var map = new ulong[(Objects + 63) >> 6];
+        map.AsSpan().Fill(ulong.MaxValue);
+        if ((Objects & 63) != 0) map[^1] = (1UL << (Objects & 63)) - 1;
+        FreeMap = map;
+    }
+
+    /// <summary>The whole free list was taken (by a CPU or a reservation): no slot is on it now. Slab lock held.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public void ClearFreeMap()
+    {
+        if (FreeMap is { } map) map.AsSpan().Clear();
+    }
+
+    /// <summary>Records that <paramref name="obj"/> went onto <see cref="Freelist"/>. Slab lock held.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public void MarkFree(nint obj)
+    {
+        if (FreeMap is { } map)
+        {
+            int i = SlotOf(obj);
+            map[i >> 6] |= 1UL << i;
+        }
+    }
+
+    /// <summary>Is slot <paramref name="index"/> on <see cref="Freelist"/> according to the map? Slab lock held; map present.</summary>
+    public bool IsMarkedFree(int index) => (FreeMap![index >> 6] & (1UL << index)) != 0;
 
     public override string ToString() =>
         $"slab 0x{Address:x} objects={Objects} used={Inuse} fp=0x{Freelist:x} frozen={(Frozen ? 1 : 0)} node={Node}";

@@ -308,6 +308,13 @@ public sealed unsafe partial class KmemCache
                 problems.Add($"validate {Name}: {s}: full slab on the partial list");
             if (s.List == SlabList.Full && nfree != 0)
                 problems.Add($"validate {Name}: {s}: slab with free objects on the full list");
+            if (s.FreeMap is not null)
+                for (int i = 0; i < s.Objects; i++)
+                    if (s.IsMarkedFree(i) != free[i])
+                    {
+                        problems.Add($"validate {Name}: {s}: free map says slot {i} is {(free[i] ? "in use" : "free")}, the free list says otherwise");
+                        break;
+                    }
             if ((Flags & (SlabFlags.RedZone | SlabFlags.Poison | SlabFlags.ConsistencyChecks)) != 0)
             {
                 for (int i = 0; i < s.Objects; i++)

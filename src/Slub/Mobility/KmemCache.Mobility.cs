@@ -124,6 +124,9 @@ public sealed unsafe partial class KmemCache
     /// replacement objects that migrate allocates land in the fullest slabs. <paramref name="maxSlabs"/>
     /// bounds the non-empty sources taken by one call (the background defragmenter's bounded step);
     /// empty slabs are freed regardless.
+    /// <para>The migrate calls run inside a <see cref="MigrationContext"/> (replacements from reserved
+    /// target slabs, old objects returned per slab in one step), the sources are prefetched a few slabs
+    /// ahead, and the emptied slabs go back to the page allocator in one batch.</para>
     /// <para>Compiled fully optimized up front (no tiering): with tiered compilation a long loop here would
     /// be recompiled on-stack, on this thread, while the list lock is held.</para>
     /// </remarks>
@@ -173,12 +176,12 @@ public sealed unsafe partial class KmemCache
                 for (int i = 0; i < count; i++) freeInTargets += sorted[i].Objects - Volatile.Read(ref sorted[i].Inuse);
                 long toMove = 0;
                 int taken = 0;
-                var chosen = new HashSet<Slab>();
+                int firstChosen = count;   // the chosen slabs are a suffix of the sorted array (sparsest end)
                 for (int i = count - 1; i >= 0; i--)
                 {
                     var s = sorted[i];
                     int inuse = Volatile.Read(ref s.Inuse);
-                    if (inuse == 0) { chosen.Add(s); continue; }
+                    if (inuse == 0) { firstChosen = i; continue; }
                     if (mobility is null || inuse * 100L > (long)ratio * s.Objects || taken >= maxSlabs) break;
                     if (policy == DefragPolicy.FillFullestFirst && node == targetNode)
                     {
@@ -187,7 +190,7 @@ public sealed unsafe partial class KmemCache
                         freeInTargets -= free;
                         toMove += inuse;
                     }
-                    chosen.Add(s);
+                    firstChosen = i;
                     taken++;
                 }
                 n.Partial.Head = n.Partial.Tail = null;
@@ -195,7 +198,7 @@ public sealed unsafe partial class KmemCache
                 for (int i = 0; i < count; i++)
                 {
                     var s = sorted[i];
-                    if (!chosen.Contains(s) || !SpinLockWord.TryEnter(ref s.LockWord)) { n.Partial.AddTail(s); continue; }
+                    if (i < firstChosen || !SpinLockWord.TryEnter(ref s.LockWord)) { n.Partial.AddTail(s); continue; }
                     if (s.Inuse == 0) { s.List = SlabList.None; s.Prev = s.Next = null; empty.Add(s); }
                     else { s.Frozen = true; s.List = SlabList.Isolated; s.Prev = s.Next = null; sources.Add(s); }
                     SpinLockWord.Exit(ref s.LockWord);
@@ -215,7 +218,7 @@ public sealed unsafe partial class KmemCache
         }
         DefragCounters.RaiseMax(ref Defrag._maxHoldTicks, held);
         DefragCounters.RaiseMax(ref Defrag._maxHoldCpuNs, heldCpu);
-        foreach (var s in empty) DiscardSlab(s);
+        DiscardSlabs(empty);
         Interlocked.Add(ref Defrag._slabsFreed, empty.Count);
 
         Exception? failure = null;
@@ -224,13 +227,24 @@ public sealed unsafe partial class KmemCache
             int max = sources.Max(s => s.Objects);
             var vector = new nint[max];
             var results = new MigrateResult[max];
-            foreach (var s in sources)
+            var ctx = MigrationContext.Enter(this, targetNode);
+            try
             {
-                if (failure is not null) break;
-                try { MoveSlab(s, vector, results, targetNode, mobility!); }
-                catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
+                for (int i = 0; i < sources.Count; i++)
+                {
+                    if (failure is not null) break;
+                    PrefetchAhead(sources, i);
+                    try { MoveSlab(sources[i], ctx, vector, results, targetNode, mobility!); }
+                    catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
+                }
             }
-            PutBackIsolated(n, sources);
+            finally
+            {
+                ctx.Exit();
+                AddCounts(ctx);
+                ReleaseTarget(ctx);
+                PutBackIsolated(n, sources);
+            }
         }
         Interlocked.Increment(ref Defrag._runs);
         Interlocked.Add(ref Defrag._ticks, Stopwatch.GetElapsedTime(started).Ticks);
@@ -242,21 +256,14 @@ public sealed unsafe partial class KmemCache
     /// Isolate and migrate the objects of one frozen slab (the series' <c>move_slab_page</c>), offering at
     /// most <paramref name="limit"/> of them. Returns how many were offered.
     /// </summary>
-    private int MoveSlab(Slab s, nint[] vector, MigrateResult[] results, int targetNode, Mobility mobility, int limit = int.MaxValue)
+    private int MoveSlab(Slab s, MigrationContext ctx, nint[] vector, MigrateResult[] results, int targetNode, Mobility mobility, int limit = int.MaxValue)
     {
         int count = 0;
         object? state;
         SpinLockWord.Enter(ref s.LockWord);
         try
         {
-            Span<bool> free = s.Objects <= 1024 ? stackalloc bool[s.Objects] : new bool[s.Objects];
-            // The free list runs through the free slots in no particular order, one dependent cache miss per
-            // slot; asking for every line of the slab up front lets those misses overlap instead.
-            if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
-                for (nint line = s.Address, end = s.Address + s.Bytes; line < end; line += 64)
-                    System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)line);
-            for (nint p = s.Freelist; p != 0; p = *(nint*)(p + _fpOffset)) free[s.IndexOf(p)] = true;
-            for (int i = 0; i < s.Objects && count < limit; i++) if (!free[i]) vector[count++] = s.ObjectAt(i);
+            count = s.FreeMap is null ? CollectInUseByFreeList(s, vector, limit) : CollectInUseByMap(s, vector, limit);
             try { state = mobility.Isolate?.Invoke(this, vector.AsSpan(0, count)); }
             catch (Exception e)
             {
@@ -272,14 +279,101 @@ public sealed unsafe partial class KmemCache
         if (count == 0) return 0;
         var res = results.AsSpan(0, count);
         res.Clear();
-        bool threw = true;
+        if (s.FreeMap is not null) ctx.BeginSource(s);
+        Exception? failure = null;
+        bool threw = false;
         try
         {
             mobility.Migrate(this, vector.AsSpan(0, count), targetNode, state, res);
-            threw = false;
         }
-        catch (Exception e) { throw new DefragmentationException(Name, s.Address, "migrate", e); }
-        finally { CountResults(vector.AsSpan(0, count), res, threw); }
+        catch (Exception e) { failure = e; threw = true; }
+        try
+        {
+            // The old objects the callback freed or left reach the slab before anything counts or puts it back.
+            ReturnOldObjects(s, ctx, vector.AsSpan(0, count), res);
+        }
+        catch (InvalidFreeException e) { failure ??= e; }
+        finally { CountResults(ctx, vector.AsSpan(0, count), res, threw); }
+        if (failure is not null) throw new DefragmentationException(Name, s.Address, "migrate", failure);
+        return count;
+    }
+
+    /// <summary>
+    /// The objects in use of a slab with a free map: the clear bits, in address order. Touches no slot.
+    /// Slab lock held.
+    /// </summary>
+    private int CollectInUseByMap(Slab s, nint[] vector, int limit)
+    {
+        ulong[] map = s.FreeMap!;
+        int count = 0;
+        nint first = s.FirstObject;
+        for (int w = 0; w < map.Length && count < limit; w++)
+        {
+            ulong used = ~map[w];
+            int rest = s.Objects - (w << 6);
+            if (rest < 64) used &= (1UL << rest) - 1;
+            while (used != 0 && count < limit)
+            {
+                int i = (w << 6) + System.Numerics.BitOperations.TrailingZeroCount(used);
+                used &= used - 1;
+                vector[count++] = first + (nint)i * _size;
+            }
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// Software pipelining over the source slabs, run before slab <paramref name="i"/> is migrated: the
+    /// descriptor of slab i+6, the free map of slab i+4 and the objects in use of slab i+2 are asked for, so
+    /// each is in cache when a later step reads it instead of one cache miss after another (one slab's
+    /// migration is shorter than a memory access here, hence the distances). Reads free maps
+    /// without the slab lock: a stale bit only wastes or misses a prefetch.
+    /// </summary>
+    private void PrefetchAhead(List<Slab> sources, int i)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        if (i + 6 < sources.Count)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref sources[i + 6].LockWord));
+        if (i + 4 < sources.Count && sources[i + 4].FreeMap is { } map)
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(map)));
+        if (i == 0) for (int k = 0; k < 2 && k < sources.Count; k++) PrefetchInUse(sources[k]);
+        if (i + 2 < sources.Count) PrefetchInUse(sources[i + 2]);
+    }
+
+    /// <summary>Asks for the lines of a slab's objects in use (see <see cref="PrefetchAhead"/>).</summary>
+    private void PrefetchInUse(Slab s)
+    {
+        if (s.FreeMap is not { } map) return;
+        nint first = s.FirstObject;
+        int last = _size - 1;
+        for (int w = 0; w < map.Length; w++)
+        {
+            ulong used = ~Volatile.Read(ref map[w]);
+            int rest = s.Objects - (w << 6);
+            if (rest < 64) used &= (1UL << rest) - 1;
+            for (; used != 0; used &= used - 1)
+            {
+                nint obj = first + (nint)((w << 6) + System.Numerics.BitOperations.TrailingZeroCount(used)) * _size;
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)obj);
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(obj + last));   // the slot end: the free pointer lives there
+            }
+        }
+    }
+
+    /// <summary>
+    /// The objects in use of a slab without a free map (made before mobility was set up): walks the free
+    /// list, one dependent load per free slot, with every line of the slab requested first so those misses
+    /// overlap. Slab lock held.
+    /// </summary>
+    private int CollectInUseByFreeList(Slab s, nint[] vector, int limit)
+    {
+        int count = 0;
+        Span<bool> free = s.Objects <= 1024 ? stackalloc bool[s.Objects] : new bool[s.Objects];
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+            for (nint line = s.Address, end = s.Address + s.Bytes; line < end; line += 64)
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)line);
+        for (nint p = s.Freelist; p != 0; p = *(nint*)(p + _fpOffset)) free[s.IndexOf(p)] = true;
+        for (int i = 0; i < s.Objects && count < limit; i++) if (!free[i]) vector[count++] = s.ObjectAt(i);
         return count;
     }
 
@@ -288,28 +382,33 @@ public sealed unsafe partial class KmemCache
     /// reported on yet stay where they are: they count as busy (a failed move, worth a later pass), not as
     /// unreported, so defrag_objects_busy shows them.
     /// </summary>
-    private void CountResults(ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, bool callbackThrew)
+    private static void CountResults(MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, bool callbackThrew)
     {
-        long moved = 0, freed = 0, later = 0, refused = 0, skipped = 0, unreported = 0;
         for (int i = 0; i < results.Length; i++)
         {
-            if (objects[i] == 0) { skipped++; continue; }
+            if (objects[i] == 0) { ctx.Skipped++; continue; }
             switch (results[i])
             {
-                case MigrateResult.Moved: moved++; break;
-                case MigrateResult.Freed: freed++; break;
-                case MigrateResult.Later: later++; break;
-                case MigrateResult.CannotMove: refused++; break;
-                case MigrateResult.Skipped: skipped++; break;
-                default: if (callbackThrew) later++; else unreported++; break;
+                case MigrateResult.Moved: case MigrateResult.MovedOldLeft: ctx.Moved++; break;
+                case MigrateResult.Freed: ctx.Freed++; break;
+                case MigrateResult.Later: ctx.Later++; break;
+                case MigrateResult.CannotMove: ctx.Refused++; break;
+                case MigrateResult.Skipped: ctx.Skipped++; break;
+                default: if (callbackThrew) ctx.Later++; else ctx.Unreported++; break;
             }
         }
-        Interlocked.Add(ref Defrag._moved, moved);
-        Interlocked.Add(ref Defrag._freed, freed);
-        Interlocked.Add(ref Defrag._later, later);
-        Interlocked.Add(ref Defrag._refused, refused);
-        Interlocked.Add(ref Defrag._skipped, skipped);
-        Interlocked.Add(ref Defrag._unreported, unreported);
+    }
+
+    /// <summary>Adds a run's tallies to the cache's counters (once per run: six atomic adds per slab cost more than the counting).</summary>
+    private void AddCounts(MigrationContext ctx)
+    {
+        Interlocked.Add(ref Defrag._moved, ctx.Moved);
+        Interlocked.Add(ref Defrag._freed, ctx.Freed);
+        Interlocked.Add(ref Defrag._later, ctx.Later);
+        Interlocked.Add(ref Defrag._refused, ctx.Refused);
+        Interlocked.Add(ref Defrag._skipped, ctx.Skipped);
+        Interlocked.Add(ref Defrag._unreported, ctx.Unreported);
+        ctx.Moved = ctx.Freed = ctx.Later = ctx.Refused = ctx.Skipped = ctx.Unreported = 0;
     }
 
     /// <summary>Unfreezes the source slabs: empty ones are freed (ignoring min_partial), the rest go to the partial tail.</summary>
@@ -329,7 +428,7 @@ public sealed unsafe partial class KmemCache
             }
             Interlocked.Add(ref _isolated![n.Node], -sources.Count);
         }
-        foreach (var s in discard) DiscardSlab(s);
+        DiscardSlabs(discard);
         Interlocked.Add(ref Defrag._slabsFreed, discard.Count);
     }
 }

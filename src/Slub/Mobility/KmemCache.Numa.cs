@@ -117,15 +117,22 @@ public sealed unsafe partial class KmemCache
         var results = new MigrateResult[max];
         long budget = limit;
         Exception? failure = null;
+        var ctx = MigrationContext.Enter(this, to);
         try
         {
             foreach (var s in sources)
             {
                 if (budget <= 0) break;
-                budget -= MoveSlab(s, vector, results, to, mobility, (int)Math.Min(budget, int.MaxValue));
+                budget -= MoveSlab(s, ctx, vector, results, to, mobility, (int)Math.Min(budget, int.MaxValue));
             }
         }
         catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
+        finally
+        {
+            ctx.Exit();
+            AddCounts(ctx);
+            ReleaseTarget(ctx);
+        }
         long after = sources.Sum(s => (long)Volatile.Read(ref s.Inuse));
         PutBackIsolated(n, sources);
         if (failure is not null) throw failure;

@@ -17,6 +17,12 @@ public enum MigrateResult : byte
     CannotMove,
     /// <summary>Skipped: isolate dropped it (set its entry to zero), e.g. because it was being freed.</summary>
     Skipped,
+    /// <summary>
+    /// Moved, like <see cref="Moved"/>, but the callback did not free the old object: the core returns every
+    /// such object of the slab to it in one step after the call (no per-object <c>Free</c>). Counted as moved.
+    /// The old object must already be unreferenced and back in its constructed state, exactly as before a Free.
+    /// </summary>
+    MovedOldLeft,
 }
 
 /// <summary>
@@ -41,11 +47,21 @@ public delegate object? IsolateCallback(KmemCache cache, Span<nint> objects);
 /// included: allocations never land in the slabs being emptied, which are frozen and on no list.</para>
 /// <para><b>What to do.</b> For each non-zero entry: allocate a replacement with
 /// <c>cache.AllocNode(node)</c>, copy, redirect every reference, free the old object, and set its result to
-/// <see cref="MigrateResult.Moved"/>; or free it and report <see cref="MigrateResult.Freed"/>; or leave it and
-/// report <see cref="MigrateResult.Later"/> / <see cref="MigrateResult.CannotMove"/>. Release the pins taken in
-/// isolate. Objects may be freed by their users concurrently once isolate has returned: the callback must tell
+/// <see cref="MigrateResult.Moved"/> — or skip the free and report <see cref="MigrateResult.MovedOldLeft"/>, and
+/// the core frees all those old objects at once after the call; or free it and report
+/// <see cref="MigrateResult.Freed"/>; or leave it and report <see cref="MigrateResult.Later"/> /
+/// <see cref="MigrateResult.CannotMove"/>. Release the pins taken in isolate.</para>
+/// <para><b>Batching (ours, not the series').</b> On the defragmenting thread, <c>cache.TryAllocNode(node)</c>
+/// / <c>AllocNode(node)</c> for this cache hand out free slots of a target slab the core has reserved (the
+/// fullest partial slab of the node, else a new slab) without a lock per object, and <c>cache.Free</c> of an
+/// object of the slab being emptied is deferred: the core puts all of them back in one step when the call
+/// returns (or throws), before it counts results or frees the slab. Both are invisible to the callback
+/// except in timing and in <see cref="KmemCache.GetStatistics"/> taken from inside the call (in-use
+/// counts of that slab lag until it returns). Frees on other threads are never deferred.</para>
+/// <para>Objects may be freed by their users concurrently once isolate has returned: the callback must tell
 /// a freed object from its contents or from its own pin. An exception leaves the objects not yet processed
-/// where they are; the core restores the slabs and rethrows it wrapped in <see cref="DefragmentationException"/>.</para>
+/// where they are (results already set, including <see cref="MigrateResult.MovedOldLeft"/>, still count); the
+/// core restores the slabs and rethrows it wrapped in <see cref="DefragmentationException"/>.</para>
 /// </remarks>
 public delegate void MigrateCallback(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? state, Span<MigrateResult> results);
 

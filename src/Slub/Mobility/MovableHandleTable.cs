@@ -14,8 +14,8 @@ namespace Slub;
 /// handle's stripe lock for the lifetime of the returned scope, which is what keeps the object from moving
 /// or being freed while it is used. The migrate callback takes the same stripe lock for each object, checks
 /// that the table still maps the handle to that address (otherwise the object was freed after isolation
-/// and is skipped), allocates the replacement on the requested node, copies, updates the table and frees
-/// the old object. No isolate callback is needed: frozen slabs never hand out their free slots again, so
+/// and is skipped), allocates the replacement on the requested node, copies, updates the table and leaves
+/// the old object to the core (<see cref="MigrateResult.MovedOldLeft"/>). No isolate callback is needed: frozen slabs never hand out their free slots again, so
 /// a freed object's header cannot be reused during the move.</para>
 /// <para>All members are thread-safe. Keep <see cref="Access"/> scopes short and never call
 /// <see cref="Free"/> or <see cref="Allocate"/> inside one (same-stripe deadlock).</para>
@@ -162,8 +162,7 @@ public sealed unsafe class MovableHandleTable
                 if (fresh == 0) { results[i] = MigrateResult.Later; continue; }  // no memory: stays where it is
                 Buffer.MemoryCopy((void*)old, (void*)fresh, HeaderSize + PayloadSize, HeaderSize + PayloadSize);
                 Volatile.Write(ref slot, fresh);
-                cache.Free(old);
-                results[i] = MigrateResult.Moved;
+                results[i] = MigrateResult.MovedOldLeft;   // the core frees the slab's old objects in one step
             }
             finally
             {

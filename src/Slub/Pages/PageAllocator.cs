@@ -65,6 +65,20 @@ public sealed class PageAllocator : IDisposable
     /// <summary>Frees a block to the arena it came from.</summary>
     public void Free(PageBlock block) => _arenas[block.Node].Free(block);
 
+    /// <summary>Frees several blocks (any nodes): one <c>madvise</c> per run of adjacent blocks (<see cref="BuddyArena.FreeMany"/>). May reorder <paramref name="blocks"/>.</summary>
+    public void FreeMany(Span<PageBlock> blocks)
+    {
+        if (_arenas.Length == 1) { _arenas[0].FreeMany(blocks); return; }
+        blocks.Sort(static (a, b) => a.Node.CompareTo(b.Node));
+        for (int i = 0; i < blocks.Length;)
+        {
+            int j = i + 1;
+            while (j < blocks.Length && blocks[j].Node == blocks[i].Node) j++;
+            _arenas[blocks[i].Node].FreeMany(blocks[i..j]);
+            i = j;
+        }
+    }
+
     /// <summary>The descriptor of the allocated block containing <paramref name="address"/>, or null.</summary>
     public PageBlock? OwnerOf(nint address)
     {

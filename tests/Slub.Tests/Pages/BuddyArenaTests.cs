@@ -53,6 +53,54 @@ public class BuddyArenaTests
     }
 
     [Fact]
+    public unsafe void FreeManyFreesLikeFreeOneByOneAndZeroesTheMemory()
+    {
+        // Random blocks of mixed orders, a random subset (runs and gaps) freed in one call; the rest one by one.
+        var ops = Gen.Select(Gen.Int[0, 3].Array[1, 120], Gen.Bool.Array[120]);
+        ops.Sample((orders, pick) =>
+        {
+            using var pages = new PageAllocator(NumaTopology.Emulated(1, 1), 8L << 20);
+            var arena = pages.Arenas[0];
+            var live = new List<Block>();
+            foreach (int order in orders)
+            {
+                var b = new Block();
+                if (!pages.TryAllocate(order, 0, b)) continue;
+                new Span<byte>((void*)b.Address, b.Bytes).Fill(0xA5);
+                live.Add(b);
+            }
+            var batch = live.Where((b, i) => pick[i % pick.Length]).ToArray();
+            long freeBefore = arena.FreeFrames;
+            pages.FreeMany(batch.Select(b => (PageBlock)b).ToArray());
+            Assert.Equal(freeBefore + batch.Sum(b => 1L << b.Order), arena.FreeFrames);
+            foreach (var b in batch) Assert.Null(pages.OwnerOf(b.Address));
+            arena.CheckConsistency();
+            foreach (var b in live.Except(batch)) Assert.Same(b, pages.OwnerOf(b.Address));
+            // The freed memory was handed back to the OS (reads as zeros); the live blocks kept their data.
+            if (OperatingSystem.IsLinux())
+                foreach (var b in batch) Assert.Equal(-1, new Span<byte>((void*)b.Address, b.Bytes).IndexOfAnyExcept((byte)0));
+            foreach (var b in live.Except(batch)) Assert.Equal(-1, new Span<byte>((void*)b.Address, b.Bytes).IndexOfAnyExcept((byte)0xA5));
+            foreach (var b in live.Except(batch)) pages.Free(b);
+            Assert.Equal(arena.TotalFrames, arena.FreeFrames);
+            arena.CheckConsistency();
+        }, iter: 40);
+    }
+
+    [Fact]
+    public void FreeManyRejectsABlockThatIsNotAllocated()
+    {
+        using var pages = new PageAllocator(NumaTopology.Emulated(1, 1), 4L << 20);
+        var a = new Block();
+        var b = new Block();
+        Assert.True(pages.TryAllocate(0, 0, a));
+        Assert.True(pages.TryAllocate(0, 0, b));
+        pages.Free(b);
+        Assert.Throws<InvalidOperationException>(() => pages.FreeMany(new PageBlock[] { a, b }));
+        Assert.Null(pages.OwnerOf(a.Address));   // the good block before it was freed
+        pages.Arenas[0].CheckConsistency();
+    }
+
+    [Fact]
     public void ExhaustionIsACleanFailure()
     {
         using var pages = new PageAllocator(NumaTopology.Emulated(1, 1), 4L << 20);

@@ -1,0 +1,218 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace Slub;
+
+// The batched side of migration (see MigrationContext): replacements from a reserved target slab, and the
+// old objects returned to their source slab in one step after each migrate call.
+public sealed unsafe partial class KmemCache
+{
+    /// <summary>Defrag runs of this cache in progress (any thread): when 0, allocation skips the thread-static lookup of a <see cref="MigrationContext"/>.</summary>
+    internal int _migrationRuns;
+
+    /// <summary>
+    /// A replacement for a migrate callback on the defragmenting thread: the next free slot of the reserved
+    /// target, reserving the next target (fullest partial slab of the node first, else a new slab) when it
+    /// runs out. Returns 0 when no target can be had; the caller then takes the ordinary path.
+    /// </summary>
+    private nint TakeReserved(MigrationContext ctx)
+    {
+        while (true)
+        {
+            if (ctx.Target is { } t)
+            {
+                for (; ctx.Word < ctx.Words; ctx.Word++)
+                {
+                    ulong bits = ctx.Slots[ctx.Word];
+                    if (bits == 0) continue;
+                    ctx.Slots[ctx.Word] = bits & (bits - 1);
+                    int i = (ctx.Word << 6) + BitOperations.TrailingZeroCount(bits);
+                    PrefetchNextSlot(ctx, t);
+                    return t.FirstObject + (nint)i * _size;
+                }
+            }
+            if (ctx.Exhausted || !ReserveTarget(ctx)) return 0;
+        }
+    }
+
+    /// <summary>Releases the current target and reserves the next one. False when none can be had (marks the context exhausted).</summary>
+    private bool ReserveTarget(MigrationContext ctx)
+    {
+        ReleaseTarget(ctx);
+        var n = _nodes[ctx.Node];
+        bool unmapped = false;
+        lock (n.ListLock)
+        {
+            // The head is the fullest partial slab after a defrag pass sorted the list.
+            int tries = 0;
+            for (var s = n.Partial.Head; s is not null && tries < 8; s = s.Next, tries++)
+            {
+                if (s.FreeMap is null) { unmapped = true; continue; }   // made before mobility: ordinary path
+                if (!SpinLockWord.TryEnter(ref s.LockWord)) continue;
+                n.Partial.Remove(s);
+                TakeAllSlots(ctx, s);
+                SpinLockWord.Exit(ref s.LockWord);
+                return true;
+            }
+        }
+        if (unmapped || _debug) { ctx.Exhausted = true; return false; }
+        var fresh = NewSlab(ctx.Node, exactNode: false);
+        if (fresh is null) { ctx.Exhausted = true; return false; }
+        SpinLockWord.Enter(ref fresh.LockWord);
+        TakeAllSlots(ctx, fresh);
+        SpinLockWord.Exit(ref fresh.LockWord);
+        return true;
+    }
+
+    /// <summary>Takes every slot on <paramref name="s"/>'s free list into the context, as a CPU takes a slab's free list. Slab lock held.</summary>
+    private void TakeAllSlots(MigrationContext ctx, Slab s)
+    {
+        var map = s.FreeMap!;
+        if (ctx.Slots.Length < map.Length) ctx.Slots = new ulong[map.Length];
+        map.AsSpan().CopyTo(ctx.Slots);
+        map.AsSpan().Clear();
+        s.Freelist = 0;
+        s.Inuse = s.Objects;
+        s.Frozen = true;
+        s.List = SlabList.Reserved;
+        ctx.Target = s;
+        ctx.Word = 0;
+        ctx.Words = map.Length;
+        ctx.PrefetchWord = 0;
+        ctx.PrefetchBits = ctx.Slots[0];
+        for (int k = 0; k < TargetPrefetchDistance; k++) PrefetchNextSlot(ctx, s);
+    }
+
+    /// <summary>Slots of the target asked for ahead of the one handed out: the copy into a slot should not wait for its line.</summary>
+    private const int TargetPrefetchDistance = 8;
+
+    /// <summary>Moves the target's prefetch cursor one slot on and asks for that slot's line(s).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void PrefetchNextSlot(MigrationContext ctx, Slab t)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        while (ctx.PrefetchBits == 0)
+        {
+            if (++ctx.PrefetchWord >= ctx.Words) return;
+            ctx.PrefetchBits = ctx.Slots[ctx.PrefetchWord];
+        }
+        ulong bits = ctx.PrefetchBits;
+        ctx.PrefetchBits = bits & (bits - 1);
+        nint obj = t.FirstObject + (nint)((ctx.PrefetchWord << 6) + BitOperations.TrailingZeroCount(bits)) * _size;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)obj);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(obj + ObjectSize - 1));
+    }
+
+    /// <summary>
+    /// Gives the reserved target back: its unhanded slots go onto its free list (with any objects freed into
+    /// it meanwhile), then it goes to the head of the partial list (it was the fullest), the full list, or
+    /// is discarded when empty and the node has enough partial slabs — as a deactivated CPU slab does.
+    /// </summary>
+    private void ReleaseTarget(MigrationContext ctx)
+    {
+        var s = ctx.Target;
+        if (s is null) return;
+        ctx.Target = null;
+        var n = _nodes[s.Node];
+        bool discard = false;
+        lock (n.ListLock)
+        {
+            SpinLockWord.Enter(ref s.LockWord);
+            int returned = 0;
+            for (int w = ctx.Word; w < ctx.Words; w++)
+            {
+                for (ulong bits = ctx.Slots[w]; bits != 0; bits &= bits - 1)
+                {
+                    nint obj = s.FirstObject + (nint)((w << 6) + BitOperations.TrailingZeroCount(bits)) * _size;
+                    *(nint*)(obj + _fpOffset) = s.Freelist;
+                    s.Freelist = obj;
+                    s.MarkFree(obj);
+                    returned++;
+                }
+                ctx.Slots[w] = 0;
+            }
+            s.Inuse -= returned;
+            s.Frozen = false;
+            if (s.Inuse == 0 && n.Partial.Count >= MinPartial) { s.List = SlabList.None; discard = true; }
+            else if (s.Freelist != 0) { s.List = SlabList.Partial; n.Partial.AddHead(s); }
+            else AddFull(n, s);
+            SpinLockWord.Exit(ref s.LockWord);
+        }
+        if (discard) DiscardSlab(s);
+    }
+
+    /// <summary>
+    /// After a migrate call on <paramref name="s"/>: the old objects go back onto its free list in one step,
+    /// under one slab lock — those the callback freed on this thread (deferred by <paramref name="ctx"/>) and
+    /// those it reported <see cref="MigrateResult.MovedOldLeft"/>. An object a concurrent free had already
+    /// returned is a double free: the others are applied, then <see cref="InvalidFreeException"/> is thrown.
+    /// </summary>
+    private void ReturnOldObjects(Slab s, MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results)
+    {
+        int deferred = 0;
+        if (ctx.Source == s)
+        {
+            deferred = ctx.DeferredCount;
+            ctx.Source = null;
+            ctx.DeferredCount = 0;
+            ctx.DeferredMap.AsSpan(0, s.FreeMap!.Length).Clear();
+        }
+        bool anyLeft = results.Contains(MigrateResult.MovedOldLeft);
+        if (deferred == 0 && !anyLeft) return;
+        if (_debug)
+        {
+            // Debug caches check, poison and track every free: take the ordinary (checked) path per object.
+            for (int i = 0; i < results.Length; i++)
+                if (results[i] == MigrateResult.MovedOldLeft && objects[i] != 0) Free(objects[i]);
+            return;
+        }
+        nint doubleFree = 0;
+        int returned = 0;
+        SpinLockWord.Enter(ref s.LockWord);
+        nint freelist = s.Freelist;
+        var map = s.FreeMap;
+        // Deferred frees were checked by Free (object boundary of this slab); MovedOldLeft entries are checked here.
+        for (int k = 0; k < deferred; k++) ReturnOne(s, map, ctx.Deferred[k], ref freelist, ref returned, ref doubleFree);
+        if (anyLeft)
+            for (int i = 0; i < results.Length; i++)
+                if (results[i] == MigrateResult.MovedOldLeft && objects[i] != 0)
+                    ReturnOne(s, map, objects[i], ref freelist, ref returned, ref doubleFree);
+        s.Freelist = freelist;
+        s.Inuse -= returned;
+        SpinLockWord.Exit(ref s.LockWord);
+        if (doubleFree != 0)
+            throw new InvalidFreeException(Name, doubleFree, $"kmem_cache_free({Name}): double free of object 0x{doubleFree:x} (returned by migrate and freed elsewhere, or not an object of slab 0x{s.Address:x})");
+    }
+
+    /// <summary>Pushes one old object onto the slab's free list (kept in <paramref name="freelist"/>) unless it is not a slot of the slab or the free map says it is already free. Slab lock held.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void ReturnOne(Slab s, ulong[]? map, nint obj, ref nint freelist, ref int returned, ref nint doubleFree)
+    {
+        ulong offset = (ulong)(obj - s.FirstObject);
+        ulong index = DivideBySize(offset);
+        if (index >= (ulong)s.Objects || index * (ulong)_size != offset) { doubleFree = obj; return; }
+        if (map is not null)
+        {
+            ref ulong word = ref map[(int)(index >> 6)];
+            ulong bit = 1UL << (int)index;
+            if ((word & bit) != 0) { doubleFree = obj; return; }
+            word |= bit;
+        }
+        *(nint*)(obj + _fpOffset) = freelist;
+        freelist = obj;
+        returned++;
+    }
+
+    /// <summary>A free on the defragmenting thread into the slab its migrate call is emptying: deferred. Otherwise the isolated-slab path.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void FreeIsolated(Slab slab, nint obj)
+    {
+        if (MigrationContext.Current is { } ctx && ctx.Source == slab && ctx.Cache == this)
+        {
+            ctx.Defer(slab, obj);
+            return;
+        }
+        if (FreeToIsolated(slab, obj)) return;
+        FreeTo(_cpus[_allocator.CurrentCpu()], obj, slab);
+    }
+}
