@@ -162,7 +162,7 @@ public sealed unsafe partial class KmemCache
             {
                 var next = s.Next;
                 SpinLockWord.Enter(ref s.LockWord);
-                n.Partial.Remove(s);
+                n.RemovePartial(s);
                 s.Frozen = true;
                 if (result is null)
                 {

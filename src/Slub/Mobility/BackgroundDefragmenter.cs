@@ -45,9 +45,9 @@ public sealed class BackgroundDefragmenter : IDisposable
     {
         public bool Running;
         public long NextCheck;       // Stopwatch timestamp of the next measurement when idle
+        public long NextFlush;       // next magazine flush while running
         public long BackoffUntil;    // no steps before this (no progress possible, or a callback failed)
         public int NodeCursor;
-        public CacheStatistics? Last;  // the last measurement, reused by the steps until the next one
         public double LastWaste;
     }
 
@@ -145,7 +145,6 @@ public sealed class BackgroundDefragmenter : IDisposable
         long cpu0 = OsThreadClock.NowNanoseconds();
         if (!_allocator.SlabMutex.TryEnter()) return new Iteration(null, -1, 0, 0, 0, false);
         KmemCache? best = null;
-        CacheStatistics? bestStats = null;
         double bestWaste = 0;
         CacheState? bestState = null;
         Iteration result;
@@ -165,31 +164,27 @@ public sealed class BackgroundDefragmenter : IDisposable
                 }
                 if (!state.Running && now < state.NextCheck) continue;
                 if (state.Running && now < state.BackoffUntil) continue;
-                if (now >= state.NextCheck || state.Last is null)
+                // Measured from the nodes' running counters (O(1), no list lock), so a running cache is
+                // measured before every step and stops as soon as it reaches the stop threshold. Objects in
+                // thread magazines count as free.
+                var (slabs, total, free) = cache.ReadFragmentation();
+                long objects = total - free;
+                double waste = Waste(total, objects);
+                long optimalSlabs = (objects + cache.ObjectsPerSlab - 1) / cache.ObjectsPerSlab;
+                long excessPages = (slabs - optimalSlabs) << cache.Order;
+                state.NextCheck = now + MsToTicks(settings.IntervalMs);
+                state.LastWaste = waste;
+                if (state.Running)
                 {
-                    // Measured once per interval, not on every step: reading the counts walks the partial
-                    // lists under their locks. Objects parked in thread magazines are free: flush them back
-                    // first so they count (and defragment) as free.
-                    cache.FlushMagazines();
-                    var measured = cache.GetStatistics();
-                    state.NextCheck = now + MsToTicks(settings.IntervalMs);
-                    state.Last = measured;
-                    state.LastWaste = Waste(measured);
-                    long excessPages = measured.Pages - (measured.OptimalSlabs << measured.Order);
-                    if (state.Running)
-                    {
-                        if (state.LastWaste <= settings.ThresholdStop || excessPages < settings.IgnorePages / 2) SetRunning(cache, state, false);
-                    }
-                    else if (state.LastWaste > settings.ThresholdLower && excessPages >= settings.IgnorePages)
-                    {
-                        SetRunning(cache, state, true);
-                    }
+                    if (waste <= settings.ThresholdStop || excessPages < settings.IgnorePages / 2) SetRunning(cache, state, false);
                 }
-                var st = state.Last;
-                double waste = state.LastWaste;
+                else if (waste > settings.ThresholdLower && excessPages >= settings.IgnorePages)
+                {
+                    SetRunning(cache, state, true);
+                }
                 if (state.Running && (best is null || waste > bestWaste))
                 {
-                    best = cache; bestStats = st; bestWaste = waste; bestState = state;
+                    best = cache; bestWaste = waste; bestState = state;
                 }
             }
             if (best is null)
@@ -197,7 +192,16 @@ public sealed class BackgroundDefragmenter : IDisposable
                 Interlocked.Add(ref _cpuNs, OsThreadClock.NowNanoseconds() - cpu0);
                 return new Iteration(null, -1, 0, 0, 0, false);
             }
-            result = Step(best, bestStats!, bestState!, bestWaste, now, cpu0);
+            if (now >= bestState!.NextFlush)
+            {
+                // Once per interval while running: objects parked in thread magazines go back to their
+                // slabs, or a source holding one could not empty. Costs a process-wide barrier, which is
+                // why it is not done per step; allocating threads never wait for it (they bypass their
+                // magazine while the request stands).
+                best.FlushMagazines();
+                bestState.NextFlush = now + MsToTicks(best.ActiveDefrag.IntervalMs);
+            }
+            result = Step(best, bestState, bestWaste, now, cpu0);
         }
         finally
         {
@@ -206,27 +210,28 @@ public sealed class BackgroundDefragmenter : IDisposable
         return result;
     }
 
-    private Iteration Step(KmemCache cache, CacheStatistics st, CacheState state, double waste, long now, long cpu0)
+    private Iteration Step(KmemCache cache, CacheState state, double waste, long now, long cpu0)
     {
         var settings = cache.ActiveDefrag;
         // The node with the most free objects on its partial slabs, starting after the last one used.
-        int nodes = st.Nodes.Count, node = -1;
+        var nodes = cache.Nodes;
+        int node = -1;
         long mostFree = 0;
-        for (int i = 0; i < nodes; i++)
+        for (int i = 0; i < nodes.Length; i++)
         {
-            int n = (state.NodeCursor + i) % nodes;
-            var ns = st.Nodes[n];
-            long partialFree = ns.Partial * (long)st.ObjectsPerSlab - ns.ObjectsPartial;
-            if (ns.Partial > 1 && partialFree > mostFree) { mostFree = partialFree; node = n; }
+            int k = (state.NodeCursor + i) % nodes.Length;
+            long partialFree = Volatile.Read(ref nodes[k].PartialFree);
+            if (Volatile.Read(ref nodes[k].Partial.Count) > 1 && partialFree > mostFree) { mostFree = partialFree; node = k; }
         }
         bool progress = false;
         if (node >= 0)
         {
             state.NodeCursor = node + 1;
-            var ns = st.Nodes[node];
+            var n = nodes[node];
             // Redis' defrag hint: a slab is worth emptying when its use is below 1.125 times the average.
-            long capacity = Math.Max(1, ns.Partial * (long)st.ObjectsPerSlab);
-            int limit = (int)Math.Min(100, (ns.ObjectsPartial * 1125 + capacity * 10 - 1) / (capacity * 10));
+            long capacity = Math.Max(1, Volatile.Read(ref n.PartialCapacity));
+            long inusePartial = Math.Max(0, capacity - Volatile.Read(ref n.PartialFree));
+            int limit = (int)Math.Min(100, (inusePartial * 1125 + capacity * 10 - 1) / (capacity * 10));
             int ratio = Math.Clamp(Math.Max(cache.DefragUsedRatio, limit), 1, 100);
             long freedBefore = cache.Defrag.SlabsFreed, movedBefore = cache.Defrag.ObjectsMoved + cache.Defrag.ObjectsFreed;
             try
@@ -256,15 +261,17 @@ public sealed class BackgroundDefragmenter : IDisposable
     {
         state.Running = running;
         state.BackoffUntil = 0;
-        if (!running) state.Last = null;
+        state.NextFlush = 0;   // a cache that starts flushes the magazines before its first step
         cache.ActiveDefragRunning = running;
     }
 
     /// <summary>Wasted object capacity in percent of objects in use (10000 when slabs hold no object at all).</summary>
-    internal static double Waste(CacheStatistics st)
+    internal static double Waste(CacheStatistics st) => Waste(st.TotalObjects, st.Objects);
+
+    private static double Waste(long totalObjects, long objects)
     {
-        if (st.Objects <= 0) return st.TotalObjects > 0 ? 10_000 : 0;
-        return (st.TotalObjects - st.Objects) * 100.0 / st.Objects;
+        if (objects <= 0) return totalObjects > 0 ? 10_000 : 0;
+        return (totalObjects - objects) * 100.0 / objects;
     }
 
     private static long MsToTicks(int ms) => ms * Stopwatch.Frequency / 1000;
