@@ -89,6 +89,7 @@ public sealed class BackgroundDefragmenter : IDisposable
     private void Run()
     {
         _osThreadId = OsThreadClock.CurrentThreadId();
+        SpinLockWord.MarkBackgroundThread();   // never spin-wait on an allocating thread that holds a lock
         var token = _stop.Token;
         long debtNs = 0;
         while (!token.IsCancellationRequested)
