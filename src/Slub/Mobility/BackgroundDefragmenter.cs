@@ -8,26 +8,33 @@ namespace Slub;
 /// <see cref="SlabAllocator.StartBackgroundDefrag"/>; dispose it to stop the thread.
 /// </summary>
 /// <remarks>
-/// <para><b>Policy.</b> Every <see cref="ActiveDefragSettings.IntervalMs"/> each movable cache's waste
-/// (<c>(total_objects - objects) * 100 / objects</c>) and pages above optimal are measured. A cache starts
+/// <para><b>Policy.</b> Each movable cache's waste (<c>(total_objects - objects) * 100 / objects</c>, objects
+/// parked in thread magazines counting as free) and pages above optimal are read from the nodes' running
+/// counters — O(1), no lock — every <see cref="ActiveDefragSettings.IntervalMs"/> while the cache is idle and
+/// before every step while it runs. A cache starts
 /// when waste exceeds <see cref="ActiveDefragSettings.ThresholdLower"/> and it holds at least
 /// <see cref="ActiveDefragSettings.IgnorePages"/> pages more than it needs; it stops when waste falls to
 /// <see cref="ActiveDefragSettings.ThresholdStop"/> (or its excess pages to half the ignore limit).
 /// While any cache runs, the thread works on the most fragmented one in bounded steps: one call of the
 /// defrag core on one node, emptying at most <see cref="ActiveDefragSettings.MaxSlabsPerStep"/> slabs.</para>
-/// <para><b>Sources and targets.</b> A step takes partial slabs whose use is at most the node's average
-/// partial-slab use times 1.125 (Redis' defrag hint; never below the cache's <c>defrag_used_ratio</c>),
-/// sparsest first, and only as many as the other partial slabs can absorb; the list is reordered fullest
-/// first so the replacements land in the fullest slabs. Objects therefore only move from sparser slabs into
-/// fuller ones, and a moved object is not moved back unless frees later make its new slab the sparser one. Slabs a CPU owns (its
-/// slab and its partial chain — the slabs allocation is filling) are frozen and never sources.</para>
+/// <para><b>Sources and targets.</b> A movable cache's partial lists are kept in fill-level buckets, fullest
+/// at the head, where allocation takes slabs. A step looks at a bounded window at the sparse tail and takes
+/// partial slabs whose use is at most the node's average partial-slab use times 1.125 (Redis' defrag hint;
+/// never below the cache's <c>defrag_used_ratio</c>), and only as many as the other partial slabs can
+/// absorb, so the replacements land in the fullest slabs. Objects therefore only move from sparser slabs into
+/// fuller ones, and a moved object is not moved back unless frees later make its new slab the sparser one.
+/// Slabs a CPU owns (its slab and its partial chain — the slabs allocation is filling) are frozen and never
+/// sources.</para>
 /// <para><b>CPU budget.</b> The share is interpolated between <see cref="ActiveDefragSettings.CycleMin"/>
 /// and <see cref="ActiveDefragSettings.CycleMax"/> percent of one core as waste goes from the lower to the
 /// upper threshold. After each step the thread reads its own CPU clock (<c>CLOCK_THREAD_CPUTIME_ID</c>)
 /// and sleeps <c>cost * (100 - share) / share</c>, so over any window it uses at most about the share.</para>
 /// <para><b>Locks.</b> A step holds the allocator's <c>SlabMutex</c> only by try-lock (it skips the step
-/// when the cache list is busy), the node's list lock for one linear pass over the partial list, one slab
-/// lock at a time while isolating, and no allocator lock while migrating.</para>
+/// when the cache list is busy), the node's list lock while it looks at at most <c>4 × max_slabs + 8</c>
+/// slabs and again while it puts at most <c>max_slabs</c> back, one slab lock at a time while isolating, and
+/// no allocator lock while migrating. Its thread sleeps rather than spins when it finds a lock word held
+/// (<see cref="SpinLockWord.MarkBackgroundThread"/>). Magazines are flushed at most once per interval, only
+/// while a cache runs. See docs/background-defrag.md for the bound on each lock.</para>
 /// </remarks>
 public sealed class BackgroundDefragmenter : IDisposable
 {

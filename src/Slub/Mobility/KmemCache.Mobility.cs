@@ -288,7 +288,7 @@ public sealed unsafe partial class KmemCache
             }
             if (SpinLockWord.TryEnter(ref s.LockWord))
             {
-                inuse = s.Inuse;   // frees may have lowered it since; never raised (nothing allocates from a listed slab)
+                inuse = s.Inuse;   // frees may have lowered it since (only debug caches allocate from a listed slab)
                 freeInTargets -= s.Objects - inuse;
                 n.RemovePartial(s);
                 if (inuse == 0) empty.Add(s);
