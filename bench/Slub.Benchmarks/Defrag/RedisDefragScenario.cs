@@ -268,7 +268,7 @@ internal sealed unsafe class RedisDefragScenario
             if (batchMax * 1000 > Stopwatch.Frequency)
             {
                 var (cpu1, delay1) = sched.Read();
-                pauses.Add(batchMax, Stopwatch.GetTimestamp() - wall0, cpu1 - cpu0, delay1 - delay0);
+                pauses.Add(batchMax, Stopwatch.GetTimestamp() - wall0, cpu1 - cpu0, delay1 - delay0, traffic.Elapsed.TotalSeconds);
             }
         }
         double trafficSeconds = traffic.Elapsed.TotalSeconds;
@@ -341,9 +341,11 @@ internal sealed unsafe class RedisDefragScenario
     private sealed class PauseAttribution
     {
         private long _batches, _pauseTicks, _wallTicks, _cpuNs, _delayNs, _worstPause, _worstWall, _worstCpu, _worstDelay;
+        private readonly int[] _perSecond = new int[64];
 
-        public void Add(long pauseTicks, long wallTicks, long cpuNs, long delayNs)
+        public void Add(long pauseTicks, long wallTicks, long cpuNs, long delayNs, double atSeconds)
         {
+            _perSecond[Math.Clamp((int)atSeconds, 0, _perSecond.Length - 1)]++;
             _batches++; _pauseTicks += pauseTicks; _wallTicks += wallTicks; _cpuNs += cpuNs; _delayNs += delayNs;
             if (pauseTicks > _worstPause) { _worstPause = pauseTicks; _worstWall = wallTicks; _worstCpu = cpuNs; _worstDelay = delayNs; }
         }
@@ -357,7 +359,8 @@ internal sealed unsafe class RedisDefragScenario
             double wall = Ms(_wallTicks), cpu = _cpuNs / 1e6, delay = _delayNs / 1e6;
             return $"{_batches} batches of 256 ops held an allocation over 1 ms (pauses {Ms(_pauseTicks):F1} ms, batches {wall:F1} ms wall): " +
                    $"on CPU {cpu:F1} ms, runnable but preempted {delay:F1} ms, asleep/blocked {Math.Max(0, wall - cpu - delay):F1} ms; " +
-                   $"worst pause {Ms(_worstPause):F2} ms in a batch of {Ms(_worstWall):F2} ms wall = {_worstCpu / 1e6:F2} CPU + {_worstDelay / 1e6:F2} preempted + {Math.Max(0, Ms(_worstWall) - _worstCpu / 1e6 - _worstDelay / 1e6):F2} asleep";
+                   $"worst pause {Ms(_worstPause):F2} ms in a batch of {Ms(_worstWall):F2} ms wall = {_worstCpu / 1e6:F2} CPU + {_worstDelay / 1e6:F2} preempted + {Math.Max(0, Ms(_worstWall) - _worstCpu / 1e6 - _worstDelay / 1e6):F2} asleep; " +
+                   $"by second of traffic: {string.Join(" ", _perSecond.Take(Math.Max(1, Array.FindLastIndex(_perSecond, c => c > 0) + 1)))}";
         }
     }
 

@@ -33,7 +33,8 @@ namespace Slub;
 /// when the cache list is busy), the node's list lock while it looks at at most <c>4 × max_slabs + 8</c>
 /// slabs and again while it puts at most <c>max_slabs</c> back, one slab lock at a time while isolating, and
 /// no allocator lock while migrating. Its thread sleeps rather than spins when it finds a lock word held
-/// (<see cref="SpinLockWord.MarkBackgroundThread"/>). Magazines are flushed at most once per interval, only
+/// (<see cref="SpinLockWord.MarkBackgroundThread"/>), and runs in SCHED_BATCH on Linux, so its wake-ups do
+/// not preempt allocating threads (<see cref="OsThreadScheduling.TryMakeCurrentThreadBatch"/>). Magazines are flushed at most once per interval, only
 /// while a cache runs. See docs/background-defrag.md for the bound on each lock.</para>
 /// </remarks>
 public sealed class BackgroundDefragmenter : IDisposable
@@ -95,8 +96,9 @@ public sealed class BackgroundDefragmenter : IDisposable
 
     private void Run()
     {
-        _osThreadId = OsThreadClock.CurrentThreadId();
         SpinLockWord.MarkBackgroundThread();   // never spin-wait on an allocating thread that holds a lock
+        OsThreadScheduling.TryMakeCurrentThreadBatch();   // never preempt an allocating thread by waking up
+        _osThreadId = OsThreadClock.CurrentThreadId();
         var token = _stop.Token;
         long debtNs = 0;
         while (!token.IsCancellationRequested)

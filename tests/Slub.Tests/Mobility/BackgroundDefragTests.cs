@@ -168,6 +168,19 @@ public unsafe class BackgroundDefragTests
     }
 
     [Fact]
+    public void TheThreadRunsInTheBatchClassSoItsWakeUpsDoNotPreempt()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        using var o = new Objects(1000);
+        using var d = o.Allocator.StartBackgroundDefrag();
+        var started = Stopwatch.StartNew();
+        while (d.OsThreadId == 0 && started.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(5);
+        Assert.NotEqual(0, d.OsThreadId);
+        Assert.Equal(OsThreadScheduling.SchedBatch, OsThreadScheduling.PolicyOf(d.OsThreadId));
+        Assert.NotEqual(OsThreadScheduling.SchedBatch, OsThreadScheduling.PolicyOf(0));   // only that thread
+    }
+
+    [Fact]
     public void OneStepEmptiesAtMostMaxSlabs()
     {
         using var o = new Objects(20_000);
