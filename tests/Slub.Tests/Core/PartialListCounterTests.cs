@@ -87,6 +87,17 @@ public unsafe class PartialListCounterTests
         plain.FlushAll();
         AssertCountersMatchRecount(table.Cache, ref bucketed);
         AssertCountersMatchRecount(plain, ref bucketed);
+        // The stress may have left the lists nearly empty (the defragmenter packs them): make sure the check
+        // also sees long bucketed lists, with slabs at every fill level, after more frees on top of that state.
+        var extra = new List<long>();
+        for (int i = 0; i < 40 * table.Cache.ObjectsPerSlab; i++) extra.Add(table.Allocate(i % 2));
+        for (int i = 0; i < extra.Count; i++)
+            if ((i % table.Cache.ObjectsPerSlab) * 40 >= (i / table.Cache.ObjectsPerSlab + 1) * table.Cache.ObjectsPerSlab)
+                table.Free(extra[i]);
+            else handles[0].Add(extra[i]);
+        table.Cache.FlushAll();
+        bucketed = 0;
+        AssertCountersMatchRecount(table.Cache, ref bucketed);
         Assert.True(bucketed > 0, "the movable cache never had a bucketed partial list with more than one slab to check");
 
         long live = handles.Sum(h => (long)h.Count), plainLive = objects.Sum(o => (long)o.Count);
