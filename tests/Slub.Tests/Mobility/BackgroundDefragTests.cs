@@ -108,10 +108,11 @@ public unsafe class BackgroundDefragTests
         o.Allocator.Sysfs.Write("bg_objs/active_defrag_ignore_pages", "0");
         var d = new BackgroundDefragmenter(o.Allocator, startThread: false);
 
-        // About 9% waste: below the lower threshold (10): nothing happens.
+        // About 7.7% waste: below the lower threshold (10): nothing happens. (Not closer to 10: if the thread
+        // moves to another CPU while filling, a partly used CPU slab adds about 1.1% of free slots.)
         o.Fragment(slabs: 100, keepEvery: 1);
         int per = o.Cache.ObjectsPerSlab;
-        for (int i = 0; i < 100 * per; i += 12) o.Remove(i);
+        for (int i = 0; i < 100 * per; i += 14) o.Remove(i);
         o.Cache.FlushAll();
         double waste = o.Waste();
         Assert.InRange(waste, 5.0, 10.0);
