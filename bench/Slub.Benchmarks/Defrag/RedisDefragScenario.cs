@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Slub.Benchmarks.Infrastructure;
 using Slub.Diagnostics;
 
 namespace Slub.Benchmarks.Defrag;
@@ -161,7 +162,7 @@ internal sealed unsafe class RedisDefragScenario
         string Label, double BuildRatio, List<(double T, double Ratio)> Series, long Allocations, long Gets, double TrafficSeconds,
         double MaxAllocMicros, double P999AllocMicros, long AllocsOver1Ms, double FinalRatio, double SettleSeconds,
         TimeSpan DefragCpu, long Steps, long Moved, long SlabsFreed, long Corrupt, long VerifyBad, int Gen0, int Gen1, int Gen2,
-        double MaxStepCpuMicros, double FinalFloor, double FinalCapacityRatio);
+        double MaxStepCpuMicros, double FinalFloor, double FinalCapacityRatio, double ClientCpuSeconds);
 
     private static readonly long[] s_latencies = new long[1 << 22];
 
@@ -176,6 +177,7 @@ internal sealed unsafe class RedisDefragScenario
         var on = RunOnce(s, defrag: true);
         Print(on);
         double offRate = off.Allocations / off.TrafficSeconds, onRate = on.Allocations / on.TrafficSeconds;
+        double offCpuRate = off.Allocations / off.ClientCpuSeconds, onCpuRate = on.Allocations / on.ClientCpuSeconds;
         Console.WriteLine();
         Console.WriteLine("| goal | target | measured | met |");
         Console.WriteLine("|---|---|---|---|");
@@ -184,6 +186,7 @@ internal sealed unsafe class RedisDefragScenario
         Console.WriteLine($"| ratio after defrag (object capacity / objects in use) | <= 1.05 | {on.FinalCapacityRatio:F3} | {(on.FinalCapacityRatio <= 1.05 ? "yes" : "no")} |");
         Console.WriteLine($"| longest allocation pause (defrag on) | <= 1 ms | {on.MaxAllocMicros:F0} us (off: {off.MaxAllocMicros:F0} us) | {(on.MaxAllocMicros <= 1000 ? "yes" : "no")} |");
         Console.WriteLine($"| allocation throughput, on vs off | within 10% | {onRate:N0}/s vs {offRate:N0}/s ({(onRate / offRate - 1) * 100:+0.0;-0.0}%) | {(onRate >= 0.9 * offRate ? "yes" : "no")} |");
+        Console.WriteLine($"| allocation throughput per client CPU second, on vs off | within 10% | {onCpuRate:N0} vs {offCpuRate:N0} ({(onCpuRate / offCpuRate - 1) * 100:+0.0;-0.0}%) | {(onCpuRate >= 0.9 * offCpuRate ? "yes" : "no")} |");
         Console.WriteLine($"| data intact | 0 bad | {on.Corrupt + on.VerifyBad + off.Corrupt + off.VerifyBad} | {(on.Corrupt + on.VerifyBad + off.Corrupt + off.VerifyBad == 0 ? "yes" : "no")} |");
         return on.Corrupt + on.VerifyBad + off.Corrupt + off.VerifyBad == 0 ? 0 : 1;
     }
@@ -239,22 +242,37 @@ internal sealed unsafe class RedisDefragScenario
         sampler.Start();
 
         // Traffic: one client thread, half GETs, half SETs of new keys (150 B : 300 B as 700 : 170), LRU eviction at the cap.
+        // Each batch of 256 operations is bracketed by the thread's schedstat, so the batches that hold a
+        // pause over 1 ms can be split into time on a CPU, time runnable but not running (preempted: the
+        // machine's load) and time asleep (blocked, e.g. on a contended lock).
         var latencies = s_latencies;
         long allocs = 0, gets = 0;
+        using var sched = new ThreadSchedStat();
+        var pauses = new PauseAttribution();
+        long clientCpu0 = ThreadCpuClock.IsAvailable ? ThreadCpuClock.NowNanoseconds() : 0;
         var traffic = Stopwatch.StartNew();
         long end = (long)(s.TrafficSeconds * Stopwatch.Frequency);
         var rng = new Random(s.Seed + 1);
         while (traffic.ElapsedTicks < end)
         {
+            var (cpu0, delay0) = sched.Read();
+            long wall0 = Stopwatch.GetTimestamp(), batchMax = 0;
             for (int i = 0; i < 256; i++)
             {
                 if (rng.Next(2) == 0) { ks.Get(); gets++; continue; }
                 long took = ks.Set(large: rng.Next(870) >= 700);
                 if (allocs < latencies.Length) latencies[allocs] = took;
+                if (took > batchMax) batchMax = took;
                 allocs++;
+            }
+            if (batchMax * 1000 > Stopwatch.Frequency)
+            {
+                var (cpu1, delay1) = sched.Read();
+                pauses.Add(batchMax, Stopwatch.GetTimestamp() - wall0, cpu1 - cpu0, delay1 - delay0, traffic.Elapsed.TotalSeconds);
             }
         }
         double trafficSeconds = traffic.Elapsed.TotalSeconds;
+        double clientCpuSeconds = ThreadCpuClock.IsAvailable ? (ThreadCpuClock.NowNanoseconds() - clientCpu0) / 1e9 : trafficSeconds;
         long newSlabs = ks.Small.Cache.Events.AllocSlab + ks.Large.Cache.Events.AllocSlab - newSlabs0;
         Console.WriteLine($"[{(defrag ? "on " : "off")}] new slabs allocated during the traffic: {newSlabs:N0}");
         double trafficEnd = clock.Elapsed.TotalSeconds;
@@ -291,13 +309,16 @@ internal sealed unsafe class RedisDefragScenario
         double us(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
         long over1ms = 0;
         for (int i = n - 1; i >= 0 && us(latencies[i]) > 1000; i--) over1ms++;
+        long Over(double limitUs) { long c = 0; for (int i = n - 1; i >= 0 && us(latencies[i]) > limitUs; i--) c++; return c; }
+        Console.WriteLine($"[{(defrag ? "on " : "off")}] allocation latency histogram: > 10 us {Over(10):N0}, > 100 us {Over(100):N0}, > 1 ms {Over(1000):N0}, > 5 ms {Over(5000):N0} (of {n:N0})");
+        Console.WriteLine($"[{(defrag ? "on " : "off")}] {pauses.Describe(sched.IsAvailable)}");
         long moved = ks.Small.Cache.Defrag.ObjectsMoved + ks.Large.Cache.Defrag.ObjectsMoved;
         long freed = ks.Small.Cache.Defrag.SlabsFreed + ks.Large.Cache.Defrag.SlabsFreed;
         var seriesCopy = new List<(double, double)>(series) { (clock.Elapsed.TotalSeconds, (double)fsb / flb) };
         Console.WriteLine($"[{(defrag ? "on " : "off")}] traffic ended at t={trafficEnd:F1} s");
         return new RunResult(defrag ? "defrag on" : "defrag off", buildRatio, seriesCopy, allocs, gets, trafficSeconds,
             n > 0 ? us(latencies[n - 1]) : 0, n > 0 ? us(latencies[(int)(n * 0.999)]) : 0, over1ms,
-            (double)fsb / flb, settleSeconds, defragCpu, steps, moved, freed, ks.Corrupt, ks.VerifyAll(), g0, g1, g2, bg is null ? 0 : longest, (double)fopt / flb, (double)fcap / fobj);
+            (double)fsb / flb, settleSeconds, defragCpu, steps, moved, freed, ks.Corrupt, ks.VerifyAll(), g0, g1, g2, bg is null ? 0 : longest, (double)fopt / flb, (double)fcap / fobj, clientCpuSeconds);
     }
 
     // Runs the defrag and background paths once on a small throwaway cache, so JIT compilation of code
@@ -316,11 +337,38 @@ internal sealed unsafe class RedisDefragScenario
         using var m = new SlubMetrics(a);
     }
 
+    /// <summary>Sums, over the batches that held an allocation over 1 ms, where the batch's wall time went.</summary>
+    private sealed class PauseAttribution
+    {
+        private long _batches, _pauseTicks, _wallTicks, _cpuNs, _delayNs, _worstPause, _worstWall, _worstCpu, _worstDelay;
+        private readonly int[] _perSecond = new int[64];
+
+        public void Add(long pauseTicks, long wallTicks, long cpuNs, long delayNs, double atSeconds)
+        {
+            _perSecond[Math.Clamp((int)atSeconds, 0, _perSecond.Length - 1)]++;
+            _batches++; _pauseTicks += pauseTicks; _wallTicks += wallTicks; _cpuNs += cpuNs; _delayNs += delayNs;
+            if (pauseTicks > _worstPause) { _worstPause = pauseTicks; _worstWall = wallTicks; _worstCpu = cpuNs; _worstDelay = delayNs; }
+        }
+
+        private static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+
+        public string Describe(bool available)
+        {
+            if (_batches == 0) return "no allocation over 1 ms";
+            if (!available) return $"{_batches} batches with an allocation over 1 ms (no schedstat to attribute them)";
+            double wall = Ms(_wallTicks), cpu = _cpuNs / 1e6, delay = _delayNs / 1e6;
+            return $"{_batches} batches of 256 ops held an allocation over 1 ms (pauses {Ms(_pauseTicks):F1} ms, batches {wall:F1} ms wall): " +
+                   $"on CPU {cpu:F1} ms, runnable but preempted {delay:F1} ms, asleep/blocked {Math.Max(0, wall - cpu - delay):F1} ms; " +
+                   $"worst pause {Ms(_worstPause):F2} ms in a batch of {Ms(_worstWall):F2} ms wall = {_worstCpu / 1e6:F2} CPU + {_worstDelay / 1e6:F2} preempted + {Math.Max(0, Ms(_worstWall) - _worstCpu / 1e6 - _worstDelay / 1e6):F2} asleep; " +
+                   $"by second of traffic: {string.Join(" ", _perSecond.Take(Math.Max(1, Array.FindLastIndex(_perSecond, c => c > 0) + 1)))}";
+        }
+    }
+
     private static void Print(RunResult r)
     {
         Console.WriteLine($"== {r.Label}");
         Console.WriteLine($"ratio before {r.BuildRatio:F3}, after {r.FinalRatio:F3}; traffic {r.TrafficSeconds:F1} s: {r.Allocations:N0} allocations " +
-                          $"({r.Allocations / r.TrafficSeconds:N0}/s), {r.Gets:N0} GETs; allocation latency max {r.MaxAllocMicros:F1} us, " +
+                          $"({r.Allocations / r.TrafficSeconds:N0}/s; client thread {r.ClientCpuSeconds:F2} s CPU, {r.Allocations / r.ClientCpuSeconds:N0}/CPU-s), {r.Gets:N0} GETs; allocation latency max {r.MaxAllocMicros:F1} us, " +
                           $"p99.9 {r.P999AllocMicros:F2} us, {r.AllocsOver1Ms} over 1 ms");
         Console.WriteLine($"settle {r.SettleSeconds:F1} s; defragmenter CPU {r.DefragCpu.TotalMilliseconds:F0} ms in {r.Steps:N0} steps; " +
                           $"objects moved {r.Moved:N0}, slabs freed {r.SlabsFreed:N0}; longest step {r.MaxStepCpuMicros:F0} us CPU; GCs gen0/1/2 {r.Gen0}/{r.Gen1}/{r.Gen2}; corrupt {r.Corrupt + r.VerifyBad}");

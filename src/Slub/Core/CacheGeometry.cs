@@ -13,7 +13,8 @@ namespace Slub;
 /// [-RedLeftPad, 0)        left red zone            (RedZone)
 /// [0, ObjectSize)         the object
 /// [ObjectSize, Inuse)     right red zone / padding (RedZone: at least one word)
-/// [FreePointerOffset, +8) free pointer, when it must not live inside the object (ctor, RCU, poison)
+/// [FreePointerOffset, +8) free pointer, when it must not live inside the object (ctor, RCU, poison;
+///                         unless the cache named a word of the object for it, KmemCacheArgs.FreePointerOffset)
 /// [TrackOffset, +2*Track) alloc and free tracks    (StoreUser)
 /// ... padding up to Size (slab_size), aligned to Align
 /// </code>
@@ -55,8 +56,9 @@ public readonly record struct CacheGeometry
     /// <param name="minObjects">slub_min_objects (0 = derived).</param>
     /// <param name="minOrder">slub_min_order.</param>
     /// <param name="maxOrder">slub_max_order.</param>
+    /// <param name="freePointerOffset">A word inside the object for the free pointer of a constructor or RCU cache (see <see cref="KmemCacheArgs.FreePointerOffset"/>), or -1.</param>
     public static CacheGeometry Compute(int objectSize, int align, SlabFlags flags, bool hasCtor, int cpus,
-        int minObjects = 0, int minOrder = 0, int maxOrder = 3)
+        int minObjects = 0, int minOrder = 0, int maxOrder = 3, int freePointerOffset = -1)
     {
         if (objectSize < 1 || objectSize > (OsMemory.PageSize << BuddyArena.MaxOrder) / 2)
             throw new ArgumentOutOfRangeException(nameof(objectSize), objectSize, "object size must be 1..2 MiB");
@@ -69,8 +71,15 @@ public readonly record struct CacheGeometry
         if (redZone && size == objectSize) size += WordSize;   // room for a right red zone
         int inuse = size;
 
+        if (freePointerOffset >= 0 && (freePointerOffset % WordSize != 0 || freePointerOffset > objectSize - WordSize))
+            throw new ArgumentOutOfRangeException(nameof(freePointerOffset), freePointerOffset,
+                $"free pointer offset must be word-aligned and leave the word inside the {objectSize}-byte object");
         int fpOffset;
-        if ((flags & (SlabFlags.TypesafeByRcu | SlabFlags.Poison)) != 0 || hasCtor
+        if (freePointerOffset >= 0 && (hasCtor || (flags & SlabFlags.TypesafeByRcu) != 0) && (flags & SlabFlags.Poison) == 0)
+        {
+            fpOffset = freePointerOffset;   // a word of the object the cache's user gave up while it is free
+        }
+        else if ((flags & (SlabFlags.TypesafeByRcu | SlabFlags.Poison)) != 0 || hasCtor
             || (redZone && objectSize < WordSize))
         {
             fpOffset = size;        // the object must stay intact while free

@@ -165,7 +165,7 @@ public sealed unsafe partial class KmemCache
             {
                 var next = s.Next;
                 SpinLockWord.Enter(ref s.LockWord);
-                n.Partial.Remove(s);
+                n.RemovePartial(s);
                 s.Frozen = true;
                 if (result is null)
                 {
@@ -208,17 +208,8 @@ public sealed unsafe partial class KmemCache
         int objects = CacheGeometry.OrderObjects(slab.Order, _size);
         slab.Objects = objects;
         slab.FirstObject = slab.Address + Geometry.RedLeftPad;
-        nint prev = 0;
-        // Link back to front so the free list runs in address order.
-        for (int i = objects - 1; i >= 0; i--)
-        {
-            nint obj = slab.FirstObject + (nint)i * _size;
-            if (_debug) InitObjectDebug(obj, active: false);
-            *(nint*)(obj + _fpOffset) = prev;
-            prev = obj;
-        }
-        slab.Freelist = prev;
-        if (!_debug && Mobility is not null) slab.InitFreeMap();
+        if (_debug)
+            for (int i = 0; i < objects; i++) InitObjectDebug(slab.FirstObject + (nint)i * _size, active: false);
         var ctor = Constructor;
         if (ctor is not null)
         {
@@ -232,6 +223,17 @@ public sealed unsafe partial class KmemCache
                 throw;
             }
         }
+        // Linked after the constructors: the free pointer may sit in a word of the object (KmemCacheArgs.FreePointerOffset).
+        // Back to front, so the free list runs in address order.
+        nint prev = 0;
+        for (int i = objects - 1; i >= 0; i--)
+        {
+            nint obj = slab.FirstObject + (nint)i * _size;
+            *(nint*)(obj + _fpOffset) = prev;
+            prev = obj;
+        }
+        slab.Freelist = prev;
+        if (!_debug && Mobility is not null) slab.InitFreeMap();
         var n = _nodes[slab.Node];
         Interlocked.Increment(ref n.NrSlabs);
         Interlocked.Add(ref n.TotalObjects, objects);

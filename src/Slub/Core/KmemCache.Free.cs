@@ -81,12 +81,16 @@ public sealed unsafe partial class KmemCache
                     PutCpuPartial(c, slab);
                     return null;
                 }
-                bool needList = inuse == 0 || wasFull;
+                // A partial slab of a bucketed list whose fill crosses into another bucket moves too.
+                bool refile = slab.List == SlabList.Partial && n.Partial.Buckets > 1
+                              && n.Partial.BucketOf(slab.Objects - inuse, slab.Objects) != slab.Bucket;
+                bool needList = inuse == 0 || wasFull || refile;
                 if (needList && !haveList) { SpinLockWord.Exit(ref slab.LockWord); n.ListLock.Enter(); haveList = true; continue; }
                 *(nint*)(tail + _fpOffset) = prior;
                 slab.Freelist = head;
                 slab.Inuse = inuse;
                 MarkFreeChain(slab, head, count);
+                n.Freed(slab, count);
                 Slab? toDiscard = null;
                 if (inuse == 0 && n.Partial.Count >= MinPartial)
                 {
@@ -96,8 +100,11 @@ public sealed unsafe partial class KmemCache
                 else if (wasFull)
                 {
                     RemoveFromNodeList(n, slab);
-                    slab.List = SlabList.Partial;
-                    n.Partial.AddTail(slab);
+                    n.AddPartial(slab);
+                }
+                else if (refile)
+                {
+                    n.Partial.Refile(slab);
                 }
                 SpinLockWord.Exit(ref slab.LockWord);
                 return toDiscard;
@@ -116,11 +123,12 @@ public sealed unsafe partial class KmemCache
         for (nint p = head; count-- > 0; p = *(nint*)(p + _fpOffset)) slab.MarkFree(p);
     }
 
+    /// <summary>Takes a slab off whichever node list it is on. List lock and slab lock held.</summary>
     private static void RemoveFromNodeList(KmemCacheNode n, Slab slab)
     {
         switch (slab.List)
         {
-            case SlabList.Partial: n.Partial.Remove(slab); break;
+            case SlabList.Partial: n.RemovePartial(slab); break;
             case SlabList.Full: n.Full.Remove(slab); break;
         }
         slab.List = SlabList.None;
@@ -172,8 +180,7 @@ public sealed unsafe partial class KmemCache
                 }
                 else if (s.Freelist != 0)
                 {
-                    s.List = SlabList.Partial;
-                    n.Partial.AddTail(s);
+                    n.AddPartial(s);
                 }
                 else
                 {
@@ -229,8 +236,7 @@ public sealed unsafe partial class KmemCache
             }
             else if (slab.Freelist != 0)
             {
-                slab.List = SlabList.Partial;
-                if (remoteFrees) n.Partial.AddTail(slab); else n.Partial.AddHead(slab);
+                n.AddPartial(slab, atHead: !remoteFrees);
             }
             else
             {

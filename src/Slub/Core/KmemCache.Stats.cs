@@ -26,20 +26,13 @@ public sealed partial class KmemCache
         var result = new NodeStatistics[nodes];
         for (int i = 0; i < nodes; i++)
         {
+            // The node's running counters (see KmemCacheNode), not a walk of the partial list: O(1) and no
+            // list lock, so reading statistics never makes an allocating thread wait.
             var n = _nodes[i];
-            long partial, inusePartial, freePartial, full;
-            lock (n.ListLock)
-            {
-                partial = n.Partial.Count;
-                full = n.Full.Count;
-                inusePartial = 0; freePartial = 0;
-                for (var s = n.Partial.Head; s is not null; s = s.Next)
-                {
-                    int inuse = Volatile.Read(ref s.Inuse);
-                    inusePartial += inuse;
-                    freePartial += s.Objects - inuse;
-                }
-            }
+            long partial = Volatile.Read(ref n.Partial.Count);
+            long full = Volatile.Read(ref n.Full.Count);
+            long freePartial = Volatile.Read(ref n.PartialFree);
+            long inusePartial = Volatile.Read(ref n.PartialCapacity) - freePartial;
             long total = Volatile.Read(ref n.TotalObjects);
             result[i] = new NodeStatistics(i, Volatile.Read(ref n.NrSlabs), partial, cpuSlabs[i],
                 total - freePartial, inusePartial, total, full);
@@ -75,14 +68,14 @@ public sealed partial class KmemCache
             {
                 var slabs = new List<Slab>((int)n.Partial.Count);
                 for (var s = n.Partial.Head; s is not null; s = s.Next) slabs.Add(s);
-                foreach (var s in slabs) n.Partial.Remove(s);
+                n.Partial.Clear();   // relinked below; the slabs stay members (and counted) unless they leave
                 // Stable sort by free slots, fewest first, so allocation fills the fullest slabs and
                 // sparse ones get the chance to empty.
                 var ordered = slabs.OrderBy(s => s.Objects - Volatile.Read(ref s.Inuse)).ToList();
                 foreach (var s in ordered)
                 {
                     SpinLockWord.Enter(ref s.LockWord);
-                    if (s.Inuse == 0) { s.List = SlabList.None; empty.Add(s); }
+                    if (s.Inuse == 0) { n.LeavePartial(s); empty.Add(s); }
                     else n.Partial.AddTail(s);
                     SpinLockWord.Exit(ref s.LockWord);
                 }
@@ -91,6 +84,48 @@ public sealed partial class KmemCache
             foreach (var s in empty) DiscardSlab(s);
         }
         return left;
+    }
+
+    /// <summary>
+    /// Fragmentation figures from the running counters alone, for the background defragmenter: slabs, object
+    /// capacity, and free objects — free slots on node partial slabs plus objects parked in thread magazines
+    /// (free as far as the program is concerned; <see cref="GetStatistics"/> counts them as in use until a
+    /// flush, as sysfs does). O(nodes + magazines); takes no list, CPU or slab lock. Thread-safe.
+    /// </summary>
+    internal (long Slabs, long TotalObjects, long FreeObjects) ReadFragmentation()
+    {
+        long slabs = 0, total = 0, free = MagazineObjects();
+        foreach (var n in _nodes)
+        {
+            slabs += Volatile.Read(ref n.NrSlabs);
+            total += Volatile.Read(ref n.TotalObjects);
+            free += Volatile.Read(ref n.PartialFree);
+        }
+        return (slabs, total, Math.Min(free, total));
+    }
+
+    /// <summary>
+    /// Walks node <paramref name="node"/>'s partial list under its list lock and recounts what the running
+    /// counters hold, checking the list's links and bucket order as well. For tests: exact only while no
+    /// other thread frees into the cache. Returns (slabs, free slots, slots, problem or null).
+    /// </summary>
+    internal (long Slabs, long Free, long Capacity, string? Problem) RecountPartial(int node)
+    {
+        var n = _nodes[node];
+        lock (n.ListLock)
+        {
+            long slabs = 0, free = 0, capacity = 0;
+            string? problem = n.Partial.CheckInvariants();
+            for (var s = n.Partial.Head; s is not null; s = s.Next)
+            {
+                slabs++;
+                free += s.Objects - Volatile.Read(ref s.Inuse);
+                capacity += s.Objects;
+                if (s.List != SlabList.Partial) problem ??= $"{s} is linked on the partial list but marked {s.List}";
+                if (n.Partial.BucketOf(s.Objects - s.Inuse, s.Objects) != s.Bucket) problem ??= $"{s} is in bucket {s.Bucket} of {n.Partial.Buckets}, its fill says {n.Partial.BucketOf(s.Objects - s.Inuse, s.Objects)}";
+            }
+            return (slabs, free, capacity, problem);
+        }
     }
 
     /// <summary>Objects currently allocated (what the kernel's <c>objects</c> shows after a flush).</summary>

@@ -35,6 +35,8 @@ internal sealed class Slab : PageBlock
     public int LockWord;
     public SlabList List;
     public Slab? Prev, Next;
+    /// <summary>The fill-level bucket of the partial list this slab is linked in (see <see cref="PartialList"/>).</summary>
+    public byte Bucket;
     /// <summary>Objects in this slab.</summary>
     public int Objects;
     /// <summary>First object (slot 0 plus the left red zone).</summary>

@@ -120,6 +120,21 @@ public sealed partial class SlabAllocator : IDisposable
         return AddCache(name, geometry, flags, ctor);
     }
 
+    /// <summary>
+    /// <see cref="CreateCache(string,int,int,SlabFlags,ObjectConstructor)"/> with the less common arguments of
+    /// <paramref name="args"/> (the kernel's <c>kmem_cache_args</c>). Thread-safe.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An argument is out of range (e.g. a free pointer offset outside the object).</exception>
+    public KmemCache CreateCache(string name, int objectSize, int align, SlabFlags flags, ObjectConstructor? ctor, KmemCacheArgs args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ValidateName(name);
+        flags |= _slubDebug.FlagsFor(name);
+        var geometry = CacheGeometry.Compute(objectSize, align, flags, ctor is not null, Topology.CpuCount,
+            Options.MinObjects, Options.MinOrder, Options.MaxOrder, args.FreePointerOffset ?? -1);
+        return AddCache(name, geometry, flags, ctor);
+    }
+
     private KmemCache AddCache(string name, CacheGeometry geometry, SlabFlags flags, ObjectConstructor? ctor)
     {
         lock (SlabMutex)

@@ -164,8 +164,7 @@ public sealed unsafe partial class KmemCache
             lock (n.ListLock)
             {
                 fresh.Inuse = 0;
-                fresh.List = SlabList.Partial;
-                n.Partial.AddHead(fresh);
+                n.AddPartial(fresh, atHead: true);
             }
             Stats.AllocSlab++;
             if (fresh.Node != want && node < 0) want = fresh.Node;
@@ -189,9 +188,9 @@ public sealed unsafe partial class KmemCache
             {
                 // Never hand out anything from this slab again (the kernel's "Marking all objects used").
                 string report = Report(s, obj, problem, detail);
+                n.RemovePartial(s);
                 s.Freelist = 0;
                 s.Inuse = s.Objects;
-                n.Partial.Remove(s);
                 AddFull(n, s);
                 SpinLockWord.Exit(ref s.LockWord);
                 _allocator.Log.Write(report);
@@ -199,10 +198,15 @@ public sealed unsafe partial class KmemCache
             }
             s.Freelist = *(nint*)(obj + _fpOffset);
             s.Inuse++;
+            n.Allocated(s, 1);
             if (s.Freelist == 0)
             {
-                n.Partial.Remove(s);
+                n.RemovePartial(s);
                 AddFull(n, s);
+            }
+            else if (n.Partial.NeedsRefile(s))
+            {
+                n.Partial.Refile(s);
             }
             InitObjectDebug(obj, active: true);
             SpinLockWord.Exit(ref s.LockWord);
@@ -245,6 +249,7 @@ public sealed unsafe partial class KmemCache
             *(nint*)(obj + _fpOffset) = prior;
             slab.Freelist = obj;
             slab.Inuse--;
+            n.Freed(slab, 1);
             if (!slab.Frozen)
             {
                 if (slab.Inuse == 0 && n.Partial.Count >= MinPartial)
@@ -255,8 +260,11 @@ public sealed unsafe partial class KmemCache
                 else if (prior == 0)
                 {
                     RemoveFromNodeList(n, slab);
-                    slab.List = SlabList.Partial;
-                    n.Partial.AddTail(slab);
+                    n.AddPartial(slab);
+                }
+                else if (slab.List == SlabList.Partial && n.Partial.NeedsRefile(slab))
+                {
+                    n.Partial.Refile(slab);
                 }
             }
             SpinLockWord.Exit(ref slab.LockWord);

@@ -38,7 +38,7 @@ public sealed record ActiveDefragSettings
     /// <summary>Do nothing while the cache holds fewer pages than this above its optimum (<c>active_defrag_ignore_pages</c>, default 100 — illumos acts from 101 slabs, Redis ignores the first 100 MB).</summary>
     public int IgnorePages { get; init; } = 100;
 
-    /// <summary>How often, in milliseconds, an idle cache's fragmentation is checked, and how long a cache that could not progress is left alone (<c>active_defrag_interval_ms</c>, default 100, Redis' hz 10).</summary>
+    /// <summary>How often, in milliseconds, an idle cache's fragmentation is checked (a running cache is checked before every step), how often a running cache flushes the thread magazines, and how long a cache that could not progress is left alone (<c>active_defrag_interval_ms</c>, default 100, Redis' hz 10).</summary>
     public int IntervalMs { get; init; } = 100;
 
     /// <summary>Returns null when the set is consistent, else what is wrong.</summary>

@@ -8,26 +8,34 @@ namespace Slub;
 /// <see cref="SlabAllocator.StartBackgroundDefrag"/>; dispose it to stop the thread.
 /// </summary>
 /// <remarks>
-/// <para><b>Policy.</b> Every <see cref="ActiveDefragSettings.IntervalMs"/> each movable cache's waste
-/// (<c>(total_objects - objects) * 100 / objects</c>) and pages above optimal are measured. A cache starts
+/// <para><b>Policy.</b> Each movable cache's waste (<c>(total_objects - objects) * 100 / objects</c>, objects
+/// parked in thread magazines counting as free) and pages above optimal are read from the nodes' running
+/// counters — O(1), no lock — every <see cref="ActiveDefragSettings.IntervalMs"/> while the cache is idle and
+/// before every step while it runs. A cache starts
 /// when waste exceeds <see cref="ActiveDefragSettings.ThresholdLower"/> and it holds at least
 /// <see cref="ActiveDefragSettings.IgnorePages"/> pages more than it needs; it stops when waste falls to
 /// <see cref="ActiveDefragSettings.ThresholdStop"/> (or its excess pages to half the ignore limit).
 /// While any cache runs, the thread works on the most fragmented one in bounded steps: one call of the
 /// defrag core on one node, emptying at most <see cref="ActiveDefragSettings.MaxSlabsPerStep"/> slabs.</para>
-/// <para><b>Sources and targets.</b> A step takes partial slabs whose use is at most the node's average
-/// partial-slab use times 1.125 (Redis' defrag hint; never below the cache's <c>defrag_used_ratio</c>),
-/// sparsest first, and only as many as the other partial slabs can absorb; the list is reordered fullest
-/// first so the replacements land in the fullest slabs. Objects therefore only move from sparser slabs into
-/// fuller ones, and a moved object is not moved back unless frees later make its new slab the sparser one. Slabs a CPU owns (its
-/// slab and its partial chain — the slabs allocation is filling) are frozen and never sources.</para>
+/// <para><b>Sources and targets.</b> A movable cache's partial lists are kept in fill-level buckets, fullest
+/// at the head, where allocation takes slabs. A step looks at a bounded window at the sparse tail and takes
+/// partial slabs whose use is at most the node's average partial-slab use times 1.125 (Redis' defrag hint;
+/// never below the cache's <c>defrag_used_ratio</c>), and only as many as the other partial slabs can
+/// absorb, so the replacements land in the fullest slabs. Objects therefore only move from sparser slabs into
+/// fuller ones, and a moved object is not moved back unless frees later make its new slab the sparser one.
+/// Slabs a CPU owns (its slab and its partial chain — the slabs allocation is filling) are frozen and never
+/// sources.</para>
 /// <para><b>CPU budget.</b> The share is interpolated between <see cref="ActiveDefragSettings.CycleMin"/>
 /// and <see cref="ActiveDefragSettings.CycleMax"/> percent of one core as waste goes from the lower to the
 /// upper threshold. After each step the thread reads its own CPU clock (<c>CLOCK_THREAD_CPUTIME_ID</c>)
 /// and sleeps <c>cost * (100 - share) / share</c>, so over any window it uses at most about the share.</para>
 /// <para><b>Locks.</b> A step holds the allocator's <c>SlabMutex</c> only by try-lock (it skips the step
-/// when the cache list is busy), the node's list lock for one linear pass over the partial list, one slab
-/// lock at a time while isolating, and no allocator lock while migrating.</para>
+/// when the cache list is busy), the node's list lock while it looks at at most <c>4 × max_slabs + 8</c>
+/// slabs and again while it puts at most <c>max_slabs</c> back, one slab lock at a time while isolating, and
+/// no allocator lock while migrating. Its thread sleeps rather than spins when it finds a lock word held
+/// (<see cref="SpinLockWord.MarkBackgroundThread"/>), and runs in SCHED_BATCH on Linux, so its wake-ups do
+/// not preempt allocating threads (<see cref="OsThreadScheduling.TryMakeCurrentThreadBatch"/>). Magazines are flushed at most once per interval, only
+/// while a cache runs. See docs/background-defrag.md for the bound on each lock.</para>
 /// </remarks>
 public sealed class BackgroundDefragmenter : IDisposable
 {
@@ -45,9 +53,9 @@ public sealed class BackgroundDefragmenter : IDisposable
     {
         public bool Running;
         public long NextCheck;       // Stopwatch timestamp of the next measurement when idle
+        public long NextFlush;       // next magazine flush while running
         public long BackoffUntil;    // no steps before this (no progress possible, or a callback failed)
         public int NodeCursor;
-        public CacheStatistics? Last;  // the last measurement, reused by the steps until the next one
         public double LastWaste;
     }
 
@@ -88,6 +96,8 @@ public sealed class BackgroundDefragmenter : IDisposable
 
     private void Run()
     {
+        SpinLockWord.MarkBackgroundThread();   // never spin-wait on an allocating thread that holds a lock
+        OsThreadScheduling.TryMakeCurrentThreadBatch();   // never preempt an allocating thread by waking up
         _osThreadId = OsThreadClock.CurrentThreadId();
         var token = _stop.Token;
         long debtNs = 0;
@@ -145,7 +155,6 @@ public sealed class BackgroundDefragmenter : IDisposable
         long cpu0 = OsThreadClock.NowNanoseconds();
         if (!_allocator.SlabMutex.TryEnter()) return new Iteration(null, -1, 0, 0, 0, false);
         KmemCache? best = null;
-        CacheStatistics? bestStats = null;
         double bestWaste = 0;
         CacheState? bestState = null;
         Iteration result;
@@ -165,31 +174,27 @@ public sealed class BackgroundDefragmenter : IDisposable
                 }
                 if (!state.Running && now < state.NextCheck) continue;
                 if (state.Running && now < state.BackoffUntil) continue;
-                if (now >= state.NextCheck || state.Last is null)
+                // Measured from the nodes' running counters (O(1), no list lock), so a running cache is
+                // measured before every step and stops as soon as it reaches the stop threshold. Objects in
+                // thread magazines count as free.
+                var (slabs, total, free) = cache.ReadFragmentation();
+                long objects = total - free;
+                double waste = Waste(total, objects);
+                long optimalSlabs = (objects + cache.ObjectsPerSlab - 1) / cache.ObjectsPerSlab;
+                long excessPages = (slabs - optimalSlabs) << cache.Order;
+                state.NextCheck = now + MsToTicks(settings.IntervalMs);
+                state.LastWaste = waste;
+                if (state.Running)
                 {
-                    // Measured once per interval, not on every step: reading the counts walks the partial
-                    // lists under their locks. Objects parked in thread magazines are free: flush them back
-                    // first so they count (and defragment) as free.
-                    cache.FlushMagazines();
-                    var measured = cache.GetStatistics();
-                    state.NextCheck = now + MsToTicks(settings.IntervalMs);
-                    state.Last = measured;
-                    state.LastWaste = Waste(measured);
-                    long excessPages = measured.Pages - (measured.OptimalSlabs << measured.Order);
-                    if (state.Running)
-                    {
-                        if (state.LastWaste <= settings.ThresholdStop || excessPages < settings.IgnorePages / 2) SetRunning(cache, state, false);
-                    }
-                    else if (state.LastWaste > settings.ThresholdLower && excessPages >= settings.IgnorePages)
-                    {
-                        SetRunning(cache, state, true);
-                    }
+                    if (waste <= settings.ThresholdStop || excessPages < settings.IgnorePages / 2) SetRunning(cache, state, false);
                 }
-                var st = state.Last;
-                double waste = state.LastWaste;
+                else if (waste > settings.ThresholdLower && excessPages >= settings.IgnorePages)
+                {
+                    SetRunning(cache, state, true);
+                }
                 if (state.Running && (best is null || waste > bestWaste))
                 {
-                    best = cache; bestStats = st; bestWaste = waste; bestState = state;
+                    best = cache; bestWaste = waste; bestState = state;
                 }
             }
             if (best is null)
@@ -197,7 +202,16 @@ public sealed class BackgroundDefragmenter : IDisposable
                 Interlocked.Add(ref _cpuNs, OsThreadClock.NowNanoseconds() - cpu0);
                 return new Iteration(null, -1, 0, 0, 0, false);
             }
-            result = Step(best, bestStats!, bestState!, bestWaste, now, cpu0);
+            if (now >= bestState!.NextFlush)
+            {
+                // Once per interval while running: objects parked in thread magazines go back to their
+                // slabs, or a source holding one could not empty. Costs a process-wide barrier, which is
+                // why it is not done per step; allocating threads never wait for it (they bypass their
+                // magazine while the request stands).
+                best.FlushMagazines();
+                bestState.NextFlush = now + MsToTicks(best.ActiveDefrag.IntervalMs);
+            }
+            result = Step(best, bestState, bestWaste, now, cpu0);
         }
         finally
         {
@@ -206,27 +220,28 @@ public sealed class BackgroundDefragmenter : IDisposable
         return result;
     }
 
-    private Iteration Step(KmemCache cache, CacheStatistics st, CacheState state, double waste, long now, long cpu0)
+    private Iteration Step(KmemCache cache, CacheState state, double waste, long now, long cpu0)
     {
         var settings = cache.ActiveDefrag;
         // The node with the most free objects on its partial slabs, starting after the last one used.
-        int nodes = st.Nodes.Count, node = -1;
+        var nodes = cache.Nodes;
+        int node = -1;
         long mostFree = 0;
-        for (int i = 0; i < nodes; i++)
+        for (int i = 0; i < nodes.Length; i++)
         {
-            int n = (state.NodeCursor + i) % nodes;
-            var ns = st.Nodes[n];
-            long partialFree = ns.Partial * (long)st.ObjectsPerSlab - ns.ObjectsPartial;
-            if (ns.Partial > 1 && partialFree > mostFree) { mostFree = partialFree; node = n; }
+            int k = (state.NodeCursor + i) % nodes.Length;
+            long partialFree = Volatile.Read(ref nodes[k].PartialFree);
+            if (Volatile.Read(ref nodes[k].Partial.Count) > 1 && partialFree > mostFree) { mostFree = partialFree; node = k; }
         }
         bool progress = false;
         if (node >= 0)
         {
             state.NodeCursor = node + 1;
-            var ns = st.Nodes[node];
+            var n = nodes[node];
             // Redis' defrag hint: a slab is worth emptying when its use is below 1.125 times the average.
-            long capacity = Math.Max(1, ns.Partial * (long)st.ObjectsPerSlab);
-            int limit = (int)Math.Min(100, (ns.ObjectsPartial * 1125 + capacity * 10 - 1) / (capacity * 10));
+            long capacity = Math.Max(1, Volatile.Read(ref n.PartialCapacity));
+            long inusePartial = Math.Max(0, capacity - Volatile.Read(ref n.PartialFree));
+            int limit = (int)Math.Min(100, (inusePartial * 1125 + capacity * 10 - 1) / (capacity * 10));
             int ratio = Math.Clamp(Math.Max(cache.DefragUsedRatio, limit), 1, 100);
             long freedBefore = cache.Defrag.SlabsFreed, movedBefore = cache.Defrag.ObjectsMoved + cache.Defrag.ObjectsFreed;
             try
@@ -256,15 +271,17 @@ public sealed class BackgroundDefragmenter : IDisposable
     {
         state.Running = running;
         state.BackoffUntil = 0;
-        if (!running) state.Last = null;
+        state.NextFlush = 0;   // a cache that starts flushes the magazines before its first step
         cache.ActiveDefragRunning = running;
     }
 
     /// <summary>Wasted object capacity in percent of objects in use (10000 when slabs hold no object at all).</summary>
-    internal static double Waste(CacheStatistics st)
+    internal static double Waste(CacheStatistics st) => Waste(st.TotalObjects, st.Objects);
+
+    private static double Waste(long totalObjects, long objects)
     {
-        if (st.Objects <= 0) return st.TotalObjects > 0 ? 10_000 : 0;
-        return (st.TotalObjects - st.Objects) * 100.0 / st.Objects;
+        if (objects <= 0) return totalObjects > 0 ? 10_000 : 0;
+        return (totalObjects - objects) * 100.0 / objects;
     }
 
     private static long MsToTicks(int ms) => ms * Stopwatch.Frequency / 1000;

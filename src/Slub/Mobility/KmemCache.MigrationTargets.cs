@@ -49,7 +49,7 @@ public sealed unsafe partial class KmemCache
             {
                 if (s.FreeMap is null) { unmapped = true; continue; }   // made before mobility: ordinary path
                 if (!SpinLockWord.TryEnter(ref s.LockWord)) continue;
-                n.Partial.Remove(s);
+                n.RemovePartial(s);
                 TakeAllSlots(ctx, s);
                 SpinLockWord.Exit(ref s.LockWord);
                 return true;
@@ -134,7 +134,7 @@ public sealed unsafe partial class KmemCache
             s.Inuse -= returned;
             s.Frozen = false;
             if (s.Inuse == 0 && n.Partial.Count >= MinPartial) { s.List = SlabList.None; discard = true; }
-            else if (s.Freelist != 0) { s.List = SlabList.Partial; n.Partial.AddHead(s); }
+            else if (s.Freelist != 0) n.AddPartial(s, atHead: true);
             else AddFull(n, s);
             SpinLockWord.Exit(ref s.LockWord);
         }

@@ -55,6 +55,11 @@ public sealed unsafe partial class KmemCache
                 // Only a cache that already has slabs can have untracked full ones; the adoption walks every page block.
                 if (_nodes.Any(n => Volatile.Read(ref n.NrSlabs) > 0)) AdoptUntrackedFullSlabs();
             }
+            // Partial lists in fill-level buckets: allocation fills the fullest slabs, and a bounded
+            // defrag step finds the sparsest at the tail without walking the list.
+            foreach (var n in _nodes)
+                lock (n.ListLock)
+                    if (n.Partial.Buckets != PartialList.MovableBuckets) n.Partial.SetBuckets(PartialList.MovableBuckets);
             Volatile.Write(ref _mobility, new Mobility(isolate, migrate));
             _allocator.MoveToFront(this);
         }
@@ -115,15 +120,14 @@ public sealed unsafe partial class KmemCache
     /// <summary>
     /// The defrag worker: choose source slabs on <paramref name="node"/>, freeze them and take them off the
     /// partial list, then for each one call isolate (slab lock held) and migrate (no locks), and finally
-    /// free the slabs that emptied and put the rest back at the tail. Returns partial slabs left.
+    /// free the slabs that emptied and put the rest back on the partial list. Returns partial slabs left.
     /// </summary>
     /// <remarks>
-    /// Under the node's list lock the partial list is ordered fullest first with a counting sort on objects
-    /// in use (linear in the list length, so the lock is held for a bounded, short time even for long
-    /// lists), sources are taken from the sparse end, and the list is rebuilt in that order so the
-    /// replacement objects that migrate allocates land in the fullest slabs. <paramref name="maxSlabs"/>
-    /// bounds the non-empty sources taken by one call (the background defragmenter's bounded step);
-    /// empty slabs are freed regardless.
+    /// Two ways to choose, both under the node's list lock. Unbounded calls (shrink, <see cref="DefragmentNode"/>)
+    /// order the whole partial list fullest first (<see cref="SelectSorted"/>, linear in its length). The
+    /// background defragmenter's bounded step (<paramref name="maxSlabs"/> below int.MaxValue) looks only at
+    /// the sparse end of the bucketed list (<see cref="SelectFromTail"/>), so its hold is bounded by
+    /// <paramref name="maxSlabs"/>, not by the list length. Empty slabs met on the way are freed in any case.
     /// <para>The migrate calls run inside a <see cref="MigrationContext"/> (replacements from reserved
     /// target slabs, old objects returned per slab in one step), the sources are prefetched a few slabs
     /// ahead, and the emptied slabs go back to the page allocator in one batch.</para>
@@ -143,75 +147,9 @@ public sealed unsafe partial class KmemCache
         {
             held = Stopwatch.GetTimestamp();
             heldCpu = OsThreadClock.NowNanoseconds();
-            int count = (int)n.Partial.Count;
-            Slab[] slabs = ArrayPool<Slab>.Shared.Rent(Math.Max(count, 1));
-            Slab[] sorted = ArrayPool<Slab>.Shared.Rent(Math.Max(count, 1));
-            int[] inuseOf = ArrayPool<int>.Shared.Rent(Math.Max(count, 1));
-            try
-            {
-                int maxObjects = 0;
-                int k = 0;
-                for (var s = n.Partial.Head; s is not null && k < count; s = s.Next)
-                {
-                    slabs[k] = s;
-                    inuseOf[k] = Math.Clamp(Volatile.Read(ref s.Inuse), 0, s.Objects);
-                    if (s.Objects > maxObjects) maxObjects = s.Objects;
-                    k++;
-                }
-                count = k;
-                // Counting sort, fullest first, stable within one fill level.
-                int[] start = ArrayPool<int>.Shared.Rent(maxObjects + 2);
-                try
-                {
-                    Array.Clear(start, 0, maxObjects + 2);
-                    for (int i = 0; i < count; i++) start[maxObjects - inuseOf[i] + 1]++;
-                    for (int b = 1; b <= maxObjects + 1; b++) start[b] += start[b - 1];
-                    for (int i = 0; i < count; i++) sorted[start[maxObjects - inuseOf[i]]++] = slabs[i];
-                }
-                finally
-                {
-                    ArrayPool<int>.Shared.Return(start);
-                }
-                long freeInTargets = 0;
-                for (int i = 0; i < count; i++) freeInTargets += sorted[i].Objects - Volatile.Read(ref sorted[i].Inuse);
-                long toMove = 0;
-                int taken = 0;
-                int firstChosen = count;   // the chosen slabs are a suffix of the sorted array (sparsest end)
-                for (int i = count - 1; i >= 0; i--)
-                {
-                    var s = sorted[i];
-                    int inuse = Volatile.Read(ref s.Inuse);
-                    if (inuse == 0) { firstChosen = i; continue; }
-                    if (mobility is null || inuse * 100L > (long)ratio * s.Objects || taken >= maxSlabs) break;
-                    if (policy == DefragPolicy.FillFullestFirst && node == targetNode)
-                    {
-                        long free = s.Objects - inuse;
-                        if (freeInTargets - free < toMove + inuse) break;
-                        freeInTargets -= free;
-                        toMove += inuse;
-                    }
-                    firstChosen = i;
-                    taken++;
-                }
-                n.Partial.Head = n.Partial.Tail = null;
-                n.Partial.Count = 0;
-                for (int i = 0; i < count; i++)
-                {
-                    var s = sorted[i];
-                    if (i < firstChosen || !SpinLockWord.TryEnter(ref s.LockWord)) { n.Partial.AddTail(s); continue; }
-                    if (s.Inuse == 0) { s.List = SlabList.None; s.Prev = s.Next = null; empty.Add(s); }
-                    else { s.Frozen = true; s.List = SlabList.Isolated; s.Prev = s.Next = null; sources.Add(s); }
-                    SpinLockWord.Exit(ref s.LockWord);
-                }
-            }
-            finally
-            {
-                Array.Clear(slabs, 0, count);
-                Array.Clear(sorted, 0, count);
-                ArrayPool<Slab>.Shared.Return(slabs);
-                ArrayPool<Slab>.Shared.Return(sorted);
-                ArrayPool<int>.Shared.Return(inuseOf);
-            }
+            bool needRoom = policy == DefragPolicy.FillFullestFirst && node == targetNode;
+            if (maxSlabs < int.MaxValue && !shrinking) SelectFromTail(n, mobility, ratio, maxSlabs, needRoom, sources, empty);
+            else SelectSorted(n, mobility, ratio, maxSlabs, needRoom, sources, empty);
             if (sources.Count > 0) Interlocked.Add(ref _isolated![node], sources.Count);
             heldCpu = OsThreadClock.NowNanoseconds() - heldCpu;
             held = Stopwatch.GetTimestamp() - held;
@@ -250,6 +188,136 @@ public sealed unsafe partial class KmemCache
         Interlocked.Add(ref Defrag._ticks, Stopwatch.GetElapsedTime(started).Ticks);
         if (failure is not null) throw failure;
         return Volatile.Read(ref n.Partial.Count);
+    }
+
+    /// <summary>
+    /// Chooses sources from the whole partial list: orders it fullest first with a counting sort on objects
+    /// in use, takes sources from the sparse end (at most <paramref name="maxSlabs"/>, each with use at most
+    /// <paramref name="ratio"/> percent, and with <paramref name="needRoom"/> only while the slabs left have
+    /// room for their objects) and relinks the rest in that order. List lock held; O(partial slabs).
+    /// </summary>
+    private void SelectSorted(KmemCacheNode n, Mobility? mobility, int ratio, int maxSlabs, bool needRoom, List<Slab> sources, List<Slab> empty)
+    {
+        int count = (int)n.Partial.Count;
+        Slab[] slabs = ArrayPool<Slab>.Shared.Rent(Math.Max(count, 1));
+        Slab[] sorted = ArrayPool<Slab>.Shared.Rent(Math.Max(count, 1));
+        int[] inuseOf = ArrayPool<int>.Shared.Rent(Math.Max(count, 1));
+        try
+        {
+            int maxObjects = 0;
+            int k = 0;
+            for (var s = n.Partial.Head; s is not null && k < count; s = s.Next)
+            {
+                slabs[k] = s;
+                inuseOf[k] = Math.Clamp(Volatile.Read(ref s.Inuse), 0, s.Objects);
+                if (s.Objects > maxObjects) maxObjects = s.Objects;
+                k++;
+            }
+            count = k;
+            // Counting sort, fullest first, stable within one fill level.
+            int[] start = ArrayPool<int>.Shared.Rent(maxObjects + 2);
+            try
+            {
+                Array.Clear(start, 0, maxObjects + 2);
+                for (int i = 0; i < count; i++) start[maxObjects - inuseOf[i] + 1]++;
+                for (int b = 1; b <= maxObjects + 1; b++) start[b] += start[b - 1];
+                for (int i = 0; i < count; i++) sorted[start[maxObjects - inuseOf[i]]++] = slabs[i];
+            }
+            finally
+            {
+                ArrayPool<int>.Shared.Return(start);
+            }
+            long freeInTargets = 0;
+            for (int i = 0; i < count; i++) freeInTargets += sorted[i].Objects - Volatile.Read(ref sorted[i].Inuse);
+            long toMove = 0;
+            int taken = 0;
+            int firstChosen = count;   // the chosen slabs are a suffix of the sorted array (sparsest end)
+            for (int i = count - 1; i >= 0; i--)
+            {
+                var s = sorted[i];
+                int inuse = Volatile.Read(ref s.Inuse);
+                if (inuse == 0) { firstChosen = i; continue; }
+                if (mobility is null || inuse * 100L > (long)ratio * s.Objects || taken >= maxSlabs) break;
+                if (needRoom)
+                {
+                    long free = s.Objects - inuse;
+                    if (freeInTargets - free < toMove + inuse) break;
+                    freeInTargets -= free;
+                    toMove += inuse;
+                }
+                firstChosen = i;
+                taken++;
+            }
+            n.Partial.Clear();   // relinked below; slabs that stay remain members (and counted)
+            for (int i = 0; i < count; i++)
+            {
+                var s = sorted[i];
+                if (i < firstChosen || !SpinLockWord.TryEnter(ref s.LockWord)) { n.Partial.AddTail(s); continue; }
+                n.LeavePartial(s);
+                if (s.Inuse == 0) empty.Add(s);
+                else { s.Frozen = true; s.List = SlabList.Isolated; sources.Add(s); }
+                SpinLockWord.Exit(ref s.LockWord);
+            }
+        }
+        finally
+        {
+            Array.Clear(slabs, 0, count);
+            Array.Clear(sorted, 0, count);
+            ArrayPool<Slab>.Shared.Return(slabs);
+            ArrayPool<Slab>.Shared.Return(sorted);
+            ArrayPool<int>.Shared.Return(inuseOf);
+        }
+    }
+
+    /// <summary>
+    /// Chooses sources for a bounded step from the sparse end of the bucketed partial list: walks back from
+    /// the tail over at most <c>4 × maxSlabs + 8</c> slabs, takes those with use at most <paramref name="ratio"/>
+    /// percent (at most <paramref name="maxSlabs"/>, and with <paramref name="needRoom"/> only while the rest of
+    /// the list, by the node's free-slot counter, has room for their objects) and frees empty ones. The list
+    /// stays as it is otherwise. List lock held; the hold does not grow with the list.
+    /// </summary>
+    private static void SelectFromTail(KmemCacheNode n, Mobility? mobility, int ratio, int maxSlabs, bool needRoom, List<Slab> sources, List<Slab> empty)
+    {
+        long window = maxSlabs * 4L + 8;
+        long freeInTargets = Volatile.Read(ref n.PartialFree), toMove = 0;
+        int taken = 0, buckets = n.Partial.Buckets;
+        var s = n.Partial.Tail;
+        for (long seen = 0; s is not null && seen < window; seen++)
+        {
+            var prev = s.Prev;
+            int inuse = Volatile.Read(ref s.Inuse);
+            if (inuse > 0)
+            {
+                if (mobility is null || taken >= maxSlabs) break;
+                if (inuse * 100L > (long)ratio * s.Objects)
+                {
+                    // The list runs fullest bucket first: once even the sparsest fill this bucket allows is
+                    // above the ratio, so is every slab before it.
+                    int maxFree = s.Bucket >= buckets - 1 ? s.Objects : (s.Bucket + 1) * s.Objects / buckets;
+                    if ((s.Objects - maxFree) * 100L > (long)ratio * s.Objects) break;
+                    s = prev;
+                    continue;
+                }
+                if (needRoom && freeInTargets - (s.Objects - inuse) < toMove + inuse) break;
+            }
+            if (SpinLockWord.TryEnter(ref s.LockWord))
+            {
+                inuse = s.Inuse;   // frees may have lowered it since (only debug caches allocate from a listed slab)
+                freeInTargets -= s.Objects - inuse;
+                n.RemovePartial(s);
+                if (inuse == 0) empty.Add(s);
+                else
+                {
+                    toMove += inuse;
+                    s.Frozen = true;
+                    s.List = SlabList.Isolated;
+                    sources.Add(s);
+                    taken++;
+                }
+                SpinLockWord.Exit(ref s.LockWord);
+            }
+            s = prev;
+        }
     }
 
     /// <summary>
@@ -422,7 +490,7 @@ public sealed unsafe partial class KmemCache
                 SpinLockWord.Enter(ref s.LockWord);
                 s.Frozen = false;
                 if (s.Inuse == 0) { s.List = SlabList.None; discard.Add(s); }
-                else if (s.Freelist != 0) { s.List = SlabList.Partial; n.Partial.AddTail(s); }
+                else if (s.Freelist != 0) n.AddPartial(s);
                 else AddFull(n, s);
                 SpinLockWord.Exit(ref s.LockWord);
             }

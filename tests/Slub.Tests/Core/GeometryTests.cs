@@ -32,6 +32,25 @@ public class GeometryTests
     }
 
     [Fact]
+    public void ConstructorCacheCanNameAWordOfTheObjectForTheFreePointer()
+    {
+        var outside = CacheGeometry.Compute(158, 8, SlabFlags.None, hasCtor: true, cpus: 2);
+        var inside = CacheGeometry.Compute(158, 8, SlabFlags.None, hasCtor: true, cpus: 2, freePointerOffset: 0);
+        Assert.Equal(168, outside.Size);
+        Assert.Equal(24, outside.ObjectsPerSlab);
+        Assert.Equal(0, inside.FreePointerOffset);
+        Assert.False(inside.FreePointerOutside);
+        Assert.Equal(160, inside.Size);
+        Assert.Equal(25, inside.ObjectsPerSlab);
+        // Poisoning needs the whole object: the named word is ignored.
+        Assert.True(CacheGeometry.Compute(158, 8, SlabFlags.Poison, hasCtor: true, cpus: 2, freePointerOffset: 0).FreePointerOutside);
+        // Without a constructor or RCU the pointer goes in the middle as always.
+        Assert.Equal(72, CacheGeometry.Compute(158, 8, SlabFlags.None, hasCtor: false, cpus: 2, freePointerOffset: 0).FreePointerOffset);
+        Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(158, 8, SlabFlags.None, true, 2, freePointerOffset: 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(158, 8, SlabFlags.None, true, 2, freePointerOffset: 152));
+    }
+
+    [Fact]
     public void DebugFlagsAddRedZonesAndTracks()
     {
         var g = CacheGeometry.Compute(64, 0, SlabFlags.RedZone | SlabFlags.StoreUser | SlabFlags.Poison, hasCtor: false, cpus: 2);

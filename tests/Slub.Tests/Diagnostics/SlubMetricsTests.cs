@@ -86,7 +86,9 @@ public class SlubMetricsTests
         double cpu = seen.Single(s => s.Instrument == "slub.defrag.cpu_time" && s.Cache == "metrics_bg").Value;
         Assert.True(cpu > 0);
         Assert.Equal(t.Cache.Defrag.BackgroundCpuTime.TotalSeconds, cpu, 9);
-        Assert.Equal(d.CpuTime, t.Cache.Defrag.BackgroundCpuTime);
+        // Steps are charged to the cache; a pass that only measures (e.g. the one that sees the cache reach
+        // its stop threshold) is charged to the defragmenter alone.
+        Assert.True(d.CpuTime >= t.Cache.Defrag.BackgroundCpuTime);
     }
 
     private sealed class TestMeterFactory : IMeterFactory

@@ -91,6 +91,14 @@ public unsafe class BackgroundDefragTests
         public void Dispose() => Allocator.Dispose();
     }
 
+    /// <summary>The counts the defragmenter decides on, for assertion messages.</summary>
+    private static string Describe(KmemCache c)
+    {
+        var (slabs, total, free) = c.ReadFragmentation();
+        return $"slabs {slabs}, capacity {total}, free {free} (magazines {c.MagazineObjects()}), waste {(total - free == 0 ? 0 : (double)free * 100 / (total - free)):F2}%, " +
+               $"partial {c.Nodes.Sum(n => n.Partial.Count)}, stats objects {c.GetStatistics().Objects}";
+    }
+
     private static long Later(int i) => Stopwatch.GetTimestamp() + (i + 1) * Stopwatch.Frequency;
 
     [Fact]
@@ -100,15 +108,16 @@ public unsafe class BackgroundDefragTests
         o.Allocator.Sysfs.Write("bg_objs/active_defrag_ignore_pages", "0");
         var d = new BackgroundDefragmenter(o.Allocator, startThread: false);
 
-        // About 9% waste: below the lower threshold (10): nothing happens.
+        // About 7.7% waste: below the lower threshold (10): nothing happens. (Not closer to 10: if the thread
+        // moves to another CPU while filling, a partly used CPU slab adds about 1.1% of free slots.)
         o.Fragment(slabs: 100, keepEvery: 1);
         int per = o.Cache.ObjectsPerSlab;
-        for (int i = 0; i < 100 * per; i += 12) o.Remove(i);
+        for (int i = 0; i < 100 * per; i += 14) o.Remove(i);
         o.Cache.FlushAll();
         double waste = o.Waste();
         Assert.InRange(waste, 5.0, 10.0);
         var it = d.Iterate(Later(0));
-        Assert.Null(it.Cache);
+        Assert.True(it.Cache is null, $"started at {waste:F2}% waste (defragmenter's view: {Describe(o.Cache)})");
         Assert.False(o.Cache.ActiveDefragRunning);
         Assert.Equal(0, o.Cache.Defrag.ObjectsMoved);
 
@@ -116,13 +125,14 @@ public unsafe class BackgroundDefragTests
         o.Fragment(slabs: 100, keepEvery: 4);
         Assert.True(o.Waste() > 50);
         it = d.Iterate(Later(1));
-        Assert.Same(o.Cache, it.Cache);
+        Assert.True(ReferenceEquals(o.Cache, it.Cache), $"did not start: {Describe(o.Cache)}");
         Assert.True(o.Cache.ActiveDefragRunning);
         Assert.Equal("1\n", o.Allocator.Sysfs.Read("bg_objs/active_defrag_running"));
         int steps = 1;
         for (int i = 2; i < 2000 && d.Iterate(Later(i)).Cache is not null; i++) steps++;
-        Assert.False(o.Cache.ActiveDefragRunning);
-        Assert.True(o.Waste() <= 5, $"waste {o.Waste():F1}% after {steps} steps");
+        Assert.False(o.Cache.ActiveDefragRunning, $"still running after {steps} steps: {Describe(o.Cache)}");
+        string seen = Describe(o.Cache);
+        Assert.True(o.Waste() <= 5, $"waste {o.Waste():F1}% after {steps} steps (before the flush: {seen})");
         Assert.True(o.Cache.Defrag.ObjectsMoved > 0);
         Assert.True(steps > 1, "the work should take several bounded steps");
         o.Verify();
@@ -165,6 +175,19 @@ public unsafe class BackgroundDefragTests
         var st = o.Cache.GetStatistics();
         Assert.True(st.Slabs <= st.OptimalSlabs + 2, $"{st.Slabs} slabs for {st.OptimalSlabs} optimal");
         o.Verify();
+    }
+
+    [Fact]
+    public void TheThreadRunsInTheBatchClassSoItsWakeUpsDoNotPreempt()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        using var o = new Objects(1000);
+        using var d = o.Allocator.StartBackgroundDefrag();
+        var started = Stopwatch.StartNew();
+        while (d.OsThreadId == 0 && started.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(5);
+        Assert.NotEqual(0, d.OsThreadId);
+        Assert.Equal(OsThreadScheduling.SchedBatch, OsThreadScheduling.PolicyOf(d.OsThreadId));
+        Assert.NotEqual(OsThreadScheduling.SchedBatch, OsThreadScheduling.PolicyOf(0));   // only that thread
     }
 
     [Fact]
