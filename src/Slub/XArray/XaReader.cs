@@ -31,7 +31,7 @@ namespace Slub.XArray;
 /// reader costs about two loads' worth of section bookkeeping (a thread-static lookup on entry and on exit), so
 /// it pays from a handful of loads on.</para>
 /// </remarks>
-public unsafe ref struct XaReader
+public unsafe ref partial struct XaReader
 {
     private readonly XArray _xa;
     private EpochReclaimer.ReadScope _scope;
