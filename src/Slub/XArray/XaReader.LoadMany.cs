@@ -74,8 +74,28 @@ public unsafe ref partial struct XaReader
         {
             ulong i0 = idx[0], i1 = idx[1], i2 = idx[2], i3 = idx[3];
             if (((i0 | i1 | i2 | i3) >> Top) > XaCodec.ChunkMask) goto Slow;   // some key beyond the root's reach
-            ulong e0 = XaNode.SlotAt(root, i0 >> Top), e1 = XaNode.SlotAt(root, i1 >> Top);
-            ulong e2 = XaNode.SlotAt(root, i2 >> Top), e3 = XaNode.SlotAt(root, i3 >> Top);
+            ulong e0, e1, e2, e3;
+            if (THeight.Levels > 1 && (((i0 ^ i1) | (i0 ^ i2) | (i0 ^ i3)) >> XaCodec.ChunkShift) == 0)
+            {
+                // All four in one leaf (keys in order): one walk, four slots of the leaf.
+                ulong leaf = XaNode.SlotAt(root, i0 >> Top);
+                if (!XaCodec.IsNodeFast(leaf)) goto Slow;
+                if (THeight.Levels > 3)
+                {
+                    leaf = XaNode.SlotAt(leaf, (i0 >> 12) & XaCodec.ChunkMask);
+                    if (!XaCodec.IsNodeFast(leaf)) goto Slow;
+                }
+                if (THeight.Levels > 2)
+                {
+                    leaf = XaNode.SlotAt(leaf, (i0 >> 6) & XaCodec.ChunkMask);
+                    if (!XaCodec.IsNodeFast(leaf)) goto Slow;
+                }
+                e0 = XaNode.SlotAt(leaf, i0 & XaCodec.ChunkMask); e1 = XaNode.SlotAt(leaf, i1 & XaCodec.ChunkMask);
+                e2 = XaNode.SlotAt(leaf, i2 & XaCodec.ChunkMask); e3 = XaNode.SlotAt(leaf, i3 & XaCodec.ChunkMask);
+                goto Leaves;
+            }
+            e0 = XaNode.SlotAt(root, i0 >> Top); e1 = XaNode.SlotAt(root, i1 >> Top);
+            e2 = XaNode.SlotAt(root, i2 >> Top); e3 = XaNode.SlotAt(root, i3 >> Top);
             if (THeight.Levels > 1 && (((e0 - 4098) | (e1 - 4098) | (e2 - 4098) | (e3 - 4098)) & NodeMask) != 0) goto Slow;
             if (THeight.Levels > 3)
             {
@@ -94,6 +114,7 @@ public unsafe ref partial struct XaReader
                 e0 = XaNode.SlotAt(e0, i0 & XaCodec.ChunkMask); e1 = XaNode.SlotAt(e1, i1 & XaCodec.ChunkMask);
                 e2 = XaNode.SlotAt(e2, i2 & XaCodec.ChunkMask); e3 = XaNode.SlotAt(e3, i3 & XaCodec.ChunkMask);
             }
+        Leaves:
             output[0] = e0; output[1] = e1; output[2] = e2; output[3] = e3;
             // Internal is bit 1 set and bit 0 clear.
             if (((((e0 >> 1) & ~e0) | ((e1 >> 1) & ~e1) | ((e2 >> 1) & ~e2) | ((e3 >> 1) & ~e3)) & 1) == 0) continue;
