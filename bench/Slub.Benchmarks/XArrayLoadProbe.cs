@@ -33,7 +33,7 @@ public static class XArrayLoadProbe
             ("XaReader.TryGetValue, 1 section/pass", k => ReaderLoadsOneSection<RandomOrder>(xa, k), k => ReaderLoadsOneSection<SequentialOrder>(xa, k)),
             ("XaReader.TryGetValue, 1 section/256", k => ReaderLoads<RandomOrder>(xa, k, 256), k => ReaderLoads<SequentialOrder>(xa, k, 256)),
             ("XaReader.LoadMany, 1 section/pass", k => ReaderLoadMany<RandomOrder>(xa, k), k => ReaderLoadMany<SequentialOrder>(xa, k)),
-            ("EXP LoadMany no sum", k => ReaderLoadManyNoSum<RandomOrder>(xa, k), k => ReaderLoadManyNoSum<SequentialOrder>(xa, k)),
+            ("XaReader.LoadMany only, no sum pass", k => ReaderLoadManyNoSum<RandomOrder>(xa, k), k => ReaderLoadManyNoSum<SequentialOrder>(xa, k)),
             ("Dictionary, same 256-key batches", k => DictBatches<RandomOrder>(d, k), k => DictBatches<SequentialOrder>(d, k)),
             ("Dictionary.TryGetValue", k => DictLoads<RandomOrder>(d, k), k => DictLoads<SequentialOrder>(d, k)),
         };
@@ -101,6 +101,7 @@ public static class XArrayLoadProbe
         return s;
     }
 
+    /// <summary>Breakdown: the <see cref="XaReader.LoadMany"/> calls of <see cref="ReaderLoadMany{TOrder}"/> without the summing pass.</summary>
     private static ulong ReaderLoadManyNoSum<TOrder>(XArray.XArray xa, ulong[] keys) where TOrder : struct
     {
         var results = t_results ??= new ulong[Batch];

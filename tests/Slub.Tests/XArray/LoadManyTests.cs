@@ -86,7 +86,7 @@ public class LoadManyTests : XaTest
     }
 
     [Fact]
-    public void ShortOutputAndDisposedReaderThrow()
+    public void ShortOrOverlappingOutputAndDisposedReaderThrow()
     {
         var xa = New();
         xa.StoreValue(1, 1);
@@ -95,6 +95,14 @@ public class LoadManyTests : XaTest
         {
             var rr = xa.BeginRead();
             try { rr.LoadMany(new ulong[5], new XaEntry[4]); } finally { rr.Dispose(); }
+        });
+        Assert.Equal("entries", ex.ParamName);
+        var shared = new ulong[8];
+        ex = Assert.Throws<ArgumentException>(() =>
+        {
+            var rr = xa.BeginRead();
+            try { rr.LoadMany(shared.AsSpan(0, 4), System.Runtime.InteropServices.MemoryMarshal.Cast<ulong, XaEntry>(shared.AsSpan(2, 4))); }
+            finally { rr.Dispose(); }
         });
         Assert.Equal("entries", ex.ParamName);
         r.LoadMany(new ulong[] { 1 }, new XaEntry[1]);
