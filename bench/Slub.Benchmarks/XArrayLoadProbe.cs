@@ -7,7 +7,9 @@ namespace Slub.Benchmarks;
 /// XArray load cost in thread CPU time (BenchmarkDotNet measures wall time, which a loaded shared machine
 /// inflates several-fold): 100 000 dense keys in random and in sequential order, best of 9 rounds of 20 passes,
 /// <see cref="XArray.XArray.TryGetValue"/>, <see cref="XaReader.TryGetValue"/> (one read section per pass of
-/// 100 000 keys, and one per 256 keys), against <see cref="Dictionary{TKey,TValue}.TryGetValue"/> in the same run.
+/// 100 000 keys, and one per 256 keys), <see cref="XaReader.LoadMany"/> over batches of 256 keys (with and without
+/// the pass summing the results), against <see cref="Dictionary{TKey,TValue}.TryGetValue"/> in the same run, one key
+/// at a time and with the same batching.
 /// Run with <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --xarray-cpu-time</c>.
 /// </summary>
 public static class XArrayLoadProbe
