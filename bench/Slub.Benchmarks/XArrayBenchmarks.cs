@@ -117,6 +117,25 @@ public class XArrayBenchmarks
         return sum;
     }
 
+    /// <summary>The same keys through <see cref="XaReader.LoadMany"/>, one reader and one call per 256 keys, then the same sum.</summary>
+    [Benchmark(OperationsPerInvoke = N), BenchmarkCategory("Load")]
+    public ulong Load_XArrayLoadMany() => LoadManySum(_lookups);
+
+    private readonly XaEntry[] _batch = new XaEntry[256];
+
+    private ulong LoadManySum(ulong[] keys)
+    {
+        ulong sum = 0;
+        var batch = _batch;
+        for (int i = 0; i < keys.Length; i += 256)
+        {
+            var part = keys.AsSpan(i, Math.Min(256, keys.Length - i));
+            using (var r = _xa.BeginRead()) r.LoadMany(part, batch);
+            foreach (var e in batch.AsSpan(0, part.Length)) if (e.IsValue) sum += e.Raw >> 1;
+        }
+        return sum;
+    }
+
     [Benchmark(OperationsPerInvoke = N, Baseline = true), BenchmarkCategory("Load")]
     public ulong Load_Dictionary()
     {
@@ -167,6 +186,9 @@ public class XArrayBenchmarks
         }
         return sum;
     }
+
+    [Benchmark(OperationsPerInvoke = N), BenchmarkCategory("LoadInOrder")]
+    public ulong LoadInOrder_XArrayLoadMany() => LoadManySum(_keys);
 
     [Benchmark(OperationsPerInvoke = N, Baseline = true), BenchmarkCategory("LoadInOrder")]
     public ulong LoadInOrder_Dictionary()

@@ -8,7 +8,7 @@ namespace Slub.XArray;
 /// <see cref="Load"/> / <see cref="TryGetValue"/> as often as needed (the kernel's <c>rcu_read_lock()</c> around a
 /// run of <c>xa_load</c>s). Same results as <see cref="XArray.Load"/>; cheaper per load, because the section is
 /// entered once (no thread-static lookup and no epoch stores per load) and the root and the last leaf reached are
-/// remembered.
+/// remembered. <see cref="LoadMany"/> loads a batch of indices with a lockstep walk, cheaper still per index.
 /// </summary>
 /// <remarks>
 /// <para><b>Thread-safety.</b> Lock-free, like <see cref="XArray.Load"/>: concurrent writers, erasures and node
@@ -31,7 +31,7 @@ namespace Slub.XArray;
 /// reader costs about two loads' worth of section bookkeeping (a thread-static lookup on entry and on exit), so
 /// it pays from a handful of loads on.</para>
 /// </remarks>
-public unsafe ref struct XaReader
+public unsafe ref partial struct XaReader
 {
     private readonly XArray _xa;
     private EpochReclaimer.ReadScope _scope;

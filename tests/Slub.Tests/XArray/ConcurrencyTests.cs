@@ -89,6 +89,8 @@ public class ConcurrencyTests : XaTest
         var readers = Enumerable.Range(0, 2).Select(r => new Thread(() => Guard(() =>
         {
             var rnd = new Random(100 + r);
+            var batchKeys = new ulong[61];
+            var batchEntries = new XaEntry[61];
             while (Volatile.Read(ref writersDone) < 2 && Volatile.Read(ref failure) is null)
             {
                 for (int i = 0; i < 1000; i++)
@@ -109,6 +111,21 @@ public class ConcurrencyTests : XaTest
                         if (!Plausible(key, e)) throw new Exception($"reader load({key}) returned {e}");
                         if (rd.TryGetValue(key, out ulong v) && !Plausible(key, XaEntry.FromValue(v)))
                             throw new Exception($"reader value({key}) = {v}");
+                        if ((i & 63) == 0)
+                        {
+                            // The lockstep walk: random keys, a sequential run, and keys beyond the root's reach.
+                            for (int b = 0; b < batchKeys.Length; b++)
+                                batchKeys[b] = (b % 3) switch
+                                {
+                                    0 => (ulong)rnd.Next(Keys),
+                                    1 => (run + (ulong)(i + b)) % Keys,
+                                    _ => (b & 8) != 0 ? Far + (ulong)(b & 7) : (ulong)rnd.Next(Keys),
+                                };
+                            rd.LoadMany(batchKeys, batchEntries);
+                            for (int b = 0; b < batchKeys.Length; b++)
+                                if (!Plausible(batchKeys[b], batchEntries[b]))
+                                    throw new Exception($"reader LoadMany({batchKeys[b]}) returned {batchEntries[b]}");
+                        }
                     }
                 }
                 // A lock-free cursor walk over a slice.

@@ -115,8 +115,13 @@ public class PropertyTests : XaTest
                     if (op is Op.Shrink or Op.MigrateAll) r.Dispose();
                     Apply(xa, model, op, key, value, order);
                     if (op is Op.Shrink or Op.MigrateAll) r = xa.BeginRead();
-                    foreach (ulong k in new[] { key, key + 1, key - 1, key ^ 1, key + 64, key - 64, key ^ 4096, 0UL, 1UL })
+                    ulong[] probe = [key, key + 1, key - 1, key ^ 1, key + 64, key - 64, key ^ 4096, 0UL, 1UL];
+                    var many = new XaEntry[probe.Length];
+                    r.LoadMany(probe, many);   // the lockstep walk, with the same caches
+                    for (int p = 0; p < probe.Length; p++)
                     {
+                        ulong k = probe[p];
+                        Assert.Equal(Entry(model.Load(k)), many[p]);
                         Assert.Equal(Entry(model.Load(k)), r.Load(k));
                         Assert.Equal(model.Load(k).HasValue, r.TryGetValue(k, out ulong v));
                         if (model.Load(k) is { } mv) Assert.Equal(mv, v);

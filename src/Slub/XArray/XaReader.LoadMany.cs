@@ -1,0 +1,151 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Slub.XArray;
+
+public unsafe ref partial struct XaReader
+{
+    /// <summary>
+    /// Loads many indices at once: <c>entries[i]</c> becomes what <see cref="Load"/>(<c>indices[i]</c>) returns
+    /// (value and pointer entries as stored, null for a missing or reserved index, the covering entry for any index
+    /// of a multi-index entry). Faster per index than <see cref="Load"/>: four keys walk down together, with one
+    /// test per level for the four (see "Fast loads" in docs/xarray.md).
+    /// </summary>
+    /// <remarks>Thread-safety as <see cref="Load"/>: lock-free, concurrent writers and migration are safe. Each
+    /// entry is a linearizable load of its index; the loads of different indices are not one atomic snapshot.
+    /// Entries beyond <c>indices.Length</c> are left as they are.</remarks>
+    /// <exception cref="ArgumentException"><paramref name="entries"/> is shorter than <paramref name="indices"/>,
+    /// or the two overlap in memory.</exception>
+    /// <exception cref="ObjectDisposedException">The reader was disposed.</exception>
+    public void LoadMany(ReadOnlySpan<ulong> indices, Span<XaEntry> entries)
+    {
+        if (entries.Length < indices.Length)
+            throw new ArgumentException($"entries has {entries.Length} elements, indices {indices.Length}", nameof(entries));
+        if (indices.Overlaps(MemoryMarshal.Cast<XaEntry, ulong>(entries)))
+            throw new ArgumentException("entries overlaps indices", nameof(entries));
+        if (!_open) ThrowDisposed();
+        fixed (ulong* idx = indices)
+        fixed (XaEntry* output = entries)
+            LoadAll(idx, (ulong*)output, indices.Length);
+    }
+
+    /// <summary>
+    /// Runs the lockstep walk for the cached root's height (a separate machine-code body per height, with the
+    /// shifts as constants); groups the walk cannot take, and the last <c>n % 4</c> keys, go one by one.
+    /// </summary>
+    private void LoadAll(ulong* idx, ulong* output, int n)
+    {
+        ulong* end4 = idx + (n & ~3);
+        while (idx < end4)
+        {
+            long done = _rootLevels switch
+            {
+                3 => Lockstep<Height3>(idx, output, end4),
+                2 => Lockstep<Height2>(idx, output, end4),
+                4 => Lockstep<Height4>(idx, output, end4),
+                1 => Lockstep<Height1>(idx, output, end4),
+                _ => 0,
+            };
+            if (done == 0)
+            {
+                // No root cached yet, or a tree the unrolled walk does not take: one group the per-key way.
+                for (int k = 0; k < 4; k++) output[k] = LoadOneSlow(idx[k]);
+                done = 4;
+            }
+            idx += done;
+            output += done;
+        }
+        for (int k = 0; k < (n & 3); k++) output[k] = LoadOneSlow(idx[k]);
+    }
+
+    /// <summary>
+    /// The lockstep walk: four keys go down the cached root together, one load per key and level, with one
+    /// combined test per level (all four slots are nodes) and one at the leaves (no internal entry), so a key
+    /// costs far fewer instructions than a separate walk, and the four walks' cache misses overlap. A group with
+    /// a key out of the root's reach or an interior slot that is not a node, and any key whose leaf slot is
+    /// internal (sibling, retry, reservation), take the per-key load, which also refreshes the caches. A node
+    /// reached in this section is live or shows retry entries (see "The root cache"), so each result is the same
+    /// as a separate walk's. Returns the number of keys done (a multiple of 4) when the end is reached or the
+    /// cached root changed.
+    /// </summary>
+    private long Lockstep<THeight>(ulong* idx, ulong* output, ulong* end) where THeight : struct, IHeight
+    {
+        const ulong NodeMask = 0x8000_0000_0000_0003;   // as in XaCodec.IsNodeFast
+        int Top = (THeight.Levels - 1) * XaCodec.ChunkShift;   // a JIT-time constant per height
+        ulong* start = idx;
+        ulong root = _root;
+        for (; idx < end; idx += 4, output += 4)
+        {
+            ulong i0 = idx[0], i1 = idx[1], i2 = idx[2], i3 = idx[3];
+            if (((i0 | i1 | i2 | i3) >> Top) > XaCodec.ChunkMask) goto Slow;   // some key beyond the root's reach
+            ulong e0, e1, e2, e3;
+            if (THeight.Levels > 1 && (((i0 ^ i1) | (i0 ^ i2) | (i0 ^ i3)) >> XaCodec.ChunkShift) == 0)
+            {
+                // All four in one leaf (keys in order): one walk, four slots of the leaf.
+                ulong leaf = XaNode.SlotAt(root, i0 >> Top);
+                if (!XaCodec.IsNodeFast(leaf)) goto Slow;
+                if (THeight.Levels > 3)
+                {
+                    leaf = XaNode.SlotAt(leaf, (i0 >> 12) & XaCodec.ChunkMask);
+                    if (!XaCodec.IsNodeFast(leaf)) goto Slow;
+                }
+                if (THeight.Levels > 2)
+                {
+                    leaf = XaNode.SlotAt(leaf, (i0 >> 6) & XaCodec.ChunkMask);
+                    if (!XaCodec.IsNodeFast(leaf)) goto Slow;
+                }
+                e0 = XaNode.SlotAt(leaf, i0 & XaCodec.ChunkMask); e1 = XaNode.SlotAt(leaf, i1 & XaCodec.ChunkMask);
+                e2 = XaNode.SlotAt(leaf, i2 & XaCodec.ChunkMask); e3 = XaNode.SlotAt(leaf, i3 & XaCodec.ChunkMask);
+                goto Leaves;
+            }
+            e0 = XaNode.SlotAt(root, i0 >> Top); e1 = XaNode.SlotAt(root, i1 >> Top);
+            e2 = XaNode.SlotAt(root, i2 >> Top); e3 = XaNode.SlotAt(root, i3 >> Top);
+            if (THeight.Levels > 1 && (((e0 - 4098) | (e1 - 4098) | (e2 - 4098) | (e3 - 4098)) & NodeMask) != 0) goto Slow;
+            if (THeight.Levels > 3)
+            {
+                e0 = XaNode.SlotAt(e0, (i0 >> 12) & XaCodec.ChunkMask); e1 = XaNode.SlotAt(e1, (i1 >> 12) & XaCodec.ChunkMask);
+                e2 = XaNode.SlotAt(e2, (i2 >> 12) & XaCodec.ChunkMask); e3 = XaNode.SlotAt(e3, (i3 >> 12) & XaCodec.ChunkMask);
+                if ((((e0 - 4098) | (e1 - 4098) | (e2 - 4098) | (e3 - 4098)) & NodeMask) != 0) goto Slow;
+            }
+            if (THeight.Levels > 2)
+            {
+                e0 = XaNode.SlotAt(e0, (i0 >> 6) & XaCodec.ChunkMask); e1 = XaNode.SlotAt(e1, (i1 >> 6) & XaCodec.ChunkMask);
+                e2 = XaNode.SlotAt(e2, (i2 >> 6) & XaCodec.ChunkMask); e3 = XaNode.SlotAt(e3, (i3 >> 6) & XaCodec.ChunkMask);
+                if ((((e0 - 4098) | (e1 - 4098) | (e2 - 4098) | (e3 - 4098)) & NodeMask) != 0) goto Slow;
+            }
+            if (THeight.Levels > 1)
+            {
+                e0 = XaNode.SlotAt(e0, i0 & XaCodec.ChunkMask); e1 = XaNode.SlotAt(e1, i1 & XaCodec.ChunkMask);
+                e2 = XaNode.SlotAt(e2, i2 & XaCodec.ChunkMask); e3 = XaNode.SlotAt(e3, i3 & XaCodec.ChunkMask);
+            }
+        Leaves:
+            output[0] = e0; output[1] = e1; output[2] = e2; output[3] = e3;
+            // Internal is bit 1 set and bit 0 clear.
+            if (((((e0 >> 1) & ~e0) | ((e1 >> 1) & ~e1) | ((e2 >> 1) & ~e2) | ((e3 >> 1) & ~e3)) & 1) == 0) continue;
+            for (int k = 0; k < 4; k++)
+                if (XaCodec.IsInternal(output[k])) output[k] = LoadOneSlow(idx[k]);
+            goto Refresh;
+        Slow:
+            for (int k = 0; k < 4; k++) output[k] = LoadOneSlow(idx[k]);
+        Refresh:
+            // The per-key loads may have re-read the head: go on only while the cached root is the same.
+            if (_root != root || _rootLevels != THeight.Levels) return idx + 4 - start;
+        }
+        return idx - start;
+    }
+
+    /// <summary>The tree heights the lockstep walk is compiled for (<see cref="Lockstep{THeight}"/>).</summary>
+    private interface IHeight { static abstract int Levels { get; } }
+    private struct Height1 : IHeight { public static int Levels => 1; }
+    private struct Height2 : IHeight { public static int Levels => 2; }
+    private struct Height3 : IHeight { public static int Levels => 3; }
+    private struct Height4 : IHeight { public static int Levels => 4; }
+
+    /// <summary>One key the per-key way, as <see cref="Load"/> returns it (a reservation reads as null).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong LoadOneSlow(ulong index)
+    {
+        ulong e = LoadRaw(index);
+        return e == XaCodec.ZeroEntry ? 0 : e;
+    }
+}
