@@ -124,36 +124,9 @@ public sealed unsafe partial class XArray : IDisposable
     private ulong LoadRaw(ulong index)
     {
         ulong w = Volatile.Read(ref _headWalk);
-        ulong e = w & HeadWalkAddressMask;
-        // Unrolled for trees of one to four levels (2^24 indices): a loop whose trip count is the height cost a
-        // third of the walk in the load-breakdown probe. A child's shift is its parent's minus 6 for the node's
-        // whole life (growth, shrinking and migration keep it; Validate checks it), so it is never read from the
-        // child: that would be a dependent load from the child's first cache line, usually not the slot's line.
-        ulong top;
-        // The root's slot is index >> shift, which must be below 64 (the range check and the slot number at once).
-        switch (w >> 56)
-        {
-            case 3: top = index >> 12; if (top > XaCodec.ChunkMask) return 0; goto L12;
-            case 2: top = index >> 6; if (top > XaCodec.ChunkMask) return 0; goto L6;
-            case 4: top = index >> 18; if (top > XaCodec.ChunkMask) return 0; break;
-            case 1: top = index; if (top > XaCodec.ChunkMask) return 0; goto L0;
-            default: return LoadRawOther(index);
-        }
-        // One test per interior level on the way down; whatever is not a node is sorted out at Off.
-        e = XaNode.SlotAt(e, top);
-        if (!XaCodec.IsNodeFast(e)) goto Off;
-        top = (index >> 12) & XaCodec.ChunkMask;
-    L12:
-        e = XaNode.SlotAt(e, top);
-        if (!XaCodec.IsNodeFast(e)) goto Off;
-        top = (index >> 6) & XaCodec.ChunkMask;
-    L6:
-        e = XaNode.SlotAt(e, top);
-        if (!XaCodec.IsNodeFast(e)) goto Off;
-        top = index & XaCodec.ChunkMask;
-    L0:
-        e = XaNode.SlotAt(e, top);
-    Off:
+        int levels = (int)(w >> 56);   // 1..4 when the unrolled walk can take the head, 0 otherwise
+        if (!XaUnrolledWalk.TryWalk(w & HeadWalkAddressMask, levels, index, out ulong e, out _))
+            return (uint)(levels - 1) < 4u ? 0 : LoadRawOther(index);   // beyond the root's reach: nothing stored there
         if (((e - 2) & 3) != 0) return e;    // not internal: null, value or pointer
         return Walk(index, out _, out _);    // sibling, retry, zero
     }

@@ -89,43 +89,22 @@ public unsafe ref partial struct XaReader
     }
 
     /// <summary>
-    /// The walk from the cached root, unrolled as in <see cref="XArray"/>'s load; remembers the leaf it reaches.
-    /// Anything unusual (no cached root, an index the cached root does not cover, a retry, sibling or reserved
-    /// entry) takes the slow path at Fallback.
+    /// The walk from the cached root (<see cref="XaUnrolledWalk"/>, as <see cref="XArray"/>'s load); remembers the
+    /// leaf it reaches. Anything unusual (no cached root, an index the cached root does not cover, a retry,
+    /// sibling or reserved entry) re-reads the head and takes the slow path.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong WalkFromRoot(ulong index)
     {
-        ulong e = _root;
-        ulong top;
-        // The root's slot is index >> shift, which must be below 64 (the range check and the slot number at once).
-        switch (_rootLevels)
+        if (XaUnrolledWalk.TryWalk(_root, _rootLevels, index, out ulong e, out ulong leaf))
         {
-            case 3: top = index >> 12; if (top > XaCodec.ChunkMask) goto Fallback; goto L12;
-            case 2: top = index >> 6; if (top > XaCodec.ChunkMask) goto Fallback; goto L6;
-            case 4: top = index >> 18; if (top > XaCodec.ChunkMask) goto Fallback; break;
-            case 1: top = index; if (top > XaCodec.ChunkMask) goto Fallback; goto L0;
-            default: goto Fallback;   // no root cached
+            if (leaf != 0)
+            {
+                _leaf = leaf;
+                _leafKey = (index >> XaCodec.ChunkShift) + 1;
+            }
+            if (((e - 2) & 3) != 0) return e;   // not internal: null, value or pointer
         }
-        // One test per interior level on the way down; whatever is not a node is sorted out by Off.
-        e = XaNode.SlotAt(e, top);
-        if (!XaCodec.IsNodeFast(e)) goto Off;
-        top = (index >> 12) & XaCodec.ChunkMask;
-    L12:
-        e = XaNode.SlotAt(e, top);
-        if (!XaCodec.IsNodeFast(e)) goto Off;
-        top = (index >> 6) & XaCodec.ChunkMask;
-    L6:
-        e = XaNode.SlotAt(e, top);
-        if (!XaCodec.IsNodeFast(e)) goto Off;
-        top = index & XaCodec.ChunkMask;
-    L0:
-        _leaf = e;
-        _leafKey = (index >> XaCodec.ChunkShift) + 1;
-        e = XaNode.SlotAt(e, top);
-    Off:
-        if (((e - 2) & 3) != 0) return e;   // not internal: null, value or pointer
-    Fallback:
         // Sibling, retry or reservation, or no usable root: re-read the head (caching its root if the unrolled
         // walk can take it) and load the slow way. Nothing here takes this struct's address, so the JIT can keep
         // its fields in registers in the caller's loop. A disposed (or default) reader must not cache anything.

@@ -1,0 +1,60 @@
+using System.Runtime.CompilerServices;
+
+namespace Slub.XArray;
+
+/// <summary>
+/// The load walk for trees of one to four levels (2^24 indices), unrolled: one test per interior level, no
+/// loop. Shared by <see cref="XArray"/>'s loads (from the head) and <see cref="XaReader"/> (from its cached root).
+/// </summary>
+/// <remarks>
+/// A loop whose trip count is the tree height cost a third of the walk in the load-breakdown probe. A child's
+/// shift is its parent's minus 6 for the node's whole life (growth, shrinking and migration keep it;
+/// <c>XArray.Validate</c> checks it), so it is never read from the child: that would be a dependent load
+/// from the child's first cache line, usually not the line of the slot we want. The caller must be inside a
+/// read section (or hold the array's lock) so that no node reached here is freed under it.
+/// </remarks>
+internal static class XaUnrolledWalk
+{
+    /// <summary>
+    /// Walks from <paramref name="root"/>, a node heading a tree of <paramref name="levels"/> levels, to
+    /// <paramref name="index"/>. False when the walk cannot answer: <paramref name="levels"/> is not 1..4 or the
+    /// index lies beyond what the root covers. Otherwise <paramref name="entry"/> is the slot's entry (or the
+    /// first non-node entry met on the way down, which the caller sorts out) and <paramref name="leaf"/> the
+    /// bottom node reached, or 0 if the walk stopped above it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool TryWalk(ulong root, int levels, ulong index, out ulong entry, out ulong leaf)
+    {
+        ulong e = root, top;
+        leaf = 0;
+        // The root's slot is index >> shift, which must be below 64: the range check and the slot number at once.
+        switch (levels)
+        {
+            case 3: top = index >> 12; if (top > XaCodec.ChunkMask) goto Uncovered; goto L12;
+            case 2: top = index >> 6; if (top > XaCodec.ChunkMask) goto Uncovered; goto L6;
+            case 4: top = index >> 18; if (top > XaCodec.ChunkMask) goto Uncovered; break;
+            case 1: top = index; if (top > XaCodec.ChunkMask) goto Uncovered; goto L0;
+            default: goto Uncovered;
+        }
+        e = XaNode.SlotAt(e, top);
+        if (!XaCodec.IsNodeFast(e)) goto Done;
+        top = (index >> 12) & XaCodec.ChunkMask;
+    L12:
+        e = XaNode.SlotAt(e, top);
+        if (!XaCodec.IsNodeFast(e)) goto Done;
+        top = (index >> 6) & XaCodec.ChunkMask;
+    L6:
+        e = XaNode.SlotAt(e, top);
+        if (!XaCodec.IsNodeFast(e)) goto Done;
+        top = index & XaCodec.ChunkMask;
+    L0:
+        leaf = e;
+        e = XaNode.SlotAt(e, top);
+    Done:
+        entry = e;
+        return true;
+    Uncovered:
+        entry = 0;
+        return false;
+    }
+}
