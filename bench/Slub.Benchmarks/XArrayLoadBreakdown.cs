@@ -19,13 +19,8 @@ public static unsafe class XArrayLoadBreakdown
 
     public static void Run()
     {
-        using var alloc = new SlabAllocator(new SlabOptions { BytesPerNode = 1L << 30, EmulatedNodes = 1, Cpus = 2, SlubDebug = "-" });
-        using var xa = new XArray.XArray(XaFlags.None, alloc);
-        var d = new Dictionary<ulong, ulong>();
-        for (ulong i = 0; i < N; i++) { xa.StoreValue(i, i); d[i] = i; }
-        var random = Enumerable.Range(0, N).Select(i => (ulong)i).ToArray();
-        new Random(1).Shuffle(random);
-        var sequential = Enumerable.Range(0, N).Select(i => (ulong)i).ToArray();
+        using var set = new DenseKeySet(N);
+        var (xa, d, random, sequential) = (set.Xa, set.Dictionary, set.Random, set.Sequential);
         var rcu = xa.Reclaimer;
         if (xa.Validate().Height != 3) throw new InvalidOperationException("the floor row assumes a three-level tree");
 

@@ -18,13 +18,8 @@ public static class XArrayLoadProbe
 
     public static void Run()
     {
-        using var alloc = new SlabAllocator(new SlabOptions { BytesPerNode = 1L << 30, EmulatedNodes = 1, Cpus = 2, SlubDebug = "-" });
-        using var xa = new XArray.XArray(XaFlags.None, alloc);
-        var d = new Dictionary<ulong, ulong>();
-        for (ulong i = 0; i < N; i++) { xa.StoreValue(i, i); d[i] = i; }
-        var random = Enumerable.Range(0, N).Select(i => (ulong)i).ToArray();
-        new Random(1).Shuffle(random);
-        var sequential = Enumerable.Range(0, N).Select(i => (ulong)i).ToArray();
+        using var set = new DenseKeySet(N);
+        var (xa, d, random, sequential) = (set.Xa, set.Dictionary, set.Random, set.Sequential);
 
         // Every case is a generic method instantiated once per key order, so each (case, order) pair gets its own
         // machine code and its own dynamic-PGO profile: sharing one body between orders made block layout, hence
