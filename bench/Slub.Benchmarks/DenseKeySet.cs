@@ -1,3 +1,4 @@
+using Slub.Benchmarks.Infrastructure;
 using Slub.XArray;
 
 namespace Slub.Benchmarks;
@@ -22,6 +23,32 @@ public sealed class DenseKeySet : IDisposable
         Sequential = Enumerable.Range(0, n).Select(i => (ulong)i).ToArray();
         Random = (ulong[])Sequential.Clone();
         new Random(1).Shuffle(Random);
+    }
+
+    /// <summary>
+    /// Thread CPU ns per key of each body over the random [c, 0] and the sequential [c, 1] keys: the best of
+    /// <paramref name="rounds"/> rounds, each timing <paramref name="passes"/> passes; rounds interleave the cases.
+    /// </summary>
+    public double[,] BestNsPerKey((Func<ulong[], ulong> Random, Func<ulong[], ulong> Sequential)[] bodies, int rounds, int passes)
+    {
+        var best = new double[bodies.Length, 2];
+        for (int c = 0; c < bodies.Length; c++) best[c, 0] = best[c, 1] = double.MaxValue;
+        for (int round = 0; round < rounds; round++)
+            for (int c = 0; c < bodies.Length; c++)
+            {
+                best[c, 0] = Math.Min(best[c, 0], NsPerKey(bodies[c].Random, Random, passes));
+                best[c, 1] = Math.Min(best[c, 1], NsPerKey(bodies[c].Sequential, Sequential, passes));
+            }
+        return best;
+    }
+
+    private static double NsPerKey(Func<ulong[], ulong> body, ulong[] keys, int passes)
+    {
+        long t = ThreadCpuClock.NowNanoseconds();
+        ulong s = 0;
+        for (int p = 0; p < passes; p++) s += body(keys);
+        GC.KeepAlive(s);
+        return (ThreadCpuClock.NowNanoseconds() - t) / ((double)passes * keys.Length);
     }
 
     public void Dispose()

@@ -46,26 +46,10 @@ public static unsafe class XArrayLoadBreakdown
             ("XaReader.TryGetValue", keys => { ulong s = 0; using var r = xa.BeginRead(); foreach (ulong k in keys) if (r.TryGetValue(k, out ulong v)) s += v; return s; }),
             ("Dictionary.TryGetValue", keys => { ulong s = 0; foreach (ulong k in keys) if (d.TryGetValue(k, out ulong v)) s += v; return s; }),
         };
-        var best = new double[cases.Length, 2];
-        for (int c = 0; c < cases.Length; c++) best[c, 0] = best[c, 1] = double.MaxValue;
-        for (int round = 0; round < Rounds; round++)
-            for (int c = 0; c < cases.Length; c++)
-            {
-                best[c, 0] = Math.Min(best[c, 0], PerOp(cases[c].Body, random));
-                best[c, 1] = Math.Min(best[c, 1], PerOp(cases[c].Body, sequential));
-            }
+        var best = set.BestNsPerKey(cases.Select(c => (c.Body, c.Body)).ToArray(), Rounds, Passes);
         Console.WriteLine($"ns per lookup, thread CPU time, best of {Rounds} rounds x {Passes} passes x {N} dense keys");
         Console.WriteLine($"{"case",-28} {"random",8} {"sequential",11}");
         for (int c = 0; c < cases.Length; c++)
             Console.WriteLine($"{cases[c].Name,-28} {best[c, 0],8:F2} {best[c, 1],11:F2}");
-    }
-
-    private static double PerOp(Func<ulong[], ulong> body, ulong[] keys)
-    {
-        long t = ThreadCpuClock.NowNanoseconds();
-        ulong s = 0;
-        for (int p = 0; p < Passes; p++) s += body(keys);
-        GC.KeepAlive(s);
-        return (ThreadCpuClock.NowNanoseconds() - t) / ((double)Passes * N);
     }
 }

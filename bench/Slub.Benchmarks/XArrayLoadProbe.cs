@@ -34,14 +34,7 @@ public static class XArrayLoadProbe
             ("Dictionary, same 256-key batches", k => DictBatches<RandomOrder>(d, k), k => DictBatches<SequentialOrder>(d, k)),
             ("Dictionary.TryGetValue", k => DictLoads<RandomOrder>(d, k), k => DictLoads<SequentialOrder>(d, k)),
         };
-        var best = new double[cases.Length, 2];
-        for (int c = 0; c < cases.Length; c++) best[c, 0] = best[c, 1] = double.MaxValue;
-        for (int round = 0; round < Rounds; round++)
-            for (int c = 0; c < cases.Length; c++)
-            {
-                best[c, 0] = Math.Min(best[c, 0], PerOp(cases[c].Random, random));
-                best[c, 1] = Math.Min(best[c, 1], PerOp(cases[c].Sequential, sequential));
-            }
+        var best = set.BestNsPerKey(cases.Select(c => (c.Random, c.Sequential)).ToArray(), Rounds, Passes);
         int dict = cases.Length - 1, dictBatch = cases.Length - 2;
         Console.WriteLine($"ns per lookup, thread CPU time, best of {Rounds} rounds x {Passes} passes x {N} dense keys; speed-up = Dictionary / this (per key; in batches)");
         Console.WriteLine($"{"case",-38} {"random",8} {"speed-up",16} {"sequential",11} {"speed-up",16}");
@@ -133,14 +126,5 @@ public static class XArrayLoadProbe
         ulong s = 0;
         foreach (ulong k in keys) if (d.TryGetValue(k, out ulong v)) s += v;
         return s;
-    }
-
-    private static double PerOp(Func<ulong[], ulong> body, ulong[] keys)
-    {
-        long t = ThreadCpuClock.NowNanoseconds();
-        ulong s = 0;
-        for (int p = 0; p < Passes; p++) s += body(keys);
-        GC.KeepAlive(s);
-        return (ThreadCpuClock.NowNanoseconds() - t) / ((double)Passes * N);
     }
 }
