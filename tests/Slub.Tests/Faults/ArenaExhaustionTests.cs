@@ -41,7 +41,7 @@ public class ArenaExhaustionTests
             for (int i = 0; i < all.Count; i++)
             {
                 if (i % 4 != 0) { Table.Free(all[i]); continue; }
-                using (var s = Table.Access(all[i])) FaultStressTests.Stamp(s.Bytes, all[i], 5);
+                using (var s = Table.Access(all[i])) HandleTableChurn.Stamp(s.Bytes, all[i], 5);
                 Live.Add(all[i]);
             }
             Table.Cache.FlushAll();
@@ -55,7 +55,7 @@ public class ArenaExhaustionTests
 
         public void VerifyAll()
         {
-            foreach (long h in Live) using (var s = Table.Access(h)) Assert.True(FaultStressTests.Check(s.Bytes, h, 5), $"handle {h} damaged");
+            foreach (long h in Live) using (var s = Table.Access(h)) Assert.True(HandleTableChurn.Check(s.Bytes, h, 5), $"handle {h} damaged");
             Assert.Equal(Live.Count, Live.Select(Table.AddressOf).Distinct().Count());   // no two handles share an object
             Assert.Equal(Live.Count, Table.Count);
             Table.Cache.FlushAll();
@@ -127,7 +127,7 @@ public class ArenaExhaustionTests
             long h;
             try { h = s.Table.Allocate(1); }
             catch (SlabOutOfMemoryException) { break; }
-            using (var sc = s.Table.Access(h)) FaultStressTests.Stamp(sc.Bytes, h, 5);
+            using (var sc = s.Table.Access(h)) HandleTableChurn.Stamp(sc.Bytes, h, 5);
             s.Live.Add(h);
         }
         s.Snapshot();

@@ -42,7 +42,7 @@ internal sealed unsafe class ThrowingRefTable
         if (p == 0) return 0;
         long id = Interlocked.Increment(ref _nextId);
         if (id >= _slots.Length) { Cache.Free(p); throw new InvalidOperationException("table full"); }
-        FaultStressTests.Stamp(new Span<byte>((void*)(p + 8), Payload), id, gen);
+        HandleTableChurn.Stamp(new Span<byte>((void*)(p + 8), Payload), id, gen);
         lock (Stripe(id))
         {
             *(long*)p = id;
@@ -57,7 +57,7 @@ internal sealed unsafe class ThrowingRefTable
         lock (Stripe(id))
         {
             nint p = _slots[id];
-            return p != 0 && *(long*)p == id && FaultStressTests.Check(new Span<byte>((void*)(p + 8), Payload), id, gen);
+            return p != 0 && *(long*)p == id && HandleTableChurn.Check(new Span<byte>((void*)(p + 8), Payload), id, gen);
         }
     }
 

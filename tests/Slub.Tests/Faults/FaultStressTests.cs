@@ -11,9 +11,6 @@ namespace Slub.Tests.Faults;
 [Collection("smo-stress")]   // the stress classes take turns: two cores, each runs a defragger thread
 public class FaultStressTests(ITestOutputHelper output)
 {
-    internal static void Stamp(Span<byte> b, long h, int gen) { for (int i = 0; i < b.Length; i++) b[i] = (byte)(h * 31 + i + gen); }
-    internal static bool Check(Span<byte> b, long h, int gen) { for (int i = 0; i < b.Length; i++) if (b[i] != (byte)(h * 31 + i + gen)) return false; return true; }
-
     public enum Fault { SlabEveryNth, SlabRandom, PageEveryNth, PageRandom, SlabAndPageFiltered }
 
     private static void Arm(SlabAllocator a, Fault f, KmemCache cache)
@@ -51,109 +48,67 @@ public class FaultStressTests(ITestOutputHelper output)
         var bystander = a.CreateCache("bystander", 64, flags: SlabFlags.NoMerge);
         Arm(a, fault, cache);
 
-        const int Workers = 2, MinRounds = 25;
-        int Ops = debug == "-" ? 12_000 : 2_500;   // debug caches check every object: slower per operation
-        long bad = 0, allocFailures = 0, ops = 0;
+        const int MinRounds = 25;
+        int ops = debug == "-" ? 12_000 : 2_500;   // debug caches check every object: slower per operation
+        long bad = 0;
         var problems = new List<string>();
-        int rounds = 0;
-        using var stop = new CancellationTokenSource();
-        // Dedicated threads, not the pool: with two cores the pool can leave the defragger queued until the
-        // workers are done, and then nothing runs concurrently at all.
-        using var started = new ManualResetEventSlim();
-        var defragger = Task.Factory.StartNew(() =>
+        long seen = 0;
+        var churn = new HandleTableChurn(table, workers: 2)
         {
-            started.Set();
-            long seen = 0;
-            while (!stop.IsCancellationRequested)
+            Nodes = nodes, Seed = 100 * (int)fault, SoftCap = 2000, TolerateAllocFailures = true,   // the live set levels off near 2000
+            AfterAllocate = () =>
             {
-                int r = Interlocked.Increment(ref rounds) - 1;
-                switch (r % 5)
-                {
-                    case 0: cache.Shrink(); break;
-                    case 1: cache.Shrink(DefragPolicy.EmptyAllCandidates); break;   // needs new slabs: migrate's allocations meet the faults
-                    case 2: a.DefragSlabs(-1); break;
-                    case 3: if (nodes > 1) cache.MoveNode(r % 2, 1 - r % 2); else cache.DefragmentNode(0); break;
-                    case 4: if (nodes > 1) cache.Balance(); else cache.Shrink(); break;
-                }
-                cache.DefragUsedRatio = 20 + r % 60;
-                long now = a.Faults.Failures;
-                if (now != seen)
-                {
-                    // Validate after every round in which a fault was injected.
-                    seen = now;
-                    var found = cache.Validate();
-                    if (found.Count > 0) lock (problems) problems.AddRange(found);
-                    if (debug != "-") a.Sysfs.Write($"{cache.Name}/validate", "1");
-                }
-            }
-        }, TaskCreationOptions.LongRunning);
-        var liveSets = new List<long>[Workers];
-        var workers = Enumerable.Range(0, Workers).Select(w => Task.Factory.StartNew(() =>
+                if (bystander.TryAlloc() is var b and not 0) bystander.Free(b);
+                else if (fault == Fault.SlabAndPageFiltered) Interlocked.Increment(ref bad);   // the filter leaked
+            },
+        };
+        int rounds;
+        using (var defragger = new BackgroundLoop(r =>
+               {
+                   switch (r % 5)
+                   {
+                       case 0: cache.Shrink(); break;
+                       case 1: cache.Shrink(DefragPolicy.EmptyAllCandidates); break;   // needs new slabs: migrate's allocations meet the faults
+                       case 2: a.DefragSlabs(-1); break;
+                       case 3: if (nodes > 1) cache.MoveNode(r % 2, 1 - r % 2); else cache.DefragmentNode(0); break;
+                       case 4: if (nodes > 1) cache.Balance(); else cache.Shrink(); break;
+                   }
+                   cache.DefragUsedRatio = 20 + r % 60;
+                   long now = a.Faults.Failures;
+                   if (now != seen)
+                   {
+                       // Validate after every round in which a fault was injected.
+                       seen = now;
+                       var found = cache.Validate();
+                       if (found.Count > 0) lock (problems) problems.AddRange(found);
+                       if (debug != "-") a.Sysfs.Write($"{cache.Name}/validate", "1");
+                   }
+               }))
         {
-            started.Wait();
-            var rng = new Random(w + 100 * (int)fault);
-            var live = liveSets[w] = new List<long>();
-            // Run at least Ops operations, and on until the defragger has done MinRounds rounds (bounded).
-            for (int i = 0; i < Ops || (Volatile.Read(ref rounds) < MinRounds && i < 4 * Ops); i++)
-            {
-                Interlocked.Increment(ref ops);
-                int op = rng.Next(10);
-                if (op < (live.Count > 2000 ? 4 : 5) || live.Count < 50)   // the live set levels off near 2000
-                {
-                    long h;
-                    try { h = table.Allocate(nodes > 1 ? rng.Next(-1, nodes) : -1); }
-                    catch (SlabOutOfMemoryException) { Interlocked.Increment(ref allocFailures); continue; }
-                    using (var s = table.Access(h)) Stamp(s.Bytes, h, w);
-                    live.Add(h);
-                    if (bystander.TryAlloc() is var b and not 0) bystander.Free(b);
-                    else if (fault == Fault.SlabAndPageFiltered) Interlocked.Increment(ref bad);   // the filter leaked
-                }
-                else if (op < 9)
-                {
-                    int k = rng.Next(live.Count);
-                    long h = live[k];
-                    using (var s = table.Access(h)) if (!Check(s.Bytes, h, w)) Interlocked.Increment(ref bad);
-                    live[k] = live[^1]; live.RemoveAt(live.Count - 1);
-                    table.Free(h);
-                }
-                else
-                {
-                    long h = live[rng.Next(live.Count)];
-                    using var s = table.Access(h);
-                    if (!Check(s.Bytes, h, w)) Interlocked.Increment(ref bad);
-                }
-            }
-        }, TaskCreationOptions.LongRunning)).ToArray();
-        Task.WaitAll(workers);
-        stop.Cancel();
-        defragger.Wait();
+            // Run at least ops operations, and on until the defragger has done MinRounds rounds (bounded).
+            churn.Run(ops, moreWanted: () => defragger.Rounds < MinRounds, startGate: defragger.Started);
+            rounds = defragger.Rounds;
+        }
 
         long injected = a.Faults.Failures;
         var d = cache.Defrag;
-        output.WriteLine($"{fault} nodes={nodes} debug={debug}: {ops} operations, {injected} faults injected " +
+        output.WriteLine($"{fault} nodes={nodes} debug={debug}: {churn.Operations} operations, {injected} faults injected " +
                          $"(slab {a.Faults.Slab.Failures}/{a.Faults.Slab.Calls}, page {a.Faults.Page.Failures}/{a.Faults.Page.Calls}), " +
-                         $"{allocFailures} allocations failed, {rounds} defrag rounds, moved {d.ObjectsMoved}, busy {d.ObjectsBusy}, skipped {d.ObjectsSkipped}");
-        Assert.Equal(0, bad);
+                         $"{churn.AllocFailures} allocations failed, {rounds} defrag rounds, moved {d.ObjectsMoved}, busy {d.ObjectsBusy}, skipped {d.ObjectsSkipped}");
+        Assert.Equal(0, bad + churn.Bad);
         Assert.Empty(problems);
         Assert.True(rounds >= 1);   // the defragger ran while the workers did (it starts first)
         // The validate attribute reports into the allocator log: nothing there either.
         Assert.DoesNotContain(a.Log.Lines(), l => l.Contains("BUG ") || l.StartsWith("validate "));
         Assert.True(injected > 0, "no fault was injected");
         if (fault is Fault.SlabEveryNth or Fault.SlabRandom)
-            Assert.True(allocFailures > 0 || d.ObjectsBusy > 0, "no injected fault reached an allocation");
+            Assert.True(churn.AllocFailures > 0 || d.ObjectsBusy > 0, "no injected fault reached an allocation");
         // Page faults are mostly absorbed by the order and node fallbacks; what counts is that nothing broke.
         Assert.Equal(0, d.CallbackFailures);
         for (int n = 0; n < nodes; n++) Assert.Equal(0, cache.IsolatedSlabs(n));
 
         // Every reference is still valid, every object intact, the counts exact.
-        long total = 0;
-        for (int w = 0; w < Workers; w++)
-            foreach (long h in liveSets[w])
-            {
-                using var s = table.Access(h);
-                Assert.True(Check(s.Bytes, h, w));
-                total++;
-            }
+        long total = churn.VerifyAll();
         Assert.Equal(total, table.Count);
         cache.FlushAll();
         Assert.Equal(total, cache.CountObjects());
@@ -162,9 +117,9 @@ public class FaultStressTests(ITestOutputHelper output)
         // Faults off: the cache works as before.
         a.Faults.Reset();
         var more = Enumerable.Range(0, 2000).Select(_ => table.Allocate()).ToList();
-        foreach (long h in more) using (var s = table.Access(h)) Stamp(s.Bytes, h, 99);
+        foreach (long h in more) using (var s = table.Access(h)) HandleTableChurn.Stamp(s.Bytes, h, 99);
         cache.Shrink();
-        foreach (long h in more) using (var s = table.Access(h)) Assert.True(Check(s.Bytes, h, 99));
+        foreach (long h in more) using (var s = table.Access(h)) Assert.True(HandleTableChurn.Check(s.Bytes, h, 99));
         cache.FlushAll();
         Assert.Equal(total + more.Count, cache.CountObjects());
         var st = cache.GetStatistics();

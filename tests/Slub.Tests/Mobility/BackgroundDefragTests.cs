@@ -238,9 +238,6 @@ public unsafe class BackgroundDefragTests
         o.Verify();
     }
 
-    private static void Stamp(Span<byte> b, long h, int gen) { for (int i = 0; i < b.Length; i++) b[i] = (byte)(h * 31 + i * 7 + gen); }
-    private static bool Check(Span<byte> b, long h, int gen) { for (int i = 0; i < b.Length; i++) if (b[i] != (byte)(h * 31 + i * 7 + gen)) return false; return true; }
-
     [Fact]
     public void DataStaysCorrectWithAllocatingAndFreeingThreadsThroughout()
     {
@@ -255,66 +252,28 @@ public unsafe class BackgroundDefragTests
         for (int i = 0; i < 20_000; i++)
         {
             long h = table.Allocate();
-            using (var s = table.Access(h)) Stamp(s.Bytes, h, 9);
+            using (var s = table.Access(h)) HandleTableChurn.Stamp(s.Bytes, h, 9);
             seed.Add(h);
         }
         for (int i = 0; i < seed.Count; i++) if (i % 4 != 0) table.Free(seed[i]);
         seed = seed.Where((_, i) => i % 4 == 0).ToList();
 
         using var d = a.StartBackgroundDefrag();
-        const int Workers = 2, Ops = 60_000;
-        long bad = 0;
-        var live = new List<long>[Workers];
-        var workers = Enumerable.Range(0, Workers).Select(w => Task.Run(() =>
-        {
-            var rng = new Random(w + 1);
-            var mine = live[w] = new List<long>();
-            for (int i = 0; i < Ops; i++)
-            {
-                int op = rng.Next(10);
-                if (op < 5 || mine.Count < 50)
-                {
-                    long h = table.Allocate();
-                    using (var s = table.Access(h)) Stamp(s.Bytes, h, w);
-                    mine.Add(h);
-                }
-                else if (op < 9)
-                {
-                    int k = rng.Next(mine.Count);
-                    long h = mine[k];
-                    using (var s = table.Access(h)) if (!Check(s.Bytes, h, w)) Interlocked.Increment(ref bad);
-                    mine[k] = mine[^1]; mine.RemoveAt(mine.Count - 1);
-                    table.Free(h);
-                }
-                else
-                {
-                    long h = mine[rng.Next(mine.Count)];
-                    using var s = table.Access(h);
-                    if (!Check(s.Bytes, h, w)) Interlocked.Increment(ref bad);
-                }
-            }
-        })).ToArray();
-        Task.WaitAll(workers);
+        var churn = new HandleTableChurn(table, workers: 2) { Seed = 1 };
+        churn.Run(ops: 60_000);
         var wait = Stopwatch.StartNew();
         while (table.Cache.Defrag.ObjectsMoved == 0 && wait.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(10);
         d.Dispose();
 
-        Assert.Equal(0, bad);
+        Assert.Equal(0, churn.Bad);
         Assert.Null(d.LastError);
         Assert.True(table.Cache.Defrag.ObjectsMoved > 0, "the background defragmenter never moved anything");
         foreach (long h in seed)
         {
             using var s = table.Access(h);
-            Assert.True(Check(s.Bytes, h, 9));
+            Assert.True(HandleTableChurn.Check(s.Bytes, h, 9));
         }
-        long total = seed.Count;
-        for (int w = 0; w < Workers; w++)
-            foreach (long h in live[w])
-            {
-                using var s = table.Access(h);
-                Assert.True(Check(s.Bytes, h, w));
-                total++;
-            }
+        long total = seed.Count + churn.VerifyAll();
         Assert.Equal(total, table.Count);
         table.Cache.FlushAll();
         Assert.Equal(total, table.Cache.GetStatistics().Objects);
