@@ -33,7 +33,7 @@ public sealed unsafe partial class KmemCache
     private readonly bool _debug;           // any slub_debug flag: no per-CPU fast path
     private readonly bool _poison;          // __OBJECT_POISON: poison flag and no ctor/RCU
     private readonly ulong _sizeReciprocal; // for exact object-boundary checks without a divide
-    private bool _trackFull;                // keep full slabs on a list (store_user, or mobility)
+    private bool _trackFull;                // keep full slabs on a list (store_user, or a debug cache with mobility)
     private bool _destroyed;
 
     /// <summary>The cache's name, as in /sys/kernel/slab.</summary>
