@@ -197,7 +197,9 @@ public sealed unsafe partial class KmemCache
     internal Slab? NewSlab(int node, bool exactNode)
     {
         if (_allocator.Faults.ShouldFailSlab(this)) return null;
-        var slab = new Slab(this);
+        // Frozen until its creator publishes it: the page owner table makes it visible to a full-slab scan
+        // (KmemCache.Numa.cs) while its fields are still being set up without the slab lock.
+        var slab = new Slab(this) { Frozen = true };
         int order = Geometry.Order;
         if (!_pages.TryAllocate(order, node, slab, exactNode))
         {

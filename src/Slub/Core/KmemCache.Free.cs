@@ -23,7 +23,7 @@ public sealed unsafe partial class KmemCache
         }
         try
         {
-            Slab? discard = SlabFree(c, slab, obj, obj, 1);
+            Slab? discard = SlabFree(c, slab, obj, obj, new ReadOnlySpan<nint>(in obj));
             if (discard is not null) DiscardSlab(discard);
         }
         finally
@@ -33,13 +33,14 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>
-    /// Returns a chain of <paramref name="count"/> slots of one slab (<paramref name="head"/> … <paramref name="tail"/>,
-    /// linked through their free pointers) to the slab and does whatever list move that implies
+    /// Returns a chain of slots of one slab (<paramref name="head"/> … <paramref name="tail"/>, linked through
+    /// their free pointers; <paramref name="objects"/> holds the same slots, in any order) to the slab and does whatever list move that implies
     /// (<c>__slab_free</c>; bulk frees hand over a whole chain at once, like the kernel's detached free lists).
     /// Returns a slab to discard (after locks are dropped) or null. CPU lock of <paramref name="c"/> held.
     /// </summary>
-    private Slab? SlabFree(KmemCacheCpu c, Slab slab, nint head, nint tail, int count)
+    private Slab? SlabFree(KmemCacheCpu c, Slab slab, nint head, nint tail, ReadOnlySpan<nint> objects)
     {
+        int count = objects.Length;
         var n = _nodes[slab.Node];
         bool haveList = false;
         try
@@ -59,7 +60,7 @@ public sealed unsafe partial class KmemCache
                     *(nint*)(tail + _fpOffset) = prior;
                     slab.Freelist = head;
                     slab.Inuse -= count;
-                    MarkFreeChain(slab, head, count);
+                    MarkFree(slab, objects);
                     SpinLockWord.Exit(ref slab.LockWord);
                     return null;
                 }
@@ -72,7 +73,7 @@ public sealed unsafe partial class KmemCache
                     *(nint*)(tail + _fpOffset) = 0;
                     slab.Freelist = head;
                     slab.Inuse = inuse;
-                    MarkFreeChain(slab, head, count);
+                    MarkFree(slab, objects);
                     slab.Frozen = true;
                     if (slab.List == SlabList.Full) n.Full.Remove(slab);
                     slab.List = SlabList.CpuPartial;
@@ -89,7 +90,7 @@ public sealed unsafe partial class KmemCache
                 *(nint*)(tail + _fpOffset) = prior;
                 slab.Freelist = head;
                 slab.Inuse = inuse;
-                MarkFreeChain(slab, head, count);
+                MarkFree(slab, objects);
                 n.Freed(slab, count);
                 Slab? toDiscard = null;
                 if (inuse == 0 && n.Partial.Count >= MinPartial)
@@ -116,11 +117,29 @@ public sealed unsafe partial class KmemCache
         }
     }
 
-    /// <summary>Sets the free-map bits of a chain of <paramref name="count"/> slots just pushed onto the slab's free list. Slab lock held.</summary>
-    private void MarkFreeChain(Slab slab, nint head, int count)
+    /// <summary>
+    /// Sets the free-map bits of slots just pushed onto the slab's free list. Slab lock held. From the caller's
+    /// array, not by walking the chain: the index computations are independent, where a walk waits on each
+    /// free pointer load (that walk cost the bulk free ~3 ns per object).
+    /// </summary>
+    private void MarkFree(Slab slab, ReadOnlySpan<nint> objects)
     {
-        if (slab.FreeMap is null) return;
-        for (nint p = head; count-- > 0; p = *(nint*)(p + _fpOffset)) slab.MarkFree(p);
+        if (slab.FreeMap is not { } map) return;
+        nint first = slab.FirstObject;
+        ulong reciprocal = _sizeReciprocal;
+        if (map.Length == 1)
+        {
+            // Up to 64 slots (the common small-object slab): gather the bits, one store.
+            ulong bits = 0;
+            foreach (nint p in objects) bits |= 1UL << (int)Math.BigMul(reciprocal, (ulong)(p - first), out _);
+            map[0] |= bits;
+            return;
+        }
+        foreach (nint p in objects)
+        {
+            int i = (int)Math.BigMul(reciprocal, (ulong)(p - first), out _);
+            map[i >> 6] |= 1UL << i;
+        }
     }
 
     /// <summary>Takes a slab off whichever node list it is on. List lock and slab lock held.</summary>

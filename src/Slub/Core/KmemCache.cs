@@ -33,7 +33,7 @@ public sealed unsafe partial class KmemCache
     private readonly bool _debug;           // any slub_debug flag: no per-CPU fast path
     private readonly bool _poison;          // __OBJECT_POISON: poison flag and no ctor/RCU
     private readonly ulong _sizeReciprocal; // for exact object-boundary checks without a divide
-    private bool _trackFull;                // keep full slabs on a list (store_user, or mobility)
+    private bool _trackFull;                // keep full slabs on a list (store_user, or a debug cache with mobility)
     private bool _destroyed;
 
     /// <summary>The cache's name, as in /sys/kernel/slab.</summary>
@@ -344,16 +344,15 @@ public sealed unsafe partial class KmemCache
                     if (slab == c.Slab) throw new InvalidFreeException(Name, obj, $"kmem_cache_free_bulk({Name}): double free of object 0x{obj:x}");
                     // Chain the run of objects that belong to this slab (a detached free list).
                     nint head = obj, tail = obj;
-                    int count = 1;
+                    int start = i;
                     while (i + 1 < objects.Length && objects[i + 1] != tail && SlabOf(objects[i + 1]) == slab)
                     {
                         nint next = objects[++i];
                         *(nint*)(tail + fp) = next;
                         tail = next;
-                        count++;
                     }
                     i++;
-                    Slab? discard = SlabFree(c, slab, head, tail, count);
+                    Slab? discard = SlabFree(c, slab, head, tail, objects[start..i]);
                     if (discard is not null) DiscardSlab(discard);
                     break;   // re-read the CPU: the thread may have moved
                 }

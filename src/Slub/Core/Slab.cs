@@ -16,8 +16,10 @@ internal enum SlabList : byte { None, Partial, Full, CpuPartial, CpuSlab, Isolat
 /// <see cref="Prev"/>, <see cref="Next"/>) changes only under the owning node's list lock, except for the
 /// per-CPU partial chain, which the owning CPU's lock guards. See docs/architecture.md for the order.</para>
 /// <para><b>Frozen.</b> A frozen slab is owned by someone other than the node lists: a CPU (its current slab
-/// or its partial chain) or the defragmenter (isolated). Nobody but the owner allocates from it, and a free
-/// into it only pushes the slot onto <see cref="Freelist"/> — no list changes, no discard.</para>
+/// or its partial chain), the defragmenter (isolated, reserved), or its creator (a new slab, until published).
+/// Nobody but the owner allocates from it, and a free into it only pushes the slot onto <see cref="Freelist"/>
+/// — no list changes, no discard. An unfrozen slab on no list is either full and untracked (no full list kept;
+/// a NUMA move may isolate it under the slab lock) or empty and about to be discarded.</para>
 /// <para><b>Inuse</b> counts slots not on <see cref="Freelist"/>: objects handed out plus, for a CPU slab,
 /// the objects sitting on that CPU's private free list.</para>
 /// <para><b>FreeMap</b> (movable, non-debug caches only): bit i is set exactly when slot i is on

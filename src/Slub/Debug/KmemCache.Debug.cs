@@ -164,6 +164,7 @@ public sealed unsafe partial class KmemCache
             lock (n.ListLock)
             {
                 fresh.Inuse = 0;
+                fresh.Frozen = false;
                 n.AddPartial(fresh, atHead: true);
             }
             Stats.AllocSlab++;
@@ -291,8 +292,34 @@ public sealed unsafe partial class KmemCache
                 for (var s = n.Full.Head; s is not null; s = s.Next) ValidateSlab(s, problems);
             }
         }
+        if (!_trackFull) ValidateUntrackedFull(problems);
         foreach (var p in problems) _allocator.Log.Write(p);
         return problems;
+    }
+
+    /// <summary>
+    /// Full slabs on no list (a cache without a full list): their counts and free maps must say full. Only the
+    /// descriptor is read, under the slab lock and after re-checking the state, since the snapshot of page
+    /// owners may name a slab discarded meanwhile.
+    /// </summary>
+    private void ValidateUntrackedFull(List<string> problems)
+    {
+        foreach (var arena in _pages.Arenas)
+        {
+            foreach (var block in arena.AllocatedBlocks())
+            {
+                if (block is not Slab s || s.Cache != this) continue;
+                SpinLockWord.Enter(ref s.LockWord);
+                if (s.List == SlabList.None && !s.Frozen && s.Freelist == 0 && s.Objects > 0)
+                {
+                    if (s.Inuse != s.Objects)
+                        problems.Add($"validate {Name}: {s}: full slab on no list counts {s.Inuse} of {s.Objects} objects in use");
+                    else if (s.FreeMap is { } map && map.AsSpan().IndexOfAnyExcept(0UL) >= 0)
+                        problems.Add($"validate {Name}: {s}: full slab on no list has free slots in its free map");
+                }
+                SpinLockWord.Exit(ref s.LockWord);
+            }
+        }
     }
 
     private void ValidateSlab(Slab s, List<string> problems)

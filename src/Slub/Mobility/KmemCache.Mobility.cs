@@ -36,7 +36,9 @@ public sealed unsafe partial class KmemCache
     /// <summary>
     /// <c>kmem_cache_setup_mobility</c>: makes the objects of this cache movable. Needs a constructor, because
     /// isolate may look at any slot, free or not, and must find it in a known state. The cache moves to the
-    /// front of the cache list and from now on keeps its full slabs on a list (so NUMA moves can find them).
+    /// front of the cache list. NUMA moves must reach full slabs too: a debug cache keeps them on a list from
+    /// now on (its slow paths take the list lock anyway); any other finds them on demand by scanning the
+    /// node's page owners, so its allocation and free paths stay those of a plain cache.
     /// Calling it again replaces the callbacks; mobility cannot be turned off. Thread-safe.
     /// </summary>
     /// <exception cref="InvalidOperationException">The cache has no constructor.</exception>
@@ -48,7 +50,7 @@ public sealed unsafe partial class KmemCache
         lock (_allocator.SlabMutex)
         {
             Volatile.Write(ref _isolated, _isolated ?? new long[_nodes.Length]);
-            if (!_trackFull)
+            if (!_trackFull && _debug)
             {
                 _trackFull = true;
                 FlushAll();   // every CPU passes its lock, so nobody is still in an untracked full transition

@@ -78,7 +78,8 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>
-    /// Isolates slabs of <paramref name="from"/> (partial slabs sparsest first, then full ones) and offers
+    /// Isolates slabs of <paramref name="from"/> (partial slabs sparsest first, then full ones: from the full
+    /// list when the cache keeps one, else found by <see cref="IsolateUntrackedFull"/>) and offers
     /// their objects to migrate with <paramref name="to"/> as the target, until <paramref name="limit"/>
     /// objects were offered. Returns the objects that left the node (moved or freed).
     /// </summary>
@@ -109,6 +110,12 @@ public sealed unsafe partial class KmemCache
             }
             if (sources.Count > 0) Interlocked.Add(ref _isolated![from], sources.Count);
         }
+        if (!_trackFull && offered < limit)
+        {
+            int tracked = sources.Count;
+            IsolateUntrackedFull(from, sources, ref offered, limit);
+            if (sources.Count > tracked) Interlocked.Add(ref _isolated![from], sources.Count - tracked);
+        }
         foreach (var s in empty) DiscardSlab(s);
         if (sources.Count == 0) return 0;
         long before = sources.Sum(s => (long)Volatile.Read(ref s.Inuse));
@@ -137,6 +144,33 @@ public sealed unsafe partial class KmemCache
         PutBackIsolated(n, sources);
         if (failure is not null) throw failure;
         return before - after;
+    }
+
+    /// <summary>
+    /// Finds and isolates the full slabs of <paramref name="node"/> when the cache keeps no full list (a
+    /// full slab of such a cache is on no list and not frozen), until <paramref name="limit"/> objects are
+    /// offered. It walks the node's page owners: paid per move, not on every slab turning full or un-full.
+    /// Under the slab lock, a slab that is unfrozen, on no list and full cannot change hands except through
+    /// that lock: a free into it re-checks <see cref="Slab.Frozen"/> under the slab lock (SlabFree) and, once
+    /// it is isolated, only returns the slot. A new slab is frozen from birth (NewSlab), and a discarded one
+    /// is empty, so neither matches. No lock held on entry (the page arena's lock comes before the slab locks here).
+    /// </summary>
+    private void IsolateUntrackedFull(int node, List<Slab> sources, ref long offered, long limit)
+    {
+        foreach (var block in _pages.Arenas[node].AllocatedBlocks())
+        {
+            if (offered >= limit) break;
+            if (block is not Slab s || s.Cache != this) continue;
+            SpinLockWord.Enter(ref s.LockWord);
+            if (s.List == SlabList.None && !s.Frozen && s.Freelist == 0 && s.Inuse == s.Objects && s.Objects > 0)
+            {
+                s.Frozen = true;
+                s.List = SlabList.Isolated;
+                offered += s.Inuse;
+                sources.Add(s);
+            }
+            SpinLockWord.Exit(ref s.LockWord);
+        }
     }
 
     private void RequireMobility()
