@@ -162,7 +162,7 @@ internal sealed unsafe class RedisDefragScenario
         string Label, double BuildRatio, List<(double T, double Ratio)> Series, long Allocations, long Gets, double TrafficSeconds,
         double MaxAllocMicros, double P999AllocMicros, long AllocsOver1Ms, double FinalRatio, double SettleSeconds,
         TimeSpan DefragCpu, long Steps, long Moved, long SlabsFreed, long Corrupt, long VerifyBad, int Gen0, int Gen1, int Gen2,
-        double MaxStepCpuMicros, double FinalFloor, double FinalCapacityRatio, double ClientCpuSeconds);
+        double MaxStepCpuMicros, double FinalFloor, double FinalCapacityRatio, double ClientCpuSeconds, double GcPauseMs);
 
     private static readonly long[] s_latencies = new long[1 << 22];
 
@@ -238,6 +238,8 @@ internal sealed unsafe class RedisDefragScenario
         }) { IsBackground = true, Name = "ratio-sampler" };
         long newSlabs0 = ks.Small.Cache.Events.AllocSlab + ks.Large.Cache.Events.AllocSlab;
         int gc0 = GC.CollectionCount(0), gc1 = GC.CollectionCount(1), gc2 = GC.CollectionCount(2);
+        var gcPause0 = GC.GetTotalPauseDuration();
+        long managed0 = GC.GetTotalAllocatedBytes(precise: true);
         BackgroundDefragmenter? bg = defrag ? a.StartBackgroundDefrag() : null;
         sampler.Start();
 
@@ -292,6 +294,8 @@ internal sealed unsafe class RedisDefragScenario
         stopSampler.Cancel();
         sampler.Join();
         int g0 = GC.CollectionCount(0) - gc0, g1 = GC.CollectionCount(1) - gc1, g2 = GC.CollectionCount(2) - gc2;
+        double gcPauseMs = (GC.GetTotalPauseDuration() - gcPause0).TotalMilliseconds;
+        Console.WriteLine($"[{(defrag ? "on " : "off")}] managed bytes allocated during the run: {GC.GetTotalAllocatedBytes(precise: true) - managed0:N0}");
         ks.Small.Cache.FlushAll(); ks.Large.Cache.FlushAll();
         var (fsb, flb, fopt, fcap, fobj) = ks.MeasureAll();
         Console.WriteLine($"[{(defrag ? "on " : "off")}] final: slab bytes / live bytes {(double)fsb / flb:F3}; floor with every slab full {(double)fopt / flb:F3} " +
@@ -318,7 +322,7 @@ internal sealed unsafe class RedisDefragScenario
         Console.WriteLine($"[{(defrag ? "on " : "off")}] traffic ended at t={trafficEnd:F1} s");
         return new RunResult(defrag ? "defrag on" : "defrag off", buildRatio, seriesCopy, allocs, gets, trafficSeconds,
             n > 0 ? us(latencies[n - 1]) : 0, n > 0 ? us(latencies[(int)(n * 0.999)]) : 0, over1ms,
-            (double)fsb / flb, settleSeconds, defragCpu, steps, moved, freed, ks.Corrupt, ks.VerifyAll(), g0, g1, g2, bg is null ? 0 : longest, (double)fopt / flb, (double)fcap / fobj, clientCpuSeconds);
+            (double)fsb / flb, settleSeconds, defragCpu, steps, moved, freed, ks.Corrupt, ks.VerifyAll(), g0, g1, g2, bg is null ? 0 : longest, (double)fopt / flb, (double)fcap / fobj, clientCpuSeconds, gcPauseMs);
     }
 
     // Runs the defrag and background paths once on a small throwaway cache, so JIT compilation of code
@@ -371,7 +375,7 @@ internal sealed unsafe class RedisDefragScenario
                           $"({r.Allocations / r.TrafficSeconds:N0}/s; client thread {r.ClientCpuSeconds:F2} s CPU, {r.Allocations / r.ClientCpuSeconds:N0}/CPU-s), {r.Gets:N0} GETs; allocation latency max {r.MaxAllocMicros:F1} us, " +
                           $"p99.9 {r.P999AllocMicros:F2} us, {r.AllocsOver1Ms} over 1 ms");
         Console.WriteLine($"settle {r.SettleSeconds:F1} s; defragmenter CPU {r.DefragCpu.TotalMilliseconds:F0} ms in {r.Steps:N0} steps; " +
-                          $"objects moved {r.Moved:N0}, slabs freed {r.SlabsFreed:N0}; longest step {r.MaxStepCpuMicros:F0} us CPU; GCs gen0/1/2 {r.Gen0}/{r.Gen1}/{r.Gen2}; corrupt {r.Corrupt + r.VerifyBad}");
+                          $"objects moved {r.Moved:N0}, slabs freed {r.SlabsFreed:N0}; longest step {r.MaxStepCpuMicros:F0} us CPU; GCs gen0/1/2 {r.Gen0}/{r.Gen1}/{r.Gen2}, GC pauses {r.GcPauseMs:F1} ms in all; corrupt {r.Corrupt + r.VerifyBad}");
         Console.WriteLine("ratio over time (s: ratio): " + string.Join(", ",
             Thin(r.Series, 40).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.T:F1}: {p.Ratio:F3}"))));
     }
