@@ -239,6 +239,7 @@ internal sealed unsafe class RedisDefragScenario
         long newSlabs0 = ks.Small.Cache.Events.AllocSlab + ks.Large.Cache.Events.AllocSlab;
         int gc0 = GC.CollectionCount(0), gc1 = GC.CollectionCount(1), gc2 = GC.CollectionCount(2);
         var gcPause0 = GC.GetTotalPauseDuration();
+        using var gcLog = new GcEventLog();
         long managed0 = GC.GetTotalAllocatedBytes(precise: true);
         BackgroundDefragmenter? bg = defrag ? a.StartBackgroundDefrag() : null;
         sampler.Start();
@@ -295,6 +296,7 @@ internal sealed unsafe class RedisDefragScenario
         sampler.Join();
         int g0 = GC.CollectionCount(0) - gc0, g1 = GC.CollectionCount(1) - gc1, g2 = GC.CollectionCount(2) - gc2;
         double gcPauseMs = (GC.GetTotalPauseDuration() - gcPause0).TotalMilliseconds;
+        Console.WriteLine($"[{(defrag ? "on " : "off")}] {gcLog.Describe()}");
         Console.WriteLine($"[{(defrag ? "on " : "off")}] managed bytes allocated during the run: {GC.GetTotalAllocatedBytes(precise: true) - managed0:N0}");
         ks.Small.Cache.FlushAll(); ks.Large.Cache.FlushAll();
         var (fsb, flb, fopt, fcap, fobj) = ks.MeasureAll();

@@ -250,7 +250,9 @@ public sealed unsafe partial class KmemCache
     {
         if (slabs.Count == 0) return;
         if (slabs.Count == 1) { DiscardSlab(slabs[0]); return; }
-        var blocks = new PageBlock[slabs.Count];
+        // Pooled: the background defragmenter discards through here beside allocating threads.
+        PageBlock[] rented = System.Buffers.ArrayPool<PageBlock>.Shared.Rent(slabs.Count);
+        var blocks = rented.AsSpan(0, slabs.Count);
         for (int i = 0; i < blocks.Length; i++)
         {
             var slab = slabs[i];
@@ -260,8 +262,13 @@ public sealed unsafe partial class KmemCache
             slab.List = SlabList.None;
             blocks[i] = slab;
         }
-        _pages.FreeMany(blocks);
-        Stats.FreeSlab += blocks.Length;
+        try { _pages.FreeMany(blocks); }
+        finally
+        {
+            blocks.Clear();
+            System.Buffers.ArrayPool<PageBlock>.Shared.Return(rented);
+        }
+        Stats.FreeSlab += slabs.Count;
     }
 
     /// <summary>Gives a slab's pages back to the page allocator (<c>discard_slab</c>). The slab must be on no list.</summary>

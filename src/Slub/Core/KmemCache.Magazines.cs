@@ -10,6 +10,7 @@ public sealed unsafe partial class KmemCache
 
     private readonly int _magazineIndex = Interlocked.Increment(ref s_nextMagazineIndex) - 1;
     private readonly List<ThreadMagazine> _magazines = new();
+    private ThreadMagazine[] _flushSnapshot = [];
     private readonly Lock _magazineFlushLock = new();
 
     /// <summary>This thread's magazine for this cache, or null before its first use.</summary>
@@ -87,14 +88,22 @@ public sealed unsafe partial class KmemCache
     /// </summary>
     internal void FlushMagazines()
     {
-        ThreadMagazine[] all;
-        lock (_magazines) all = _magazines.ToArray();
-        if (all.Length == 0) return;
         lock (_magazineFlushLock)
         {
+            // The snapshot array is reused (guarded by the flush lock): the background defragmenter flushes
+            // beside allocating threads and must not make garbage.
+            int count;
+            lock (_magazines)
+            {
+                count = _magazines.Count;
+                if (_flushSnapshot.Length < count) _flushSnapshot = new ThreadMagazine[Math.Max(count, 2 * _flushSnapshot.Length)];
+                _magazines.CopyTo(_flushSnapshot);
+            }
+            if (count == 0) return;
+            var all = _flushSnapshot.AsSpan(0, count);
             foreach (var m in all) Volatile.Write(ref m.FlushRequest, 1);
             Interlocked.MemoryBarrierProcessWide();
-            var dead = new List<ThreadMagazine>();
+            bool anyDead = false;
             foreach (var m in all)
             {
                 var spinner = new SpinWait();
@@ -104,16 +113,20 @@ public sealed unsafe partial class KmemCache
                     FreeBulkToCpus(m.Slots.AsSpan(0, m.Count));
                     m.Count = 0;
                 }
-                if (!m.Owner.TryGetTarget(out var t) || !t.IsAlive) dead.Add(m);
+                if (!m.Owner.TryGetTarget(out var t) || !t.IsAlive) { m.Dead = true; anyDead = true; }
                 Volatile.Write(ref m.FlushRequest, 0);
             }
-            if (dead.Count > 0) lock (_magazines) _magazines.RemoveAll(dead.Contains);
+            if (anyDead) lock (_magazines) _magazines.RemoveAll(static m => m.Dead);
+            all.Clear();
         }
     }
 
     /// <summary>Objects currently parked in thread magazines (approximate while threads run).</summary>
     internal long MagazineObjects()
     {
-        lock (_magazines) return _magazines.Sum(m => (long)Volatile.Read(ref m.Count));
+        long sum = 0;
+        lock (_magazines)
+            foreach (var m in _magazines) sum += Volatile.Read(ref m.Count);
+        return sum;
     }
 }

@@ -29,6 +29,8 @@ internal sealed class ThreadMagazine
     public int Busy;
     public int FlushRequest;
     public readonly WeakReference<Thread> Owner = new(Thread.CurrentThread);
+    /// <summary>The owner thread has exited: the flush that found it emptied it and drops it from the cache's list. Flush lock.</summary>
+    public bool Dead;
 
     public ThreadMagazine(int capacity) => Slots = new nint[capacity];
 

@@ -142,8 +142,9 @@ public sealed unsafe partial class KmemCache
         var n = _nodes[node];
         var mobility = Mobility;
         long started = Stopwatch.GetTimestamp();
-        var sources = new List<Slab>();
-        var empty = new List<Slab>();
+        var scratch = DefragScratch.Rent();
+        var sources = scratch.Sources;
+        var empty = scratch.Empty;
         long held, heldCpu;
         lock (n.ListLock)
         {
@@ -164,9 +165,11 @@ public sealed unsafe partial class KmemCache
         Exception? failure = null;
         if (sources.Count > 0)
         {
-            int max = sources.Max(s => s.Objects);
-            var vector = new nint[max];
-            var results = new MigrateResult[max];
+            int max = 0;
+            foreach (var s in sources) max = Math.Max(max, s.Objects);
+            scratch.EnsureObjects(max);
+            var vector = scratch.Vector;
+            var results = scratch.Results;
             var ctx = MigrationContext.Enter(this, targetNode);
             try
             {
@@ -183,9 +186,11 @@ public sealed unsafe partial class KmemCache
                 ctx.Exit();
                 AddCounts(ctx);
                 ReleaseTarget(ctx);
-                PutBackIsolated(n, sources);
+                ctx.Recycle();
+                PutBackIsolated(n, sources, scratch.Discard);
             }
         }
+        scratch.Return();
         Interlocked.Increment(ref Defrag._runs);
         Interlocked.Add(ref Defrag._ticks, Stopwatch.GetElapsedTime(started).Ticks);
         if (failure is not null) throw failure;
@@ -481,10 +486,9 @@ public sealed unsafe partial class KmemCache
         ctx.Moved = ctx.Freed = ctx.Later = ctx.Refused = ctx.Skipped = ctx.Unreported = 0;
     }
 
-    /// <summary>Unfreezes the source slabs: empty ones are freed (ignoring min_partial), the rest go to the partial tail.</summary>
-    private void PutBackIsolated(KmemCacheNode n, List<Slab> sources)
+    /// <summary>Unfreezes the source slabs: empty ones are freed (ignoring min_partial), the rest go to the partial tail. <paramref name="discard"/> is an empty scratch list.</summary>
+    private void PutBackIsolated(KmemCacheNode n, List<Slab> sources, List<Slab> discard)
     {
-        var discard = new List<Slab>();
         lock (n.ListLock)
         {
             foreach (var s in sources)

@@ -139,9 +139,10 @@ public sealed unsafe partial class KmemCache
             ctx.Exit();
             AddCounts(ctx);
             ReleaseTarget(ctx);
+            ctx.Recycle();
         }
         long after = sources.Sum(s => (long)Volatile.Read(ref s.Inuse));
-        PutBackIsolated(n, sources);
+        PutBackIsolated(n, sources, new List<Slab>());
         if (failure is not null) throw failure;
         return before - after;
     }

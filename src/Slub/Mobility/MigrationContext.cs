@@ -21,14 +21,16 @@ namespace Slub;
 internal sealed class MigrationContext
 {
     [ThreadStatic] private static MigrationContext? t_current;
+    // A finished context kept for the thread's next run (see Recycle): a background step allocates nothing.
+    [ThreadStatic] private static MigrationContext? t_spare;
 
     /// <summary>The context of a defrag run on this thread, or null.</summary>
     public static MigrationContext? Current => t_current;
 
-    public readonly KmemCache Cache;
+    public KmemCache Cache { get; private set; } = null!;
     /// <summary>Node the replacements should be on.</summary>
-    public readonly int Node;
-    private readonly MigrationContext? _outer;
+    public int Node { get; private set; }
+    private MigrationContext? _outer;
 
     /// <summary>The source slab whose migrate call is running (it has a free map), or null between calls.</summary>
     public Slab? Source;
@@ -51,17 +53,15 @@ internal sealed class MigrationContext
     /// <summary>Results of the run's migrate calls, added to the cache's counters once at the end.</summary>
     public long Moved, Freed, Later, Refused, Skipped, Unreported;
 
-    private MigrationContext(KmemCache cache, int node, MigrationContext? outer)
-    {
-        Cache = cache;
-        Node = node;
-        _outer = outer;
-    }
-
-    /// <summary>Installs a context for a defrag run of <paramref name="cache"/> on this thread. Dispose with <see cref="Exit"/>.</summary>
+    /// <summary>Installs a context for a defrag run of <paramref name="cache"/> on this thread. Uninstall with
+    /// <see cref="Exit"/>; once its target is released and its counts taken, hand it back with <see cref="Recycle"/>.</summary>
     public static MigrationContext Enter(KmemCache cache, int node)
     {
-        var ctx = new MigrationContext(cache, node, t_current);
+        var ctx = t_spare ?? new MigrationContext();
+        t_spare = null;
+        ctx.Cache = cache;
+        ctx.Node = node;
+        ctx._outer = t_current;
         t_current = ctx;
         Interlocked.Increment(ref cache._migrationRuns);
         return ctx;
@@ -72,6 +72,18 @@ internal sealed class MigrationContext
     {
         Interlocked.Decrement(ref Cache._migrationRuns);
         t_current = _outer;
+    }
+
+    /// <summary>Makes this exited context, its target released and its counts added, the thread's spare.</summary>
+    public void Recycle()
+    {
+        System.Diagnostics.Debug.Assert(Target is null && t_current != this);
+        Source = null; DeferredCount = 0; Target = null; Exhausted = false;
+        DeferredMap.AsSpan().Clear(); Slots.AsSpan().Clear();
+        Word = Words = PrefetchWord = 0; PrefetchBits = 0;
+        Moved = Freed = Later = Refused = Skipped = Unreported = 0;
+        Cache = null!; _outer = null;
+        t_spare = this;
     }
 
     /// <summary>Records a free of an object of <see cref="Source"/>; the core pushes them all after the call.</summary>

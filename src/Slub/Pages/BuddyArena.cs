@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 
 namespace Slub.Pages;
@@ -143,8 +144,11 @@ public sealed class BuddyArena : IDisposable
             if (IsOwnedBy(b)) { lo = Math.Min(lo, b.Pfn); hi = Math.Max(hi, b.Pfn + (1 << b.Order)); }
         if (lo < hi)
         {
-            int baseWord = lo >> 6;
-            var marks = new ulong[((hi + 63) >> 6) - baseWord];
+            int baseWord = lo >> 6, words = ((hi + 63) >> 6) - baseWord;
+            // Pooled, not allocated: the background defragmenter frees through here beside allocating threads.
+            ulong[] rented = ArrayPool<ulong>.Shared.Rent(words);
+            var marks = rented.AsSpan(0, words);
+            marks.Clear();
             foreach (var b in blocks)
             {
                 if (!IsOwnedBy(b)) continue;
@@ -167,6 +171,7 @@ public sealed class BuddyArena : IDisposable
                 }
             }
             if (run >= 0) DiscardFrames(run, (baseWord + marks.Length) << 6);
+            ArrayPool<ulong>.Shared.Return(rented);
         }
         lock (_lock)
         {
