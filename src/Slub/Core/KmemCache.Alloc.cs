@@ -199,12 +199,12 @@ public sealed unsafe partial class KmemCache
         if (_allocator.Faults.ShouldFailSlab(this)) return null;
         // Frozen until its creator publishes it: the page owner table makes it visible to a full-slab scan
         // (KmemCache.Numa.cs) while its fields are still being set up without the slab lock.
-        var slab = new Slab(this) { Frozen = true };
+        var slab = RentSlabDescriptor();
         int order = Geometry.Order;
         if (!_pages.TryAllocate(order, node, slab, exactNode))
         {
             order = Geometry.MinOrderFallback;
-            if (order == Geometry.Order || !_pages.TryAllocate(order, node, slab, exactNode)) return null;
+            if (order == Geometry.Order || !_pages.TryAllocate(order, node, slab, exactNode)) { RecycleSlabDescriptor(slab); return null; }
             Stats.OrderFallback++;
         }
         int objects = CacheGeometry.OrderObjects(slab.Order, _size);
@@ -222,6 +222,7 @@ public sealed unsafe partial class KmemCache
             catch
             {
                 _pages.Free(slab);
+                RecycleSlabDescriptor(slab);
                 throw;
             }
         }
@@ -236,6 +237,7 @@ public sealed unsafe partial class KmemCache
         }
         slab.Freelist = prev;
         if (!_debug && Mobility is not null) slab.InitFreeMap();
+        else slab.FreeMap = null;
         var n = _nodes[slab.Node];
         Interlocked.Increment(ref n.NrSlabs);
         Interlocked.Add(ref n.TotalObjects, objects);
@@ -262,7 +264,11 @@ public sealed unsafe partial class KmemCache
             slab.List = SlabList.None;
             blocks[i] = slab;
         }
-        try { _pages.FreeMany(blocks); }
+        try
+        {
+            _pages.FreeMany(blocks);
+            foreach (var slab in slabs) RecycleSlabDescriptor(slab);
+        }
         finally
         {
             blocks.Clear();
@@ -279,6 +285,7 @@ public sealed unsafe partial class KmemCache
         Interlocked.Add(ref n.TotalObjects, -slab.Objects);
         slab.List = SlabList.None;
         _pages.Free(slab);
+        RecycleSlabDescriptor(slab);
         Stats.FreeSlab++;
     }
 }

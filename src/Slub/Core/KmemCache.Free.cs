@@ -182,7 +182,7 @@ public sealed unsafe partial class KmemCache
         c.Partial = null;
         c.PartialSlabs = 0;
         c.PartialObjects = 0;
-        List<Slab>? discard = null;
+        Slab? discard = null;   // chained through Next (the slabs are on no list): no garbage on this path
         while (s is not null)
         {
             var next = s.Next;
@@ -195,7 +195,8 @@ public sealed unsafe partial class KmemCache
                 if (s.Inuse == 0 && n.Partial.Count >= MinPartial)
                 {
                     s.List = SlabList.None;
-                    (discard ??= new()).Add(s);
+                    s.Next = discard;
+                    discard = s;
                 }
                 else if (s.Freelist != 0)
                 {
@@ -209,7 +210,13 @@ public sealed unsafe partial class KmemCache
             }
             s = next;
         }
-        if (discard is not null) foreach (var d in discard) DiscardSlab(d);
+        while (discard is not null)
+        {
+            var next = discard.Next;   // read first: once discarded, the descriptor may be recycled
+            discard.Next = null;
+            DiscardSlab(discard);
+            discard = next;
+        }
     }
 
     private void AddFull(KmemCacheNode n, Slab s)

@@ -66,10 +66,11 @@ internal sealed class Slab : PageBlock
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public int SlotOf(nint obj) => (int)Cache.DivideBySize((ulong)(obj - FirstObject));
 
-    /// <summary>Starts a free map with every slot free (a new slab). Slab not yet published.</summary>
+    /// <summary>Starts a free map with every slot free (a new slab; frozen, not yet published).</summary>
     public void InitFreeMap()
     {
-        var map = new ulong[(Objects + 63) >> 6];
+        int words = (Objects + 63) >> 6;
+        var map = FreeMap is { } old && old.Length == words ? old : new ulong[words];   // a recycled descriptor keeps its map
         map.AsSpan().Fill(ulong.MaxValue);
         if ((Objects & 63) != 0) map[^1] = (1UL << (Objects & 63)) - 1;
         FreeMap = map;

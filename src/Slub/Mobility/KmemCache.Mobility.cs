@@ -79,7 +79,8 @@ public sealed unsafe partial class KmemCache
                 lock (n.ListLock)
                 {
                     SpinLockWord.Enter(ref s.LockWord);
-                    if (s.List == SlabList.None && !s.Frozen && s.Freelist == 0)
+                    // Node re-checked under the lock: a recycled descriptor may have moved to another node.
+                    if (s.Node == n.Node && s.List == SlabList.None && !s.Frozen && s.Freelist == 0)
                     {
                         s.List = SlabList.Full;
                         n.Full.AddTail(s);

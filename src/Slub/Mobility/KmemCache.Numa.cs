@@ -154,7 +154,8 @@ public sealed unsafe partial class KmemCache
     /// Under the slab lock, a slab that is unfrozen, on no list and full cannot change hands except through
     /// that lock: a free into it re-checks <see cref="Slab.Frozen"/> under the slab lock (SlabFree) and, once
     /// it is isolated, only returns the slot. A new slab is frozen from birth (NewSlab), and a discarded one
-    /// is empty, so neither matches. No lock held on entry (the page arena's lock comes before the slab locks here).
+    /// is empty, so neither matches; a recycled descriptor is judged as the slab it now describes (see
+    /// KmemCache.SlabRecycling.cs). No lock held on entry (the page arena's lock comes before the slab locks here).
     /// </summary>
     private void IsolateUntrackedFull(int node, List<Slab> sources, ref long offered, long limit)
     {
@@ -163,7 +164,8 @@ public sealed unsafe partial class KmemCache
             if (offered >= limit) break;
             if (block is not Slab s || s.Cache != this) continue;
             SpinLockWord.Enter(ref s.LockWord);
-            if (s.List == SlabList.None && !s.Frozen && s.Freelist == 0 && s.Inuse == s.Objects && s.Objects > 0)
+            // Node re-checked: a recycled descriptor may now describe a slab on another node.
+            if (s.Node == node && s.List == SlabList.None && !s.Frozen && s.Freelist == 0 && s.Inuse == s.Objects && s.Objects > 0)
             {
                 s.Frozen = true;
                 s.List = SlabList.Isolated;

@@ -115,4 +115,58 @@ public unsafe class NumaFullSlabTests
             foreach (long h in kept) t.Free(h);
         }
     }
+    /// <summary>
+    /// Descriptors of discarded slabs are recycled for new slabs, possibly on the other node, while a move's
+    /// scan of page owners holds the old snapshot: the scan must judge each descriptor as the slab it now is
+    /// (its node re-checked under the slab lock). Two threads churn slabs on both nodes while moves run.
+    /// </summary>
+    [Fact]
+    public void MovesWhileDescriptorsAreRecycledAcrossNodes()
+    {
+        using var a = TestAllocator.Create(nodes: 2, cpus: 4, mbPerNode: 64);
+        var t = new MovableHandleTable(a, "recycle_race", 56);
+        int per = t.Cache.ObjectsPerSlab;
+        var kept = new List<long>();
+        for (int i = 0; i < 100 * per; i++)
+        {
+            long h = t.Allocate(i % 2);
+            using (var s = t.Access(h)) Stamp(s.Bytes, h);
+            kept.Add(h);
+        }
+        long bad = 0;
+        using var stop = new CancellationTokenSource();
+        var churners = Enumerable.Range(0, 2).Select(k => Task.Run(() =>
+        {
+            var mine = new List<long>();
+            while (!stop.IsCancellationRequested)
+            {
+                // Fill whole slabs on one node, then free them all: slabs are made and discarded.
+                for (int i = 0; i < 8 * per; i++)
+                {
+                    long h = t.Allocate((k + mine.Count / per) % 2);
+                    using (var s = t.Access(h)) Stamp(s.Bytes, h);
+                    mine.Add(h);
+                }
+                foreach (long h in mine)
+                {
+                    using (var s = t.Access(h)) if (!Check(s.Bytes, h)) Interlocked.Increment(ref bad);
+                    t.Free(h);
+                }
+                mine.Clear();
+            }
+        })).ToArray();
+        for (int moves = 0; moves < 60; moves++) t.Cache.MoveNode(moves % 2, (moves + 1) % 2);
+        stop.Cancel();
+        Task.WaitAll(churners);
+        Assert.Equal(0, bad);
+        Assert.True(t.Cache.Events.FreeSlab > 0, "no slab was discarded: nothing was recycled");
+        foreach (long h in kept)
+        {
+            using var s = t.Access(h);
+            Assert.True(Check(s.Bytes, h));
+        }
+        t.Cache.FlushAll();
+        Assert.Equal(kept.Count, t.Cache.GetStatistics().Objects);
+        Assert.Empty(t.Cache.Validate());
+    }
 }
