@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Slub.XArray;
 
@@ -74,7 +76,7 @@ public unsafe ref partial struct XaReader
         int Top = (THeight.Levels - 1) * XaCodec.ChunkShift;   // a JIT-time constant per height
         ulong* start = idx;
         ulong root = _root;
-        for (; idx < end; idx += 4, output += 4)
+        while (idx < end)
         {
             ulong i0 = idx[0], i1 = idx[1], i2 = idx[2], i3 = idx[3];
             if (((i0 | i1 | i2 | i3) >> Top) > XaCodec.ChunkMask) goto Slow;   // some key beyond the root's reach
@@ -93,6 +95,19 @@ public unsafe ref partial struct XaReader
                 {
                     leaf = XaNode.SlotAt(leaf, (i0 >> 6) & XaCodec.ChunkMask);
                     if (!XaCodec.IsNodeFast(leaf)) goto Slow;
+                }
+                if (Avx2.IsSupported && i1 == i0 + 1 && i2 == i0 + 2 && i3 == i0 + 3)
+                {
+                    // Consecutive indices: copy the leaf's slots four at a time while the keys go on counting up.
+                    long groups = Math.Min((XaCodec.ChunkSize - (long)(i0 & XaCodec.ChunkMask)) >> 2, (end - idx) >> 2);
+                    long copied = CopyRun(idx, output, leaf + (XaNode.SlotsOffset - 2) + ((i0 & XaCodec.ChunkMask) << 3), groups);
+                    if (copied != 0)
+                    {
+                        idx += copied;
+                        output += copied;
+                        continue;
+                    }
+                    // The first group holds an internal entry: read it slot by slot below, which sorts it out.
                 }
                 e0 = XaNode.SlotAt(leaf, i0 & XaCodec.ChunkMask); e1 = XaNode.SlotAt(leaf, i1 & XaCodec.ChunkMask);
                 e2 = XaNode.SlotAt(leaf, i2 & XaCodec.ChunkMask); e3 = XaNode.SlotAt(leaf, i3 & XaCodec.ChunkMask);
@@ -121,17 +136,58 @@ public unsafe ref partial struct XaReader
         Leaves:
             output[0] = e0; output[1] = e1; output[2] = e2; output[3] = e3;
             // Internal is bit 1 set and bit 0 clear.
-            if (((((e0 >> 1) & ~e0) | ((e1 >> 1) & ~e1) | ((e2 >> 1) & ~e2) | ((e3 >> 1) & ~e3)) & 1) == 0) continue;
+            if (((((e0 >> 1) & ~e0) | ((e1 >> 1) & ~e1) | ((e2 >> 1) & ~e2) | ((e3 >> 1) & ~e3)) & 1) == 0)
+            {
+                idx += 4;
+                output += 4;
+                continue;
+            }
             for (int k = 0; k < 4; k++)
                 if (XaCodec.IsInternal(output[k])) output[k] = LoadOneSlow(idx[k]);
             goto Refresh;
         Slow:
             for (int k = 0; k < 4; k++) output[k] = LoadOneSlow(idx[k]);
         Refresh:
+            idx += 4;
+            output += 4;
             // The per-key loads may have re-read the head: go on only while the cached root is the same.
-            if (_root != root || _rootLevels != THeight.Levels) return idx + 4 - start;
+            if (_root != root || _rootLevels != THeight.Levels) break;
         }
         return idx - start;
+    }
+
+    /// <summary>
+    /// A run of consecutive indices in one leaf: <paramref name="idx"/>[0..3] are known to count up from the first;
+    /// copies up to <paramref name="groups"/> groups of four slots starting at <paramref name="slots"/> (the first
+    /// index's slot) with one 32-byte load and store per group, while the next group's keys go on counting up and
+    /// the group holds no internal entry. Returns the number of keys copied (a multiple of 4, possibly 0).
+    /// </summary>
+    /// <remarks>The slots are read with plain vector loads, not one acquire load each: the leaf was reached by
+    /// acquire loads, so its slots are read after it was published, and the four slots are four independent loads
+    /// (no order among them is needed; each is a linearizable load of its own index, as with separate loads). Each
+    /// 8-byte-aligned slot of the vector is read in one piece: x64 processors do not split an aligned quadword
+    /// inside a vector access (the .NET runtime's own memmove relies on it to copy object references).
+    /// A slot holding an internal entry (sibling, retry, reservation) stops the run before its group.</remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static long CopyRun(ulong* idx, ulong* output, ulong slots, long groups)
+    {
+        var want = Vector256.Create(idx[0]) + Vector256.Create(0UL, 1, 2, 3);
+        var step = Vector256.Create(4UL);
+        var low2 = Vector256.Create(3UL);
+        var internalTag = Vector256.Create(2UL);
+        ulong* src = (ulong*)slots;
+        long g = 0;
+        do
+        {
+            if (g != 0 && Vector256.Load(idx) != want) break;
+            var v = Vector256.Load(src);
+            if (Vector256.EqualsAny(v & low2, internalTag)) break;
+            v.Store(output);
+            want += step;
+            idx += 4; output += 4; src += 4;
+        }
+        while (++g < groups);
+        return g << 2;
     }
 
     /// <summary>The tree heights the lockstep walk is compiled for (<see cref="Lockstep{THeight}"/>).</summary>
