@@ -114,6 +114,9 @@ public unsafe ref partial struct XaReader
                         continue;
                     }
                     // The first group holds an internal entry: read it slot by slot below, which sorts it out.
+                    // (Re-read the keys so that none is live across the call: that made the JIT spill all four
+                    // on every group, random ones included.)
+                    i0 = idx[0]; i1 = idx[1]; i2 = idx[2]; i3 = idx[3];
                 }
                 e0 = XaNode.SlotAt(leaf, i0 & XaCodec.ChunkMask); e1 = XaNode.SlotAt(leaf, i1 & XaCodec.ChunkMask);
                 e2 = XaNode.SlotAt(leaf, i2 & XaCodec.ChunkMask); e3 = XaNode.SlotAt(leaf, i3 & XaCodec.ChunkMask);
