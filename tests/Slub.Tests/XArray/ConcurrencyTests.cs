@@ -91,6 +91,8 @@ public class ConcurrencyTests : XaTest
             var rnd = new Random(100 + r);
             var batchKeys = new ulong[61];
             var batchEntries = new XaEntry[61];
+            var runKeys = new ulong[203];
+            var runEntries = new XaEntry[203];
             while (Volatile.Read(ref writersDone) < 2 && Volatile.Read(ref failure) is null)
             {
                 for (int i = 0; i < 1000; i++)
@@ -125,6 +127,13 @@ public class ConcurrencyTests : XaTest
                             for (int b = 0; b < batchKeys.Length; b++)
                                 if (!Plausible(batchKeys[b], batchEntries[b]))
                                     throw new Exception($"reader LoadMany({batchKeys[b]}) returned {batchEntries[b]}");
+                            // Consecutive keys (the run copy), from any alignment, sometimes up to the far keys.
+                            ulong first = (i & 64) != 0 ? (ulong)rnd.Next(Keys - runKeys.Length) : Far - (ulong)rnd.Next(8);
+                            for (int b = 0; b < runKeys.Length; b++) runKeys[b] = first + (ulong)b;
+                            rd.LoadMany(runKeys, runEntries);
+                            for (int b = 0; b < runKeys.Length; b++)
+                                if (!Plausible(runKeys[b], runEntries[b]))
+                                    throw new Exception($"reader LoadMany run ({runKeys[b]}) returned {runEntries[b]}");
                         }
                     }
                 }

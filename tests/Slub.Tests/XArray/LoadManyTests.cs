@@ -43,6 +43,7 @@ public class LoadManyTests : XaTest
                 }
             }
             using var r = xa.BeginRead();
+            int batch = 0;
             foreach (int len in new[] { 0, 1, 3, 4, 5, 7, 64, 257, 1000 })
             {
                 var keys = new ulong[len];
@@ -53,7 +54,11 @@ public class LoadManyTests : XaTest
                         1 => range + (ulong)rnd.Next(1000),                            // just above
                         _ => (ulong)rnd.NextInt64((long)range),
                     };
-                if (round % 2 == 1) Array.Sort(keys);                                  // key order: leaf reuse
+                switch (batch++ % 3)
+                {
+                    case 1: Array.Sort(keys); break;                                   // key order: leaf reuse
+                    case 2: FillWithRuns(keys, range, rnd); break;                     // consecutive runs: the run copy
+                }
                 var got = new XaEntry[len + 2];
                 got[len] = got[len + 1] = XaEntry.FromValue(12345);   // beyond the batch: untouched
                 r.LoadMany(keys, got);
@@ -63,6 +68,53 @@ public class LoadManyTests : XaTest
             }
             xa.Validate();
         }
+    }
+
+    /// <summary>
+    /// Runs of consecutive indices (1 to 150 long, so starting anywhere in a leaf and crossing leaf boundaries),
+    /// most in range, some running past the end of the array and beyond the root's reach.
+    /// </summary>
+    private static void FillWithRuns(ulong[] keys, ulong range, Random rnd)
+    {
+        for (int k = 0; k < keys.Length;)
+        {
+            ulong first = rnd.Next(6) == 0 ? range - (ulong)rnd.Next(1, 80) : (ulong)rnd.NextInt64((long)range);
+            int len = rnd.Next(1, 151);
+            for (int j = 0; j < len && k < keys.Length; j++) keys[k++] = first + (ulong)j;
+        }
+    }
+
+    /// <summary>
+    /// Dense arrays read in key order from every alignment: runs of consecutive indices stop at siblings,
+    /// reservations, retry-free holes, pointer entries and whole-leaf multi-index entries exactly as per-key loads do.
+    /// </summary>
+    [Fact]
+    public void ConsecutiveRunsMatchPerKeyLoads()
+    {
+        var xa = New();
+        const ulong N = 5000;
+        for (ulong i = 0; i < N; i++) xa.StoreValue(i, i * 3);
+        xa.StoreOrder(128, 2, XaEntry.FromValue(7));     // siblings 129..131
+        xa.StoreOrder(200, 5, XaEntry.FromValue(9));     // siblings 201..223
+        xa.StoreOrder(1024, 7, XaEntry.FromValue(8));    // two whole leaves under one entry
+        xa.Store(70, XaEntry.FromPointer(0x1000));
+        xa.Erase(300);
+        xa.Reserve(300);
+        for (ulong i = 400; i < 464; i++) xa.Erase(i);   // an erased leaf
+        xa.Erase(513);
+        for (ulong skip = 0; skip < 8; skip++)
+        {
+            var keys = new ulong[N + 70 - skip];
+            for (int k = 0; k < keys.Length; k++) keys[k] = skip + (ulong)k;   // the last ones beyond the array
+            var got = new XaEntry[keys.Length];
+            using var r = xa.BeginRead();
+            r.LoadMany(keys, got);
+            for (int k = 0; k < keys.Length; k++) Is(xa.Load(keys[k]), got[k]);
+            Is(XaEntry.FromValue(7), got[131 - (int)skip]);
+            Is(XaEntry.Null, got[300 - (int)skip]);
+            Is(XaEntry.FromValue(3 * 4999), got[4999 - (int)skip]);
+        }
+        xa.Validate();
     }
 
     [Fact]

@@ -115,7 +115,8 @@ public class PropertyTests : XaTest
                     if (op is Op.Shrink or Op.MigrateAll) r.Dispose();
                     Apply(xa, model, op, key, value, order);
                     if (op is Op.Shrink or Op.MigrateAll) r = xa.BeginRead();
-                    ulong[] probe = [key, key + 1, key - 1, key ^ 1, key + 64, key - 64, key ^ 4096, 0UL, 1UL];
+                    ulong[] probe = [key, key + 1, key - 1, key ^ 1, key + 64, key - 64, key ^ 4096, 0UL, 1UL,
+                        .. Enumerable.Range(0, 72).Select(j => (key & ~15UL) - 4 + (ulong)j)];   // a consecutive run
                     var many = new XaEntry[probe.Length];
                     r.LoadMany(probe, many);   // the lockstep walk, with the same caches
                     for (int p = 0; p < probe.Length; p++)
