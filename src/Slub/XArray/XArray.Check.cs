@@ -18,6 +18,7 @@ public sealed unsafe partial class XArray
         {
             ulong head = _head;
             if (_headWalk != PackHead(head)) Fail($"packed head 0x{_headWalk:x} does not match head 0x{head:x}");
+            ValidateDirectory();
             if (!XaCodec.IsNode(head))
             {
                 if (XaCodec.IsAdvanced(head)) Fail($"head holds {new XaEntry(head)}");

@@ -48,7 +48,7 @@ public sealed unsafe partial class XArray
             if (e != 0 && !XaCodec.IsNode(e)) { ReplaceInPlace(n, off, entry); return XaError.None; }
             if (e == 0)
             {
-                XaNode* c = NewNode(n->Shift - XaCodec.ChunkShift, n, off);
+                XaNode* c = NewNode(n->Shift - XaCodec.ChunkShift, n, off, first);
                 if (c == null)
                 {
                     DeleteIfEmpty(n);
@@ -57,6 +57,7 @@ public sealed unsafe partial class XArray
                 }
                 n->Count++;
                 XaNode.WriteSlot(n, off, XaCodec.MkNode((nint)c));
+                if (c->Shift == 0) LeafLinked(c);
                 // Mark bits of the slot need no change: an empty child carries no marks, and in a
                 // free-tracking array the slot was free and the child is all free.
                 e = XaCodec.MkNode((nint)c);
@@ -65,8 +66,8 @@ public sealed unsafe partial class XArray
         }
     }
 
-    /// <summary>Allocates and initialises a node (from the preallocation of the store in progress, if any).</summary>
-    private XaNode* NewNode(int shift, XaNode* parent, int offset)
+    /// <summary>Allocates and initialises a node (from the preallocation of the store in progress, if any) to cover <paramref name="index"/>.</summary>
+    private XaNode* NewNode(int shift, XaNode* parent, int offset, ulong index)
     {
         XaNode* n = _prealloc;
         if (n != null) { _prealloc = n->Parent; _preallocUsed++; }
@@ -80,6 +81,7 @@ public sealed unsafe partial class XArray
         n->Shift = (byte)shift;
         n->Offset = (byte)offset;
         n->Parent = parent;
+        n->DirKey = shift == 0 ? DirKeyOf(index) : XaNode.NoDirKey;
         if (_trackFree) n->Marks[0] = ulong.MaxValue;
         Volatile.Write(ref n->Array, Id);
         return n;
@@ -113,7 +115,7 @@ public sealed unsafe partial class XArray
                 shift = minShift;
                 while (shift < XaCodec.MaxShift && (last >> shift) > XaCodec.ChunkMask) shift += XaCodec.ChunkShift;
             }
-            root = NewNode(shift, null, 0);
+            root = NewNode(shift, null, 0, 0);
             if (root == null) return XaError.NoMemory;
             if (head != 0)
             {
@@ -129,11 +131,12 @@ public sealed unsafe partial class XArray
             }
             _headMarks = RootMarks(root);
             PublishHead(XaCodec.MkNode((nint)root));
+            if (root->Shift == 0) LeafLinked(root);
         }
         root = (XaNode*)XaCodec.ToNode(_head);
         while (root->Shift < minShift || (root->Shift < XaCodec.MaxShift && (last >> root->Shift) > XaCodec.ChunkMask))
         {
-            XaNode* up = NewNode(root->Shift + XaCodec.ChunkShift, null, 0);
+            XaNode* up = NewNode(root->Shift + XaCodec.ChunkShift, null, 0, 0);
             if (up == null) return XaError.NoMemory;
             up->Slots[0] = XaCodec.MkNode((nint)root);
             up->Count = 1;
@@ -177,6 +180,8 @@ public sealed unsafe partial class XArray
         }
         count += sibs + 1;
         if (XaCodec.IsValue(entry)) values += sibs + 1;
+        if (toFree is not null)
+            foreach (var c in toFree) ForgetLeaves((XaNode*)c);   // before the new entry unlinks them
         // Canonical first, then siblings: a reader that resolves a new sibling finds the new entry.
         XaNode.WriteSlot(n, off, entry);
         for (int i = off + 1; i <= off + sibs; i++) XaNode.WriteSlot(n, i, XaCodec.MkSibling(off));
@@ -246,8 +251,10 @@ public sealed unsafe partial class XArray
             if (e == 0) continue;
             count++;
             if (XaCodec.IsValue(e) || (XaCodec.IsSibling(e) && XaCodec.IsValue(n->Slots[XaCodec.SiblingOffset(e)]))) values++;
+            bool child = n->Shift > 0 && XaCodec.IsNode(e);
+            if (child) ForgetLeaves((XaNode*)XaCodec.ToNode(e));   // before the write that unlinks them
             XaNode.WriteSlot(n, i, 0);
-            if (n->Shift > 0 && XaCodec.IsNode(e)) FreeSubtree((XaNode*)XaCodec.ToNode(e));
+            if (child) FreeSubtree((XaNode*)XaCodec.ToNode(e));
         }
         n->Count = (byte)(n->Count - count);
         n->NrValues = (byte)(n->NrValues - values);
@@ -266,6 +273,7 @@ public sealed unsafe partial class XArray
         {
             XaNode* parent = n->Parent;
             int off = n->Offset;
+            if (n->Shift == 0) ForgetLeaf(n);   // before the unlinking write
             if (parent == null)
             {
                 PublishHead(0);
@@ -299,6 +307,7 @@ public sealed unsafe partial class XArray
             int marks = 0;
             for (int m = 0; m < 3; m++) if ((root->Marks[m] & 1) != 0) marks |= 1 << m;
             if (isNode) XaNode.WriteParent(((XaNode*)XaCodec.ToNode(e)), null);
+            else ForgetLeaf(root);   // a leaf root whose one entry moves to the head
             _headMarks = marks;
             PublishHead(e);
             RetireNode(root);
@@ -326,6 +335,7 @@ public sealed unsafe partial class XArray
     /// <summary>Turns every slot into a retry entry, marks the node retired and hands it to the reclaimer.</summary>
     internal void RetireNode(XaNode* n)
     {
+        if (n->Shift == 0) LeafRetired(n);
         for (int i = 0; i < XaCodec.ChunkSize; i++) XaNode.WriteSlot(n, i, XaCodec.RetryEntry);
         Volatile.Write(ref n->Array, XaNode.RetiredArray);
         _nodes.Retire(n);
@@ -422,6 +432,7 @@ public sealed unsafe partial class XArray
         ulong me = XaCodec.MkNode((nint)replacement);
         if (old->Parent == null) PublishHead(me);
         else XaNode.WriteSlot(old->Parent, old->Offset, me);
+        if (replacement->Shift == 0) LeafLinked(replacement);   // the directory names the copy before the old leaf gets retry entries
         RetireNode(old);
     }
 }

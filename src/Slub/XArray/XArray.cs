@@ -123,6 +123,17 @@ public sealed unsafe partial class XArray : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong LoadRaw(ulong index)
     {
+        // The leaf directory first (see XArray.LeafDirectory.cs): two dependent reads when it names the leaf.
+        nint d = Volatile.Read(ref _dir);
+        if ((index >> XaCodec.ChunkShift) < DirectoryLength(d))
+        {
+            ulong leaf = Volatile.Read(ref DirectoryEntries(d)[index >> XaCodec.ChunkShift]);
+            if (leaf != 0)
+            {
+                ulong le = XaNode.SlotAt(leaf, index & XaCodec.ChunkMask);
+                if (((le - 2) & 3) != 0) return le;   // not internal: null, value or pointer
+            }
+        }
         ulong w = Volatile.Read(ref _headWalk);
         int levels = (int)(w >> 56);   // 1..4 when the unrolled walk can take the head, 0 otherwise
         if (!XaUnrolledWalk.TryWalk(w & HeadWalkAddressMask, levels, index, out ulong e, out _))
@@ -382,6 +393,7 @@ public sealed unsafe partial class XArray : IDisposable
         {
             if (_disposed) return;
             DestroyLocked();
+            ReleaseDirectory();
             _disposed = true;
         }
         XArrayRegistry.Unregister(Id);
@@ -397,6 +409,7 @@ public sealed unsafe partial class XArray : IDisposable
     private void DropTree()
     {
         ulong head = _head;
+        ForgetAllLeaves();   // before the head stops reaching them
         PublishHead(0);
         _headMarks = _trackFree ? 1 : 0;
         if (XaCodec.IsNode(head)) FreeSubtree((XaNode*)XaCodec.ToNode(head));

@@ -24,7 +24,12 @@ internal unsafe struct XaNode
     public byte Count;
     /// <summary>Slots holding a value entry or a sibling of one.</summary>
     public byte NrValues;
-    private int _pad;
+    /// <summary>
+    /// For a leaf: <c>index &gt;&gt; 6</c> of the 64 indices it covers (fixed for the leaf's life) if that is below
+    /// <see cref="XArray.DirectoryMaxKeys"/>, else <see cref="NoDirKey"/>: its entry in the leaf directory (docs/xarray.md).
+    /// Set when the leaf is linked, copied by migration; unused in interior nodes.
+    /// </summary>
+    public uint DirKey;
     /// <summary>Parent node, or null for the root.</summary>
     public XaNode* Parent;
     /// <summary>Owning array's registry id; <see cref="NoArray"/> when not in use, <see cref="RetiredArray"/> while waiting for its grace period.</summary>
@@ -38,6 +43,8 @@ internal unsafe struct XaNode
     public const long NoArray = 0;
     /// <summary><c>array</c> of a node unlinked and waiting for its grace period (the kernel's <c>XA_RCU_FREE</c>).</summary>
     public const long RetiredArray = 1;
+    /// <summary><see cref="DirKey"/> of a leaf beyond the directory's reach.</summary>
+    public const uint NoDirKey = uint.MaxValue;
 
     public static int Size => sizeof(XaNode);
 

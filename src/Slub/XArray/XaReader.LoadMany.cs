@@ -41,7 +41,8 @@ public unsafe ref partial struct XaReader
         ulong* end4 = idx + (n & ~3);
         while (idx < end4)
         {
-            long done = _rootLevels switch
+            long done = _dirLength != 0 ? LockstepDirectory(idx, output, end4) : 0;
+            if (done == 0) done = _rootLevels switch
             {
                 3 => Lockstep<Height3>(idx, output, end4),
                 2 => Lockstep<Height2>(idx, output, end4),
@@ -51,7 +52,9 @@ public unsafe ref partial struct XaReader
             };
             if (done == 0)
             {
-                // No root cached yet, or a tree the unrolled walk does not take: one group the per-key way.
+                // No root cached yet, or a tree the unrolled walk does not take: one group the per-key way. (The
+                // per-key loads may be answered by the directory and never reach the head, so read it here.)
+                if (_rootLevels == 0) RefreshRoot();
                 for (int k = 0; k < 4; k++) output[k] = LoadOneSlow(idx[k]);
                 done = 4;
             }
@@ -161,6 +164,62 @@ public unsafe ref partial struct XaReader
             output += 4;
             // The per-key loads may have re-read the head: go on only while the cached root is the same.
             if (_root != root || _rootLevels != THeight.Levels) break;
+        }
+        return idx - start;
+    }
+
+    /// <summary>
+    /// The lockstep load through the leaf directory: four directory entries, then four leaf slots, with one test
+    /// for "all four keys inside the directory" (its length is a power of two, so the OR of the keys' entry numbers
+    /// is below it exactly when each is), one for "all four entries name a leaf" and one at the leaves (no internal
+    /// entry). A directory entry is used as the per-key load uses it (see "The leaf directory"); keys whose entry is
+    /// 0 or whose slot is internal take the per-key load. Four consecutive indices in one leaf start a run copy.
+    /// Returns the number of keys done (a multiple of 4): at the end, at a group beyond the directory (the root
+    /// lockstep takes over), or when a per-key load re-read the directory.
+    /// </summary>
+    private long LockstepDirectory(ulong* idx, ulong* output, ulong* end)
+    {
+        ulong* start = idx;
+        ulong* dir = _dir;
+        ulong length = _dirLength;
+        while (idx < end)
+        {
+            ulong i0 = idx[0], i1 = idx[1], i2 = idx[2], i3 = idx[3];
+            if ((((i0 | i1 | i2 | i3) >> XaCodec.ChunkShift)) >= length) break;
+            ulong l0 = Volatile.Read(ref dir[i0 >> XaCodec.ChunkShift]), l1 = Volatile.Read(ref dir[i1 >> XaCodec.ChunkShift]);
+            ulong l2 = Volatile.Read(ref dir[i2 >> XaCodec.ChunkShift]), l3 = Volatile.Read(ref dir[i3 >> XaCodec.ChunkShift]);
+            if ((((l0 - 1) | (l1 - 1) | (l2 - 1) | (l3 - 1)) >> 63) != 0) goto Slow;   // some entry is 0
+            if (Avx2.IsSupported && i1 == i0 + 1 && i2 == i0 + 2 && i3 == i0 + 3 && (i0 & 3) == 0)
+            {
+                // Consecutive indices from a multiple of four: all in l0's leaf; copy its slots four at a time.
+                long groups = Math.Min((XaCodec.ChunkSize - (long)(i0 & XaCodec.ChunkMask)) >> 2, (end - idx) >> 2);
+                long copied = CopyRun(idx, output, l0 + (XaNode.SlotsOffset - 2) + ((i0 & XaCodec.ChunkMask) << 3), groups);
+                if (copied != 0)
+                {
+                    idx += copied;
+                    output += copied;
+                    continue;
+                }
+                i0 = idx[0]; i1 = idx[1]; i2 = idx[2]; i3 = idx[3];   // none live across the call (see Lockstep)
+            }
+            ulong e0 = XaNode.SlotAt(l0, i0 & XaCodec.ChunkMask), e1 = XaNode.SlotAt(l1, i1 & XaCodec.ChunkMask);
+            ulong e2 = XaNode.SlotAt(l2, i2 & XaCodec.ChunkMask), e3 = XaNode.SlotAt(l3, i3 & XaCodec.ChunkMask);
+            output[0] = e0; output[1] = e1; output[2] = e2; output[3] = e3;
+            if (((((e0 >> 1) & ~e0) | ((e1 >> 1) & ~e1) | ((e2 >> 1) & ~e2) | ((e3 >> 1) & ~e3)) & 1) == 0)
+            {
+                idx += 4;
+                output += 4;
+                continue;
+            }
+            for (int k = 0; k < 4; k++)
+                if (XaCodec.IsInternal(output[k])) output[k] = LoadOneSlow(idx[k]);
+            goto Refresh;
+        Slow:
+            for (int k = 0; k < 4; k++) output[k] = LoadOneSlow(idx[k]);
+        Refresh:
+            idx += 4;
+            output += 4;
+            if (_dir != dir || _dirLength != length) break;   // the per-key loads re-read the directory
         }
         return idx - start;
     }

@@ -40,12 +40,17 @@ public unsafe ref partial struct XaReader
     private ulong _leafKey;    // (index >> 6) + 1 of the indices it covers; 0 (also in a default reader) when none
     private ulong _root;       // node entry of the root seen last (see "The root cache"), masked from _headWalk
     private int _rootLevels;   // its height, 1..4 (the unrolled walk's entry point); 0 when none is cached
+    private ulong* _dir;       // the array's leaf directory entries as last read (see "The leaf directory")
+    private ulong _dirLength;  // their count; 0 in a default or disposed reader
 
     internal XaReader(XArray xa)
     {
         _xa = xa;
         _scope = xa.Reclaimer.EnterRead();
         _open = true;
+        nint d = Volatile.Read(ref xa._dir);   // read inside the section: the block cannot be freed before it ends
+        _dir = XArray.DirectoryEntries(d);
+        _dirLength = XArray.DirectoryLength(d);
     }
 
     /// <summary>The entry at <paramref name="index"/>, as <see cref="XArray.Load"/> returns it.</summary>
@@ -72,15 +77,25 @@ public unsafe ref partial struct XaReader
     {
         if (!_open) return;
         _open = false;
-        _leafKey = 0;                // both caches off: the next load reaches the fallback, which throws
+        _leafKey = 0;                // all caches off: the next load reaches the fallback, which throws
         _rootLevels = 0;
+        _dirLength = 0;
         _scope.Dispose();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong LoadRaw(ulong index)
     {
-        if ((index >> XaCodec.ChunkShift) + 1 == _leafKey)
+        if ((index >> XaCodec.ChunkShift) < _dirLength)
+        {
+            ulong leaf = Volatile.Read(ref _dir[index >> XaCodec.ChunkShift]);
+            if (leaf != 0)
+            {
+                ulong e = XaNode.SlotAt(leaf, index & XaCodec.ChunkMask);
+                if (((e - 2) & 3) != 0) return e;   // not internal (null, value or pointer): see "The leaf directory"
+            }
+        }
+        else if ((index >> XaCodec.ChunkShift) + 1 == _leafKey)
         {
             ulong e = XaNode.SlotAt(_leaf, index & XaCodec.ChunkMask);
             if (((e - 2) & 3) != 0) return e;   // not internal (null, value or pointer): see "The leaf cache"
@@ -96,6 +111,13 @@ public unsafe ref partial struct XaReader
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong WalkFromRoot(ulong index)
     {
+        if (_open)
+        {
+            // The directory missed: it may have been replaced (and the one read before zeroed) since.
+            nint d = Volatile.Read(ref _xa._dir);
+            _dir = XArray.DirectoryEntries(d);
+            _dirLength = XArray.DirectoryLength(d);
+        }
         if (XaUnrolledWalk.TryWalk(_root, _rootLevels, index, out ulong e, out ulong leaf))
         {
             if (leaf != 0)
@@ -109,10 +131,17 @@ public unsafe ref partial struct XaReader
         // walk can take it) and load the slow way. Nothing here takes this struct's address, so the JIT can keep
         // its fields in registers in the caller's loop. A disposed (or default) reader must not cache anything.
         if (!_open) ThrowDisposed();
+        RefreshRoot();
+        return SlowLoad(_xa, index);
+    }
+
+    /// <summary>Caches the head's root if the unrolled walk can take it (else none). The reader must be open.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void RefreshRoot()
+    {
         ulong w = Volatile.Read(ref _xa._headWalk);
         _root = w & XArray.HeadWalkAddressMask;
         _rootLevels = (int)(w >> 56);   // 1..4 for a root the unrolled walk takes, 0 otherwise
-        return SlowLoad(_xa, index);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -1,0 +1,200 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Slub.XArray;
+
+// The leaf directory: a flat native array mapping index >> 6 to the leaf (shift-0 node) that covers those 64
+// indices, so a per-key load reads two words one after the other (directory entry, leaf slot) instead of one per
+// tree level. Writers keep it under the lock; readers use an entry as XaReader uses its leaf cache.
+// docs/xarray.md, "The leaf directory", states the invariants.
+public sealed unsafe partial class XArray
+{
+    /// <summary>Directory entries at most: indices below 2^26 (8 MB of directory). Beyond it loads walk the tree.</summary>
+    internal const uint DirectoryMaxKeys = 1u << 20;
+
+    /// <summary>The directory grows only to at most this many entries per linked leaf (64 B per 560-byte leaf), so sparse arrays barely pay for it.</summary>
+    private const ulong DirectoryEntriesPerLeaf = 8;
+
+    /// <summary>Smallest directory (a one-leaf array pays 72 bytes).</summary>
+    private const ulong DirectoryMinEntries = 8;
+
+    /// <summary>The directory of every array that has none: length 0, never freed, so readers need no null test.</summary>
+    private static readonly nint s_noDirectory = (nint)NativeMemory.AllocZeroed(8);
+
+    private static readonly Action<nint> s_freeDirectory = static p => NativeMemory.Free((void*)p);
+
+    /// <summary>
+    /// The directory: one native block, its entry count in the first word and then the entries (the node entry,
+    /// address | 2, of the leaf covering indices 64k..64k+63 at entry k, or 0). Count and entries are read through
+    /// one pointer, so a reader always sees a consistent pair. Replaced whole when it grows (the old block is
+    /// zeroed and retired through <see cref="Reclaimer"/>); entries are written with release stores, lock held.
+    /// </summary>
+    internal nint _dir = s_noDirectory;
+
+    /// <summary>Leaves linked in the tree (lock held): the directory's density rule.</summary>
+    private long _leaves;
+
+    /// <summary>Entry count of directory block <paramref name="block"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong DirectoryLength(nint block) => *(ulong*)block;
+
+    /// <summary>The entries of directory block <paramref name="block"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong* DirectoryEntries(nint block) => (ulong*)block + 1;
+
+    /// <summary><see cref="XaNode.DirKey"/> for a leaf covering <paramref name="index"/>.</summary>
+    private static uint DirKeyOf(ulong index) => (index >> XaCodec.ChunkShift) < DirectoryMaxKeys ? (uint)(index >> XaCodec.ChunkShift) : XaNode.NoDirKey;
+
+    /// <summary>
+    /// A leaf was just linked into the tree (its parent's slot or the head points at it; lock held): enter it in
+    /// the directory, growing the directory if the leaf lies beyond it and the array is dense enough.
+    /// </summary>
+    private void LeafLinked(XaNode* leaf)
+    {
+        _leaves++;
+        uint key = leaf->DirKey;
+        if (key == XaNode.NoDirKey) return;
+        nint d = _dir;
+        if (key < DirectoryLength(d)) Volatile.Write(ref DirectoryEntries(d)[key], XaCodec.MkNode((nint)leaf));
+        else GrowDirectory(key);
+    }
+
+    /// <summary>
+    /// Every leaf in the subtree of <paramref name="top"/> is about to be unlinked (lock held): clear their entries
+    /// BEFORE the unlinking write, so that no load starting after it finds them through the directory.
+    /// </summary>
+    private void ForgetLeaves(XaNode* top)
+    {
+        if (top->Shift == 0) { ForgetLeaf(top); return; }
+        if (DirectoryLength(_dir) == 0) return;
+        var stack = new Stack<nint>();
+        stack.Push((nint)top);
+        while (stack.Count > 0)
+        {
+            XaNode* n = (XaNode*)stack.Pop();
+            for (int i = 0; i < XaCodec.ChunkSize; i++)
+            {
+                ulong e = n->Slots[i];
+                if (!XaCodec.IsNode(e)) continue;
+                XaNode* c = (XaNode*)XaCodec.ToNode(e);
+                if (c->Shift == 0) ForgetLeaf(c);
+                else stack.Push((nint)c);
+            }
+        }
+    }
+
+    /// <summary>Clears <paramref name="leaf"/>'s directory entry if it names that leaf (lock held).</summary>
+    private void ForgetLeaf(XaNode* leaf)
+    {
+        uint key = leaf->DirKey;
+        nint d = _dir;
+        if (key < DirectoryLength(d) && DirectoryEntries(d)[key] == XaCodec.MkNode((nint)leaf))
+            Volatile.Write(ref DirectoryEntries(d)[key], 0);
+    }
+
+    /// <summary>A leaf is being retired (<see cref="RetireNode"/>; lock held): its entry must not outlive it.</summary>
+    private void LeafRetired(XaNode* leaf)
+    {
+        _leaves--;
+        ForgetLeaf(leaf);   // normally done already, before the unlink (ForgetLeaves); a migrated leaf's entry names its copy
+    }
+
+    /// <summary>
+    /// Replaces the directory by one covering <paramref name="key"/>, filled from the tree, if the array is dense
+    /// enough (at most <see cref="DirectoryEntriesPerLeaf"/> entries per linked leaf). The old block is zeroed
+    /// after the new one is published, so a reader still holding it finds no entry there and re-reads
+    /// <see cref="_dir"/>; it is freed after a grace period.
+    /// </summary>
+    private void GrowDirectory(uint key)
+    {
+        ulong want = Math.Max(DirectoryMinEntries, BitOperations.RoundUpToPowerOf2((ulong)key + 1));
+        if (want > Math.Max(DirectoryMinEntries, DirectoryEntriesPerLeaf * (ulong)_leaves)) return;   // too sparse for now
+        nint block = (nint)NativeMemory.AllocZeroed((nuint)((want + 1) * sizeof(ulong)));
+        *(ulong*)block = want;
+        FillDirectory(DirectoryEntries(block), want);
+        nint old = _dir;
+        Volatile.Write(ref _dir, block);
+        if (old == s_noDirectory) return;
+        ulong* oldEntries = DirectoryEntries(old);
+        for (ulong k = 0; k < DirectoryLength(old); k++) Volatile.Write(ref oldEntries[k], 0);
+        _rcu.Retire(old, s_freeDirectory);
+    }
+
+    /// <summary>Enters every linked leaf whose key is below <paramref name="length"/> (lock held).</summary>
+    private void FillDirectory(ulong* entries, ulong length)
+    {
+        ulong head = _head;
+        if (!XaCodec.IsNode(head)) return;
+        var stack = new Stack<nint>();
+        stack.Push(XaCodec.ToNode(head));
+        while (stack.Count > 0)
+        {
+            XaNode* n = (XaNode*)stack.Pop();
+            if (n->Shift == 0)
+            {
+                if (n->DirKey < length) entries[n->DirKey] = XaCodec.MkNode((nint)n);
+                continue;
+            }
+            for (int i = 0; i < XaCodec.ChunkSize; i++)
+                if (XaCodec.IsNode(n->Slots[i])) stack.Push(XaCodec.ToNode(n->Slots[i]));
+        }
+    }
+
+    /// <summary>Zeroes every entry (lock held): the whole tree is about to be unlinked.</summary>
+    private void ForgetAllLeaves()
+    {
+        nint d = _dir;
+        ulong* entries = DirectoryEntries(d);
+        for (ulong k = 0; k < DirectoryLength(d); k++) Volatile.Write(ref entries[k], 0);
+    }
+
+    /// <summary>Drops the directory (lock held, tree already empty): the array is being disposed.</summary>
+    private void ReleaseDirectory()
+    {
+        nint old = _dir;
+        if (old == s_noDirectory) return;
+        Volatile.Write(ref _dir, s_noDirectory);
+        _rcu.Retire(old, s_freeDirectory);
+    }
+
+    /// <summary>Entries in the directory (tests, memory figures).</summary>
+    internal ulong DirectoryCapacity => DirectoryLength(Volatile.Read(ref _dir));
+
+    /// <summary>
+    /// Validate's part: the leaf count, every leaf's key, and the directory equal to the tree — entry k names the
+    /// linked leaf covering 64k..64k+63 if there is one, else 0 (lock held).
+    /// </summary>
+    private void ValidateDirectory()
+    {
+        nint d = _dir;
+        ulong length = DirectoryLength(d);
+        var expected = new ulong[length];
+        long leaves = 0;
+        ulong head = _head;
+        if (XaCodec.IsNode(head))
+        {
+            var stack = new Stack<(nint Node, ulong Base)>();
+            stack.Push((XaCodec.ToNode(head), 0));
+            while (stack.Count > 0)
+            {
+                var (p, nodeBase) = stack.Pop();
+                XaNode* n = (XaNode*)p;
+                if (n->Shift == 0)
+                {
+                    leaves++;
+                    uint key = DirKeyOf(nodeBase);
+                    if (n->DirKey != key) Fail($"leaf 0x{p:x} at index {nodeBase} has directory key {n->DirKey}, expected {key}");
+                    if (key < length) expected[key] = XaCodec.MkNode(p);
+                    continue;
+                }
+                for (int i = 0; i < XaCodec.ChunkSize; i++)
+                    if (XaCodec.IsNode(n->Slots[i])) stack.Push((XaCodec.ToNode(n->Slots[i]), nodeBase + ((ulong)i << n->Shift)));
+            }
+        }
+        if (leaves != _leaves) Fail($"leaf count {_leaves}, counted {leaves}");
+        ulong* entries = DirectoryEntries(d);
+        for (ulong k = 0; k < length; k++)
+            if (entries[k] != expected[k]) Fail($"directory entry {k} is 0x{entries[k]:x}, the tree's leaf there 0x{expected[k]:x}");
+    }
+}
