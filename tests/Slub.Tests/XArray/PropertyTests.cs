@@ -66,7 +66,8 @@ public class PropertyTests : XaTest
     private static readonly Gen<ulong> GenKey =
         Gen.Select(Gen.Int[0, 9], Gen.ULong[0, 300], Gen.ULong).Select((kind, dense, any) => kind switch
         {
-            < 7 => dense,                         // dense: most operations hit a small range
+            < 6 => dense,                         // dense: most operations hit a small range
+            6 => dense << 7,                      // a leaf every other 64 indices: the leaf directory grows
             7 => dense << 20,                     // sparse but structured
             8 => ulong.MaxValue - dense,          // the top of the index space
             _ => any,
@@ -244,6 +245,7 @@ public class PropertyTests : XaTest
             }
         }
         Assert.Equal(Entry(model.Load(key)), xa.Load(key));
+        xa.Validate();   // after every step: tree invariants, and the leaf directory equal to the tree
     }
 
     private static XaEntry Entry(ulong? v) => v.HasValue ? XaEntry.FromValue(v.Value) : XaEntry.Null;
