@@ -22,11 +22,28 @@ public sealed unsafe partial class XArray
     /// <summary>The directory of every array that has none: length 0, never freed, so readers need no null test.</summary>
     private static readonly nint s_noDirectory = (nint)NativeMemory.AllocZeroed(8);
 
+    /// <summary>
+    /// The entry for "no leaf here": the node entry of a static leaf whose every slot is a retry entry, so a load
+    /// through it falls back to the walk like a load through a retired leaf, and the fast paths test nothing
+    /// but "internal entry". Never linked, never freed; its <c>array</c> field says retired.
+    /// </summary>
+    internal static readonly ulong NoLeaf = MakeNoLeaf();
+
+    private static ulong MakeNoLeaf()
+    {
+        var n = (XaNode*)NativeMemory.AlignedAlloc((nuint)XaNode.Size, 64);
+        XaNode.Clear(n);
+        n->Array = XaNode.RetiredArray;
+        n->DirKey = XaNode.NoDirKey;
+        for (int i = 0; i < XaCodec.ChunkSize; i++) n->Slots[i] = XaCodec.RetryEntry;
+        return XaCodec.MkNode((nint)n);
+    }
+
     private static readonly Action<nint> s_freeDirectory = static p => NativeMemory.Free((void*)p);
 
     /// <summary>
     /// The directory: one native block, its entry count in the first word and then the entries (the node entry,
-    /// address | 2, of the leaf covering indices 64k..64k+63 at entry k, or 0). Count and entries are read through
+    /// address | 2, of the leaf covering indices 64k..64k+63 at entry k, or <see cref="NoLeaf"/>). Count and entries are read through
     /// one pointer, so a reader always sees a consistent pair. Replaced whole when it grows (the old block is
     /// zeroed and retired through <see cref="Reclaimer"/>); entries are written with release stores, lock held.
     /// </summary>
@@ -90,7 +107,7 @@ public sealed unsafe partial class XArray
         uint key = leaf->DirKey;
         nint d = _dir;
         if (key < DirectoryLength(d) && DirectoryEntries(d)[key] == XaCodec.MkNode((nint)leaf))
-            Volatile.Write(ref DirectoryEntries(d)[key], 0);
+            Volatile.Write(ref DirectoryEntries(d)[key], NoLeaf);
     }
 
     /// <summary>A leaf is being retired (<see cref="RetireNode"/>; lock held): its entry must not outlive it.</summary>
@@ -103,21 +120,22 @@ public sealed unsafe partial class XArray
     /// <summary>
     /// Replaces the directory by one covering <paramref name="key"/>, filled from the tree, if the array is dense
     /// enough (at most <see cref="DirectoryEntriesPerLeaf"/> entries per linked leaf). The old block is zeroed
-    /// after the new one is published, so a reader still holding it finds no entry there and re-reads
+    /// (set to <see cref="NoLeaf"/>) after the new one is published, so a reader still holding it finds no leaf there and re-reads
     /// <see cref="_dir"/>; it is freed after a grace period.
     /// </summary>
     private void GrowDirectory(uint key)
     {
         ulong want = Math.Max(DirectoryMinEntries, BitOperations.RoundUpToPowerOf2((ulong)key + 1));
         if (want > Math.Max(DirectoryMinEntries, DirectoryEntriesPerLeaf * (ulong)_leaves)) return;   // too sparse for now
-        nint block = (nint)NativeMemory.AllocZeroed((nuint)((want + 1) * sizeof(ulong)));
+        nint block = (nint)NativeMemory.Alloc((nuint)((want + 1) * sizeof(ulong)));
         *(ulong*)block = want;
+        new Span<ulong>(DirectoryEntries(block), (int)want).Fill(NoLeaf);
         FillDirectory(DirectoryEntries(block), want);
         nint old = _dir;
         Volatile.Write(ref _dir, block);
         if (old == s_noDirectory) return;
         ulong* oldEntries = DirectoryEntries(old);
-        for (ulong k = 0; k < DirectoryLength(old); k++) Volatile.Write(ref oldEntries[k], 0);
+        for (ulong k = 0; k < DirectoryLength(old); k++) Volatile.Write(ref oldEntries[k], NoLeaf);
         _rcu.Retire(old, s_freeDirectory);
     }
 
@@ -141,12 +159,12 @@ public sealed unsafe partial class XArray
         }
     }
 
-    /// <summary>Zeroes every entry (lock held): the whole tree is about to be unlinked.</summary>
+    /// <summary>Sets every entry to <see cref="NoLeaf"/> (lock held): the whole tree is about to be unlinked.</summary>
     private void ForgetAllLeaves()
     {
         nint d = _dir;
         ulong* entries = DirectoryEntries(d);
-        for (ulong k = 0; k < DirectoryLength(d); k++) Volatile.Write(ref entries[k], 0);
+        for (ulong k = 0; k < DirectoryLength(d); k++) Volatile.Write(ref entries[k], NoLeaf);
     }
 
     /// <summary>Drops the directory (lock held, tree already empty): the array is being disposed.</summary>
@@ -163,13 +181,14 @@ public sealed unsafe partial class XArray
 
     /// <summary>
     /// Validate's part: the leaf count, every leaf's key, and the directory equal to the tree — entry k names the
-    /// linked leaf covering 64k..64k+63 if there is one, else 0 (lock held).
+    /// linked leaf covering 64k..64k+63 if there is one, else <see cref="NoLeaf"/> (lock held).
     /// </summary>
     private void ValidateDirectory()
     {
         nint d = _dir;
         ulong length = DirectoryLength(d);
         var expected = new ulong[length];
+        Array.Fill(expected, NoLeaf);
         long leaves = 0;
         ulong head = _head;
         if (XaCodec.IsNode(head))

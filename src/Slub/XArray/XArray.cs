@@ -127,12 +127,9 @@ public sealed unsafe partial class XArray : IDisposable
         nint d = Volatile.Read(ref _dir);
         if ((index >> XaCodec.ChunkShift) < DirectoryLength(d))
         {
-            ulong leaf = Volatile.Read(ref DirectoryEntries(d)[index >> XaCodec.ChunkShift]);
-            if (leaf != 0)
-            {
-                ulong le = XaNode.SlotAt(leaf, index & XaCodec.ChunkMask);
-                if (((le - 2) & 3) != 0) return le;   // not internal: null, value or pointer
-            }
+            ulong leaf = Volatile.Read(ref DirectoryEntries(d)[index >> XaCodec.ChunkShift]);   // a leaf or NoLeaf
+            ulong le = XaNode.SlotAt(leaf, index & XaCodec.ChunkMask);
+            if (((le - 2) & 3) != 0) return le;   // not internal: null, value or pointer
         }
         ulong w = Volatile.Read(ref _headWalk);
         int levels = (int)(w >> 56);   // 1..4 when the unrolled walk can take the head, 0 otherwise

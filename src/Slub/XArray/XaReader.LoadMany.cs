@@ -171,9 +171,9 @@ public unsafe ref partial struct XaReader
     /// <summary>
     /// The lockstep load through the leaf directory: four directory entries, then four leaf slots, with one test
     /// for "all four keys inside the directory" (its length is a power of two, so the OR of the keys' entry numbers
-    /// is below it exactly when each is), one for "all four entries name a leaf" and one at the leaves (no internal
-    /// entry). A directory entry is used as the per-key load uses it (see "The leaf directory"); keys whose entry is
-    /// 0 or whose slot is internal take the per-key load. Four consecutive indices in one leaf start a run copy.
+    /// is below it exactly when each is) and one at the leaves (no internal entry). A directory entry is used as the
+    /// per-key load uses it (see "The leaf directory"); keys whose slot is internal (<see cref="XArray.NoLeaf"/>
+    /// shows retry entries) take the per-key load. Four consecutive indices in one leaf start a run copy.
     /// Returns the number of keys done (a multiple of 4): at the end, at a group beyond the directory (the root
     /// lockstep takes over), or when a per-key load re-read the directory.
     /// </summary>
@@ -188,10 +188,9 @@ public unsafe ref partial struct XaReader
             if ((((i0 | i1 | i2 | i3) >> XaCodec.ChunkShift)) >= length) break;
             ulong l0 = Volatile.Read(ref dir[i0 >> XaCodec.ChunkShift]), l1 = Volatile.Read(ref dir[i1 >> XaCodec.ChunkShift]);
             ulong l2 = Volatile.Read(ref dir[i2 >> XaCodec.ChunkShift]), l3 = Volatile.Read(ref dir[i3 >> XaCodec.ChunkShift]);
-            if ((((l0 - 1) | (l1 - 1) | (l2 - 1) | (l3 - 1)) >> 63) != 0) goto Slow;   // some entry is 0
-            if (Avx2.IsSupported && i1 == i0 + 1 && i2 == i0 + 2 && i3 == i0 + 3 && (i0 & 3) == 0)
+            if (Avx2.IsSupported && i1 == i0 + 1 && i2 == i0 + 2 && i3 == i0 + 3 && (i0 & XaCodec.ChunkMask) <= XaCodec.ChunkSize - 4)
             {
-                // Consecutive indices from a multiple of four: all in l0's leaf; copy its slots four at a time.
+                // Consecutive indices, all four in l0's leaf: copy its slots four at a time (NoLeaf's retry entries stop the copy).
                 long groups = Math.Min((XaCodec.ChunkSize - (long)(i0 & XaCodec.ChunkMask)) >> 2, (end - idx) >> 2);
                 long copied = CopyRun(idx, output, l0 + (XaNode.SlotsOffset - 2) + ((i0 & XaCodec.ChunkMask) << 3), groups);
                 if (copied != 0)
@@ -214,8 +213,6 @@ public unsafe ref partial struct XaReader
             for (int k = 0; k < 4; k++)
                 if (XaCodec.IsInternal(output[k])) output[k] = LoadOneSlow(idx[k]);
             goto Refresh;
-        Slow:
-            for (int k = 0; k < 4; k++) output[k] = LoadOneSlow(idx[k]);
         Refresh:
             idx += 4;
             output += 4;

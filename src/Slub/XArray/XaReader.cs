@@ -88,12 +88,9 @@ public unsafe ref partial struct XaReader
     {
         if ((index >> XaCodec.ChunkShift) < _dirLength)
         {
-            ulong leaf = Volatile.Read(ref _dir[index >> XaCodec.ChunkShift]);
-            if (leaf != 0)
-            {
-                ulong e = XaNode.SlotAt(leaf, index & XaCodec.ChunkMask);
-                if (((e - 2) & 3) != 0) return e;   // not internal (null, value or pointer): see "The leaf directory"
-            }
+            ulong leaf = Volatile.Read(ref _dir[index >> XaCodec.ChunkShift]);   // a leaf, or NoLeaf (all retry entries)
+            ulong e = XaNode.SlotAt(leaf, index & XaCodec.ChunkMask);
+            if (((e - 2) & 3) != 0) return e;   // not internal (null, value or pointer): see "The leaf directory"
         }
         else if ((index >> XaCodec.ChunkShift) + 1 == _leafKey)
         {

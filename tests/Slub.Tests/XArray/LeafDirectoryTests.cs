@@ -68,7 +68,7 @@ public unsafe class LeafDirectoryTests : XaTest
         xa.Validate();
         ulong* entries = XA.DirectoryEntries(xa._dir);
         ulong saved = entries[3];
-        entries[3] = 0;   // a leaf missing from the directory
+        entries[3] = XA.NoLeaf;   // a leaf missing from the directory
         Assert.Throws<InvalidOperationException>(() => xa.Validate());
         entries[3] = entries[4];   // the wrong leaf
         Assert.Throws<InvalidOperationException>(() => xa.Validate());
@@ -77,10 +77,10 @@ public unsafe class LeafDirectoryTests : XaTest
         // A stale entry: the leaf at key 15 is erased (and retired), the entry is put back.
         ulong stale = entries[15];
         for (ulong i = 960; i < 1000; i++) xa.Erase(i);
-        Assert.Equal(0UL, entries[15]);
+        Assert.Equal(XA.NoLeaf, entries[15]);
         entries[15] = stale;
         Assert.Throws<InvalidOperationException>(() => xa.Validate());
-        entries[15] = 0;
+        entries[15] = XA.NoLeaf;
         xa.Validate();
     }
 
