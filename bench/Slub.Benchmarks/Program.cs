@@ -13,7 +13,7 @@ namespace Slub.Benchmarks;
 /// <see cref="AllocatorCpuTimeProbe"/>, <see cref="FastPathCostProbe"/> and <see cref="DefragCpuTimeProbe"/>
 /// instead: the same work in thread CPU time, for a machine shared with other builds
 /// (<c>-- --defrag-profile N</c>: N shrinks of the defrag probe's cache in one process, for perf record);
-/// <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/> and <c>-- --replay-cpu-time</c> runs
+/// <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/>, <c>-- --xarray-store-cpu-time</c> <see cref="XArrayStoreProbe"/> and <c>-- --replay-cpu-time</c>
 /// <see cref="ReplayCpuTimeProbe"/> (CPU time, no BenchmarkDotNet); <c>-- redis-defrag</c> runs the
 /// background-defragmentation acceptance scenario (<see cref="Defrag.RedisDefragScenario"/>, a long plain run).
 /// </summary>
@@ -31,6 +31,7 @@ public static class Program
             case ["--defrag-profile", var n]: DefragCpuTimeProbe.Profile(int.Parse(n)); return 0;
             case ["--xarray-cpu-time"]: XArrayLoadProbe.Run(); return 0;
             case ["--xarray-load-breakdown"]: XArrayLoadBreakdown.Run(); return 0;
+            case ["--xarray-store-cpu-time"]: XArrayStoreProbe.Run(); return 0;
             case ["--replay-cpu-time"]: ReplayCpuTimeProbe.Run(); return 0;
             case ["redis-defrag", ..]: return Defrag.RedisDefragScenario.Run(args);
         }

@@ -74,8 +74,9 @@ public class XArrayBenchmarks
         _xa = new XArray.XArray(XaFlags.None, _alloc);
         foreach (ulong k in _keys) _xa.StoreValue(k, k);
         var info = _xa.Validate();
-        long xaBytes = (long)info.Nodes * _xa.NodeCache.SlabSize;
-        Console.WriteLine($"// memory per entry ({Layout}, N={N}): XArray {xaBytes / (double)N:F1} B ({info.Nodes} nodes x {_xa.NodeCache.SlabSize} B, height {info.Height}); " +
+        long dirBytes = _xa.DirectoryCapacity == 0 ? 0 : (long)(_xa.DirectoryCapacity + 1) * sizeof(ulong);
+        long xaBytes = (long)info.Nodes * _xa.NodeCache.SlabSize + dirBytes;
+        Console.WriteLine($"// memory per entry ({Layout}, N={N}): XArray {xaBytes / (double)N:F1} B ({info.Nodes} nodes x {_xa.NodeCache.SlabSize} B, height {info.Height}, leaf directory {dirBytes} B); " +
                           $"Dictionary {dictBytes / (double)N:F1} B; SortedDictionary {sortedBytes / (double)N:F1} B; ConcurrentDictionary {concBytes / (double)N:F1} B (managed bytes retained)");
 
         _xaScratch = new XArray.XArray(XaFlags.None, _alloc);

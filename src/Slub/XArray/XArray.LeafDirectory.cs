@@ -52,6 +52,9 @@ public sealed unsafe partial class XArray
     /// <summary>Leaves linked in the tree (lock held): the directory's density rule.</summary>
     private long _leaves;
 
+    /// <summary>Largest key of a leaf the density rule kept out of the directory, −1 if none (lock held). Every linked leaf with a key below the directory's length is in it; if this is below the length too, growing can copy the old entries instead of walking the tree.</summary>
+    private long _maxKeyLeftOut = -1;
+
     /// <summary>Entry count of directory block <paramref name="block"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static ulong DirectoryLength(nint block) => *(ulong*)block;
@@ -67,6 +70,7 @@ public sealed unsafe partial class XArray
     /// A leaf was just linked into the tree (its parent's slot or the head points at it; lock held): enter it in
     /// the directory, growing the directory if the leaf lies beyond it and the array is dense enough.
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]   // rare (once per leaf): keep the writers' paths small
     private void LeafLinked(XaNode* leaf)
     {
         _leaves++;
@@ -74,13 +78,14 @@ public sealed unsafe partial class XArray
         if (key == XaNode.NoDirKey) return;
         nint d = _dir;
         if (key < DirectoryLength(d)) Volatile.Write(ref DirectoryEntries(d)[key], XaCodec.MkNode((nint)leaf));
-        else GrowDirectory(key);
+        else GrowDirectory(leaf, key);
     }
 
     /// <summary>
     /// Every leaf in the subtree of <paramref name="top"/> is about to be unlinked (lock held): clear their entries
     /// BEFORE the unlinking write, so that no load starting after it finds them through the directory.
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]   // rare (once per leaf): keep the writers' paths small
     private void ForgetLeaves(XaNode* top)
     {
         if (top->Shift == 0) { ForgetLeaf(top); return; }
@@ -111,6 +116,7 @@ public sealed unsafe partial class XArray
     }
 
     /// <summary>A leaf is being retired (<see cref="RetireNode"/>; lock held): its entry must not outlive it.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]   // rare (once per leaf): keep the writers' paths small
     private void LeafRetired(XaNode* leaf)
     {
         _leaves--;
@@ -123,15 +129,32 @@ public sealed unsafe partial class XArray
     /// (set to <see cref="NoLeaf"/>) after the new one is published, so a reader still holding it finds no leaf there and re-reads
     /// <see cref="_dir"/>; it is freed after a grace period.
     /// </summary>
-    private void GrowDirectory(uint key)
+    private void GrowDirectory(XaNode* leaf, uint key)
     {
         ulong want = Math.Max(DirectoryMinEntries, BitOperations.RoundUpToPowerOf2((ulong)key + 1));
-        if (want > Math.Max(DirectoryMinEntries, DirectoryEntriesPerLeaf * (ulong)_leaves)) return;   // too sparse for now
+        if (want > Math.Max(DirectoryMinEntries, DirectoryEntriesPerLeaf * (ulong)_leaves))
+        {
+            _maxKeyLeftOut = Math.Max(_maxKeyLeftOut, key);   // too sparse for now
+            return;
+        }
+        nint old = _dir;
+        ulong oldLength = DirectoryLength(old);
         nint block = (nint)NativeMemory.Alloc((nuint)((want + 1) * sizeof(ulong)));
         *(ulong*)block = want;
-        new Span<ulong>(DirectoryEntries(block), (int)want).Fill(NoLeaf);
-        FillDirectory(DirectoryEntries(block), want);
-        nint old = _dir;
+        ulong* entries = DirectoryEntries(block);
+        new Span<ulong>(entries + oldLength, (int)(want - oldLength)).Fill(NoLeaf);
+        if (_maxKeyLeftOut < (long)oldLength)
+        {
+            // Every linked leaf below the old length is in the old block, and none at or above it but this one.
+            Buffer.MemoryCopy(DirectoryEntries(old), entries, oldLength * sizeof(ulong), oldLength * sizeof(ulong));
+            entries[key] = XaCodec.MkNode((nint)leaf);
+        }
+        else
+        {
+            new Span<ulong>(entries, (int)oldLength).Fill(NoLeaf);
+            FillDirectory(entries, want);
+            if (_maxKeyLeftOut < (long)want) _maxKeyLeftOut = -1;
+        }
         Volatile.Write(ref _dir, block);
         if (old == s_noDirectory) return;
         ulong* oldEntries = DirectoryEntries(old);
@@ -165,6 +188,7 @@ public sealed unsafe partial class XArray
         nint d = _dir;
         ulong* entries = DirectoryEntries(d);
         for (ulong k = 0; k < DirectoryLength(d); k++) Volatile.Write(ref entries[k], NoLeaf);
+        _maxKeyLeftOut = -1;
     }
 
     /// <summary>Drops the directory (lock held, tree already empty): the array is being disposed.</summary>
