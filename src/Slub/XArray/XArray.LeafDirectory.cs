@@ -49,7 +49,7 @@ public sealed unsafe partial class XArray
     /// </summary>
     internal nint _dir = s_noDirectory;
 
-    /// <summary>Leaves linked in the tree (lock held): the directory's density rule.</summary>
+    /// <summary>Leaves linked in the tree within the directory's reach (lock held): the density rule counts only these, so leaves far above 2^26 do not buy a large directory for a few below.</summary>
     private long _leaves;
 
     /// <summary>Largest key of a leaf the density rule kept out of the directory, −1 if none (lock held). Every linked leaf with a key below the directory's length is in it; if this is below the length too, growing can copy the old entries instead of walking the tree.</summary>
@@ -73,9 +73,9 @@ public sealed unsafe partial class XArray
     [MethodImpl(MethodImplOptions.NoInlining)]   // rare (once per leaf): keep the writers' paths small
     private void LeafLinked(XaNode* leaf)
     {
-        _leaves++;
         uint key = leaf->DirKey;
         if (key == XaNode.NoDirKey) return;
+        _leaves++;
         nint d = _dir;
         if (key < DirectoryLength(d)) Volatile.Write(ref DirectoryEntries(d)[key], XaCodec.MkNode((nint)leaf));
         else GrowDirectory(leaf, key);
@@ -119,7 +119,7 @@ public sealed unsafe partial class XArray
     [MethodImpl(MethodImplOptions.NoInlining)]   // rare (once per leaf): keep the writers' paths small
     private void LeafRetired(XaNode* leaf)
     {
-        _leaves--;
+        if (leaf->DirKey != XaNode.NoDirKey) _leaves--;
         ForgetLeaf(leaf);   // normally done already, before the unlink (ForgetLeaves); a migrated leaf's entry names its copy
     }
 
@@ -225,8 +225,8 @@ public sealed unsafe partial class XArray
                 XaNode* n = (XaNode*)p;
                 if (n->Shift == 0)
                 {
-                    leaves++;
                     uint key = DirKeyOf(nodeBase);
+                    if (key != XaNode.NoDirKey) leaves++;
                     if (n->DirKey != key) Fail($"leaf 0x{p:x} at index {nodeBase} has directory key {n->DirKey}, expected {key}");
                     if (key < length) expected[key] = XaCodec.MkNode(p);
                     continue;
@@ -235,7 +235,7 @@ public sealed unsafe partial class XArray
                     if (XaCodec.IsNode(n->Slots[i])) stack.Push((XaCodec.ToNode(n->Slots[i]), nodeBase + ((ulong)i << n->Shift)));
             }
         }
-        if (leaves != _leaves) Fail($"leaf count {_leaves}, counted {leaves}");
+        if (leaves != _leaves) Fail($"leaf count {_leaves}, counted {leaves} below the directory's reach");
         ulong* entries = DirectoryEntries(d);
         for (ulong k = 0; k < length; k++)
             if (entries[k] != expected[k]) Fail($"directory entry {k} is 0x{entries[k]:x}, the tree's leaf there 0x{expected[k]:x}");

@@ -16,7 +16,9 @@ namespace Slub.XArray;
 /// it). Readers (<see cref="Load"/>, <see cref="Find"/>, marks, enumeration) never block: they run inside an
 /// epoch read section of <see cref="Reclaimer"/>, and every node unlinked by erase, shrinking, destroy or
 /// migration has its slots overwritten with retry entries and is freed only after a grace period, so a
-/// reader never touches freed memory and restarts its walk when it meets a retry entry.</para>
+/// reader never touches freed memory and restarts its walk when it meets a retry entry. Loads below index 2^26
+/// go through the leaf directory first (<c>index &gt;&gt; 6</c> → leaf; XArray.LeafDirectory.cs), whose entries
+/// writers clear before unlinking a leaf.</para>
 /// <para><b>Memory.</b> Nodes are native memory: dispose the array to free them.</para>
 /// <para><b>Unsafe code.</b> Node access uses raw <see cref="XaNode"/> pointers obtained from the
 /// <c>xa_node</c> cache; the pointers never leave this class, <see cref="XaState"/> and

@@ -8,7 +8,8 @@ namespace Slub.XArray;
 /// <see cref="Load"/> / <see cref="TryGetValue"/> as often as needed (the kernel's <c>rcu_read_lock()</c> around a
 /// run of <c>xa_load</c>s). Same results as <see cref="XArray.Load"/>; cheaper per load, because the section is
 /// entered once (no thread-static lookup and no epoch stores per load) and the root and the last leaf reached are
-/// remembered. <see cref="LoadMany"/> loads a batch of indices with a lockstep walk, cheaper still per index.
+/// remembered; loads go through the array's leaf directory first. <see cref="LoadMany"/> loads a batch of indices
+/// four at a time, cheaper still per index.
 /// </summary>
 /// <remarks>
 /// <para><b>Thread-safety.</b> Lock-free, like <see cref="XArray.Load"/>: concurrent writers, erasures and node

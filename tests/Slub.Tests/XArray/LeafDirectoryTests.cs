@@ -47,12 +47,17 @@ public unsafe class LeafDirectoryTests : XaTest
         for (ulong i = 0; i < 64; i++) xa.StoreValue(i << 14, i);
         xa.Validate();
         Assert.True(xa.DirectoryCapacity <= 8 * 64, $"directory of {xa.DirectoryCapacity} entries for 64 leaves");
-        // Beyond 2^26 no leaf enters the directory.
+        // Beyond 2^26 no leaf enters the directory, and leaves there do not count for the density rule: a few
+        // leaves below 2^26 among many above do not buy a large directory.
         var far = New();
-        for (ulong i = 0; i < 1000; i++) far.StoreValue((1UL << 30) + i, i);
+        for (ulong i = 0; i < 64_000; i++) far.StoreValue((1UL << 30) + i, i);
         far.Validate();
         Assert.Equal(0UL, far.DirectoryCapacity);
         Is(999UL, far.Load((1UL << 30) + 999).Value);
+        for (ulong i = 0; i < 4; i++) far.StoreValue((i + 1) << 22, i);
+        far.Validate();
+        Assert.True(far.DirectoryCapacity <= 8 * 4, $"directory of {far.DirectoryCapacity} entries for 4 leaves below 2^26");
+        Is(3UL, far.Load(4UL << 22).Value);
         // Filled in, the sparse array gets a full directory (rebuilt from the tree, early leaves included).
         for (ulong i = 0; i < 1UL << 20; i += 64) xa.StoreValue(i + 1, i);
         xa.Validate();
