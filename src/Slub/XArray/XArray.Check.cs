@@ -9,7 +9,8 @@ public sealed unsafe partial class XArray
     /// <summary>
     /// Verifies every structural invariant under the lock — node back-links (parent, offset, array id), counts
     /// and value counts, sibling placement, upward mark aggregation (and the free mark of allocating arrays),
-    /// no empty node, no root that should have been shrunk — and returns the tree's figures.
+    /// no empty node, no root that should have been shrunk, the leaf directory equal to the tree (every leaf below
+    /// its length under its own key, every other entry <see cref="NoLeaf"/>) — and returns the tree's figures.
     /// </summary>
     /// <exception cref="InvalidOperationException">An invariant does not hold.</exception>
     public TreeInfo Validate()
