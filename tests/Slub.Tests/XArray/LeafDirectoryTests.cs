@@ -139,7 +139,9 @@ public unsafe class LeafDirectoryTests : XaTest
         var writer = new Thread(() => Guard(() =>
         {
             var rnd = new Random(7);
-            for (int round = 0; round < 4000 && Volatile.Read(ref failure) is null; round++)
+            // 4000 rounds, and on a slow machine more until the readers and the migrations have run (bounded).
+            for (int round = 0; (round < 4000 || (Volatile.Read(ref reads) == 0 || Volatile.Read(ref moved) == 0) && round < 400_000)
+                                 && Volatile.Read(ref failure) is null; round++)
             {
                 var xa = current.Xa;
                 if (round % 400 == 399)
