@@ -10,14 +10,17 @@ namespace Slub.Benchmarks;
 /// 100 000 keys, and one per 256 keys), <see cref="XaReader.LoadMany"/> over batches of 256 keys (with and without
 /// the pass summing the results), against <see cref="Dictionary{TKey,TValue}.TryGetValue"/> in the same run, one key
 /// at a time and with the same batching.
-/// Run with <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --xarray-cpu-time</c>.
+/// Run with <c>dotnet run -c Release --project bench/Slub.Benchmarks -- --xarray-cpu-time [--keys N]</c> (default 100 000).
 /// </summary>
 public static class XArrayLoadProbe
 {
-    private const int N = 100_000, Passes = 20, Rounds = 9;
+    private const int DefaultKeys = 100_000, Rounds = 9;
 
-    public static void Run()
+    /// <summary>Runs the probe over <paramref name="n"/> dense keys (passes scaled so every round loads about 2 million keys).</summary>
+    public static void Run(int n = DefaultKeys)
     {
+        if (n < 256) throw new ArgumentOutOfRangeException(nameof(n), n, "--xarray-cpu-time: --keys must be at least 256");
+        int Passes = Math.Max(1, 2_000_000 / n), N = n;
         using var set = new DenseKeySet(N);
         var (xa, d, random, sequential) = (set.Xa, set.Dictionary, set.Random, set.Sequential);
 
