@@ -146,16 +146,12 @@ public unsafe ref partial struct XaReader
                 e2 = XaNode.SlotAt(e2, i2 & XaCodec.ChunkMask); e3 = XaNode.SlotAt(e3, i3 & XaCodec.ChunkMask);
             }
         Leaves:
-            output[0] = e0; output[1] = e1; output[2] = e2; output[3] = e3;
-            // Internal is bit 1 set and bit 0 clear.
-            if (((((e0 >> 1) & ~e0) | ((e1 >> 1) & ~e1) | ((e2 >> 1) & ~e2) | ((e3 >> 1) & ~e3)) & 1) == 0)
+            if (StoreGroup(idx, output, e0, e1, e2, e3))
             {
                 idx += 4;
                 output += 4;
                 continue;
             }
-            for (int k = 0; k < 4; k++)
-                if (XaCodec.IsInternal(output[k])) output[k] = LoadOneSlow(idx[k]);
             goto Refresh;
         Slow:
             for (int k = 0; k < 4; k++) output[k] = LoadOneSlow(idx[k]);
@@ -204,22 +200,28 @@ public unsafe ref partial struct XaReader
             }
             ulong e0 = XaNode.SlotAt(l0, i0 & XaCodec.ChunkMask), e1 = XaNode.SlotAt(l1, i1 & XaCodec.ChunkMask);
             ulong e2 = XaNode.SlotAt(l2, i2 & XaCodec.ChunkMask), e3 = XaNode.SlotAt(l3, i3 & XaCodec.ChunkMask);
-            output[0] = e0; output[1] = e1; output[2] = e2; output[3] = e3;
-            if (((((e0 >> 1) & ~e0) | ((e1 >> 1) & ~e1) | ((e2 >> 1) & ~e2) | ((e3 >> 1) & ~e3)) & 1) == 0)
-            {
-                idx += 4;
-                output += 4;
-                continue;
-            }
-            for (int k = 0; k < 4; k++)
-                if (XaCodec.IsInternal(output[k])) output[k] = LoadOneSlow(idx[k]);
-            goto Refresh;
-        Refresh:
+            bool clean = StoreGroup(idx, output, e0, e1, e2, e3);
             idx += 4;
             output += 4;
+            if (clean) continue;
             if (_dir != dir || _dirLength != length) break;   // the per-key loads re-read the directory
         }
         return idx - start;
+    }
+
+    /// <summary>
+    /// Stores a group's four leaf entries. True when none is internal (one test for the four: internal is bit 1
+    /// set and bit 0 clear); otherwise the internal ones are re-read the per-key way, which may refresh the
+    /// reader's caches, and the caller must check them before going on.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool StoreGroup(ulong* idx, ulong* output, ulong e0, ulong e1, ulong e2, ulong e3)
+    {
+        output[0] = e0; output[1] = e1; output[2] = e2; output[3] = e3;
+        if (((((e0 >> 1) & ~e0) | ((e1 >> 1) & ~e1) | ((e2 >> 1) & ~e2) | ((e3 >> 1) & ~e3)) & 1) == 0) return true;
+        for (int k = 0; k < 4; k++)
+            if (XaCodec.IsInternal(output[k])) output[k] = LoadOneSlow(idx[k]);
+        return false;
     }
 
     /// <summary>
