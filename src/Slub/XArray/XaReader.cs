@@ -22,7 +22,9 @@ namespace Slub.XArray;
 /// unlinked (erased, shrunk away, replaced by migration) has all its slots turned into retry entries before any
 /// later write, and is not freed before this section ends. So a remembered leaf is either live or shows retry
 /// entries: a slot holding a user entry or null is the answer; anything internal (retry, sibling, reservation)
-/// falls back to the full walk, which also refreshes the cache.</para>
+/// falls back to the full walk, which also refreshes the cache. Used only beyond the leaf directory's reach; there,
+/// during the one lock hold of a multi-index store or range erase over the remembered leaf, a load can still return
+/// the value being replaced (docs/xarray.md, "The leaf directory").</para>
 /// <para><b>The root cache.</b> The same reasoning holds for the root: a root seen earlier in the section is live
 /// (possibly no longer the root, if the tree grew: then it is a child of the new root and still authoritative for
 /// its own indices) or retired with retry entries. An index beyond its reach, a retry entry or a tree of more than
