@@ -6,7 +6,7 @@ namespace Slub.XArray;
 
 // The leaf directory: a flat native array mapping index >> 6 to the leaf (shift-0 node) that covers those 64
 // indices, so a per-key load reads two words one after the other (directory entry, leaf slot) instead of one per
-// tree level. Writers keep it under the lock; readers use an entry as XaReader uses its leaf cache.
+// tree level. Writers keep it under the lock; readers trust an entry as they trust a leaf reached in their read section.
 // docs/xarray.md, "The leaf directory", states the invariants.
 public sealed unsafe partial class XArray
 {

@@ -135,7 +135,7 @@ public sealed unsafe partial class XArray : IDisposable
         }
         ulong w = Volatile.Read(ref _headWalk);
         int levels = (int)(w >> 56);   // 1..4 when the unrolled walk can take the head, 0 otherwise
-        if (!XaUnrolledWalk.TryWalk(w & HeadWalkAddressMask, levels, index, out ulong e, out _))
+        if (!XaUnrolledWalk.TryWalk(w & HeadWalkAddressMask, levels, index, out ulong e))
             return (uint)(levels - 1) < 4u ? 0 : LoadRawOther(index);   // beyond the root's reach: nothing stored there
         if (((e - 2) & 3) != 0) return e;    // not internal: null, value or pointer
         return Walk(index, out _, out _);    // sibling, retry, zero
@@ -409,9 +409,27 @@ public sealed unsafe partial class XArray : IDisposable
     {
         ulong head = _head;
         ForgetAllLeaves();   // before the head stops reaching them
+        if (!XaCodec.IsNode(head))
+        {
+            PublishHead(0);
+            _headMarks = _trackFree ? 1 : 0;
+            return;
+        }
+        // A reader's cached root (XaReader) may walk the old tree after the head changes: give the root retry
+        // entries first, so such a walk goes back to the head instead of returning entries being dropped. Walks
+        // from the head meet them too and retry until the head changes, a few writes later.
+        XaNode* root = (XaNode*)XaCodec.ToNode(head);
+        var children = new List<nint>();
+        for (int i = 0; i < XaCodec.ChunkSize; i++)
+        {
+            ulong e = root->Slots[i];
+            if (root->Shift > 0 && XaCodec.IsNode(e)) children.Add(XaCodec.ToNode(e));
+            XaNode.WriteSlot(root, i, XaCodec.RetryEntry);
+        }
         PublishHead(0);
         _headMarks = _trackFree ? 1 : 0;
-        if (XaCodec.IsNode(head)) FreeSubtree((XaNode*)XaCodec.ToNode(head));
+        foreach (nint c in children) FreeSubtree((XaNode*)c);
+        RetireNode(root);
     }
 
     /// <summary>Sets the head (lock held): <see cref="_head"/> and the packed copy the load fast path reads.</summary>

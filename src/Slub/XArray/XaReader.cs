@@ -7,8 +7,8 @@ namespace Slub.XArray;
 /// A read section over one <see cref="XArray"/> for many loads: <c>using var r = xa.BeginRead();</c> then
 /// <see cref="Load"/> / <see cref="TryGetValue"/> as often as needed (the kernel's <c>rcu_read_lock()</c> around a
 /// run of <c>xa_load</c>s). Same results as <see cref="XArray.Load"/>; cheaper per load, because the section is
-/// entered once (no thread-static lookup and no epoch stores per load) and the root and the last leaf reached are
-/// remembered; loads go through the array's leaf directory first. <see cref="LoadMany"/> loads a batch of indices
+/// entered once (no thread-static lookup and no epoch stores per load), loads go through the array's leaf
+/// directory first and the root is remembered. <see cref="LoadMany"/> loads a batch of indices
 /// four at a time, cheaper still per index.
 /// </summary>
 /// <remarks>
@@ -18,16 +18,15 @@ namespace Slub.XArray;
 /// unlinked by writers or by migration are not freed, so keep it short (a batch of loads, not a whole run):
 /// <see cref="EpochReclaimer.Synchronize"/>, hence defragmenting <c>xa_node</c>, waits for it, and calling those
 /// from inside it throws.</para>
-/// <para><b>The leaf cache.</b> A leaf covers the same 64 indices for its whole life, and a leaf that is
-/// unlinked (erased, shrunk away, replaced by migration) has all its slots turned into retry entries before any
-/// later write, and is not freed before this section ends. So a remembered leaf is either live or shows retry
-/// entries: a slot holding a user entry or null is the answer; anything internal (retry, sibling, reservation)
-/// falls back to the full walk, which also refreshes the cache. Used only beyond the leaf directory's reach; there,
-/// during the one lock hold of a multi-index store or range erase over the remembered leaf, a load can still return
-/// the value being replaced (docs/xarray.md, "The leaf directory").</para>
-/// <para><b>The root cache.</b> The same reasoning holds for the root: a root seen earlier in the section is live
-/// (possibly no longer the root, if the tree grew: then it is a child of the new root and still authoritative for
-/// its own indices) or retired with retry entries. An index beyond its reach, a retry entry or a tree of more than
+/// <para><b>The leaf directory.</b> A load first reads the array's leaf directory (index >> 6 → leaf; see
+/// docs/xarray.md): a leaf named there is live or was unlinked after the entry was read — then it shows retry
+/// entries before any later write and is not freed before this section ends. So a slot holding a user entry or null
+/// is the answer; anything internal (retry, sibling, reservation, or the directory's all-retry <c>NoLeaf</c>) takes
+/// the walk.</para>
+/// <para><b>The root cache.</b> The walk starts at the root seen last in this section, which is live (possibly no
+/// longer the root, if the tree grew: then it is a child of the new root and still authoritative for its own
+/// indices) or shows retry entries: a root is given retry entries before the write that unlinks it (the whole tree
+/// dropped) or, when the tree shrinks, keeps reaching the same live child. An index beyond its reach, a retry entry or a tree of more than
 /// four levels takes the slow path, which re-reads the head. So the fast path reads no shared word of the array
 /// at all, only nodes.</para>
 /// <para><b>Cost.</b> Measured with <c>--xarray-cpu-time</c> (docs/benchmarks.md §4). Opening and closing a
@@ -39,8 +38,6 @@ public unsafe ref partial struct XaReader
     private readonly XArray _xa;
     private EpochReclaimer.ReadScope _scope;
     private bool _open;
-    private ulong _leaf;       // node entry (address | 2) of the leaf last reached
-    private ulong _leafKey;    // (index >> 6) + 1 of the indices it covers; 0 (also in a default reader) when none
     private ulong _root;       // node entry of the root seen last (see "The root cache"), masked from _headWalk
     private int _rootLevels;   // its height, 1..4 (the unrolled walk's entry point); 0 when none is cached
     private ulong* _dir;       // the array's leaf directory entries as last read (see "The leaf directory")
@@ -80,8 +77,7 @@ public unsafe ref partial struct XaReader
     {
         if (!_open) return;
         _open = false;
-        _leafKey = 0;                // all caches off: the next load reaches the fallback, which throws
-        _rootLevels = 0;
+        _rootLevels = 0;             // both caches off: the next load reaches the fallback, which throws
         _dirLength = 0;
         _scope.Dispose();
     }
@@ -94,11 +90,6 @@ public unsafe ref partial struct XaReader
             ulong leaf = Volatile.Read(ref _dir[index >> XaCodec.ChunkShift]);   // a leaf, or NoLeaf (all retry entries)
             ulong e = XaNode.SlotAt(leaf, index & XaCodec.ChunkMask);
             if (((e - 2) & 3) != 0) return e;   // not internal (null, value or pointer): see "The leaf directory"
-        }
-        else if ((index >> XaCodec.ChunkShift) + 1 == _leafKey)
-        {
-            ulong e = XaNode.SlotAt(_leaf, index & XaCodec.ChunkMask);
-            if (((e - 2) & 3) != 0) return e;   // not internal (null, value or pointer): see "The leaf cache"
         }
         return WalkFromRoot(index);
     }
@@ -118,13 +109,8 @@ public unsafe ref partial struct XaReader
             _dir = XArray.DirectoryEntries(d);
             _dirLength = XArray.DirectoryLength(d);
         }
-        if (XaUnrolledWalk.TryWalk(_root, _rootLevels, index, out ulong e, out ulong leaf))
+        if (XaUnrolledWalk.TryWalk(_root, _rootLevels, index, out ulong e))
         {
-            if (leaf != 0)
-            {
-                _leaf = leaf;
-                _leafKey = (index >> XaCodec.ChunkShift) + 1;
-            }
             if (((e - 2) & 3) != 0) return e;   // not internal: null, value or pointer
         }
         // Sibling, retry or reservation, or no usable root: re-read the head (caching its root if the unrolled

@@ -19,14 +19,12 @@ internal static class XaUnrolledWalk
     /// Walks from <paramref name="root"/>, a node heading a tree of <paramref name="levels"/> levels, to
     /// <paramref name="index"/>. False when the walk cannot answer: <paramref name="levels"/> is not 1..4 or the
     /// index lies beyond what the root covers. Otherwise <paramref name="entry"/> is the slot's entry (or the
-    /// first non-node entry met on the way down, which the caller sorts out) and <paramref name="leaf"/> the
-    /// bottom node reached, or 0 if the walk stopped above it.
+    /// first non-node entry met on the way down, which the caller sorts out).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool TryWalk(ulong root, int levels, ulong index, out ulong entry, out ulong leaf)
+    public static bool TryWalk(ulong root, int levels, ulong index, out ulong entry)
     {
         ulong e = root, top;
-        leaf = 0;
         // The root's slot is index >> shift, which must be below 64: the range check and the slot number at once.
         switch (levels)
         {
@@ -48,7 +46,6 @@ internal static class XaUnrolledWalk
         if (!XaCodec.IsNodeFast(e)) goto Done;
         top = index & XaCodec.ChunkMask;
     L0:
-        leaf = e;
         e = XaNode.SlotAt(e, top);
     Done:
         entry = e;
