@@ -16,11 +16,12 @@ public unsafe ref partial struct XaReader
     /// </summary>
     /// <remarks>Thread-safety as <see cref="Load"/>: lock-free, concurrent writers and migration are safe. Each
     /// entry is a linearizable load of its index; the loads of different indices are not one atomic snapshot.
-    /// Entries beyond <c>indices.Length</c> are left as they are.</remarks>
+    /// Entries beyond <c>indices.Length</c> are left as they are. Both spans are <c>scoped</c>: the reader keeps no
+    /// reference to them, so they may be stack-allocated.</remarks>
     /// <exception cref="ArgumentException"><paramref name="entries"/> is shorter than <paramref name="indices"/>,
     /// or the two overlap in memory.</exception>
     /// <exception cref="ObjectDisposedException">The reader was disposed.</exception>
-    public void LoadMany(ReadOnlySpan<ulong> indices, Span<XaEntry> entries)
+    public void LoadMany(scoped ReadOnlySpan<ulong> indices, scoped Span<XaEntry> entries)
     {
         if (entries.Length < indices.Length)
             throw new ArgumentException($"entries has {entries.Length} elements, indices {indices.Length}", nameof(entries));
