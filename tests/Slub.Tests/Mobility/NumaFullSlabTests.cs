@@ -134,30 +134,37 @@ public unsafe class NumaFullSlabTests
             kept.Add(h);
         }
         long bad = 0;
+        Exception? failure = null;
         using var stop = new CancellationTokenSource();
-        var churners = Enumerable.Range(0, 2).Select(k => Task.Run(() =>
+        var churners = Enumerable.Range(0, 2).Select(k => new Thread(() =>
         {
             var mine = new List<long>();
-            while (!stop.IsCancellationRequested)
+            try
             {
-                // Fill whole slabs on one node, then free them all: slabs are made and discarded.
-                for (int i = 0; i < 8 * per; i++)
+                while (!stop.IsCancellationRequested)
                 {
-                    long h = t.Allocate((k + mine.Count / per) % 2);
-                    using (var s = t.Access(h)) Stamp(s.Bytes, h);
-                    mine.Add(h);
+                    // Fill whole slabs on one node, then free them all: slabs are made and discarded.
+                    for (int i = 0; i < 8 * per; i++)
+                    {
+                        long h = t.Allocate((k + mine.Count / per) % 2);
+                        using (var s = t.Access(h)) Stamp(s.Bytes, h);
+                        mine.Add(h);
+                    }
+                    foreach (long h in mine)
+                    {
+                        using (var s = t.Access(h)) if (!Check(s.Bytes, h)) Interlocked.Increment(ref bad);
+                        t.Free(h);
+                    }
+                    mine.Clear();
                 }
-                foreach (long h in mine)
-                {
-                    using (var s = t.Access(h)) if (!Check(s.Bytes, h)) Interlocked.Increment(ref bad);
-                    t.Free(h);
-                }
-                mine.Clear();
             }
+            catch (Exception e) { Interlocked.CompareExchange(ref failure, e, null); }   // reported below, not a test-host crash
         })).ToArray();
+        foreach (var c in churners) c.Start();
         for (int moves = 0; moves < 60; moves++) t.Cache.MoveNode(moves % 2, (moves + 1) % 2);
         stop.Cancel();
-        Task.WaitAll(churners);
+        foreach (var c in churners) c.Join();
+        Assert.Null(failure);
         Assert.Equal(0, bad);
         Assert.True(t.Cache.Events.FreeSlab > 0, "no slab was discarded: nothing was recycled");
         foreach (long h in kept)
