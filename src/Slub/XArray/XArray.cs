@@ -409,27 +409,9 @@ public sealed unsafe partial class XArray : IDisposable
     {
         ulong head = _head;
         ForgetAllLeaves();   // before the head stops reaching them
-        if (!XaCodec.IsNode(head))
-        {
-            PublishHead(0);
-            _headMarks = _trackFree ? 1 : 0;
-            return;
-        }
-        // A reader's cached root (XaReader) may walk the old tree after the head changes: give the root retry
-        // entries first, so such a walk goes back to the head instead of returning entries being dropped. Walks
-        // from the head meet them too and retry until the head changes, a few writes later.
-        XaNode* root = (XaNode*)XaCodec.ToNode(head);
-        var children = new List<nint>();
-        for (int i = 0; i < XaCodec.ChunkSize; i++)
-        {
-            ulong e = root->Slots[i];
-            if (root->Shift > 0 && XaCodec.IsNode(e)) children.Add(XaCodec.ToNode(e));
-            XaNode.WriteSlot(root, i, XaCodec.RetryEntry);
-        }
         PublishHead(0);
         _headMarks = _trackFree ? 1 : 0;
-        foreach (nint c in children) FreeSubtree((XaNode*)c);
-        RetireNode(root);
+        if (XaCodec.IsNode(head)) FreeSubtree((XaNode*)XaCodec.ToNode(head));
     }
 
     /// <summary>Sets the head (lock held): <see cref="_head"/> and the packed copy the load fast path reads.</summary>

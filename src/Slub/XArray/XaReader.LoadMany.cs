@@ -34,8 +34,9 @@ public unsafe ref partial struct XaReader
     }
 
     /// <summary>
-    /// Runs the lockstep walk for the cached root's height (a separate machine-code body per height, with the
-    /// shifts as constants); groups the walk cannot take, and the last <c>n % 4</c> keys, go one by one.
+    /// Runs the directory's lockstep load, and beyond the directory the lockstep walk for the head's current height
+    /// (a separate machine-code body per height, with the shifts as constants); groups neither can take, and the
+    /// last <c>n % 4</c> keys, go one by one.
     /// </summary>
     private void LoadAll(ulong* idx, ulong* output, int n)
     {
@@ -43,19 +44,21 @@ public unsafe ref partial struct XaReader
         while (idx < end4)
         {
             long done = _dirLength != 0 ? LockstepDirectory(idx, output, end4) : 0;
-            if (done == 0) done = _rootLevels switch
-            {
-                3 => Lockstep<Height3>(idx, output, end4),
-                2 => Lockstep<Height2>(idx, output, end4),
-                4 => Lockstep<Height4>(idx, output, end4),
-                1 => Lockstep<Height1>(idx, output, end4),
-                _ => 0,
-            };
             if (done == 0)
             {
-                // No root cached yet, or a tree the unrolled walk does not take: one group the per-key way. (The
-                // per-key loads may be answered by the directory and never reach the head, so read it here.)
-                if (_rootLevels == 0) RefreshRoot();
+                ulong head = Volatile.Read(ref _xa._headWalk);
+                done = (int)(head >> 56) switch
+                {
+                    3 => Lockstep<Height3>(idx, output, end4, head),
+                    2 => Lockstep<Height2>(idx, output, end4, head),
+                    4 => Lockstep<Height4>(idx, output, end4, head),
+                    1 => Lockstep<Height1>(idx, output, end4, head),
+                    _ => 0,
+                };
+            }
+            if (done == 0)
+            {
+                // A tree the unrolled walk does not take: one group the per-key way.
                 for (int k = 0; k < 4; k++) output[k] = LoadOneSlow(idx[k]);
                 done = 4;
             }
@@ -66,24 +69,27 @@ public unsafe ref partial struct XaReader
     }
 
     /// <summary>
-    /// The lockstep walk: four keys go down the cached root together, one load per key and level, with one
+    /// The lockstep walk: four keys go down from the head's root together, one load per key and level, with one
     /// combined test per level (all four slots are nodes) and one at the leaves (no internal entry), so a key
     /// costs far fewer instructions than a separate walk, and the four walks' cache misses overlap. A group with
     /// a key out of the root's reach or an interior slot that is not a node, and any key whose leaf slot is
-    /// internal (sibling, retry, reservation), take the per-key load, which also refreshes the caches. A node
-    /// reached in this section is live or shows retry entries (see "The root cache"), so each result is the same
-    /// as a separate walk's. Four keys in one leaf walk once; four consecutive indices in one leaf start a run
-    /// copy (<see cref="CopyRun"/>), the common case of keys in order. Returns the number of keys done (a multiple
-    /// of 4) when the end is reached or the cached root changed.
+    /// internal (sibling, retry, reservation), take the per-key load. Each group first checks that the head is
+    /// still <paramref name="head"/> (see "The walk" on <see cref="XaReader"/>), so each result is the same as a
+    /// separate walk's. Four keys in one leaf walk once; four consecutive indices in one leaf start a run copy
+    /// (<see cref="CopyRun"/>), the common case of keys in order. Returns the number of keys done (a multiple of 4)
+    /// when the end is reached or the head changed.
     /// </summary>
-    private long Lockstep<THeight>(ulong* idx, ulong* output, ulong* end) where THeight : struct, IHeight
+    private long Lockstep<THeight>(ulong* idx, ulong* output, ulong* end, ulong head) where THeight : struct, IHeight
     {
         const ulong NodeMask = 0x8000_0000_0000_0003;   // as in XaCodec.IsNodeFast
         int Top = (THeight.Levels - 1) * XaCodec.ChunkShift;   // a JIT-time constant per height
         ulong* start = idx;
-        ulong root = _root;
+        ulong root = head & XArray.HeadWalkAddressMask;
         while (idx < end)
         {
+            // Every group starts from the current head: a root read for an earlier group may have been unlinked
+            // since (see "The walk" on XaReader), and a group's loads must not return what that replaced.
+            if (idx != start && Volatile.Read(ref _xa._headWalk) != head) break;
             ulong i0 = idx[0], i1 = idx[1], i2 = idx[2], i3 = idx[3];
             if (((i0 | i1 | i2 | i3) >> Top) > XaCodec.ChunkMask) goto Slow;   // some key beyond the root's reach
             ulong e0, e1, e2, e3;
@@ -159,8 +165,6 @@ public unsafe ref partial struct XaReader
         Refresh:
             idx += 4;
             output += 4;
-            // The per-key loads may have re-read the head: go on only while the cached root is the same.
-            if (_root != root || _rootLevels != THeight.Levels) break;
         }
         return idx - start;
     }

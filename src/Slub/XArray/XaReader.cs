@@ -7,8 +7,8 @@ namespace Slub.XArray;
 /// A read section over one <see cref="XArray"/> for many loads: <c>using var r = xa.BeginRead();</c> then
 /// <see cref="Load"/> / <see cref="TryGetValue"/> as often as needed (the kernel's <c>rcu_read_lock()</c> around a
 /// run of <c>xa_load</c>s). Same results as <see cref="XArray.Load"/>; cheaper per load, because the section is
-/// entered once (no thread-static lookup and no epoch stores per load), loads go through the array's leaf
-/// directory first and the root is remembered. <see cref="LoadMany"/> loads a batch of indices
+/// entered once (no thread-static lookup and no epoch stores per load) and loads go through the array's leaf
+/// directory first. <see cref="LoadMany"/> loads a batch of indices
 /// four at a time, cheaper still per index.
 /// </summary>
 /// <remarks>
@@ -23,12 +23,11 @@ namespace Slub.XArray;
 /// entries before any later write and is not freed before this section ends. So a slot holding a user entry or null
 /// is the answer; anything internal (retry, sibling, reservation, or the directory's all-retry <c>NoLeaf</c>) takes
 /// the walk.</para>
-/// <para><b>The root cache.</b> The walk starts at the root seen last in this section, which is live (possibly no
-/// longer the root, if the tree grew: then it is a child of the new root and still authoritative for its own
-/// indices) or shows retry entries: a root is given retry entries before the write that unlinks it (the whole tree
-/// dropped) or, when the tree shrinks, keeps reaching the same live child. An index beyond its reach, a retry entry or a tree of more than
-/// four levels takes the slow path, which re-reads the head. So the fast path reads no shared word of the array
-/// at all, only nodes.</para>
+/// <para><b>The walk.</b> What the directory does not answer walks from the head, read afresh for every walk (one
+/// word, which writers change only when the tree's root changes), never from a root remembered from an earlier
+/// load: a root can be unlinked by a multi-index store or an erase while the reader keeps it (its subtree gets
+/// retry entries only after the unlinking write), and a load that starts after such a write must not return what it
+/// replaced.</para>
 /// <para><b>Cost.</b> Measured with <c>--xarray-cpu-time</c> (docs/benchmarks.md §4). Opening and closing a
 /// reader costs about two loads' worth of section bookkeeping (a thread-static lookup on entry and on exit), so
 /// it pays from a handful of loads on.</para>
@@ -38,8 +37,6 @@ public unsafe ref partial struct XaReader
     private readonly XArray _xa;
     private EpochReclaimer.ReadScope _scope;
     private bool _open;
-    private ulong _root;       // node entry of the root seen last (see "The root cache"), masked from _headWalk
-    private int _rootLevels;   // its height, 1..4 (the unrolled walk's entry point); 0 when none is cached
     private ulong* _dir;       // the array's leaf directory entries as last read (see "The leaf directory")
     private ulong _dirLength;  // their count; 0 in a default or disposed reader
 
@@ -77,8 +74,7 @@ public unsafe ref partial struct XaReader
     {
         if (!_open) return;
         _open = false;
-        _rootLevels = 0;             // both caches off: the next load reaches the fallback, which throws
-        _dirLength = 0;
+        _dirLength = 0;              // the next load reaches the walk, which throws
         _scope.Dispose();
     }
 
@@ -91,43 +87,27 @@ public unsafe ref partial struct XaReader
             ulong e = XaNode.SlotAt(leaf, index & XaCodec.ChunkMask);
             if (((e - 2) & 3) != 0) return e;   // not internal (null, value or pointer): see "The leaf directory"
         }
-        return WalkFromRoot(index);
+        return WalkFromHead(index);
     }
 
     /// <summary>
-    /// The walk from the cached root (<see cref="XaUnrolledWalk"/>, as <see cref="XArray"/>'s load); remembers the
-    /// leaf it reaches. Anything unusual (no cached root, an index the cached root does not cover, a retry,
-    /// sibling or reserved entry) re-reads the head and takes the slow path.
+    /// The walk from the head (<see cref="XaUnrolledWalk"/>, as <see cref="XArray"/>'s load), after re-reading the
+    /// directory pointer (the directory may have been replaced, and the block read before set to <c>NoLeaf</c>).
+    /// Anything unusual (a tree the unrolled walk does not take, an index beyond the root's reach, a retry, sibling
+    /// or reserved entry) takes the slow path. Nothing here takes this struct's address, so the JIT can keep its
+    /// fields in registers in the caller's loop.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong WalkFromRoot(ulong index)
+    private ulong WalkFromHead(ulong index)
     {
-        if (_open)
-        {
-            // The directory missed: it may have been replaced (and the one read before zeroed) since.
-            nint d = Volatile.Read(ref _xa._dir);
-            _dir = XArray.DirectoryEntries(d);
-            _dirLength = XArray.DirectoryLength(d);
-        }
-        if (XaUnrolledWalk.TryWalk(_root, _rootLevels, index, out ulong e))
-        {
-            if (((e - 2) & 3) != 0) return e;   // not internal: null, value or pointer
-        }
-        // Sibling, retry or reservation, or no usable root: re-read the head (caching its root if the unrolled
-        // walk can take it) and load the slow way. Nothing here takes this struct's address, so the JIT can keep
-        // its fields in registers in the caller's loop. A disposed (or default) reader must not cache anything.
-        if (!_open) ThrowDisposed();
-        RefreshRoot();
-        return SlowLoad(_xa, index);
-    }
-
-    /// <summary>Caches the head's root if the unrolled walk can take it (else none). The reader must be open.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void RefreshRoot()
-    {
+        if (!_open) ThrowDisposed();   // also a default reader, whose array is null
+        nint d = Volatile.Read(ref _xa._dir);
+        _dir = XArray.DirectoryEntries(d);
+        _dirLength = XArray.DirectoryLength(d);
         ulong w = Volatile.Read(ref _xa._headWalk);
-        _root = w & XArray.HeadWalkAddressMask;
-        _rootLevels = (int)(w >> 56);   // 1..4 for a root the unrolled walk takes, 0 otherwise
+        if (XaUnrolledWalk.TryWalk(w & XArray.HeadWalkAddressMask, (int)(w >> 56), index, out ulong e) && ((e - 2) & 3) != 0)
+            return e;   // not internal: null, value or pointer
+        return SlowLoad(_xa, index);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

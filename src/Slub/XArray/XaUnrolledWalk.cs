@@ -4,7 +4,7 @@ namespace Slub.XArray;
 
 /// <summary>
 /// The load walk for trees of one to four levels (2^24 indices), unrolled: one test per interior level, no
-/// loop. Shared by <see cref="XArray"/>'s loads (from the head) and <see cref="XaReader"/> (from its cached root).
+/// loop. Shared by <see cref="XArray"/>'s loads and <see cref="XaReader"/>'s, both from the head.
 /// </summary>
 /// <remarks>
 /// A loop whose trip count is the tree height cost a third of the walk in the load-breakdown probe. A child's
