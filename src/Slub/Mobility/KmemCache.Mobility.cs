@@ -184,10 +184,7 @@ public sealed unsafe partial class KmemCache
             }
             finally
             {
-                ctx.Exit();
-                AddCounts(ctx);
-                ReleaseTarget(ctx);
-                ctx.Recycle();
+                EndMigration(ctx);
                 PutBackIsolated(n, sources, scratch.Discard);
             }
         }
@@ -473,6 +470,18 @@ public sealed unsafe partial class KmemCache
                 default: if (callbackThrew) ctx.Later++; else ctx.Unreported++; break;
             }
         }
+    }
+
+    /// <summary>
+    /// Ends a run's migration: uninstalls the context, adds its tallies to the counters, gives the reserved
+    /// target back and keeps the context as the thread's spare.
+    /// </summary>
+    private void EndMigration(MigrationContext ctx)
+    {
+        ctx.Exit();
+        AddCounts(ctx);
+        ReleaseTarget(ctx);
+        ctx.Recycle();
     }
 
     /// <summary>Adds a run's tallies to the cache's counters (once per run: six atomic adds per slab cost more than the counting).</summary>

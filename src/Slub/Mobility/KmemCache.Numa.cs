@@ -87,8 +87,15 @@ public sealed unsafe partial class KmemCache
     {
         var n = _nodes[from];
         var mobility = Mobility!;
-        var sources = new List<Slab>();
-        var empty = new List<Slab>();
+        var scratch = DefragScratch.Rent();
+        try { return MoveObjects(n, from, to, limit, mobility, scratch); }
+        finally { scratch.Return(); }
+    }
+
+    private long MoveObjects(KmemCacheNode n, int from, int to, long limit, Mobility mobility, DefragScratch scratch)
+    {
+        var sources = scratch.Sources;
+        var empty = scratch.Empty;
         long offered = 0;
         lock (n.ListLock)
         {
@@ -119,9 +126,9 @@ public sealed unsafe partial class KmemCache
         foreach (var s in empty) DiscardSlab(s);
         if (sources.Count == 0) return 0;
         long before = sources.Sum(s => (long)Volatile.Read(ref s.Inuse));
-        int max = sources.Max(s => s.Objects);
-        var vector = new nint[max];
-        var results = new MigrateResult[max];
+        scratch.EnsureObjects(sources.Max(s => s.Objects));
+        var vector = scratch.Vector;
+        var results = scratch.Results;
         long budget = limit;
         Exception? failure = null;
         var ctx = MigrationContext.Enter(this, to);
@@ -136,13 +143,10 @@ public sealed unsafe partial class KmemCache
         catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
         finally
         {
-            ctx.Exit();
-            AddCounts(ctx);
-            ReleaseTarget(ctx);
-            ctx.Recycle();
+            EndMigration(ctx);
         }
         long after = sources.Sum(s => (long)Volatile.Read(ref s.Inuse));
-        PutBackIsolated(n, sources, new List<Slab>());
+        PutBackIsolated(n, sources, scratch.Discard);
         if (failure is not null) throw failure;
         return before - after;
     }
