@@ -122,6 +122,7 @@ public class SlabSysfsTests
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]   // Unix socket file modes
     public void LiveEndpointServesReadsAndGuardsWrites()
     {
         using var a = TestAllocator.Create();
