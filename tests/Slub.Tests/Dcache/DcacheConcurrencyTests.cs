@@ -15,8 +15,12 @@ public class DcacheConcurrencyTests
             using var dc = tree.CreateCache(a, mode);
             int lookupsPerThread = 30_000, errors = 0, done = 0;
             var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
+            int shrinking = 0;
             var lookers = Enumerable.Range(0, 3).Select(t => new Thread(() =>
             {
+                // Start once the shrinker runs: on a loaded machine it might otherwise get its first time slice
+                // only after the lookups are over, and nothing would race.
+                while (Volatile.Read(ref shrinking) == 0) Thread.Yield();
                 var rng = new Random(t);
                 var held = new Queue<Dentry>();
                 for (int i = 0; i < lookupsPerThread; i++)
@@ -42,7 +46,8 @@ public class DcacheConcurrencyTests
             var shrinker = new Thread(() =>
             {
                 var rng = new Random(42);
-                for (int i = 0; Volatile.Read(ref done) < lookers.Count; i++)
+                Volatile.Write(ref shrinking, 1);
+                for (int i = 0; i < 10 || Volatile.Read(ref done) < lookers.Count; i++)
                 {
                     dc.Prune(rng.Next(1, 400));
                     if (i % 20 == 0) dc.ShrinkAll();
