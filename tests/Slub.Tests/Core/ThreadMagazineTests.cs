@@ -18,6 +18,22 @@ public class ThreadMagazineTests
     }
 
     [Fact]
+    public void AFreshSlabHandsOutItsObjectsInAscendingOrderThroughTheMagazine()
+    {
+        // As the kernel's SLUB does: a new slab's free list runs from the first object up, and the magazine
+        // refill must not reverse it (sequential readers of neighbouring objects rely on the layout).
+        using var a = TestAllocator.Create(cpus: 1);
+        var c = a.CreateCache("mag_order", 256, flags: SlabFlags.NoMerge);
+        var objs = Enumerable.Range(0, 40).Select(_ => c.Alloc()).ToList();
+        int ascending = 0;
+        for (int i = 1; i < objs.Count; i++)
+            if (objs[i] == objs[i - 1] + c.SlabSize) ascending++;
+        Assert.True(ascending >= objs.Count - 1 - 40 / c.ObjectsPerSlab - 1,
+            $"only {ascending} of {objs.Count - 1} consecutive allocations were next-door neighbours");
+        foreach (var p in objs) c.Free(p);
+    }
+
+    [Fact]
     public void MagazinesOfThreadsThatExitedAreDrainedAndForgotten()
     {
         using var a = TestAllocator.Create(cpus: 2);
