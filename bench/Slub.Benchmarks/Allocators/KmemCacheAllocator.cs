@@ -11,8 +11,12 @@ public readonly struct KmemCacheAllocator : IBenchAllocator<nint>
     /// A private allocator (1 GiB of address space, only touched pages are resident) with slub_debug forced
     /// off, so a SLUB_DEBUG variable in the environment cannot silently put the cache on the debug path.
     /// </summary>
-    public static SlabAllocator CreateAllocator(int? cpus = null) =>
-        new(new SlabOptions { BytesPerNode = 1L << 30, SlubDebug = "-", Cpus = cpus });
+    public static SlabAllocator CreateAllocator(int? cpus = null, TimeSpan? freePageReportingDelay = null) =>
+        new(new SlabOptions
+        {
+            BytesPerNode = 1L << 30, SlubDebug = "-", Cpus = cpus,
+            FreePageReportingDelay = freePageReportingDelay ?? new SlabOptions().FreePageReportingDelay,
+        });
 
     /// <summary>NoMerge keeps the cache from being aliased into kmalloc-64, so its statistics are its own.</summary>
     public static KmemCacheAllocator Create(SlabAllocator allocator, string name = "bench-64") =>

@@ -22,7 +22,9 @@ public static class DefragCpuTimeProbe
         Console.WriteLine("|---|---:|---:|---:|---:|");
         // The GC first, on a heap no earlier row has touched, as in its own BenchmarkDotNet process.
         Row("GC compacting gen2 (per survivor)", rounds, () => Collect(objects));
-        Row("Shrink FillFullestFirst", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst));
+        Row("Shrink FillFullestFirst (freed pages stay resident until reported)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst));
+        Row("Giving those pages back to the OS afterwards (ReportFreePages; per moved object)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst, timeReport: true));
+        Row("Shrink FillFullestFirst, pages back to the OS inside the shrink (FreePageReportingDelay = 0)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst, reportAtOnce: true));
         Row("Shrink FillFullestFirst, migrate frees each old object itself (Moved, not MovedOldLeft)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst, freeEachOld: true));
         Row("Shrink EmptyAllCandidates", rounds, () => Shrink(objects, DefragPolicy.EmptyAllCandidates));
         Row("Shrink FillFullestFirst, migrate moves nothing (core cost; per object it was offered)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst, moveNothing: true));
@@ -42,12 +44,24 @@ public static class DefragCpuTimeProbe
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"defrag-profile: {times - 1} shrinks, {cpu / 1e6:F1} ms CPU, {(double)cpu / Math.Max(1, moved):F0} ns per moved object"));
     }
 
-    private static (long Wall, long Cpu, long Moved) Shrink(int objects, DefragPolicy policy, bool moveNothing = false, bool freeEachOld = false)
+    /// <summary>
+    /// One shrink of a fresh fragmented cache, timed. Freed pages stay resident (reporting delay infinite) unless
+    /// <paramref name="reportAtOnce"/> (delay zero: every free gives its pages back). With <paramref name="timeReport"/>
+    /// the time returned is that of the <see cref="SlabAllocator.ReportFreePages"/> call after the shrink instead.
+    /// </summary>
+    private static (long Wall, long Cpu, long Moved) Shrink(int objects, DefragPolicy policy, bool moveNothing = false,
+        bool freeEachOld = false, bool reportAtOnce = false, bool timeReport = false)
     {
-        using var f = new FragmentedCache(objects, moveNothing);
+        using var f = new FragmentedCache(objects, moveNothing, reportAtOnce ? TimeSpan.Zero : Timeout.InfiniteTimeSpan);
         f.Table.LeaveOldToCore = !freeEachOld;
         long wall = Stopwatch.GetTimestamp(), cpu = ThreadCpuClock.NowNanoseconds();
         f.Cache.Shrink(policy);
+        if (timeReport)
+        {
+            wall = Stopwatch.GetTimestamp();
+            cpu = ThreadCpuClock.NowNanoseconds();
+            if (f.Allocator.ReportFreePages() == 0) throw new InvalidOperationException("the shrink left no page to report");
+        }
         cpu = ThreadCpuClock.NowNanoseconds() - cpu;
         long offered = f.Cache.Defrag.ObjectsMoved + f.Cache.Defrag.ObjectsBusy;
         return ((long)Stopwatch.GetElapsedTime(wall).TotalNanoseconds, cpu, offered);

@@ -16,7 +16,8 @@ public sealed record DefragOutcome(long LiveObjects, long Moved, long SlabsFreed
             if (s_cache.TryGetValue((method, objects), out var known)) return known;
             var outcome = method switch
             {
-                nameof(DefragBenchmarks.ShrinkFillFullestFirst) => Shrink(objects, DefragPolicy.FillFullestFirst),
+                nameof(DefragBenchmarks.ShrinkFillFullestFirst) or nameof(DefragBenchmarks.ShrinkFillFullestFirstAndReport)
+                    => Shrink(objects, DefragPolicy.FillFullestFirst),
                 nameof(DefragBenchmarks.ShrinkEmptyAllCandidates) => Shrink(objects, DefragPolicy.EmptyAllCandidates),
                 // The GC moves every survivor: no slabs.
                 _ => new DefragOutcome(Fragmentation.Survivors(objects), Fragmentation.Survivors(objects), 0, 0, 0, 0, Fragmentation.SurvivingFraction),

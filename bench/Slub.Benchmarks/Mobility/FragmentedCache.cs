@@ -18,9 +18,14 @@ public sealed class FragmentedCache : IDisposable
     public MovableObjectTable Table { get; }
     public CacheStatistics Before { get; }
 
-    public FragmentedCache(int objects, bool moveNothing = false)
+    /// <param name="objects">Objects allocated before the churn.</param>
+    /// <param name="moveNothing">See <see cref="MovableObjectTable"/>.</param>
+    /// <param name="freePageReportingDelay">The allocator's <see cref="SlabOptions.FreePageReportingDelay"/>; null = the
+    /// default. Measurements pass <see cref="Timeout.InfiniteTimeSpan"/> or zero, so no timer thread gives pages back
+    /// while they time (its CPU time would fall outside the measuring thread's).</param>
+    public FragmentedCache(int objects, bool moveNothing = false, TimeSpan? freePageReportingDelay = null)
     {
-        Allocator = KmemCacheAllocator.CreateAllocator(cpus: 1);
+        Allocator = KmemCacheAllocator.CreateAllocator(cpus: 1, freePageReportingDelay);
         Table = new MovableObjectTable(objects, moveNothing);
         Cache = Table.CreateMovableCache(Allocator, "frag-64");
         for (int i = 0; i < objects; i++) Table.Store(i, Cache.Alloc());

@@ -59,6 +59,7 @@ internal sealed unsafe class DemoWorkload
         // Flush the CPUs so "objects" is the exact live count (sysfs counts per-CPU free objects as used).
         foreach (var c in caches) c.FlushAll();
         var reports = caches.Select(Snapshot).ToList();
+        _allocator.ReportFreePages();   // both resident figures count only memory in use (see below)
         long rss = SlabAllocator.ResidentBytes();
         var buddy = Buddy();
 
@@ -79,6 +80,9 @@ internal sealed unsafe class DemoWorkload
         }
         MoveAndBalance(movable[0], reports[0], progress);
         var dcache = RunDcache(reports, progress);
+        // Freed slabs stay resident for SlabOptions.FreePageReportingDelay; report them now so the figure below
+        // shows what the OS got back rather than how far the timer had got.
+        _allocator.ReportFreePages();
         return new DemoReport(reports, rss, buddy, SlabAllocator.ResidentBytes(), Buddy(), rssStart, _seed) { Dcache = dcache };
     }
 

@@ -68,7 +68,7 @@ public sealed partial class SlabAllocator : IDisposable
         Options = options ?? new SlabOptions();
         Topology = Options.BuildTopology();
         _slubDebug = SlubDebugOption.Parse(Options.SlubDebug ?? Environment.GetEnvironmentVariable("SLUB_DEBUG"));
-        Pages = new PageAllocator(Topology, Options.BytesPerNode);
+        Pages = new PageAllocator(Topology, Options.BytesPerNode, Options.FreePageReportingDelay);
         Pages.FaultHook = (owner, _, _) => Faults.Page.ShouldFail((owner as Slab)?.Cache);
         int table = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(64, Environment.ProcessorCount));
         _cpuOfProcessor = new int[table];
@@ -276,6 +276,12 @@ public sealed partial class SlabAllocator : IDisposable
 
     /// <summary>Resident memory of the process in bytes.</summary>
     public static long ResidentBytes() => OsMemory.ResidentBytes();
+
+    /// <summary>
+    /// Gives every free page that is still resident back to the OS now, instead of after
+    /// <see cref="SlabOptions.FreePageReportingDelay"/>; returns the bytes given back. Thread-safe; runs on the caller.
+    /// </summary>
+    public long ReportFreePages() => Pages.ReportFreePages();
 
     public void Dispose()
     {

@@ -41,6 +41,15 @@ public sealed class SlabOptions
     /// </summary>
     public bool CpuPartialCountsSlabs { get; init; }
 
+    /// <summary>
+    /// How long memory freed by the slab layer (discarded slabs, large kmalloc blocks) stays resident before it is
+    /// given back to the OS — free page reporting, see <see cref="Pages.PageAllocator"/>. Default 100 ms: a slab
+    /// cache that shrinks and grows again reuses its frames without page faults, and a defragmentation pass does
+    /// not pay for <c>madvise</c>. <see cref="TimeSpan.Zero"/>: at once, inside every free;
+    /// <see cref="Timeout.InfiniteTimeSpan"/>: only on <see cref="SlabAllocator.ReportFreePages"/>.
+    /// </summary>
+    public TimeSpan FreePageReportingDelay { get; init; } = TimeSpan.FromMilliseconds(100);
+
     internal NumaTopology BuildTopology() =>
         EmulatedNodes is int n ? NumaTopology.Emulated(n, Cpus ?? Environment.ProcessorCount) : NumaTopology.Detect(Cpus);
 }

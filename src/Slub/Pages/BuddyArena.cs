@@ -10,7 +10,15 @@ namespace Slub.Pages;
 /// <remarks>
 /// Free blocks are kept on one doubly linked list per order, threaded through per-frame arrays (no
 /// allocation per operation). A block of order k at frame p has its buddy at p ^ (1 &lt;&lt; k); freeing
-/// merges with free buddies as far up as possible. Freed memory is handed back to the OS at once.
+/// merges with free buddies as far up as possible.
+/// <para><b>Giving memory back to the OS.</b> Either at once (each free discards its frames with <c>madvise</c>
+/// before the block joins the free lists) or later, like the kernel's free page reporting
+/// (<c>mm/page_reporting.c</c>): a free only marks its frames <i>unreported</i> (free but still resident), and
+/// <see cref="ReportBatch"/> later takes unreported free blocks off the free lists, discards them in coalesced
+/// runs without the zone lock, and puts them back. Allocating an unreported frame just clears its mark: it is
+/// reused without a page fault, with its old contents (as the kernel's page allocator, it does not zero).
+/// While a batch is out, its blocks still count as free (buddyinfo, <see cref="CanAllocate"/>); an allocation
+/// that finds nothing else waits for the batch to come back.</para>
 /// Thread-safety: all public members are safe to call from any thread; one lock per arena (the zone lock).
 /// </remarks>
 public sealed class BuddyArena : IDisposable
@@ -19,6 +27,10 @@ public sealed class BuddyArena : IDisposable
     public const int MaxOrder = 10;
 
     private const byte Allocated = 0xFF;   // _freeOrder value of a frame that is not the head of a free block
+    private const byte Reporting = 0xFE;   // _freeOrder value of the head of a free block a report batch has taken out
+
+    /// <summary>Most frames one report batch takes off the free lists (16 MiB): allocations wait for at most one batch.</summary>
+    internal const int ReportBatchFrames = 4096;
 
     private readonly Lock _lock = new();
     private readonly int _frames;
@@ -29,6 +41,14 @@ public sealed class BuddyArena : IDisposable
     private readonly PageBlock?[] _owner;  // per-frame descriptor of the allocated block covering it
     private long _freeFrames;
     private bool _disposed;
+    private readonly bool _deferDiscard;
+    private readonly ulong[] _unreported;   // bit per frame: free, not yet given back to the OS (deferred mode only)
+    private long _unreportedFrames, _reportedFrames;
+    private readonly long[] _reportingCount = new long[MaxOrder + 1];   // blocks per order out in a report batch
+    private readonly List<(int Pfn, int Order)> _batch = new();         // the batch out now (zone lock)
+    private readonly List<(int From, int To)> _runs = new();            // its unreported frame runs, to discard
+    private int _batchOut;                                               // 1 while a batch is off the free lists
+    private int _reportCursor;                                           // frame where the next batch starts looking
 
     /// <summary>The node this arena belongs to.</summary>
     public int Node { get; }
@@ -45,7 +65,16 @@ public sealed class BuddyArena : IDisposable
     /// <summary>Total number of frames.</summary>
     public int TotalFrames => _frames;
 
-    internal BuddyArena(int node, long bytes, bool bindToNode)
+    /// <summary>Free frames still resident: freed since the last report (always 0 when frees discard at once).</summary>
+    public long UnreportedFrames { get { lock (_lock) return _unreportedFrames; } }
+
+    /// <summary>Frames given back to the OS by report batches so far.</summary>
+    public long ReportedFrames => Volatile.Read(ref _reportedFrames);
+
+    /// <summary>Reserves the arena's address range (bound to <paramref name="node"/> when <paramref name="bindToNode"/>)
+    /// and puts all of it on the free lists. <paramref name="deferDiscard"/> false: every free gives its memory back
+    /// to the OS at once; true: frees leave it resident and <see cref="ReportBatch"/> gives it back later.</summary>
+    internal BuddyArena(int node, long bytes, bool bindToNode, bool deferDiscard = false)
     {
         long block = (long)OsMemory.PageSize << MaxOrder;
         if (bytes < block || bytes % block != 0)
@@ -58,6 +87,8 @@ public sealed class BuddyArena : IDisposable
         _next = new int[_frames];
         _prev = new int[_frames];
         _owner = new PageBlock?[_frames];
+        _deferDiscard = deferDiscard;
+        _unreported = new ulong[(_frames + 63) >> 6];
         Array.Fill(_freeOrder, Allocated);
         Array.Fill(_head, -1);
         for (int pfn = 0; pfn < _frames; pfn += 1 << MaxOrder)
@@ -76,12 +107,26 @@ public sealed class BuddyArena : IDisposable
     public bool TryAllocate(int order, PageBlock owner)
     {
         if ((uint)order > MaxOrder) throw new ArgumentOutOfRangeException(nameof(order), order, $"order must be 0..{MaxOrder}");
-        lock (_lock)
+        var spin = new SpinWait();
+        while (true)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            int k = order;
-            while (k <= MaxOrder && _head[k] < 0) k++;
-            if (k > MaxOrder) return false;
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                int k = order;
+                while (k <= MaxOrder && _head[k] < 0) k++;
+                if (k <= MaxOrder) { TakeBlock(k, order, owner); return true; }
+                // Blocks out in a report batch still count as free, and merged back they may fit: wait for them.
+                if (_batchOut == 0) return false;
+            }
+            spin.SpinOnce();   // a batch is out for one madvise of at most ReportBatchFrames frames
+        }
+    }
+
+    /// <summary>Takes the first free block of order <paramref name="k"/> and splits it down to <paramref name="order"/>. Zone lock held.</summary>
+    private void TakeBlock(int k, int order, PageBlock owner)
+    {
+        {
             int pfn = _head[k];
             RemoveFree(pfn, k);
             while (k > order)   // split: keep the lower half, free the upper half
@@ -95,18 +140,66 @@ public sealed class BuddyArena : IDisposable
             owner.Node = Node;
             owner.Pfn = pfn;
             _owner.AsSpan(pfn, 1 << order).Fill(owner);
-            return true;
+            if (_unreportedFrames != 0) _unreportedFrames -= ClearUnreported(pfn, 1 << order);
         }
     }
 
     /// <summary>Frees a block allocated by <see cref="TryAllocate"/>, merging it with free buddies, and gives its memory back to the OS.</summary>
     public void Free(PageBlock block)
     {
+        if (_deferDiscard)
+        {
+            lock (_lock) { FreeLocked(block); MarkUnreported(block.Pfn, 1 << block.Order); }
+            return;
+        }
         // Give the memory back while the block is still ours: once it is on a free list another thread may
         // allocate and fill it, and a late MADV_DONTNEED would wipe that thread's data.
         if (IsOwnedBy(block))
             OsMemory.Discard(block.Address, (nuint)block.Bytes);
         lock (_lock) FreeLocked(block);
+    }
+
+    /// <summary>Marks freed frames as still resident. Zone lock held.</summary>
+    private void MarkUnreported(int pfn, int count)
+    {
+        for (int f = pfn, end = pfn + count; f < end;)
+        {
+            int bit = f & 63, n = Math.Min(64 - bit, end - f);
+            ulong mask = (n == 64 ? ulong.MaxValue : (1UL << n) - 1) << bit;
+            _unreportedFrames += n - BitOperations.PopCount(_unreported[f >> 6] & mask);
+            _unreported[f >> 6] |= mask;
+            f += n;
+        }
+    }
+
+    /// <summary>Clears the unreported marks of a range, adding each run of marked frames to <see cref="_runs"/>; returns how many were marked. Zone lock held.</summary>
+    private int TakeUnreportedRuns(int pfn, int count)
+    {
+        int taken = 0, run = -1, end = pfn + count;
+        for (int f = pfn; f < end; f++)
+        {
+            bool marked = (_unreported[f >> 6] & (1UL << f)) != 0;
+            if (marked && run < 0) run = f;
+            else if (!marked && run >= 0) { _runs.Add((run, f)); taken += f - run; run = -1; }
+        }
+        if (run >= 0) { _runs.Add((run, end)); taken += end - run; }
+        ClearUnreported(pfn, count);
+        return taken;
+    }
+
+    /// <summary>Clears the unreported marks of a range; returns how many were set. Zone lock held.</summary>
+    private int ClearUnreported(int pfn, int count)
+    {
+        int cleared = 0;
+        for (int f = pfn, end = pfn + count; f < end;)
+        {
+            int bit = f & 63, n = Math.Min(64 - bit, end - f);
+            ulong mask = (n == 64 ? ulong.MaxValue : (1UL << n) - 1) << bit;
+            cleared += BitOperations.PopCount(_unreported[f >> 6] & mask);
+            _unreported[f >> 6] &= ~mask;
+            f += n;
+        }
+        return cleared;
     }
 
     /// <summary>Returns a block to the free lists, merging buddies. Zone lock held; the memory was already discarded.</summary>
@@ -117,6 +210,12 @@ public sealed class BuddyArena : IDisposable
             throw new InvalidOperationException($"node {Node}: free of a block that is not allocated here (pfn {pfn}, order {order})");
         _owner.AsSpan(pfn, 1 << order).Clear();
         _freeFrames += 1L << order;
+        MergeAndPush(pfn, order);
+    }
+
+    /// <summary>Puts a free block on the free lists, merged with its free buddies. Zone lock held.</summary>
+    private void MergeAndPush(int pfn, int order)
+    {
         while (order < MaxOrder)
         {
             int buddy = pfn ^ (1 << order);
@@ -137,6 +236,14 @@ public sealed class BuddyArena : IDisposable
     public void FreeMany(Span<PageBlock> blocks)
     {
         if (blocks.IsEmpty) return;
+        if (_deferDiscard)
+        {
+            lock (_lock)
+            {
+                foreach (var block in blocks) { FreeLocked(block); MarkUnreported(block.Pfn, 1 << block.Order); }
+            }
+            return;
+        }
         // Mark the frames of the blocks still ours in a bitmap over the range they span, then madvise each
         // run of marked frames: linear in the range, no sort.
         int lo = int.MaxValue, hi = 0;
@@ -179,6 +286,94 @@ public sealed class BuddyArena : IDisposable
         }
     }
 
+    /// <summary>
+    /// Gives one batch of unreported free memory back to the OS (the kernel's <c>page_reporting_process_zone</c>):
+    /// under the zone lock, takes free blocks holding unreported frames off the free lists (at most
+    /// <see cref="ReportBatchFrames"/> frames); without it, discards them in runs of adjacent blocks; under it
+    /// again, puts them back (merging) with their marks cleared. Returns the frames given back; 0 when nothing
+    /// was left to report. Only one batch is out at a time; a second caller returns 0 at once.
+    /// </summary>
+    public int ReportBatch()
+    {
+        lock (_lock)
+        {
+            if (_disposed || _batchOut != 0 || _unreportedFrames == 0) return 0;
+            int words = _unreported.Length, taken = 0;
+            for (int i = 0; i < words && taken < ReportBatchFrames; i++)
+            {
+                int w = (_reportCursor + i) % words;
+                while (_unreported[w] != 0 && taken < ReportBatchFrames)
+                {
+                    int f = (w << 6) + BitOperations.TrailingZeroCount(_unreported[w]);
+                    var (head, order) = FreeBlockCovering(f);
+                    if (head < 0) throw new InvalidOperationException($"node {Node}: frame {f} is marked unreported but is not free");
+                    RemoveFree(head, order);
+                    _freeOrder[head] = Reporting;
+                    _reportingCount[order]++;
+                    _batch.Add((head, order));
+                    taken += 1 << order;
+                    // Only its unreported frames need discarding (a block may have merged with clean buddies).
+                    // Clear the marks now (the block is out; nobody else sees it) so the scan moves on.
+                    _unreportedFrames -= TakeUnreportedRuns(head, 1 << order);
+                }
+                if (taken >= ReportBatchFrames) { _reportCursor = w; break; }
+            }
+            if (_batch.Count == 0) return 0;
+            _batchOut = 1;
+        }
+        int given = 0;
+        try
+        {
+            _runs.Sort();
+            for (int i = 0; i < _runs.Count;)
+            {
+                var (from, to) = _runs[i];
+                int j = i + 1;
+                while (j < _runs.Count && _runs[j].From == to) to = _runs[j++].To;   // adjacent runs: one call
+                DiscardFrames(from, to);
+                i = j;
+            }
+            foreach (var (from, to) in _runs) given += to - from;
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                foreach (var (head, order) in _batch)
+                {
+                    _reportingCount[order]--;
+                    _freeOrder[head] = Allocated;
+                    MergeAndPush(head, order);   // its frames never stopped counting as free (_freeFrames)
+                }
+                _batch.Clear();
+                _runs.Clear();
+                _batchOut = 0;
+            }
+        }
+        Interlocked.Add(ref _reportedFrames, given);
+        return given;
+    }
+
+    /// <summary>Gives all unreported free memory back to the OS, batch by batch. Returns the frames given back.</summary>
+    public long ReportAll()
+    {
+        long total = 0;
+        int n;
+        while ((n = ReportBatch()) > 0) total += n;
+        return total;
+    }
+
+    /// <summary>The free block (head, order) on the free lists that covers frame <paramref name="f"/>, or (-1, -1). Zone lock held.</summary>
+    private (int Head, int Order) FreeBlockCovering(int f)
+    {
+        for (int k = 0; k <= MaxOrder; k++)
+        {
+            int head = f & ~((1 << k) - 1);
+            if (_freeOrder[head] == k) return (head, k);
+        }
+        return (-1, -1);
+    }
+
     private void DiscardFrames(int from, int to) =>
         OsMemory.Discard(Base + ((nint)from << OsMemory.PageShift), (nuint)((long)(to - from) << OsMemory.PageShift));
 
@@ -213,7 +408,12 @@ public sealed class BuddyArena : IDisposable
     /// <summary>Free blocks per order, as one row of /proc/buddyinfo.</summary>
     public long[] FreeBlocksPerOrder()
     {
-        lock (_lock) return (long[])_freeCount.Clone();
+        lock (_lock)
+        {
+            var counts = (long[])_freeCount.Clone();
+            for (int k = 0; k <= MaxOrder; k++) counts[k] += _reportingCount[k];   // out in a report batch, still free
+            return counts;
+        }
     }
 
     /// <summary>True if an order-<paramref name="order"/> block could be allocated right now.</summary>
@@ -222,7 +422,7 @@ public sealed class BuddyArena : IDisposable
         lock (_lock)
         {
             for (int k = order; k <= MaxOrder; k++)
-                if (_freeCount[k] > 0) return true;
+                if (_freeCount[k] + _reportingCount[k] > 0) return true;
             return false;
         }
     }
@@ -251,7 +451,24 @@ public sealed class BuddyArena : IDisposable
                 if (n != _freeCount[k]) throw new InvalidOperationException($"order {k}: count {_freeCount[k]} but list has {n}");
                 free += n << k;
             }
+            foreach (var (head, order) in _batch)
+            {
+                for (int f = head; f < head + (1 << order); f++)
+                {
+                    if (seen[f] || _owner[f] is not null) throw new InvalidOperationException($"frame {f} out for reporting and free or owned");
+                    seen[f] = true;
+                }
+                free += 1L << order;
+            }
             if (free != _freeFrames) throw new InvalidOperationException($"free frames {_freeFrames} but lists hold {free}");
+            long unreported = 0;
+            for (int f = 0; f < _frames; f++)
+            {
+                if ((_unreported[f >> 6] & (1UL << f)) == 0) continue;
+                unreported++;
+                if (_owner[f] is not null) throw new InvalidOperationException($"frame {f} is allocated but marked unreported");
+            }
+            if (unreported != _unreportedFrames) throw new InvalidOperationException($"unreported frames {_unreportedFrames} but {unreported} marked");
             for (int f = 0; f < _frames; f++)
                 if (!seen[f] && _owner[f] is null) throw new InvalidOperationException($"frame {f} neither free nor owned");
         }
@@ -283,6 +500,10 @@ public sealed class BuddyArena : IDisposable
             if (_disposed) return;
             _disposed = true;
         }
+        // A report batch may be discarding frames without the lock: unmapping under it could let the range be
+        // mapped again by someone else before its madvise runs.
+        var spin = new SpinWait();
+        while (Volatile.Read(ref _batchOut) != 0) spin.SpinOnce();
         OsMemory.Release(Base, (nuint)Bytes);
     }
 

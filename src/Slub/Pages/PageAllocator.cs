@@ -2,11 +2,23 @@ namespace Slub.Pages;
 
 /// <summary>
 /// The page allocator: one <see cref="BuddyArena"/> per NUMA node, allocation with node preference and
-/// fallback, and buddyinfo. Thread-safety: every member may be called from any thread.
+/// fallback, buddyinfo, and free page reporting (giving freed memory back to the OS after a delay).
+/// Thread-safety: every member may be called from any thread.
 /// </summary>
+/// <remarks>
+/// <b>Free page reporting.</b> With a positive <see cref="ReportingDelay"/>, frees leave their memory resident
+/// and the first free after a report arms a one-shot timer; when it fires, a thread-pool thread gives every
+/// unreported free block back to the OS (<see cref="ReportFreePages"/>), in batches, as the kernel reports free
+/// pages to a hypervisor two seconds after they were freed. Slab churn then reuses resident frames without a
+/// page fault, and the cost of <c>madvise</c> leaves the freeing thread — a defragmentation pass frees thousands of
+/// slabs. <see cref="TimeSpan.Zero"/> gives memory back inside every free; <see cref="Timeout.InfiniteTimeSpan"/>
+/// only when <see cref="ReportFreePages"/> is called.
+/// </remarks>
 public sealed class PageAllocator : IDisposable
 {
     private readonly BuddyArena[] _arenas;
+    private readonly Timer? _reportTimer;
+    private int _reportArmed, _disposed;
 
     /// <summary>The node layout this allocator serves.</summary>
     public NumaTopology Topology { get; }
@@ -23,14 +35,33 @@ public sealed class PageAllocator : IDisposable
     /// </summary>
     internal Func<PageBlock, int, int, bool>? FaultHook { get; set; }
 
-    public PageAllocator(NumaTopology topology, long bytesPerNode)
+    /// <summary>How long freed memory stays resident before it is given back to the OS (see remarks).</summary>
+    public TimeSpan ReportingDelay { get; }
+
+    /// <summary>Free memory still resident, in bytes (0 when <see cref="ReportingDelay"/> is zero).</summary>
+    public long UnreportedBytes => _arenas.Sum(a => a.UnreportedFrames) << OsMemory.PageShift;
+
+    /// <summary>Bytes given back to the OS by free page reporting so far.</summary>
+    public long ReportedBytes => _arenas.Sum(a => a.ReportedFrames) << OsMemory.PageShift;
+
+    public PageAllocator(NumaTopology topology, long bytesPerNode) : this(topology, bytesPerNode, TimeSpan.Zero) { }
+
+    /// <summary>One arena of <paramref name="bytesPerNode"/> per node of <paramref name="topology"/>; freed memory goes back
+    /// to the OS after <paramref name="reportingDelay"/> (zero, positive, or <see cref="Timeout.InfiniteTimeSpan"/>; see <see cref="ReportingDelay"/>).</summary>
+    public PageAllocator(NumaTopology topology, long bytesPerNode, TimeSpan reportingDelay)
     {
+        if (reportingDelay < TimeSpan.Zero && reportingDelay != Timeout.InfiniteTimeSpan)
+            throw new ArgumentOutOfRangeException(nameof(reportingDelay), reportingDelay, "the reporting delay must be zero, positive or infinite");
         Topology = topology;
+        ReportingDelay = reportingDelay;
+        bool defer = reportingDelay != TimeSpan.Zero;
         _arenas = new BuddyArena[topology.NodeCount];
         try
         {
             for (int n = 0; n < _arenas.Length; n++)
-                _arenas[n] = new BuddyArena(n, bytesPerNode, topology.IsReal);
+                _arenas[n] = new BuddyArena(n, bytesPerNode, topology.IsReal, defer);
+            if (defer && reportingDelay != Timeout.InfiniteTimeSpan)
+                _reportTimer = new Timer(static s => ((PageAllocator)s!).ReportFromTimer(), this, Timeout.Infinite, Timeout.Infinite);
         }
         catch
         {
@@ -63,12 +94,45 @@ public sealed class PageAllocator : IDisposable
     }
 
     /// <summary>Frees a block to the arena it came from.</summary>
-    public void Free(PageBlock block) => _arenas[block.Node].Free(block);
+    public void Free(PageBlock block)
+    {
+        _arenas[block.Node].Free(block);
+        ArmReport();
+    }
+
+    /// <summary>
+    /// Gives all free memory that is still resident back to the OS now, batch by batch (one <c>madvise</c> per run
+    /// of adjacent free blocks). Returns the bytes given back. Runs on the calling thread; safe beside allocation
+    /// and free on others (what a batch has taken out counts as free, and allocations that need it wait for it).
+    /// </summary>
+    public long ReportFreePages()
+    {
+        long frames = 0;
+        foreach (var a in _arenas) frames += a.ReportAll();
+        return frames << OsMemory.PageShift;
+    }
+
+    /// <summary>Arms the one-shot report timer unless it is armed already (cheap: one read when it is).</summary>
+    private void ArmReport()
+    {
+        if (_reportTimer is null || Volatile.Read(ref _reportArmed) != 0) return;
+        if (Interlocked.Exchange(ref _reportArmed, 1) != 0) return;
+        try { _reportTimer.Change(ReportingDelay, Timeout.InfiniteTimeSpan); }
+        catch (ObjectDisposedException) { }   // the allocator is being disposed
+    }
+
+    private void ReportFromTimer()
+    {
+        // Disarm first: frees that land during the report arm the next one.
+        Volatile.Write(ref _reportArmed, 0);
+        if (Volatile.Read(ref _disposed) != 0) return;
+        ReportFreePages();
+    }
 
     /// <summary>Frees several blocks (any nodes): one <c>madvise</c> per run of adjacent blocks (<see cref="BuddyArena.FreeMany"/>). May reorder <paramref name="blocks"/>.</summary>
     public void FreeMany(Span<PageBlock> blocks)
     {
-        if (_arenas.Length == 1) { _arenas[0].FreeMany(blocks); return; }
+        if (_arenas.Length == 1) { _arenas[0].FreeMany(blocks); ArmReport(); return; }
         blocks.Sort(static (a, b) => a.Node.CompareTo(b.Node));
         for (int i = 0; i < blocks.Length;)
         {
@@ -77,6 +141,7 @@ public sealed class PageAllocator : IDisposable
             _arenas[blocks[i].Node].FreeMany(blocks[i..j]);
             i = j;
         }
+        ArmReport();
     }
 
     /// <summary>The descriptor of the allocated block containing <paramref name="address"/>, or null.</summary>
@@ -118,6 +183,8 @@ public sealed class PageAllocator : IDisposable
 
     public void Dispose()
     {
-        foreach (var a in _arenas) a.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _reportTimer?.Dispose();
+        foreach (var a in _arenas) a.Dispose();   // each waits for a report batch of its own still out
     }
 }
