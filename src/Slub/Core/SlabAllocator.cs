@@ -11,7 +11,7 @@ namespace Slub;
 /// <para><b>Locking order</b> (written once here and in docs/architecture.md; every path takes a subset in
 /// this order): <c>SlabMutex</c> (cache list) → CPU lock (<see cref="KmemCacheCpu"/>) → node list lock →
 /// slab lock → buddy arena lock → a cache's spare-descriptor lock (a leaf). Mobility callbacks run with none of them held, except isolate, which runs
-/// under one slab lock.</para>
+/// under one slab lock. Free page reporting gives memory back to the OS with none of them held.</para>
 /// <para><b>Thread-safety.</b> Creating, finding and destroying caches, and all defrag entry points, are
 /// safe from any thread.</para>
 /// </remarks>

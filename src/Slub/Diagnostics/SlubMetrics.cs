@@ -9,7 +9,8 @@ namespace Slub.Diagnostics;
 /// collects, nothing is counted on the allocation path.
 /// </summary>
 /// <remarks>
-/// <para>Instruments (every measurement carries the attribute <c>slub.cache.name</c>):</para>
+/// <para>Instruments (the <c>slub.cache.*</c> and <c>slub.defrag.*</c> ones carry the attribute <c>slub.cache.name</c>;
+/// the <c>slub.pages.*</c> ones are allocator-wide):</para>
 /// <list type="table">
 /// <item><term><c>slub.cache.pages</c></term><description>ObservableUpDownCounter, <c>{page}</c>: pages held by the cache's slabs.</description></item>
 /// <item><term><c>slub.cache.objects</c></term><description>ObservableUpDownCounter, <c>{object}</c>: objects in use (as sysfs <c>objects</c>).</description></item>
@@ -17,6 +18,8 @@ namespace Slub.Diagnostics;
 /// <item><term><c>slub.defrag.objects_moved</c></term><description>ObservableCounter, <c>{object}</c>: objects moved by SMO defragmentation (movable caches).</description></item>
 /// <item><term><c>slub.defrag.slabs_freed</c></term><description>ObservableCounter, <c>{slab}</c>: slabs freed by defragmentation.</description></item>
 /// <item><term><c>slub.defrag.cpu_time</c></term><description>ObservableCounter, <c>s</c>: CPU time of the background defragmenter spent on the cache.</description></item>
+/// <item><term><c>slub.pages.unreported</c></term><description>ObservableUpDownCounter, <c>By</c>: free memory still resident, waiting for free page reporting.</description></item>
+/// <item><term><c>slub.pages.reported</c></term><description>ObservableCounter, <c>By</c>: memory given back to the OS by free page reporting.</description></item>
 /// </list>
 /// <para>The meter comes from <see cref="IMeterFactory"/> when one is given (the host's DI container owns
 /// it); otherwise this object creates its own <c>Meter("Slub")</c> and disposes it. It does not use one
@@ -58,9 +61,16 @@ public sealed class SlubMetrics : IDisposable
             unit: "{slab}", description: "Slabs freed by slab defragmentation.");
         Meter.CreateObservableCounter("slub.defrag.cpu_time", CpuTimes,
             unit: "s", description: "CPU time the background defragmenter spent on the cache.");
+        Meter.CreateObservableUpDownCounter("slub.pages.unreported", () => PageFigure(p => p.UnreportedBytes),
+            unit: "By", description: "Free memory still resident, not yet given back to the OS (free page reporting).");
+        Meter.CreateObservableCounter("slub.pages.reported", () => PageFigure(p => p.ReportedBytes),
+            unit: "By", description: "Memory given back to the OS by free page reporting.");
     }
 
     private static KeyValuePair<string, object?> Tag(KmemCache c) => new(CacheNameAttribute, c.Name);
+
+    private IEnumerable<Measurement<long>> PageFigure(Func<Pages.PageAllocator, long> pick) =>
+        _disposed ? [] : [new Measurement<long>(pick(_allocator.Pages))];
 
     private IEnumerable<Measurement<long>> PerCache(bool all, Func<CacheStatistics, long> pick)
     {

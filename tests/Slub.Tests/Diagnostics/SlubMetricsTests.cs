@@ -71,6 +71,35 @@ public class SlubMetricsTests
     }
 
     [Fact]
+    public void FreePageReportingIsReported()
+    {
+        using var a = new SlabAllocator(new SlabOptions
+        {
+            BytesPerNode = 64L << 20, EmulatedNodes = 1, Cpus = 1, SlubDebug = "-",
+            FreePageReportingDelay = Timeout.InfiniteTimeSpan,
+        });
+        var c = a.CreateCache("metrics_pages", 512, flags: SlabFlags.NoMerge);
+        var objs = Enumerable.Range(0, 2000).Select(_ => c.Alloc()).ToList();
+        foreach (var p in objs) c.Free(p);
+        c.Shrink();
+        using var metrics = new SlubMetrics(a);
+        double Value(List<Seen> seen, string name) => seen.Single(s => s.Instrument == name && s.Cache is null).Value;
+
+        var before = Collect(metrics.Meter);
+        Assert.Equal(a.Pages.UnreportedBytes, Value(before, "slub.pages.unreported"));
+        Assert.True(Value(before, "slub.pages.unreported") >= 2000 * 512);
+        Assert.Equal(0, Value(before, "slub.pages.reported"));
+
+        long given = a.ReportFreePages();
+        var after = Collect(metrics.Meter);
+        Assert.Equal(0, Value(after, "slub.pages.unreported"));
+        Assert.Equal(given, Value(after, "slub.pages.reported"));
+        var kinds = after.Where(s => s.Instrument.StartsWith("slub.pages.")).ToDictionary(s => s.Instrument, s => (s.Unit, s.Kind));
+        Assert.Equal(("By", "ObservableUpDownCounter`1"), kinds["slub.pages.unreported"]);
+        Assert.Equal(("By", "ObservableCounter`1"), kinds["slub.pages.reported"]);
+    }
+
+    [Fact]
     public void BackgroundCpuTimeIsReported()
     {
         using var a = TestAllocator.Create();
