@@ -52,22 +52,25 @@ public sealed unsafe class MovableObjectTable
     }
 
     /// <summary>
-    /// For each object: a new one on <paramref name="node"/>, copy 64 bytes, redirect the single reference,
-    /// free the old one (or, with <see cref="LeaveOldToCore"/>, report <see cref="MigrateResult.MovedOldLeft"/>
-    /// and let the core free all old objects of the slab at once). This is the whole per-object cost the
-    /// "ns per moved object" figure contains.
+    /// For each object: a new one on <paramref name="node"/> (all of the call's replacements taken up front with
+    /// <see cref="KmemCache.AllocBulk"/>, which hands out the core's reserved target slots in one pass), copy 64 bytes,
+    /// redirect the single reference, free the old one (or, with <see cref="LeaveOldToCore"/>, report
+    /// <see cref="MigrateResult.MovedOldLeft"/> and let the core free all old objects of the slab at once). This is
+    /// the whole per-object cost the "ns per moved object" figure contains.
     /// </summary>
     private void Migrate(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? state, Span<MigrateResult> results)
     {
+        if (_moveNothing) { results.Fill(MigrateResult.Later); return; }
+        Span<nint> fresh = objects.Length <= 512 ? stackalloc nint[objects.Length] : new nint[objects.Length];
+        int got = cache.AllocBulk(fresh, node), used = 0;
         fixed (nint* refs = _refs)
         {
             for (int i = 0; i < objects.Length; i++)
             {
                 nint old = objects[i];
                 if (old == 0) { results[i] = MigrateResult.Skipped; continue; }
-                if (_moveNothing) { results[i] = MigrateResult.Later; continue; }
-                nint moved = cache.TryAllocNode(node);
-                if (moved == 0) { results[i] = MigrateResult.Later; continue; }
+                if (used == got) { results[i] = MigrateResult.Later; continue; }   // no memory: stays where it is
+                nint moved = fresh[used++];
                 Buffer.MemoryCopy((void*)old, (void*)moved, ObjectBytes, ObjectBytes);
                 long slot = *(long*)old;
                 refs[slot] = moved;
@@ -77,6 +80,7 @@ public sealed unsafe class MovableObjectTable
                 results[i] = MigrateResult.Moved;
             }
         }
+        if (used < got) cache.FreeBulk(fresh[used..got]);
     }
 
     /// <summary>Report <see cref="MigrateResult.MovedOldLeft"/> instead of freeing each old object (default: true).</summary>

@@ -35,6 +35,33 @@ public sealed unsafe partial class KmemCache
         }
     }
 
+    /// <summary>
+    /// Fills <paramref name="objects"/> with free slots of the reserved target, reserving the next target when one
+    /// runs out, as <see cref="TakeReserved"/> one call per object would. Returns how many: fewer only when no
+    /// further target can be reserved.
+    /// </summary>
+    private int TakeReservedBulk(MigrationContext ctx, Span<nint> objects)
+    {
+        int i = 0;
+        while (true)
+        {
+            if (ctx.Target is { } t)
+            {
+                nint first = t.FirstObject;
+                while (i < objects.Length && ctx.Word < ctx.Words)
+                {
+                    ulong bits = ctx.Slots[ctx.Word];
+                    if (bits == 0) { ctx.Word++; continue; }
+                    ctx.Slots[ctx.Word] = bits & (bits - 1);
+                    objects[i++] = first + (nint)((ctx.Word << 6) + BitOperations.TrailingZeroCount(bits)) * _size;
+                    PrefetchNextSlot(ctx, t);
+                }
+                if (i == objects.Length) return i;
+            }
+            if (ctx.Exhausted || !ReserveTarget(ctx)) return i;
+        }
+    }
+
     /// <summary>Releases the current target and reserves the next one. False when none can be had (marks the context exhausted).</summary>
     private bool ReserveTarget(MigrationContext ctx)
     {
