@@ -139,17 +139,23 @@ public unsafe class FreePageReportingTests
     public void ReportsRacingAllocationAndFreeNeverTouchALiveBlock()
     {
         using var pages = Deferred();
-        using var stop = new CancellationTokenSource();
         long damaged = 0, reported = 0;
-        var reporter = Task.Run(() =>
+        int stop = 0;
+        using var reporterRunning = new ManualResetEventSlim();
+        // Own threads, not the pool: with the suite's other tests running on two cores a pool task could start late.
+        var reporter = new Thread(() =>
         {
-            while (!stop.IsCancellationRequested) reported += pages.ReportFreePages();
+            reporterRunning.Set();
+            while (Volatile.Read(ref stop) == 0) Interlocked.Add(ref reported, pages.ReportFreePages());
         });
-        var workers = Enumerable.Range(0, 2).Select(w => Task.Run(() =>
+        reporter.Start();
+        reporterRunning.Wait();
+        var workers = Enumerable.Range(0, 2).Select(w => new Thread(() =>
         {
             var rng = new Random(w);
             var live = new List<(Block B, ulong Stamp)>();
-            for (int i = 0; i < 20_000; i++)
+            // At least 20 000 steps, and on until the reporter has given something back while this thread runs.
+            for (int i = 0; i < 20_000 || (Interlocked.Read(ref reported) == 0 && i < 2_000_000); i++)
             {
                 if (live.Count < 24 && (live.Count == 0 || rng.Next(2) == 0))
                 {
@@ -175,12 +181,13 @@ public unsafe class FreePageReportingTests
                 pages.Free(b);
             }
         })).ToArray();
-        Task.WaitAll(workers);
-        stop.Cancel();
-        reporter.Wait();
+        foreach (var t in workers) t.Start();
+        foreach (var t in workers) t.Join();
+        Volatile.Write(ref stop, 1);
+        reporter.Join();
         pages.ReportFreePages();
         Assert.Equal(0, damaged);
-        Assert.True(reported > 0, "the reporter never ran beside the workers");
+        Assert.True(Interlocked.Read(ref reported) > 0, "the reporter never gave anything back beside the workers");
         Assert.Equal(0, pages.UnreportedBytes);
         pages.Arenas[0].CheckConsistency();
         Assert.Equal(pages.Arenas[0].TotalFrames, pages.Arenas[0].FreeFrames);
