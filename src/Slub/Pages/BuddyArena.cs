@@ -29,8 +29,9 @@ public sealed class BuddyArena : IDisposable
     private const byte Allocated = 0xFF;   // _freeOrder value of a frame that is not the head of a free block
     private const byte Reporting = 0xFE;   // _freeOrder value of the head of a free block a report batch has taken out
 
-    /// <summary>Most frames one report batch takes off the free lists (16 MiB): allocations wait for at most one batch.</summary>
-    internal const int ReportBatchFrames = 4096;
+    /// <summary>Most frames one report batch takes off the free lists (4 MiB, one <c>madvise</c> pass of well under a
+    /// millisecond): an allocation that needs one of them waits for at most that.</summary>
+    internal const int ReportBatchFrames = 1024;
 
     private readonly Lock _lock = new();
     private readonly int _frames;
