@@ -73,15 +73,8 @@ public class SlubMetricsTests
     [Fact]
     public void FreePageReportingIsReported()
     {
-        using var a = new SlabAllocator(new SlabOptions
-        {
-            BytesPerNode = 64L << 20, EmulatedNodes = 1, Cpus = 1, SlubDebug = "-",
-            FreePageReportingDelay = Timeout.InfiniteTimeSpan,
-        });
-        var c = a.CreateCache("metrics_pages", 512, flags: SlabFlags.NoMerge);
-        var objs = Enumerable.Range(0, 2000).Select(_ => c.Alloc()).ToList();
-        foreach (var p in objs) c.Free(p);
-        c.Shrink();
+        var (a, _) = TestAllocator.WithShrunkCache("metrics_pages", 512, 2000);
+        using var _a = a;
         using var metrics = new SlubMetrics(a);
         double Value(List<Seen> seen, string name) => seen.Single(s => s.Instrument == name && s.Cache is null).Value;
 

@@ -211,15 +211,8 @@ public unsafe class FreePageReportingTests
     [Fact]
     public void AShrunkCacheLeavesItsPagesResidentUntilTheAllocatorReportsThem()
     {
-        using var a = new SlabAllocator(new SlabOptions
-        {
-            BytesPerNode = 64L << 20, EmulatedNodes = 1, Cpus = 1, SlubDebug = "-",
-            FreePageReportingDelay = Timeout.InfiniteTimeSpan,
-        });
-        var c = a.CreateCache("report_me", 256, flags: SlabFlags.NoMerge);
-        var objs = Enumerable.Range(0, 10_000).Select(_ => c.Alloc()).ToList();
-        foreach (var p in objs) c.Free(p);
-        c.Shrink();
+        var (a, c) = TestAllocator.WithShrunkCache("report_me", 256, 10_000);
+        using var _a = a;
         Assert.Equal(0, c.GetStatistics().Slabs);
         long unreported = a.Pages.UnreportedBytes;
         Assert.True(unreported >= 10_000L * 256, $"only {unreported} bytes left resident");
