@@ -49,7 +49,7 @@ public sealed class BuddyArena : IDisposable
     private readonly List<(int Pfn, int Order)> _batch = new();         // the batch out now (zone lock)
     private readonly List<(int From, int To)> _runs = new();            // its unreported frame runs, to discard
     private int _batchOut;                                               // 1 while a batch is off the free lists
-    private int _reportCursor;                                           // frame where the next batch starts looking
+    private int _reportCursor;                                           // word of _unreported where the next batch starts looking
 
     /// <summary>The node this arena belongs to.</summary>
     public int Node { get; }
@@ -127,25 +127,23 @@ public sealed class BuddyArena : IDisposable
     /// <summary>Takes the first free block of order <paramref name="k"/> and splits it down to <paramref name="order"/>. Zone lock held.</summary>
     private void TakeBlock(int k, int order, PageBlock owner)
     {
+        int pfn = _head[k];
+        RemoveFree(pfn, k);
+        while (k > order)   // split: keep the lower half, free the upper half
         {
-            int pfn = _head[k];
-            RemoveFree(pfn, k);
-            while (k > order)   // split: keep the lower half, free the upper half
-            {
-                k--;
-                PushFree(pfn + (1 << k), k);
-            }
-            _freeFrames -= 1L << order;
-            owner.Address = Base + ((nint)pfn << OsMemory.PageShift);
-            owner.Order = order;
-            owner.Node = Node;
-            owner.Pfn = pfn;
-            _owner.AsSpan(pfn, 1 << order).Fill(owner);
-            if (_unreportedFrames != 0) _unreportedFrames -= ClearUnreported(pfn, 1 << order);
+            k--;
+            PushFree(pfn + (1 << k), k);
         }
+        _freeFrames -= 1L << order;
+        owner.Address = Base + ((nint)pfn << OsMemory.PageShift);
+        owner.Order = order;
+        owner.Node = Node;
+        owner.Pfn = pfn;
+        _owner.AsSpan(pfn, 1 << order).Fill(owner);
+        if (_unreportedFrames != 0) _unreportedFrames -= ClearUnreported(pfn, 1 << order);   // reused resident, as is
     }
 
-    /// <summary>Frees a block allocated by <see cref="TryAllocate"/>, merging it with free buddies, and gives its memory back to the OS.</summary>
+    /// <summary>Frees a block allocated by <see cref="TryAllocate"/>, merging it with free buddies; gives its memory back to the OS now, or marks it for a later report (see remarks).</summary>
     public void Free(PageBlock block)
     {
         if (_deferDiscard)
