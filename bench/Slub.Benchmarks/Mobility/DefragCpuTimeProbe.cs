@@ -24,6 +24,7 @@ public static class DefragCpuTimeProbe
         Row("GC compacting gen2 (per survivor)", rounds, () => Collect(objects));
         Row("Shrink FillFullestFirst (freed pages stay resident until reported)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst));
         Row("Giving those pages back to the OS afterwards (ReportFreePages; per moved object)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst, timeReport: true));
+        Row("Shrink FillFullestFirst, 64-byte slots (free pointer inside the object; the GC's footprint)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst, slotsOf64: true));
         Row("Shrink FillFullestFirst, pages back to the OS inside the shrink (FreePageReportingDelay = 0)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst, reportAtOnce: true));
         Row("Shrink FillFullestFirst, migrate frees each old object itself (Moved, not MovedOldLeft)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst, freeEachOld: true));
         Row("Shrink EmptyAllCandidates", rounds, () => Shrink(objects, DefragPolicy.EmptyAllCandidates));
@@ -50,9 +51,9 @@ public static class DefragCpuTimeProbe
     /// the time returned is that of the <see cref="SlabAllocator.ReportFreePages"/> call after the shrink instead.
     /// </summary>
     private static (long Wall, long Cpu, long Moved) Shrink(int objects, DefragPolicy policy, bool moveNothing = false,
-        bool freeEachOld = false, bool reportAtOnce = false, bool timeReport = false)
+        bool freeEachOld = false, bool reportAtOnce = false, bool timeReport = false, bool slotsOf64 = false)
     {
-        using var f = new FragmentedCache(objects, moveNothing, reportAtOnce ? TimeSpan.Zero : Timeout.InfiniteTimeSpan);
+        using var f = new FragmentedCache(objects, moveNothing, reportAtOnce ? TimeSpan.Zero : Timeout.InfiniteTimeSpan, slotsOf64);
         f.Table.LeaveOldToCore = !freeEachOld;
         long wall = Stopwatch.GetTimestamp(), cpu = ThreadCpuClock.NowNanoseconds();
         f.Cache.Shrink(policy);

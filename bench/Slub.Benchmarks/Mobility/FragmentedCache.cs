@@ -23,11 +23,12 @@ public sealed class FragmentedCache : IDisposable
     /// <param name="freePageReportingDelay">The allocator's <see cref="SlabOptions.FreePageReportingDelay"/>; null = the
     /// default. Measurements pass <see cref="Timeout.InfiniteTimeSpan"/> or zero, so no timer thread gives pages back
     /// while they time (its CPU time would fall outside the measuring thread's).</param>
-    public FragmentedCache(int objects, bool moveNothing = false, TimeSpan? freePageReportingDelay = null)
+    /// <param name="slotsOf64">See <see cref="MovableObjectTable.CreateMovableCache"/>.</param>
+    public FragmentedCache(int objects, bool moveNothing = false, TimeSpan? freePageReportingDelay = null, bool slotsOf64 = false)
     {
         Allocator = KmemCacheAllocator.CreateAllocator(cpus: 1, freePageReportingDelay);
         Table = new MovableObjectTable(objects, moveNothing);
-        Cache = Table.CreateMovableCache(Allocator, "frag-64");
+        Cache = Table.CreateMovableCache(Allocator, "frag-64", slotsOf64);
         for (int i = 0; i < objects; i++) Table.Store(i, Cache.Alloc());
         foreach (int i in Fragmentation.IndicesToFree(objects)) Table.Release(Cache, i);
         Cache.FlushAll();   // the CPU slab goes back to the node lists, as shrink would do first anyway

@@ -27,9 +27,17 @@ public sealed unsafe class MovableObjectTable
     public static void Construct(nint obj) => *(long*)obj = -1;
 
     /// <summary>Creates the cache with mobility (NoMerge keeps its counters its own).</summary>
-    public KmemCache CreateMovableCache(SlabAllocator allocator, string name)
+    /// <param name="allocator">The allocator to create it in.</param>
+    /// <param name="name">Its name.</param>
+    /// <param name="slotsOf64">Put the free pointer in the object's second word (<see cref="KmemCacheArgs.FreePointerOffset"/>
+    /// 8: the constructor sets only the first) so a slot is exactly 64 bytes — one cache line, and the same footprint
+    /// as the GC's 64-byte objects. Default: SLUB's placement for a constructor cache, a word after the object
+    /// (72-byte slots, most objects spanning two lines).</param>
+    public KmemCache CreateMovableCache(SlabAllocator allocator, string name, bool slotsOf64 = false)
     {
-        var cache = allocator.CreateCache(name, ObjectBytes, flags: SlabFlags.NoMerge, ctor: Construct);
+        var cache = slotsOf64
+            ? allocator.CreateCache(name, ObjectBytes, 0, SlabFlags.NoMerge, Construct, new KmemCacheArgs { FreePointerOffset = 8 })
+            : allocator.CreateCache(name, ObjectBytes, flags: SlabFlags.NoMerge, ctor: Construct);
         // No isolate: the benchmarks change the table on one thread only, so nothing can free an object
         // while it moves; a real user pins here (the cost measured is then a lower bound by that much).
         cache.SetupMobility(isolate: null, Migrate);
