@@ -353,12 +353,16 @@ public sealed class BuddyArena : IDisposable
         return given;
     }
 
-    /// <summary>Gives all unreported free memory back to the OS, batch by batch. Returns the frames given back.</summary>
+    /// <summary>
+    /// Gives the free memory that is unreported when it is called back to the OS, batch by batch; returns the frames
+    /// given back. Bounded by that snapshot: frames freed meanwhile wait for the next call, so a steady stream of
+    /// frees on other threads cannot keep it running (nor keep discarding frames those threads are about to reuse).
+    /// </summary>
     public long ReportAll()
     {
-        long total = 0;
+        long budget = UnreportedFrames, total = 0;
         int n;
-        while ((n = ReportBatch()) > 0) total += n;
+        while (total < budget && (n = ReportBatch()) > 0) total += n;
         return total;
     }
 

@@ -101,9 +101,10 @@ public sealed class PageAllocator : IDisposable
     }
 
     /// <summary>
-    /// Gives all free memory that is still resident back to the OS now, batch by batch (one <c>madvise</c> per run
-    /// of adjacent free blocks). Returns the bytes given back. Runs on the calling thread; safe beside allocation
-    /// and free on others (what a batch has taken out counts as free, and allocations that need it wait for it).
+    /// Gives the free memory that is still resident back to the OS now, batch by batch (one <c>madvise</c> per run
+    /// of adjacent free blocks): what was unreported when it was called (<see cref="BuddyArena.ReportAll"/>).
+    /// Returns the bytes given back. Runs on the calling thread; safe beside allocation and free on others (what a
+    /// batch has taken out counts as free, and allocations that need it wait for it).
     /// </summary>
     public long ReportFreePages()
     {
