@@ -140,7 +140,7 @@ public sealed class BuddyArena : IDisposable
         owner.Node = Node;
         owner.Pfn = pfn;
         _owner.AsSpan(pfn, 1 << order).Fill(owner);
-        if (_unreportedFrames != 0) _unreportedFrames -= ClearUnreported(pfn, 1 << order);   // reused resident, as is
+        if (_unreportedFrames != 0) _unreportedFrames -= SetMarks(pfn, 1 << order, false);   // reused resident, as is
     }
 
     /// <summary>Frees a block allocated by <see cref="TryAllocate"/>, merging it with free buddies; gives its memory back to the OS now, or marks it for a later report (see remarks).</summary>
@@ -148,7 +148,7 @@ public sealed class BuddyArena : IDisposable
     {
         if (_deferDiscard)
         {
-            lock (_lock) { FreeLocked(block); MarkUnreported(block.Pfn, 1 << block.Order); }
+            lock (_lock) FreeUnreportedLocked(block);
             return;
         }
         // Give the memory back while the block is still ours: once it is on a free list another thread may
@@ -158,17 +158,28 @@ public sealed class BuddyArena : IDisposable
         lock (_lock) FreeLocked(block);
     }
 
-    /// <summary>Marks freed frames as still resident. Zone lock held.</summary>
-    private void MarkUnreported(int pfn, int count)
+    /// <summary>Frees a block and marks its frames as still resident (deferred mode). Zone lock held.</summary>
+    private void FreeUnreportedLocked(PageBlock block)
     {
+        FreeLocked(block);
+        int n = 1 << block.Order;
+        _unreportedFrames += n - SetMarks(block.Pfn, n, true);
+    }
+
+    /// <summary>Sets or clears the unreported marks of a range; returns how many were set before. Zone lock held.</summary>
+    private int SetMarks(int pfn, int count, bool set)
+    {
+        int before = 0;
         for (int f = pfn, end = pfn + count; f < end;)
         {
             int bit = f & 63, n = Math.Min(64 - bit, end - f);
             ulong mask = (n == 64 ? ulong.MaxValue : (1UL << n) - 1) << bit;
-            _unreportedFrames += n - BitOperations.PopCount(_unreported[f >> 6] & mask);
-            _unreported[f >> 6] |= mask;
+            ref ulong word = ref _unreported[f >> 6];
+            before += BitOperations.PopCount(word & mask);
+            word = set ? word | mask : word & ~mask;
             f += n;
         }
+        return before;
     }
 
     /// <summary>Clears the unreported marks of a range, adding each run of marked frames to <see cref="_runs"/>; returns how many were marked. Zone lock held.</summary>
@@ -182,23 +193,8 @@ public sealed class BuddyArena : IDisposable
             else if (!marked && run >= 0) { _runs.Add((run, f)); taken += f - run; run = -1; }
         }
         if (run >= 0) { _runs.Add((run, end)); taken += end - run; }
-        ClearUnreported(pfn, count);
+        SetMarks(pfn, count, false);
         return taken;
-    }
-
-    /// <summary>Clears the unreported marks of a range; returns how many were set. Zone lock held.</summary>
-    private int ClearUnreported(int pfn, int count)
-    {
-        int cleared = 0;
-        for (int f = pfn, end = pfn + count; f < end;)
-        {
-            int bit = f & 63, n = Math.Min(64 - bit, end - f);
-            ulong mask = (n == 64 ? ulong.MaxValue : (1UL << n) - 1) << bit;
-            cleared += BitOperations.PopCount(_unreported[f >> 6] & mask);
-            _unreported[f >> 6] &= ~mask;
-            f += n;
-        }
-        return cleared;
     }
 
     /// <summary>Returns a block to the free lists, merging buddies. Zone lock held; the memory was already discarded.</summary>
@@ -239,7 +235,7 @@ public sealed class BuddyArena : IDisposable
         {
             lock (_lock)
             {
-                foreach (var block in blocks) { FreeLocked(block); MarkUnreported(block.Pfn, 1 << block.Order); }
+                foreach (var block in blocks) FreeUnreportedLocked(block);
             }
             return;
         }
@@ -290,13 +286,31 @@ public sealed class BuddyArena : IDisposable
     /// under the zone lock, takes free blocks holding unreported frames off the free lists (at most
     /// <see cref="ReportBatchFrames"/> frames); without it, discards them in runs of adjacent blocks; under it
     /// again, puts them back (merging) with their marks cleared. Returns the frames given back; 0 when nothing
-    /// was left to report. Only one batch is out at a time; a second caller returns 0 at once.
+    /// was left to report. Only one batch is out at a time: a second caller waits for it, then takes the next.
     /// </summary>
     public int ReportBatch()
     {
+        var spin = new SpinWait();
+        while (true)
+        {
+            while (Volatile.Read(ref _batchOut) != 0) spin.SpinOnce();   // never under the lock: the batch's owner needs it back
+            if (TakeBatch(out int result)) break;
+            if (result == 0) return 0;
+        }
+        return DiscardBatch();
+    }
+
+    /// <summary>
+    /// Under the zone lock: takes the next batch out of the free lists. False with <paramref name="result"/> 0 when
+    /// there is nothing to report, false with 1 when another caller took a batch first (wait and retry).
+    /// </summary>
+    private bool TakeBatch(out int result)
+    {
+        result = 0;
         lock (_lock)
         {
-            if (_disposed || _batchOut != 0 || _unreportedFrames == 0) return 0;
+            if (_batchOut != 0) { result = 1; return false; }
+            if (_disposed || _unreportedFrames == 0) return false;
             int words = _unreported.Length, taken = 0;
             for (int i = 0; i < words && taken < ReportBatchFrames; i++)
             {
@@ -317,9 +331,15 @@ public sealed class BuddyArena : IDisposable
                 }
                 if (taken >= ReportBatchFrames) { _reportCursor = w; break; }
             }
-            if (_batch.Count == 0) return 0;
+            if (_batch.Count == 0) return false;
             _batchOut = 1;
+            return true;
         }
+    }
+
+    /// <summary>Discards the batch taken out by <see cref="TakeBatch"/> without the lock, then puts it back. Returns the frames discarded.</summary>
+    private int DiscardBatch()
+    {
         int given = 0;
         try
         {
