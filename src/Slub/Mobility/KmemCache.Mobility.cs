@@ -406,7 +406,13 @@ public sealed unsafe partial class KmemCache
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         if (i + 6 < sources.Count)
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref sources[i + 6].LockWord));
+        {
+            // The descriptor's address as a number: a field reference would make the JIT null-check the
+            // object, a demand load that stalls on the very miss this prefetch is meant to hide.
+            nint d = System.Runtime.CompilerServices.Unsafe.As<Slab, nint>(ref System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sources)[i + 6]);
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)d);
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(d + 64));
+        }
         if (i + 4 < sources.Count && sources[i + 4].FreeMap is { } map)
             System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(map)));
         if (i == 0) for (int k = 0; k < 2 && k < sources.Count; k++) PrefetchInUse(sources[k]);
