@@ -29,6 +29,8 @@ public static class DefragCpuTimeProbe
         Row("Shrink FillFullestFirst, migrate frees each old object itself (Moved, not MovedOldLeft)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst, freeEachOld: true));
         Row("Shrink EmptyAllCandidates", rounds, () => Shrink(objects, DefragPolicy.EmptyAllCandidates));
         Row("Shrink FillFullestFirst, migrate moves nothing (core cost; per object it was offered)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst, moveNothing: true));
+        Row("Memory floor: the same moves replayed as plain copies and stores, no allocator (DefragMemoryFloor)", rounds, () => DefragMemoryFloor.Replay(objects, slotsOf64: false));
+        Row("Memory floor, 64-byte slots", rounds, () => DefragMemoryFloor.Replay(objects, slotsOf64: true));
     }
 
     /// <summary>Shrinks <paramref name="times"/> fresh fragmented caches, FillFullestFirst, for a sampling profiler (<c>-- --defrag-profile N</c>).</summary>

@@ -23,6 +23,9 @@ public sealed unsafe class MovableObjectTable
     /// <summary>Slot → object (0 = empty).</summary>
     public nint this[int slot] => _refs[slot];
 
+    /// <summary>The table itself (slot → object), for a replay that redirects references without the callback.</summary>
+    public nint[] References => _refs;
+
     /// <summary>The constructor SMO requires: a free object's slot field reads -1, so any slot is in a known state.</summary>
     public static void Construct(nint obj) => *(long*)obj = -1;
 
@@ -82,6 +85,7 @@ public sealed unsafe class MovableObjectTable
                 Buffer.MemoryCopy((void*)old, (void*)moved, ObjectBytes, ObjectBytes);
                 long slot = *(long*)old;
                 refs[slot] = moved;
+                MovesMade?.Add(((int)slot, old, moved));
                 *(long*)old = -1;
                 if (LeaveOldToCore) { results[i] = MigrateResult.MovedOldLeft; continue; }
                 cache.Free(old);
@@ -90,6 +94,9 @@ public sealed unsafe class MovableObjectTable
         }
         if (used < got) cache.FreeBulk(fresh[used..got]);
     }
+
+    /// <summary>When set, every move is appended here in the order made (slot, old, new), for <see cref="DefragMemoryFloor"/>.</summary>
+    public List<(int Slot, nint Old, nint New)>? MovesMade { get; set; }
 
     /// <summary>Report <see cref="MigrateResult.MovedOldLeft"/> instead of freeing each old object (default: true).</summary>
     public bool LeaveOldToCore { get; set; } = true;

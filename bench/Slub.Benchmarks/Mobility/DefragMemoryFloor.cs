@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Runtime.Intrinsics.X86;
+using Slub.Benchmarks.Infrastructure;
+
+namespace Slub.Benchmarks.Mobility;
+
+/// <summary>
+/// The memory work of a shrink with nothing else: the same objects copied to the same new places in the same
+/// order, the same references redirected and the same old slots written, replayed with plain loads and stores.
+/// It is the floor any defrag core has on this machine for this layout, and what the probe's per-object figure
+/// is set against.
+/// </summary>
+/// <remarks>
+/// A recording shrink of one fragmented cache gives the moves (slot, old, new) in the order made. A second cache
+/// built from the same seed has the same layout relative to its lowest object (one CPU slot: see
+/// <see cref="FragmentedCache"/>), so the moves translate into it; every old slot is checked to hold the object
+/// the move names before the replay starts. The caches are then evicted (a write pass over a buffer several times
+/// the last-level cache) and the replay is timed with prefetches as far ahead as the core uses.
+/// </remarks>
+public static unsafe class DefragMemoryFloor
+{
+    /// <summary>Replays one shrink's moves; returns (wall ns, CPU ns, moves).</summary>
+    public static (long Wall, long Cpu, long Moved) Replay(int objects, bool slotsOf64)
+    {
+        List<(int Slot, nint Old, nint New)> moves = new(objects);
+        nint recordedBase;
+        using (var recorded = new FragmentedCache(objects, freePageReportingDelay: Timeout.InfiniteTimeSpan, slotsOf64: slotsOf64))
+        {
+            recordedBase = LowestObject(recorded.Table.References);
+            recorded.Table.MovesMade = moves;
+            recorded.Cache.Shrink(DefragPolicy.FillFullestFirst);
+        }
+        if (moves.Count == 0) throw new InvalidOperationException("the recording shrink moved nothing");
+
+        using var f = new FragmentedCache(objects, freePageReportingDelay: Timeout.InfiniteTimeSpan, slotsOf64: slotsOf64);
+        nint[] refs = f.Table.References;
+        nint shift = LowestObject(refs) - recordedBase;
+        var old = new nint[moves.Count];
+        var fresh = new nint[moves.Count];
+        var slots = new int[moves.Count];
+        for (int i = 0; i < moves.Count; i++)
+        {
+            (slots[i], old[i], fresh[i]) = (moves[i].Slot, moves[i].Old + shift, moves[i].New + shift);
+            if (refs[slots[i]] != old[i] || *(long*)old[i] != slots[i])
+                throw new InvalidOperationException($"the second cache's layout differs from the recorded one at move {i} (slot {slots[i]})");
+        }
+        int fpOffset = slotsOf64 ? 8 : MovableObjectTable.ObjectBytes;   // where the core links a freed slot
+        EvictCaches();
+
+        long wall = Stopwatch.GetTimestamp(), cpu = ThreadCpuClock.NowNanoseconds();
+        Copy(old, fresh, slots, refs, fpOffset);
+        cpu = ThreadCpuClock.NowNanoseconds() - cpu;
+        long elapsed = (long)Stopwatch.GetElapsedTime(wall).TotalNanoseconds;
+        for (int i = 0; i < slots.Length; i++)
+            if (refs[slots[i]] != fresh[i] || *(long*)fresh[i] != slots[i]) throw new InvalidOperationException($"replay lost move {i}");
+        return (elapsed, cpu, moves.Count);
+    }
+
+    /// <summary>The loop being timed: prefetch 16 moves ahead, copy 64 bytes, redirect, mark and link the old slot.</summary>
+    private static void Copy(nint[] old, nint[] fresh, int[] slots, nint[] refs, int fpOffset)
+    {
+        const int Ahead = 16;
+        nint freelist = 0;
+        fixed (nint* table = refs)
+        {
+            for (int i = 0; i < old.Length; i++)
+            {
+                if (Sse.IsSupported && i + Ahead < old.Length)
+                {
+                    Sse.Prefetch0((void*)old[i + Ahead]);
+                    Sse.Prefetch0((void*)(old[i + Ahead] + fpOffset + 7));
+                    Sse.Prefetch0((void*)fresh[i + Ahead]);
+                    Sse.Prefetch0((void*)(fresh[i + Ahead] + MovableObjectTable.ObjectBytes - 1));
+                }
+                nint o = old[i], n = fresh[i];
+                Buffer.MemoryCopy((void*)o, (void*)n, MovableObjectTable.ObjectBytes, MovableObjectTable.ObjectBytes);
+                table[slots[i]] = n;
+                *(long*)o = -1;
+                *(nint*)(o + fpOffset) = freelist;
+                freelist = o;
+            }
+        }
+    }
+
+    private static nint LowestObject(nint[] refs)
+    {
+        nint low = nint.MaxValue;
+        foreach (nint r in refs) if (r != 0 && r < low) low = r;
+        return low;
+    }
+
+    /// <summary>Writes a buffer 8× the size of a large last-level cache, so the replay starts from memory, as the shrink does.</summary>
+    private static void EvictCaches()
+    {
+        const int Bytes = 128 << 20;
+        byte* p = (byte*)System.Runtime.InteropServices.NativeMemory.Alloc(Bytes);
+        try
+        {
+            for (int i = 0; i < Bytes; i += 64) p[i] = (byte)i;
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.Free(p);
+        }
+    }
+}
