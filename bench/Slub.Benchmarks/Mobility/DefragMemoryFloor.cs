@@ -48,7 +48,8 @@ public static unsafe class DefragMemoryFloor
         EvictCaches();
 
         long wall = Stopwatch.GetTimestamp(), cpu = ThreadCpuClock.NowNanoseconds();
-        Copy(old, fresh, slots, refs, fpOffset);
+        if (Environment.GetEnvironmentVariable("BURST") is { } burst) CopyBursty(old, fresh, slots, refs, fpOffset, int.Parse(burst));
+        else Copy(old, fresh, slots, refs, fpOffset);
         cpu = ThreadCpuClock.NowNanoseconds() - cpu;
         long elapsed = (long)Stopwatch.GetElapsedTime(wall).TotalNanoseconds;
         for (int i = 0; i < slots.Length; i++)
@@ -78,6 +79,37 @@ public static unsafe class DefragMemoryFloor
                 *(long*)o = -1;
                 *(nint*)(o + fpOffset) = freelist;
                 freelist = o;
+            }
+        }
+    }
+
+    private static void CopyBursty(nint[] old, nint[] fresh, int[] slots, nint[] refs, int fpOffset, int targetAhead)
+    {
+        // group starts: a new group where the old object's page changes
+        var starts = new List<int>();
+        for (int i = 0; i < old.Length; i++) if (i == 0 || (old[i] >> 12) != (old[i - 1] >> 12)) starts.Add(i);
+        starts.Add(old.Length);
+        nint freelist = 0;
+        fixed (nint* table = refs)
+        {
+            for (int g = 0; g + 1 < starts.Count; g++)
+            {
+                if (g == 0) for (int k = 0; k < 2 && k + 1 < starts.Count; k++) for (int j = starts[k]; j < starts[k + 1]; j++) { Sse.Prefetch0((void*)old[j]); Sse.Prefetch0((void*)(old[j] + fpOffset + 7)); }
+                if (g + 3 < starts.Count) for (int j = starts[g + 2]; j < starts[g + 3]; j++) { Sse.Prefetch0((void*)old[j]); Sse.Prefetch0((void*)(old[j] + fpOffset + 7)); }
+                for (int i = starts[g]; i < starts[g + 1]; i++)
+                {
+                    if (targetAhead > 0 && i + targetAhead < old.Length)
+                    {
+                        Sse.Prefetch0((void*)fresh[i + targetAhead]);
+                        Sse.Prefetch0((void*)(fresh[i + targetAhead] + MovableObjectTable.ObjectBytes - 1));
+                    }
+                    nint o = old[i], n = fresh[i];
+                    Buffer.MemoryCopy((void*)o, (void*)n, MovableObjectTable.ObjectBytes, MovableObjectTable.ObjectBytes);
+                    table[slots[i]] = n;
+                    *(long*)o = -1;
+                    *(nint*)(o + fpOffset) = freelist;
+                    freelist = o;
+                }
             }
         }
     }
