@@ -31,6 +31,7 @@ public static class DefragCpuTimeProbe
         Row("Shrink FillFullestFirst, migrate moves nothing (core cost; per object it was offered)", rounds, () => Shrink(objects, DefragPolicy.FillFullestFirst, moveNothing: true));
         Row("Memory floor: the same moves replayed as plain copies and stores, no allocator (DefragMemoryFloor)", rounds, () => DefragMemoryFloor.Replay(objects, slotsOf64: false));
         Row("Memory floor, 64-byte slots", rounds, () => DefragMemoryFloor.Replay(objects, slotsOf64: true));
+        Row("Memory floor, old objects prefetched a source slab at a time (one burst per slab, as a defrag core sees them)", rounds, () => DefragMemoryFloor.Replay(objects, slotsOf64: false, prefetchPerSlab: true));
     }
 
     /// <summary>Shrinks <paramref name="times"/> fresh fragmented caches, FillFullestFirst, for a sampling profiler (<c>-- --defrag-profile N</c>).</summary>
