@@ -49,11 +49,13 @@ public static unsafe class DefragMemoryFloor
                 throw new InvalidOperationException($"the second cache's layout differs from the recorded one at move {i} (slot {slots[i]})");
         }
         int fpOffset = slotsOf64 ? 8 : MovableObjectTable.ObjectBytes;   // where the core links a freed slot
+        var starts = new List<int>();   // first move of each source slab, then the end
+        for (int i = 0; i < old.Length; i++) if (i == 0 || (old[i] >> 12) != (old[i - 1] >> 12)) starts.Add(i);
+        starts.Add(old.Length);
         EvictCaches();
 
         long wall = Stopwatch.GetTimestamp(), cpu = ThreadCpuClock.NowNanoseconds();
-        if (prefetchPerSlab) CopyPrefetchingPerSlab(old, fresh, slots, refs, fpOffset);
-        else Copy(old, fresh, slots, refs, fpOffset);
+        Copy(old, fresh, slots, refs, fpOffset, prefetchPerSlab, starts);
         cpu = ThreadCpuClock.NowNanoseconds() - cpu;
         long elapsed = (long)Stopwatch.GetElapsedTime(wall).TotalNanoseconds;
         for (int i = 0; i < slots.Length; i++)
@@ -61,22 +63,28 @@ public static unsafe class DefragMemoryFloor
         return (elapsed, cpu, moves.Count);
     }
 
-    /// <summary>The loop being timed: prefetch 16 moves ahead, copy 64 bytes, redirect, mark and link the old slot.</summary>
-    private static void Copy(nint[] old, nint[] fresh, int[] slots, nint[] refs, int fpOffset)
+    /// <summary>
+    /// The loop being timed: copy 64 bytes, redirect, mark and link the old slot, with the new slots prefetched
+    /// 16 moves ahead and the old ones either 16 moves ahead too or, with <paramref name="perSlab"/>, a source slab
+    /// at a time (a slab = the moves whose old objects share a page; slab g+2's before slab g).
+    /// </summary>
+    private static void Copy(nint[] old, nint[] fresh, int[] slots, nint[] refs, int fpOffset, bool perSlab, List<int> starts)
     {
         const int Ahead = 16;
+        if (perSlab) for (int k = 0; k < 2 && k + 1 < starts.Count; k++) Prefetch(old, starts[k], starts[k + 1], fpOffset + 7);
+        int slab = 0;
         nint freelist = 0;
         fixed (nint* table = refs)
         {
             for (int i = 0; i < old.Length; i++)
             {
-                if (Sse.IsSupported && i + Ahead < old.Length)
+                if (!perSlab) Prefetch(old, i + Ahead, i + Ahead + 1, fpOffset + 7);
+                else if (i == starts[slab])
                 {
-                    Sse.Prefetch0((void*)old[i + Ahead]);
-                    Sse.Prefetch0((void*)(old[i + Ahead] + fpOffset + 7));
-                    Sse.Prefetch0((void*)fresh[i + Ahead]);
-                    Sse.Prefetch0((void*)(fresh[i + Ahead] + MovableObjectTable.ObjectBytes - 1));
+                    if (slab + 3 < starts.Count) Prefetch(old, starts[slab + 2], starts[slab + 3], fpOffset + 7);
+                    slab++;
                 }
+                Prefetch(fresh, i + Ahead, i + Ahead + 1, MovableObjectTable.ObjectBytes - 1);
                 nint o = old[i], n = fresh[i];
                 Buffer.MemoryCopy((void*)o, (void*)n, MovableObjectTable.ObjectBytes, MovableObjectTable.ObjectBytes);
                 table[slots[i]] = n;
@@ -87,45 +95,14 @@ public static unsafe class DefragMemoryFloor
         }
     }
 
-    /// <summary>The same moves with the old objects prefetched per source slab (a slab = the moves whose old objects share a page).</summary>
-    private static void CopyPrefetchingPerSlab(nint[] old, nint[] fresh, int[] slots, nint[] refs, int fpOffset)
-    {
-        const int TargetAhead = 16;
-        var starts = new List<int>();
-        for (int i = 0; i < old.Length; i++) if (i == 0 || (old[i] >> 12) != (old[i - 1] >> 12)) starts.Add(i);
-        starts.Add(old.Length);
-        nint freelist = 0;
-        fixed (nint* table = refs)
-        {
-            for (int g = 0; g + 1 < starts.Count; g++)
-            {
-                if (g == 0) for (int k = 0; k < 2 && k + 1 < starts.Count; k++) PrefetchOld(old, starts[k], starts[k + 1], fpOffset);
-                if (g + 3 < starts.Count) PrefetchOld(old, starts[g + 2], starts[g + 3], fpOffset);
-                for (int i = starts[g]; i < starts[g + 1]; i++)
-                {
-                    if (Sse.IsSupported && i + TargetAhead < old.Length)
-                    {
-                        Sse.Prefetch0((void*)fresh[i + TargetAhead]);
-                        Sse.Prefetch0((void*)(fresh[i + TargetAhead] + MovableObjectTable.ObjectBytes - 1));
-                    }
-                    nint o = old[i], n = fresh[i];
-                    Buffer.MemoryCopy((void*)o, (void*)n, MovableObjectTable.ObjectBytes, MovableObjectTable.ObjectBytes);
-                    table[slots[i]] = n;
-                    *(long*)o = -1;
-                    *(nint*)(o + fpOffset) = freelist;
-                    freelist = o;
-                }
-            }
-        }
-    }
-
-    private static void PrefetchOld(nint[] old, int from, int to, int fpOffset)
+    /// <summary>Asks for the first line and the line at <paramref name="last"/> of slots <paramref name="from"/> up to <paramref name="to"/> (clipped to the array).</summary>
+    private static void Prefetch(nint[] slots, int from, int to, int last)
     {
         if (!Sse.IsSupported) return;
-        for (int j = from; j < to; j++)
+        for (int j = from; j < to && j < slots.Length; j++)
         {
-            Sse.Prefetch0((void*)old[j]);
-            Sse.Prefetch0((void*)(old[j] + fpOffset + 7));
+            Sse.Prefetch0((void*)slots[j]);
+            Sse.Prefetch0((void*)(slots[j] + last));
         }
     }
 
