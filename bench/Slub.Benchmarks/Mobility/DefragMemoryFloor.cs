@@ -49,13 +49,15 @@ public static unsafe class DefragMemoryFloor
                 throw new InvalidOperationException($"the second cache's layout differs from the recorded one at move {i} (slot {slots[i]})");
         }
         int fpOffset = slotsOf64 ? 8 : MovableObjectTable.ObjectBytes;   // where the core links a freed slot
-        var starts = new List<int>();   // first move of each source slab, then the end
-        for (int i = 0; i < old.Length; i++) if (i == 0 || (old[i] >> 12) != (old[i - 1] >> 12)) starts.Add(i);
-        starts.Add(old.Length);
+        var slabStarts = new List<int>();   // first move of each source slab, then the end
+        for (int i = 0; i < old.Length; i++) if (i == 0 || (old[i] >> 12) != (old[i - 1] >> 12)) slabStarts.Add(i);
+        slabStarts.Add(old.Length);
+        int[] starts = slabStarts.ToArray();
         EvictCaches();
 
         long wall = Stopwatch.GetTimestamp(), cpu = ThreadCpuClock.NowNanoseconds();
-        Copy(old, fresh, slots, refs, fpOffset, prefetchPerSlab, starts);
+        if (prefetchPerSlab) CopyPrefetchingPerSlab(old, fresh, slots, refs, fpOffset, starts);
+        else Copy(old, fresh, slots, refs, fpOffset);
         cpu = ThreadCpuClock.NowNanoseconds() - cpu;
         long elapsed = (long)Stopwatch.GetElapsedTime(wall).TotalNanoseconds;
         for (int i = 0; i < slots.Length; i++)
@@ -63,43 +65,73 @@ public static unsafe class DefragMemoryFloor
         return (elapsed, cpu, moves.Count);
     }
 
-    /// <summary>
-    /// The loop being timed: copy 64 bytes, redirect, mark and link the old slot, with the new slots prefetched
-    /// 16 moves ahead and the old ones either 16 moves ahead too or, with <paramref name="perSlab"/>, a source slab
-    /// at a time (a slab = the moves whose old objects share a page; slab g+2's before slab g).
-    /// </summary>
-    private static void Copy(nint[] old, nint[] fresh, int[] slots, nint[] refs, int fpOffset, bool perSlab, List<int> starts)
+    /// <summary>The loop being timed: every move with the old and new slots prefetched 16 moves ahead, an even stream.</summary>
+    private static void Copy(nint[] old, nint[] fresh, int[] slots, nint[] refs, int fpOffset)
     {
-        const int Ahead = 16;
-        if (perSlab) for (int k = 0; k < 2 && k + 1 < starts.Count; k++) Prefetch(old, starts[k], starts[k + 1], fpOffset + 7);
-        int slab = 0;
         nint freelist = 0;
         fixed (nint* table = refs)
         {
             for (int i = 0; i < old.Length; i++)
             {
-                if (!perSlab) Prefetch(old, i + Ahead, i + Ahead + 1, fpOffset + 7);
-                else if (i == starts[slab])
+                if (Sse.IsSupported && i + Ahead < old.Length)
                 {
-                    if (slab + 3 < starts.Count) Prefetch(old, starts[slab + 2], starts[slab + 3], fpOffset + 7);
-                    slab++;
+                    Sse.Prefetch0((void*)old[i + Ahead]);
+                    Sse.Prefetch0((void*)(old[i + Ahead] + fpOffset + 7));
+                    PrefetchNew(fresh[i + Ahead]);
                 }
-                Prefetch(fresh, i + Ahead, i + Ahead + 1, MovableObjectTable.ObjectBytes - 1);
-                nint o = old[i], n = fresh[i];
-                Buffer.MemoryCopy((void*)o, (void*)n, MovableObjectTable.ObjectBytes, MovableObjectTable.ObjectBytes);
-                table[slots[i]] = n;
-                *(long*)o = -1;
-                *(nint*)(o + fpOffset) = freelist;
-                freelist = o;
+                Move(old[i], fresh[i], table, slots[i], fpOffset, ref freelist);
             }
         }
     }
 
-    /// <summary>Asks for the first line and the line at <paramref name="last"/> of slots <paramref name="from"/> up to <paramref name="to"/> (clipped to the array).</summary>
+    /// <summary>
+    /// The same moves with the old objects prefetched as a core working slab by slab sees them: all of source slab
+    /// g+2's before slab g (<paramref name="starts"/>: each slab's first move, then the end); new slots as in <see cref="Copy"/>.
+    /// </summary>
+    private static void CopyPrefetchingPerSlab(nint[] old, nint[] fresh, int[] slots, nint[] refs, int fpOffset, int[] starts)
+    {
+        nint freelist = 0;
+        for (int k = 0; k < 2 && k + 1 < starts.Length; k++) Prefetch(old, starts[k], starts[k + 1], fpOffset + 7);
+        fixed (nint* table = refs)
+        {
+            for (int g = 0; g + 1 < starts.Length; g++)
+            {
+                if (g + 3 < starts.Length) Prefetch(old, starts[g + 2], starts[g + 3], fpOffset + 7);
+                for (int i = starts[g]; i < starts[g + 1]; i++)
+                {
+                    if (Sse.IsSupported && i + Ahead < old.Length) PrefetchNew(fresh[i + Ahead]);
+                    Move(old[i], fresh[i], table, slots[i], fpOffset, ref freelist);
+                }
+            }
+        }
+    }
+
+    private const int Ahead = 16;
+
+    /// <summary>Both lines a new 64-byte object may span. (Straight-line prefetches: a helper with a loop here cost the replay 3 ns per move.)</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchNew(nint slot)
+    {
+        Sse.Prefetch0((void*)slot);
+        Sse.Prefetch0((void*)(slot + MovableObjectTable.ObjectBytes - 1));
+    }
+
+    /// <summary>One move's memory work: copy 64 bytes, redirect the reference, mark the old slot and link it into a free list.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Move(nint o, nint n, nint* table, int slot, int fpOffset, ref nint freelist)
+    {
+        Buffer.MemoryCopy((void*)o, (void*)n, MovableObjectTable.ObjectBytes, MovableObjectTable.ObjectBytes);
+        table[slot] = n;
+        *(long*)o = -1;
+        *(nint*)(o + fpOffset) = freelist;
+        freelist = o;
+    }
+
+    /// <summary>Asks for the first line and the line at <paramref name="last"/> of slots <paramref name="from"/> up to <paramref name="to"/>.</summary>
     private static void Prefetch(nint[] slots, int from, int to, int last)
     {
         if (!Sse.IsSupported) return;
-        for (int j = from; j < to && j < slots.Length; j++)
+        for (int j = from; j < to; j++)
         {
             Sse.Prefetch0((void*)slots[j]);
             Sse.Prefetch0((void*)(slots[j] + last));
