@@ -95,18 +95,14 @@ public sealed unsafe partial class KmemCache
     /// <summary>
     /// Asks for what the next reservation will read: the free map of the new head (whose descriptor the unlink
     /// just wrote) and the descriptor of the slab after it (the next unlink writes its back link). Partial slabs
-    /// are listed fill-sorted, not by address, so each is otherwise a cache miss on the list lock's hold. The
-    /// descriptor is taken by address: a field access would null-check the object, a demand load.
+    /// are listed fill-sorted, not by address, so each is otherwise a cache miss on the list lock's hold.
     /// </summary>
     private static void PrefetchNextTarget(Slab? head)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || head is null) return;
         if (head.FreeMap is { } map)
             System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(map)));
-        nint next = Unsafe.As<Slab?, nint>(ref head.Next);
-        if (next == 0) return;
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)next);
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(next + 64));
+        PrefetchDescriptor(Unsafe.As<Slab?, nint>(ref head.Next));
     }
 
     /// <summary>Takes every slot on <paramref name="s"/>'s free list into the context, as a CPU takes a slab's free list. Slab lock held.</summary>
