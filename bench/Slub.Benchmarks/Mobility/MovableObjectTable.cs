@@ -95,7 +95,7 @@ public sealed unsafe class MovableObjectTable
         if (used < got) cache.FreeBulk(fresh[used..got]);
     }
 
-    /// <summary>When set, every move is appended here in the order made (slot, old, new), for <see cref="DefragMemoryFloor"/>.</summary>
+    /// <summary>When set, every move is appended here in the order made (slot, old, new), for <see cref="DefragMemoryFloor"/>. Unset (the timed runs) it costs the loop one predictable null check.</summary>
     public List<(int Slot, nint Old, nint New)>? MovesMade { get; set; }
 
     /// <summary>Report <see cref="MigrateResult.MovedOldLeft"/> instead of freeing each old object (default: true).</summary>

@@ -431,7 +431,7 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Which of a slab's objects in use <see cref="PrefetchInUse"/> asks for: every other one, or all.</summary>
-    private enum PrefetchHalf { Even, Odd, Both }
+    private enum PrefetchHalf { Even = 0, Odd = 1, Both = 2 }   // Even and Odd are compared with an object's rank & 1
 
     /// <summary>
     /// Asks for the lines of a slab's objects in use (see <see cref="PrefetchAhead"/>), or of every other one:
