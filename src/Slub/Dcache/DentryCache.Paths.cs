@@ -36,12 +36,9 @@ public sealed unsafe partial class DentryCache
         {
             nint cur = _root;
             bool complete = true;
-            for (int pos = 0; pos < rel.Length;)
+            foreach (Range part in rel.AsSpan().Split('/'))
             {
-                int slash = rel.IndexOf('/', pos);
-                int end = slash < 0 ? rel.Length : slash;
-                var component = rel.AsSpan(pos, end - pos);
-                pos = end + 1;
+                var component = rel.AsSpan(part);
                 if (component.IsEmpty) continue;
                 if (((DentryData*)cur)->Kind != InodeKind.Directory) { complete = false; break; }
                 int len = DentryName.Encode(component, buf);
@@ -97,12 +94,9 @@ public sealed unsafe partial class DentryCache
         nint cur = Get(Root).Address;
         try
         {
-            for (int pos = 0; pos < rel.Length;)
+            foreach (Range part in rel.AsSpan().Split('/'))
             {
-                int slash = rel.IndexOf('/', pos);
-                int end = slash < 0 ? rel.Length : slash;
-                var component = rel.AsSpan(pos, end - pos);
-                pos = end + 1;
+                var component = rel.AsSpan(part);
                 if (component.IsEmpty) continue;
                 if (((DentryData*)cur)->Kind != InodeKind.Directory) return Detach(ref cur);
                 int len = DentryName.Encode(component, buf);
@@ -112,7 +106,7 @@ public sealed unsafe partial class DentryCache
                 nint next = LookupFast(cur, hash, name);
                 if (next == 0)
                 {
-                    next = LookupSlow(cur, hash, name, rel, end);
+                    next = LookupSlow(cur, hash, name, rel, part.End.Value);
                     queries++;
                 }
                 nint prev = cur;
@@ -182,12 +176,9 @@ public sealed unsafe partial class DentryCache
         try
         {
             nint cur = _root;
-            for (int pos = 0; pos < rel.Length;)
+            foreach (Range part in rel.AsSpan().Split('/'))
             {
-                int slash = rel.IndexOf('/', pos);
-                int end = slash < 0 ? rel.Length : slash;
-                var component = rel.AsSpan(pos, end - pos);
-                pos = end + 1;
+                var component = rel.AsSpan(part);
                 if (component.IsEmpty) continue;
                 if (((DentryData*)cur)->Kind != InodeKind.Directory) return true;   // the cached answer is "not there"
                 int len = DentryName.Encode(component, buf);
@@ -277,12 +268,9 @@ public sealed unsafe partial class DentryCache
     {
         Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
         nint cur = Get(Root).Address;
-        for (int pos = 0; pos < rel.Length;)
+        foreach (Range part in rel.AsSpan().Split('/'))
         {
-            int slash = rel.IndexOf('/', pos);
-            int end = slash < 0 ? rel.Length : slash;
-            var component = rel.AsSpan(pos, end - pos);
-            pos = end + 1;
+            var component = rel.AsSpan(part);
             if (component.IsEmpty) continue;
             if (((DentryData*)cur)->Kind != InodeKind.Directory)
             {
@@ -373,14 +361,8 @@ public sealed unsafe partial class DentryCache
 
     private static bool HasDotComponent(string path)
     {
-        for (int pos = 0; pos < path.Length;)
-        {
-            int slash = path.IndexOf('/', pos);
-            int end = slash < 0 ? path.Length : slash;
-            var c = path.AsSpan(pos, end - pos);
-            if (c is "." or "..") return true;
-            pos = end + 1;
-        }
+        foreach (Range part in path.AsSpan().Split('/'))
+            if (path.AsSpan(part) is "." or "..") return true;
         return false;
     }
 }
