@@ -17,28 +17,13 @@ public sealed unsafe partial class KmemCache
     /// </summary>
     private nint TakeReserved(MigrationContext ctx)
     {
-        while (true)
-        {
-            if (ctx.Target is { } t)
-            {
-                for (; ctx.Word < ctx.Words; ctx.Word++)
-                {
-                    ulong bits = ctx.Slots[ctx.Word];
-                    if (bits == 0) continue;
-                    ctx.Slots[ctx.Word] = bits & (bits - 1);
-                    int i = (ctx.Word << 6) + BitOperations.TrailingZeroCount(bits);
-                    PrefetchNextSlot(ctx, t);
-                    return t.FirstObject + (nint)i * _size;
-                }
-            }
-            if (ctx.Exhausted || !ReserveTarget(ctx)) return 0;
-        }
+        nint obj = 0;
+        return TakeReservedBulk(ctx, new Span<nint>(ref obj)) == 1 ? obj : 0;
     }
 
     /// <summary>
     /// Fills <paramref name="objects"/> with free slots of the reserved target, reserving the next target when one
-    /// runs out, as <see cref="TakeReserved"/> one call per object would. Returns how many: fewer only when no
-    /// further target can be reserved.
+    /// runs out. Returns how many: fewer only when no further target can be reserved.
     /// </summary>
     private int TakeReservedBulk(MigrationContext ctx, Span<nint> objects)
     {
