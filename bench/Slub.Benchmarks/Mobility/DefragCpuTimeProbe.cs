@@ -32,6 +32,47 @@ public static class DefragCpuTimeProbe
         Row("Memory floor: the same moves replayed as plain copies and stores, no allocator (DefragMemoryFloor)", rounds, () => DefragMemoryFloor.Replay(objects, slotsOf64: false));
         Row("Memory floor, 64-byte slots", rounds, () => DefragMemoryFloor.Replay(objects, slotsOf64: true));
         Row("Memory floor, old objects prefetched a source slab at a time (one burst per slab, as a defrag core sees them)", rounds, () => DefragMemoryFloor.Replay(objects, slotsOf64: false, prefetchPerSlab: true));
+        FirstShrinkRows(rounds: 3);
+    }
+
+    /// <summary>
+    /// The first shrinks of a process, each on a fresh fragmented cache (<c>-- --defrag-first-shrinks</c>): what a
+    /// program that shrinks now and then pays, before tiered compilation has optimized anything it has not met
+    /// yet. The first includes compiling the defrag path. One line per shrink: <c>first-shrink K cpu-ns moved</c>.
+    /// </summary>
+    public static void FirstShrinks(int objects = 1_000_000, int shrinks = 3)
+    {
+        for (int k = 1; k <= shrinks; k++)
+        {
+            var r = Shrink(objects, DefragPolicy.FillFullestFirst);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"first-shrink {k} {r.Cpu} {r.Moved}"));
+        }
+    }
+
+    /// <summary>Rows for the first, second and third shrink of a fresh process: best of <paramref name="rounds"/> child processes.</summary>
+    private static void FirstShrinkRows(int rounds)
+    {
+        var best = new Dictionary<int, (long Cpu, long Moved)>();
+        for (int r = 0; r < rounds; r++)
+        {
+            var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
+            if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet") psi.ArgumentList.Add(typeof(DefragCpuTimeProbe).Assembly.Location);
+            psi.ArgumentList.Add("--defrag-first-shrinks");
+            using var child = Process.Start(psi)!;
+            string output = child.StandardOutput.ReadToEnd();
+            child.WaitForExit();
+            if (child.ExitCode != 0) throw new InvalidOperationException($"--defrag-first-shrinks exited with {child.ExitCode}");
+            foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (line.Split(' ') is not ["first-shrink", var k, var cpu, var moved]) continue;
+                int key = int.Parse(k, CultureInfo.InvariantCulture);
+                long c = long.Parse(cpu, CultureInfo.InvariantCulture), m = long.Parse(moved, CultureInfo.InvariantCulture);
+                if (!best.TryGetValue(key, out var b) || c < b.Cpu) best[key] = (c, m);
+            }
+        }
+        string[] names = ["", "First shrink of a fresh process (compiles the defrag path)", "Second shrink of the process", "Third shrink of the process"];
+        foreach (var (k, (cpu, moved)) in best.OrderBy(e => e.Key))
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {names[k]} (best of {rounds} processes) | {moved:N0} | | {cpu / 1e6:F1} | {(double)cpu / moved:F0} |"));
     }
 
     /// <summary>Shrinks <paramref name="times"/> fresh fragmented caches, FillFullestFirst, for a sampling profiler (<c>-- --defrag-profile N</c>).</summary>

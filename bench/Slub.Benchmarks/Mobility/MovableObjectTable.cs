@@ -69,6 +69,7 @@ public sealed unsafe class MovableObjectTable
     /// <see cref="MigrateResult.MovedOldLeft"/> and let the core free all old objects of the slab at once). This is
     /// the whole per-object cost the "ns per moved object" figure contains.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // as MigrateCallback advises
     private void Migrate(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? state, Span<MigrateResult> results)
     {
         if (_moveNothing) { results.Fill(MigrateResult.Later); return; }

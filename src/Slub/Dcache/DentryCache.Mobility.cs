@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Slub.Dcache;
 
 // Slab Movable Objects for dentries (the series' patch 13, d_isolate / d_partial_shrink), done the way its
@@ -73,6 +75,7 @@ public sealed unsafe partial class DentryCache
     /// membership of somebody else's shrink list means busy; a zero count moves the dentry off the LRU onto our
     /// private shrink list, taking no reference.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // runs in defrag bursts: see MigrateCallback
     private object? Isolate(KmemCache cache, Span<nint> objects)
     {
         if (objects.IsEmpty) return null;   // the core calls no migrate then: a rented state would be lost
@@ -167,6 +170,7 @@ public sealed unsafe partial class DentryCache
     /// the root <see cref="MigrateResult.CannotMove"/>. A directory of the slab freed because its last child
     /// went is reported freed too. The target node is ignored: dentries are freed, never moved.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // runs in defrag bursts: see MigrateCallback
     private void Migrate(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? privateState, Span<MigrateResult> results)
     {
         if (privateState is not IsolateState state)

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace Slub;
 
@@ -137,7 +138,7 @@ public sealed unsafe partial class KmemCache
     /// <para>Compiled fully optimized up front (no tiering): with tiered compilation a long loop here would
     /// be recompiled on-stack, on this thread, while the list lock is held.</para>
     /// </remarks>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal long DefragNode(int node, int targetNode, int ratio, DefragPolicy policy, bool shrinking, int maxSlabs = int.MaxValue)
     {
         var n = _nodes[node];
@@ -202,6 +203,7 @@ public sealed unsafe partial class KmemCache
     /// <paramref name="ratio"/> percent, and with <paramref name="needRoom"/> only while the slabs left have
     /// room for their objects) and relinks the rest in that order. List lock held; O(partial slabs).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
     private void SelectSorted(KmemCacheNode n, Mobility? mobility, int ratio, int maxSlabs, bool needRoom, List<Slab> sources, List<Slab> empty)
     {
         int count = (int)n.Partial.Count;
@@ -282,6 +284,7 @@ public sealed unsafe partial class KmemCache
     /// the list, by the node's free-slot counter, has room for their objects) and frees empty ones. The list
     /// stays as it is otherwise. List lock held; the hold does not grow with the list.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
     private static void SelectFromTail(KmemCacheNode n, Mobility? mobility, int ratio, int maxSlabs, bool needRoom, List<Slab> sources, List<Slab> empty)
     {
         long window = maxSlabs * 4L + 8;
@@ -331,6 +334,7 @@ public sealed unsafe partial class KmemCache
     /// most <paramref name="limit"/> of them. Returns how many were offered. Right after the migrate call the
     /// second half of <paramref name="prefetchAfterMigrate"/>'s objects in use is prefetched (see <see cref="PrefetchAhead"/>).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
     private int MoveSlab(Slab s, MigrationContext ctx, nint[] vector, MigrateResult[] results, int targetNode, Mobility mobility,
         int limit = int.MaxValue, Slab? prefetchAfterMigrate = null)
     {
@@ -379,6 +383,7 @@ public sealed unsafe partial class KmemCache
     /// The objects in use of a slab with a free map: the clear bits, in address order. Touches no slot.
     /// Slab lock held.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
     private int CollectInUseByMap(Slab s, nint[] vector, int limit)
     {
         ulong[] map = s.FreeMap!;
@@ -407,6 +412,7 @@ public sealed unsafe partial class KmemCache
     /// migration is shorter than a memory access here, hence the distances). Reads free maps
     /// without the slab lock: a stale bit only wastes or misses a prefetch.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
     private void PrefetchAhead(List<Slab> sources, int i)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
@@ -439,6 +445,7 @@ public sealed unsafe partial class KmemCache
     /// call, because a single burst fills the core's miss queue and the loads behind it wait (measured: 66 → 60 ns
     /// per moved object; in the memory-floor replay a burst per slab costs 28–31 ns against 26 ns for an even stream).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
     private void PrefetchInUse(Slab s, PrefetchHalf half)
     {
         if (s.FreeMap is not { } map) return;
@@ -465,6 +472,7 @@ public sealed unsafe partial class KmemCache
     /// list, one dependent load per free slot, with every line of the slab requested first so those misses
     /// overlap. Slab lock held.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
     private int CollectInUseByFreeList(Slab s, nint[] vector, int limit)
     {
         int count = 0;
@@ -482,6 +490,7 @@ public sealed unsafe partial class KmemCache
     /// reported on yet stay where they are: they count as busy (a failed move, worth a later pass), not as
     /// unreported, so defrag_objects_busy shows them.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
     private static void CountResults(MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, bool callbackThrew)
     {
         for (int i = 0; i < results.Length; i++)
@@ -524,6 +533,7 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Unfreezes the source slabs: empty ones are freed (ignoring min_partial), the rest go to the partial tail. <paramref name="discard"/> is an empty scratch list.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
     private void PutBackIsolated(KmemCacheNode n, List<Slab> sources, List<Slab> discard)
     {
         lock (n.ListLock)

@@ -149,6 +149,7 @@ public sealed unsafe class MovableHandleTable
         return obj == 0 ? 0 : obj + HeaderSize;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // runs in defrag bursts: see MigrateCallback
     private void Migrate(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? state, Span<MigrateResult> results)
     {
         // Every replacement is allocated up front, in one pass over the core's reserved target, so no stripe lock

@@ -80,6 +80,7 @@ public sealed unsafe class XaNodeCache
     private long _moved;
 
     /// <summary>The migrate callback (also callable directly, e.g. by tests, for any set of node addresses).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // runs in defrag bursts: see MigrateCallback
     internal void Migrate(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? state, Span<MigrateResult> results)
     {
         nint spare = 0;
