@@ -38,21 +38,22 @@ public static class DefragCpuTimeProbe
     /// <summary>
     /// The first shrinks of a process, each on a fresh fragmented cache (<c>-- --defrag-first-shrinks</c>): what a
     /// program that shrinks now and then pays, before tiered compilation has optimized anything it has not met
-    /// yet. The first includes compiling the defrag path. One line per shrink: <c>first-shrink K cpu-ns moved</c>.
+    /// yet. The first includes compiling the defrag path. One line per shrink: <c>first-shrink K cpu-ns moved jit-ns</c>, the last
+    /// being the time this thread spent compiling inside the shrink (<see cref="System.Runtime.JitInfo"/>).
     /// </summary>
     public static void FirstShrinks(int objects = 1_000_000, int shrinks = 3)
     {
         for (int k = 1; k <= shrinks; k++)
         {
-            var r = Shrink(objects, DefragPolicy.FillFullestFirst);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"first-shrink {k} {r.Cpu} {r.Moved}"));
+            var r = Shrink(objects, DefragPolicy.FillFullestFirst, jitOnThisThread: out var jit);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"first-shrink {k} {r.Cpu} {r.Moved} {(long)jit.TotalNanoseconds}"));
         }
     }
 
     /// <summary>Rows for the first, second and third shrink of a fresh process: best of <paramref name="rounds"/> child processes.</summary>
     private static void FirstShrinkRows(int rounds)
     {
-        var best = new Dictionary<int, (long Cpu, long Moved)>();
+        var best = new Dictionary<int, (long Cpu, long Moved, long Jit)>();
         for (int r = 0; r < rounds; r++)
         {
             var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
@@ -64,15 +65,16 @@ public static class DefragCpuTimeProbe
             if (child.ExitCode != 0) throw new InvalidOperationException($"--defrag-first-shrinks exited with {child.ExitCode}");
             foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
             {
-                if (line.Split(' ') is not ["first-shrink", var k, var cpu, var moved]) continue;
+                if (line.Split(' ') is not ["first-shrink", var k, var cpu, var moved, var jit]) continue;
                 int key = int.Parse(k, CultureInfo.InvariantCulture);
                 long c = long.Parse(cpu, CultureInfo.InvariantCulture), m = long.Parse(moved, CultureInfo.InvariantCulture);
-                if (!best.TryGetValue(key, out var b) || c < b.Cpu) best[key] = (c, m);
+                if (!best.TryGetValue(key, out var b) || c < b.Cpu) best[key] = (c, m, long.Parse(jit, CultureInfo.InvariantCulture));
             }
         }
         string[] names = ["", "First shrink of a fresh process (compiles the defrag path)", "Second shrink of the process", "Third shrink of the process"];
-        foreach (var (k, (cpu, moved)) in best.OrderBy(e => e.Key))
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {names[k]} (best of {rounds} processes) | {moved:N0} | | {cpu / 1e6:F1} | {(double)cpu / moved:F0} |"));
+        foreach (var (k, (cpu, moved, jit)) in best.OrderBy(e => e.Key))
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {names[k]} (best of {rounds} processes; {jit / 1e6:F1} ms of it compiling) | {moved:N0} | | {cpu / 1e6:F1} | {(double)cpu / moved:F0} |"));
     }
 
     /// <summary>Shrinks <paramref name="times"/> fresh fragmented caches, FillFullestFirst, for a sampling profiler (<c>-- --defrag-profile N</c>).</summary>
@@ -95,12 +97,18 @@ public static class DefragCpuTimeProbe
     /// the time returned is that of the <see cref="SlabAllocator.ReportFreePages"/> call after the shrink instead.
     /// </summary>
     private static (long Wall, long Cpu, long Moved) Shrink(int objects, DefragPolicy policy, bool moveNothing = false,
+        bool freeEachOld = false, bool reportAtOnce = false, bool timeReport = false, bool slotsOf64 = false) =>
+        Shrink(objects, policy, out _, moveNothing, freeEachOld, reportAtOnce, timeReport, slotsOf64);
+
+    private static (long Wall, long Cpu, long Moved) Shrink(int objects, DefragPolicy policy, out TimeSpan jitOnThisThread, bool moveNothing = false,
         bool freeEachOld = false, bool reportAtOnce = false, bool timeReport = false, bool slotsOf64 = false)
     {
         using var f = new FragmentedCache(objects, moveNothing, reportAtOnce ? TimeSpan.Zero : Timeout.InfiniteTimeSpan, slotsOf64);
         f.Table.LeaveOldToCore = !freeEachOld;
+        var jit = System.Runtime.JitInfo.GetCompilationTime(currentThread: true);
         long wall = Stopwatch.GetTimestamp(), cpu = ThreadCpuClock.NowNanoseconds();
         f.Cache.Shrink(policy);
+        jitOnThisThread = System.Runtime.JitInfo.GetCompilationTime(currentThread: true) - jit;
         if (timeReport)
         {
             wall = Stopwatch.GetTimestamp();
