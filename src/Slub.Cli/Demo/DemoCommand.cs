@@ -50,6 +50,9 @@ internal static class DemoCommand
             Console.WriteLine(JsonSerializer.Serialize(report, DemoJsonContext.Default.DemoReport));
             return AllVerified(report) ? 0 : 2;
         }
+        // Spectre.Console assumes 80 columns when the output is not a terminal, and wraps the tables' cells;
+        // a file or a pipe gets the whole rows instead (as replay's report does).
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
         DemoRenderer.Render(report);
         return AllVerified(report) ? 0 : 2;
     }
