@@ -25,7 +25,7 @@ public sealed unsafe partial class KmemCache
     /// Fills <paramref name="objects"/> with free slots of the reserved target, reserving the next target when one
     /// runs out. Returns how many: fewer only when no further target can be reserved.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private int TakeReservedBulk(MigrationContext ctx, Span<nint> objects)
     {
         int i = 0;
@@ -49,7 +49,7 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Releases the current target and reserves the next one. False when none can be had (marks the context exhausted).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private bool ReserveTarget(MigrationContext ctx)
     {
         ReleaseTarget(ctx);
@@ -93,7 +93,7 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Takes every slot on <paramref name="s"/>'s free list into the context, as a CPU takes a slab's free list. Slab lock held.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private void TakeAllSlots(MigrationContext ctx, Slab s)
     {
         var map = s.FreeMap!;
@@ -137,7 +137,7 @@ public sealed unsafe partial class KmemCache
     /// it meanwhile), then it goes to the head of the partial list (it was the fullest), the full list, or
     /// is discarded when empty and the node has enough partial slabs — as a deactivated CPU slab does.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private void ReleaseTarget(MigrationContext ctx)
     {
         var s = ctx.Target;
@@ -177,7 +177,7 @@ public sealed unsafe partial class KmemCache
     /// those it reported <see cref="MigrateResult.MovedOldLeft"/>. An object a concurrent free had already
     /// returned is a double free: the others are applied, then <see cref="InvalidFreeException"/> is thrown.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private void ReturnOldObjects(Slab s, MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results)
     {
         int deferred = 0;

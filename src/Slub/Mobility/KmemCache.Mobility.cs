@@ -135,8 +135,10 @@ public sealed unsafe partial class KmemCache
     /// <para>The migrate calls run inside a <see cref="MigrationContext"/> (replacements from reserved
     /// target slabs, old objects returned per slab in one step), the sources are prefetched a few slabs
     /// ahead, and the emptied slabs go back to the page allocator in one batch.</para>
-    /// <para>Compiled fully optimized up front (no tiering): with tiered compilation a long loop here would
-    /// be recompiled on-stack, on this thread, while the list lock is held.</para>
+    /// <para>Compiled fully optimized up front (no tiering), as is every method of the defrag path marked
+    /// "see DefragNode": with tiered compilation a long loop here would be recompiled on-stack, on this thread,
+    /// while the list lock is held, and a run is over before tiering promotes what it met for the first time, so
+    /// the first shrinks of a process ran unoptimized code (twice the steady-state cost in the second shrink).</para>
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal long DefragNode(int node, int targetNode, int ratio, DefragPolicy policy, bool shrinking, int maxSlabs = int.MaxValue)
@@ -203,7 +205,7 @@ public sealed unsafe partial class KmemCache
     /// <paramref name="ratio"/> percent, and with <paramref name="needRoom"/> only while the slabs left have
     /// room for their objects) and relinks the rest in that order. List lock held; O(partial slabs).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private void SelectSorted(KmemCacheNode n, Mobility? mobility, int ratio, int maxSlabs, bool needRoom, List<Slab> sources, List<Slab> empty)
     {
         int count = (int)n.Partial.Count;
@@ -284,7 +286,7 @@ public sealed unsafe partial class KmemCache
     /// the list, by the node's free-slot counter, has room for their objects) and frees empty ones. The list
     /// stays as it is otherwise. List lock held; the hold does not grow with the list.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private static void SelectFromTail(KmemCacheNode n, Mobility? mobility, int ratio, int maxSlabs, bool needRoom, List<Slab> sources, List<Slab> empty)
     {
         long window = maxSlabs * 4L + 8;
@@ -334,7 +336,7 @@ public sealed unsafe partial class KmemCache
     /// most <paramref name="limit"/> of them. Returns how many were offered. Right after the migrate call the
     /// second half of <paramref name="prefetchAfterMigrate"/>'s objects in use is prefetched (see <see cref="PrefetchAhead"/>).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private int MoveSlab(Slab s, MigrationContext ctx, nint[] vector, MigrateResult[] results, int targetNode, Mobility mobility,
         int limit = int.MaxValue, Slab? prefetchAfterMigrate = null)
     {
@@ -383,7 +385,7 @@ public sealed unsafe partial class KmemCache
     /// The objects in use of a slab with a free map: the clear bits, in address order. Touches no slot.
     /// Slab lock held.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private int CollectInUseByMap(Slab s, nint[] vector, int limit)
     {
         ulong[] map = s.FreeMap!;
@@ -412,7 +414,7 @@ public sealed unsafe partial class KmemCache
     /// migration is shorter than a memory access here, hence the distances). Reads free maps
     /// without the slab lock: a stale bit only wastes or misses a prefetch.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private void PrefetchAhead(List<Slab> sources, int i)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
@@ -445,7 +447,7 @@ public sealed unsafe partial class KmemCache
     /// call, because a single burst fills the core's miss queue and the loads behind it wait (measured: 66 → 60 ns
     /// per moved object; in the memory-floor replay a burst per slab costs 28–31 ns against 26 ns for an even stream).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private void PrefetchInUse(Slab s, PrefetchHalf half)
     {
         if (s.FreeMap is not { } map) return;
@@ -472,7 +474,7 @@ public sealed unsafe partial class KmemCache
     /// list, one dependent load per free slot, with every line of the slab requested first so those misses
     /// overlap. Slab lock held.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private int CollectInUseByFreeList(Slab s, nint[] vector, int limit)
     {
         int count = 0;
@@ -490,7 +492,7 @@ public sealed unsafe partial class KmemCache
     /// reported on yet stay where they are: they count as busy (a failed move, worth a later pass), not as
     /// unreported, so defrag_objects_busy shows them.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private static void CountResults(MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, bool callbackThrew)
     {
         for (int i = 0; i < results.Length; i++)
@@ -533,7 +535,7 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Unfreezes the source slabs: empty ones are freed (ignoring min_partial), the rest go to the partial tail. <paramref name="discard"/> is an empty scratch list.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode: runs in bursts too short for tiering
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private void PutBackIsolated(KmemCacheNode n, List<Slab> sources, List<Slab> discard)
     {
         lock (n.ListLock)

@@ -68,8 +68,9 @@ public delegate object? IsolateCallback(KmemCache cache, Span<nint> objects);
 /// 11 ms) that are over before tiered compilation promotes a method from its unoptimized first tier, so a
 /// callback called only during defrag runs unoptimized in every early run. The core's own defrag methods are
 /// <c>[MethodImpl(MethodImplOptions.AggressiveOptimization)]</c> for this reason, and so are this library's
-/// callbacks; mark yours the same way (measured: the second shrink of a process cost 143 ns per moved object
-/// with everything tiered, 73–84 with it; steady state within noise, 2–3 ns worse without profile-guided code).</para>
+/// callbacks; mark yours the same way (measured with the benchmark's callback: the second shrink of a fresh
+/// process cost 136–146 ns per moved object with everything tiered, 73–78 with the core and the callback compiled
+/// optimized; the steady state did not change beyond the noise of the runs).</para>
 /// </remarks>
 public delegate void MigrateCallback(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? state, Span<MigrateResult> results);
 

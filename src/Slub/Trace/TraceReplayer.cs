@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -403,7 +404,7 @@ public sealed unsafe class TraceReplayer : IDisposable
     }
 
     // Plain memory moves by copy: new object, copy, repoint the trace's pointer, free the old one.
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // runs in defrag bursts: see MigrateCallback
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // runs in defrag bursts: see MigrateCallback
     private static void Migrate(Dictionary<ulong, nint> map, KmemCache cache, ReadOnlySpan<nint> objects, int node, Span<MigrateResult> results)
     {
         for (int i = 0; i < objects.Length; i++)
