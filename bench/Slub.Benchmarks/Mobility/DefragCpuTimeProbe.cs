@@ -71,10 +71,12 @@ public static class DefragCpuTimeProbe
                 if (!best.TryGetValue(key, out var b) || c < b.Cpu) best[key] = (c, m, long.Parse(jit, CultureInfo.InvariantCulture));
             }
         }
-        string[] names = ["", "First shrink of a fresh process (compiles the defrag path)", "Second shrink of the process", "Third shrink of the process"];
         foreach (var (k, (cpu, moved, jit)) in best.OrderBy(e => e.Key))
+        {
+            string step = k == 1 ? "First shrink of a fresh process (compiles the defrag path)" : $"Shrink {k} of the same process";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {names[k]} (best of {rounds} processes; {jit / 1e6:F1} ms of it compiling) | {moved:N0} | | {cpu / 1e6:F1} | {(double)cpu / moved:F0} |"));
+                $"| {step} (best of {rounds} processes; {jit / 1e6:F1} ms of it compiling) | {moved:N0} | | {cpu / 1e6:F1} | {(double)cpu / moved:F0} |"));
+        }
     }
 
     /// <summary>Shrinks <paramref name="times"/> fresh fragmented caches, FillFullestFirst, for a sampling profiler (<c>-- --defrag-profile N</c>).</summary>
