@@ -1,4 +1,3 @@
-using Slub.Benchmarks.Infrastructure;
 using Slub.Rcu;
 using Slub.XArray;
 

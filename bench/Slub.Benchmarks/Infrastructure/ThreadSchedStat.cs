@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace Slub.Benchmarks.Infrastructure;
 
 /// <summary>

@@ -20,7 +20,7 @@ namespace Slub.Benchmarks.Mobility;
 public class DefragBenchmarks
 {
     private FragmentedCache? _cache;
-    private FragmentedHeap? _heap;
+    private FragmentedHeap? _heap;   // only roots the survivors while GcCompacting collects
     private DefragOutcome? _last;
 
     /// <summary>1,000,000 objects, as in the GC measurement the issue's ~150 ns comes from (anchors §3.6).</summary>

@@ -83,12 +83,12 @@ public sealed class DirectorySlabSource : ISlabSource
             return new SlabEntry(name, SlabEntryKind.Alias, target);
         if (info.Attributes.HasFlag(FileAttributes.Directory))
             return new SlabEntry(name, SlabEntryKind.Cache);
-        return new SlabEntry(name, SlabEntryKind.Other, FileType: DirentType(info));
+        return new SlabEntry(name, SlabEntryKind.Other, FileType: DtReg);
     }
 
     // readdir's d_type for what is neither a directory nor a symlink. .NET cannot tell a fifo or socket from a
     // regular file here, so every such entry reports DT_REG (8), the case that matters (a stray file in a snapshot).
-    private static int DirentType(FileInfo info) => 8;
+    private const int DtReg = 8;
 
     public string? ReadAttribute(string cache, string attribute) => ReadFile(Path.Combine(Root, cache, attribute));
 

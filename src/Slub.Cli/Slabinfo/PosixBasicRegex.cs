@@ -53,7 +53,6 @@ public static class PosixBasicRegex
         // current alternative (or before the alternation began). Each \( opens an alternation scope: the groups
         // completed when it opened, the union of its finished branches, and its own group number.
         private int _completed;
-        private int _topAccum;
         private readonly Stack<(int Start, int Initial, int Accum, int Group)> _groups = new();
         private int _atomStart = -1;       // output index where the last atom begins, -1 if none
         private bool _lastWasRepeat;
@@ -137,8 +136,7 @@ public static class PosixBasicRegex
                     }
                     else
                     {
-                        _topAccum |= _completed;
-                        _completed = 0;
+                        _completed = 0;   // a top-level branch sees no group of the branches before it
                     }
                     NewBranch();
                     break;

@@ -1,6 +1,5 @@
 using Slub.Cli.Slabinfo;
 using Slub.Sysfs;
-using Xunit;
 
 namespace Slub.Tests.Slabinfo;
 

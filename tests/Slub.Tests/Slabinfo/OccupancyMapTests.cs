@@ -1,5 +1,4 @@
 using Slub.Cli.Slabinfo;
-using Xunit;
 
 namespace Slub.Tests.Slabinfo;
 

@@ -1,7 +1,6 @@
 using System.Globalization;
 using CsCheck;
 using Slub.Cli.Slabinfo;
-using Xunit;
 
 namespace Slub.Tests.Slabinfo;
 

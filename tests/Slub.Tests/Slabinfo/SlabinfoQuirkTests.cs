@@ -1,5 +1,3 @@
-using Xunit;
-
 namespace Slub.Tests.Slabinfo;
 
 /// <summary>The ordering, naming and counting rules that decide byte equality (notes §5, §7), on small made-up trees.</summary>

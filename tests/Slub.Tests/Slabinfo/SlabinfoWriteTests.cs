@@ -1,5 +1,3 @@
-using Xunit;
-
 namespace Slub.Tests.Slabinfo;
 
 /// <summary>

@@ -1,6 +1,5 @@
 using Slub.Rcu;
 using Slub.XArray;
-using XA = Slub.XArray.XArray;
 
 namespace Slub.Tests.XArray;
 
