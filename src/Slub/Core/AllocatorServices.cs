@@ -8,12 +8,14 @@ namespace Slub;
 /// </summary>
 public sealed class AllocatorLog
 {
+    /// <summary>Lines kept; the oldest is dropped when a new one would exceed it.</summary>
     public const int Capacity = 4096;
     private readonly Queue<string> _lines = new();
 
     /// <summary>Raised for every line written (e.g. to forward to a logger).</summary>
     public event Action<string>? LineWritten;
 
+    /// <summary>Appends <paramref name="line"/> (without its newline), drops the oldest lines beyond <see cref="Capacity"/>, then raises <see cref="LineWritten"/> outside the lock.</summary>
     public void Write(string line)
     {
         lock (_lines)

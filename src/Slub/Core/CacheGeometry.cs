@@ -23,28 +23,36 @@ namespace Slub;
 /// </remarks>
 public readonly record struct CacheGeometry
 {
+    /// <summary>Bytes of a word: the free pointer's size, and the unit that slot sizes and alignments are rounded up to.</summary>
     public const int WordSize = 8;
     /// <summary>Bytes of one alloc/free track record.</summary>
     public const int TrackSize = 24;
     /// <summary>Upper bound of objects in one slab (MAX_OBJS_PER_PAGE).</summary>
     public const int MaxObjsPerPage = 32767;
 
+    /// <summary>Requested object size in bytes (the kernel's <c>s->object_size</c>, sysfs <c>object_size</c>).</summary>
     public int ObjectSize { get; init; }
     /// <summary>Bytes per slot (the kernel's <c>s->size</c>, sysfs <c>slab_size</c>).</summary>
     public int Size { get; init; }
+    /// <summary>Slot alignment in bytes, at least <see cref="WordSize"/> (<c>calculate_alignment</c>, sysfs <c>align</c>).</summary>
     public int Align { get; init; }
     /// <summary>Offset of the free pointer from the object start.</summary>
     public int FreePointerOffset { get; init; }
     /// <summary>End of the object plus right red zone: where metadata begins (the kernel's <c>s->inuse</c>).</summary>
     public int Inuse { get; init; }
+    /// <summary>Bytes of left red zone before each object (the kernel's <c>red_left_pad</c>); 0 without <see cref="SlabFlags.RedZone"/>.</summary>
     public int RedLeftPad { get; init; }
     /// <summary>Offset of the alloc track from the object start, or -1.</summary>
     public int TrackOffset { get; init; }
+    /// <summary>Slab order: each slab is 2^Order pages (sysfs <c>order</c>).</summary>
     public int Order { get; init; }
+    /// <summary>Objects in a slab of <see cref="Order"/> (sysfs <c>objs_per_slab</c>).</summary>
     public int ObjectsPerSlab { get; init; }
     /// <summary>Smallest order that holds one object (the fallback when the preferred order cannot be had).</summary>
     public int MinOrderFallback { get; init; }
+    /// <summary>True if the free pointer has a word of its own past <see cref="Inuse"/> instead of living inside the free object.</summary>
     public bool FreePointerOutside => FreePointerOffset >= Inuse;
+    /// <summary>Bytes of one slab: the page size shifted by <see cref="Order"/>.</summary>
     public int SlabBytes => OsMemory.PageSize << Order;
 
     /// <summary>Computes the geometry of a cache.</summary>

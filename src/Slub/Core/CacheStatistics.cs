@@ -16,11 +16,17 @@ public sealed record CacheStatistics(
     string Name, int ObjectSize, int SlabSize, int ObjectsPerSlab, int Order,
     IReadOnlyList<NodeStatistics> Nodes, IReadOnlyList<CpuPartialStatistics> CpuPartial)
 {
+    /// <summary>Slabs held, all nodes (sysfs <c>slabs</c>).</summary>
     public long Slabs => Nodes.Sum(n => n.Slabs);
+    /// <summary>Slabs on the node partial lists (sysfs <c>partial</c>).</summary>
     public long Partial => Nodes.Sum(n => n.Partial);
+    /// <summary>Slabs held by CPUs: CPU slabs plus per-CPU partial slabs (sysfs <c>cpu_slabs</c>).</summary>
     public long CpuSlabs => Nodes.Sum(n => n.CpuSlabs);
+    /// <summary>Objects in use; objects on per-CPU free lists count as in use (sysfs <c>objects</c>).</summary>
     public long Objects => Nodes.Sum(n => n.Objects);
+    /// <summary>Objects in use on node partial slabs (sysfs <c>objects_partial</c>).</summary>
     public long ObjectsPartial => Nodes.Sum(n => n.ObjectsPartial);
+    /// <summary>Object capacity of all slabs held (sysfs <c>total_objects</c>).</summary>
     public long TotalObjects => Nodes.Sum(n => n.TotalObjects);
     /// <summary>Pages held by the cache's slabs.</summary>
     public long Pages => Slabs << Order;
@@ -31,6 +37,21 @@ public sealed record CacheStatistics(
 /// <summary>Event counters of a cache (the kernel's CONFIG_SLUB_STATS items that matter here, plus the SMO counters). Approximate under concurrency: increments are not atomic.</summary>
 public sealed class CacheEventCounters
 {
+    /// <summary>
+    /// Allocation slow-path events: <see cref="AllocRefill"/> (<c>alloc_refill</c>): the CPU free list was
+    /// refilled from the CPU slab's own free list; <see cref="AllocFromPartial"/> (<c>alloc_from_partial</c>): a node partial
+    /// slab became the CPU slab; <see cref="AllocSlab"/> (<c>alloc_slab</c>): a new slab was allocated;
+    /// <see cref="AllocNodeMismatch"/> (<c>alloc_node_mismatch</c>): a node-specific allocation found the CPU slab on another
+    /// node and deactivated it; <see cref="DeactivateBypass"/> (<c>deactivate_bypass</c>): the CPU slab was full and was dropped.
+    /// </summary>
     public long AllocRefill, AllocFromPartial, AllocSlab, AllocNodeMismatch, DeactivateBypass;
+    /// <summary>
+    /// Per-CPU partial and slab lifetime events: <see cref="CpuPartialAlloc"/> (<c>cpu_partial_alloc</c>): a slab from the CPU's
+    /// partial chain became the CPU slab; <see cref="CpuPartialFree"/> (<c>cpu_partial_free</c>): a slab was put on the chain;
+    /// <see cref="CpuPartialDrain"/> (<c>cpu_partial_drain</c>): the chain was over its limit and drained to the nodes first;
+    /// <see cref="CpuSlabFlush"/>: a CPU slab was given back to its node (<c>deactivate_slab</c>, e.g. by a flush);
+    /// <see cref="FreeSlab"/> (<c>free_slab</c>): slabs whose pages went back to the page allocator;
+    /// <see cref="OrderFallback"/> (<c>order_fallback</c>): a new slab got the minimum order because the preferred one failed.
+    /// </summary>
     public long CpuPartialAlloc, CpuPartialFree, CpuPartialDrain, CpuSlabFlush, FreeSlab, OrderFallback;
 }

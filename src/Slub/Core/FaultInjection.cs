@@ -156,6 +156,7 @@ public sealed class FaultRule
         return name is null || cache.Name == name || cache.AliasNames.Contains(name);
     }
 
+    /// <summary>One line: the rule's name and settings, then the failures injected out of the calls seen.</summary>
     public override string ToString() =>
         $"{Name}: every {EveryNth}, probability {Probability}, times {Times}, cache {CacheName ?? "*"}{(CacheFilter ? " (cache-filter)" : "")}: {Failures} of {Calls} failed";
 }

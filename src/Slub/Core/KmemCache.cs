@@ -437,5 +437,6 @@ public sealed unsafe partial class KmemCache
     internal void MarkDestroyed() => _destroyed = true;
     internal bool IsDestroyed => _destroyed;
 
+    /// <summary>The name and geometry, e.g. <c>dentry (object_size=192, slab_size=192, objs_per_slab=21, order=0)</c>.</summary>
     public override string ToString() => $"{Name} (object_size={ObjectSize}, slab_size={SlabSize}, objs_per_slab={ObjectsPerSlab}, order={Order})";
 }

@@ -27,9 +27,13 @@ public sealed partial class SlabAllocator : IDisposable
     /// <summary>The process-wide allocator with default options (1 GiB of address space per node).</summary>
     public static SlabAllocator Shared => s_shared.Value;
 
+    /// <summary>The options this allocator was created with.</summary>
     public SlabOptions Options { get; }
+    /// <summary>The CPUs and NUMA nodes it models, built from <see cref="Options"/>.</summary>
     public NumaTopology Topology { get; }
+    /// <summary>The page allocator slabs come from (one buddy arena per node).</summary>
     public PageAllocator Pages { get; }
+    /// <summary>This allocator's kmalloc size-class caches (<c>kmalloc</c>/<c>kfree</c>).</summary>
     public Kmalloc Kmalloc { get; }
 
     /// <summary>The allocator's log (the kernel log of this user-space kernel): debug reports, traces.</summary>
@@ -63,6 +67,8 @@ public sealed partial class SlabAllocator : IDisposable
     /// <summary>The kernel's <c>slab_mutex</c>: guards the cache list and mobility setup.</summary>
     internal readonly Lock SlabMutex = new();
 
+    /// <summary>Creates an allocator: page arenas, kmalloc caches and attribute tree. <paramref name="options"/> null means defaults;
+    /// slub_debug comes from <see cref="SlabOptions.SlubDebug"/>, else the <c>SLUB_DEBUG</c> environment variable.</summary>
     public SlabAllocator(SlabOptions? options = null)
     {
         Options = options ?? new SlabOptions();
@@ -283,6 +289,8 @@ public sealed partial class SlabAllocator : IDisposable
     /// </summary>
     public long ReportFreePages() => Pages.ReportFreePages();
 
+    /// <summary>Stops the background defragmenter, closes the live endpoint and releases the page arenas: every object of
+    /// every cache becomes invalid. Safe to call more than once.</summary>
     public void Dispose()
     {
         BackgroundDefrag?.Dispose();

@@ -4,6 +4,7 @@ namespace Slub;
 [Flags]
 public enum SlabFlags
 {
+    /// <summary>No flags.</summary>
     None = 0,
     /// <summary>Check metadata and free-list consistency on every operation (slub_debug=F, SLAB_CONSISTENCY_CHECKS).</summary>
     ConsistencyChecks = 1 << 0,

@@ -23,6 +23,7 @@ public sealed record DcacheWorkloadOptions
     public PartialShrinkMode Mode { get; init; } = PartialShrinkMode.WholeSlabsOnly;
     /// <summary>SMO pass: the series' "empty every candidate" or the fill-fullest-first policy.</summary>
     public DefragPolicy Policy { get; init; } = DefragPolicy.EmptyAllCandidates;
+    /// <summary>Seed of the random choice of hot, pinned and invalidated paths.</summary>
     public int Seed { get; init; } = 1;
 }
 
@@ -37,6 +38,7 @@ public sealed record DcacheWorkloadResult(
     int Verified, int Mismatches, int VerifyFileSystemQueries, int ObjectsPerSlab, TimeSpan Elapsed,
     int ObjectSize = 0, int Order = 0, long PartialAfterPressure = 0, long PartialAfterSmo = 0)
 {
+    /// <summary>A multi-line human-readable report of the main figures.</summary>
     public override string ToString() =>
         $"dcache workload on {Root}: {Paths} paths ({MissingPaths} missing), {Pinned} pinned, {Invalidated} invalidated\n" +
         $"  populated:       {DentriesPopulated,8} dentries in {SlabsPopulated,6} slabs\n" +
@@ -55,6 +57,7 @@ public sealed record DcacheWorkloadResult(
 /// </summary>
 public static class DcacheWorkload
 {
+    /// <summary>Runs the workload once on a new <see cref="DentryCache"/> in <paramref name="allocator"/> over <see cref="DcacheWorkloadOptions.Root"/> and returns what it measured. Reads the file system, never writes it.</summary>
     public static DcacheWorkloadResult Run(SlabAllocator allocator, DcacheWorkloadOptions options)
     {
         ArgumentNullException.ThrowIfNull(allocator);

@@ -16,16 +16,19 @@ public readonly unsafe struct Dentry : IEquatable<Dentry>
 
     internal DentryData* D => (DentryData*)Address;
 
+    /// <summary>True for the default handle (address 0), which names no dentry.</summary>
     public bool IsNull => Address == 0;
 
     /// <summary>Reference count (<c>d_count</c>); negative once dead.</summary>
     public int Count => Volatile.Read(ref D->Count);
 
+    /// <summary>The <c>d_flags</c> bits, read without the dentry's lock.</summary>
     public DentryFlags Flags => (DentryFlags)Volatile.Read(ref D->Flags);
 
     /// <summary>What the name refers to; <see cref="InodeKind.Negative"/> for a cached miss.</summary>
     public InodeKind Kind => D->Kind;
 
+    /// <summary>True for a negative dentry: a cached miss (<see cref="InodeKind.Negative"/>).</summary>
     public bool IsNegative => Kind == InodeKind.Negative;
 
     /// <summary>Inode identity (0 for negative dentries).</summary>
@@ -40,11 +43,17 @@ public readonly unsafe struct Dentry : IEquatable<Dentry>
     /// <summary>The parent (<c>d_parent</c>); the root is its own parent.</summary>
     public Dentry Parent => new(D->Parent);
 
+    /// <summary>True if both handles hold the same address; a freed and reused slot equals its old handle.</summary>
     public bool Equals(Dentry other) => Address == other.Address;
+    /// <inheritdoc/>
     public override bool Equals(object? obj) => obj is Dentry d && Equals(d);
+    /// <inheritdoc/>
     public override int GetHashCode() => Address.GetHashCode();
+    /// <summary>True if both handles hold the same address (see <see cref="Equals(Dentry)"/>).</summary>
     public static bool operator ==(Dentry a, Dentry b) => a.Address == b.Address;
+    /// <summary>True if the handles hold different addresses.</summary>
     public static bool operator !=(Dentry a, Dentry b) => a.Address != b.Address;
+    /// <summary><c>(null)</c>, or address, name, count, kind and flags. Reads the dentry's memory: use it only on dentries you hold.</summary>
     public override string ToString() => IsNull ? "(null)" : $"dentry 0x{Address:x} '{Name}' count={Count} {Kind} {Flags}";
 }
 
@@ -54,6 +63,7 @@ public readonly unsafe struct Dentry : IEquatable<Dentry>
 /// <param name="FileSystemQueries">How many components had to be asked of the file system (0: answered from the cache).</param>
 public readonly record struct LookupResult(InodeKind Kind, ulong Inode, int FileSystemQueries)
 {
+    /// <summary>True if the path names something (<see cref="Kind"/> is not <see cref="InodeKind.Negative"/>).</summary>
     public bool Exists => Kind != InodeKind.Negative;
 }
 

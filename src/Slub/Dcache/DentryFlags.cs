@@ -8,6 +8,7 @@ namespace Slub.Dcache;
 [Flags]
 public enum DentryFlags : uint
 {
+    /// <summary>No flag set.</summary>
     None = 0,
     /// <summary>Recently used while on the LRU: the LRU walk clears it and gives the dentry a second chance.</summary>
     Referenced = 1u << 6,
@@ -32,7 +33,9 @@ public enum InodeKind : byte
 {
     /// <summary>A negative dentry: the name is known not to exist (<c>DCACHE_MISS_TYPE</c>).</summary>
     Negative = 0,
+    /// <summary>A directory (<c>DCACHE_DIRECTORY_TYPE</c>): the only kind a path walk descends into.</summary>
     Directory = 1,
+    /// <summary>An existing name that is not a directory (a regular file or any other non-directory type).</summary>
     File = 2,
     /// <summary>Allocated but not yet instantiated; never visible to lookups.</summary>
     Unknown = 7,

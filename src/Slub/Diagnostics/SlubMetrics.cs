@@ -41,6 +41,8 @@ public sealed class SlubMetrics : IDisposable
     /// <summary>The meter the instruments live on.</summary>
     public Meter Meter { get; }
 
+    /// <summary>Creates the instruments listed in the remarks for <paramref name="allocator"/>, on a meter from
+    /// <paramref name="meterFactory"/> or, when it is null, on a <c>Meter("Slub")</c> of its own.</summary>
     public SlubMetrics(SlabAllocator allocator, IMeterFactory? meterFactory = null)
     {
         ArgumentNullException.ThrowIfNull(allocator);

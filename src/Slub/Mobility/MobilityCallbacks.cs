@@ -92,9 +92,16 @@ public enum DefragPolicy
 /// <summary>A mobility callback threw. The core put its slabs back before rethrowing.</summary>
 public sealed class DefragmentationException : Exception
 {
+    /// <summary>The cache being defragmented.</summary>
     public string CacheName { get; }
+    /// <summary>Address of the slab whose objects the callback was handling.</summary>
     public nint SlabAddress { get; }
 
+    /// <summary>Wraps what a mobility callback threw.</summary>
+    /// <param name="cacheName">The cache being defragmented.</param>
+    /// <param name="slab">Address of the slab being processed.</param>
+    /// <param name="phase">Which callback failed: "isolate" or "migrate".</param>
+    /// <param name="inner">The callback's exception.</param>
     public DefragmentationException(string cacheName, nint slab, string phase, Exception inner)
         : base($"{cacheName}: {phase} callback failed on slab 0x{slab:x}: {inner.Message}", inner)
     {
@@ -108,15 +115,25 @@ public sealed class DefragCounters
 {
     internal long _moved, _freed, _later, _refused, _skipped, _unreported, _slabsFreed, _runs, _ticks, _failures, _bgCpuNs, _bgSteps, _maxHoldTicks, _maxHoldCpuNs;
 
+    /// <summary>Objects the migrate callback moved (<see cref="MigrateResult.Moved"/>, <see cref="MigrateResult.MovedOldLeft"/>); sysfs <c>defrag_objects_moved</c>.</summary>
     public long ObjectsMoved => Volatile.Read(ref _moved);
+    /// <summary>Objects the callback freed instead of moving (<see cref="MigrateResult.Freed"/>); sysfs <c>defrag_objects_freed</c>.</summary>
     public long ObjectsFreed => Volatile.Read(ref _freed);
+    /// <summary>Objects left for a later pass (<see cref="MigrateResult.Later"/>, and those a throwing callback had not reported on); sysfs <c>defrag_objects_busy</c>.</summary>
     public long ObjectsBusy => Volatile.Read(ref _later);
+    /// <summary>Objects the callback said can never move (<see cref="MigrateResult.CannotMove"/>); sysfs <c>defrag_objects_refused</c>.</summary>
     public long ObjectsRefused => Volatile.Read(ref _refused);
+    /// <summary>Objects isolate dropped (entry set to 0) or the callback reported <see cref="MigrateResult.Skipped"/>. Not in sysfs.</summary>
     public long ObjectsSkipped => Volatile.Read(ref _skipped);
+    /// <summary>Objects the callback returned without a result for (<see cref="MigrateResult.Unreported"/>). Not in sysfs.</summary>
     public long ObjectsUnreported => Volatile.Read(ref _unreported);
+    /// <summary>Slabs defragmentation freed; sysfs <c>defrag_slabs_freed</c>.</summary>
     public long SlabsFreed => Volatile.Read(ref _slabsFreed);
+    /// <summary>Per-node defragmentation passes (a shrink runs one per node; moves between nodes do not count); sysfs <c>defrag_runs</c>.</summary>
     public long Runs => Volatile.Read(ref _runs);
+    /// <summary>Runs ended by a callback that threw (each rethrown as <see cref="DefragmentationException"/>); sysfs <c>defrag_callback_failures</c>.</summary>
     public long CallbackFailures => Volatile.Read(ref _failures);
+    /// <summary>Wall-clock time of the passes counted in <see cref="Runs"/>; sysfs <c>defrag_time_us</c>.</summary>
     public TimeSpan TimeSpent => TimeSpan.FromTicks(Volatile.Read(ref _ticks));
     /// <summary>CPU time the background defragmenter's thread spent on this cache (its own thread CPU clock).</summary>
     public TimeSpan BackgroundCpuTime => TimeSpan.FromTicks(Volatile.Read(ref _bgCpuNs) / 100);

@@ -139,6 +139,7 @@ public sealed unsafe class MovableHandleTable
             Payload = payload;
         }
 
+        /// <summary>Releases the handle's stripe lock, so the object may move or be freed again. Call exactly once: a second call would release the lock under its next holder.</summary>
         public void Dispose() => SpinLockWord.Exit(ref _table.StripeLock(_handle));
     }
 

@@ -516,6 +516,7 @@ public sealed class BuddyArena : IDisposable
         _freeCount[order]--;
     }
 
+    /// <summary>Waits for a report batch still out, then gives the whole address range back to the OS: every block in it becomes invalid. Safe to call more than once.</summary>
     public void Dispose()
     {
         lock (_lock)

@@ -44,6 +44,7 @@ public sealed class PageAllocator : IDisposable
     /// <summary>Bytes given back to the OS by free page reporting so far.</summary>
     public long ReportedBytes => _arenas.Sum(a => a.ReportedFrames) << OsMemory.PageShift;
 
+    /// <summary>One arena of <paramref name="bytesPerNode"/> per node of <paramref name="topology"/>; every free gives its memory back to the OS at once (zero <see cref="ReportingDelay"/>).</summary>
     public PageAllocator(NumaTopology topology, long bytesPerNode) : this(topology, bytesPerNode, TimeSpan.Zero) { }
 
     /// <summary>One arena of <paramref name="bytesPerNode"/> per node of <paramref name="topology"/>; freed memory goes back
@@ -182,6 +183,7 @@ public sealed class PageAllocator : IDisposable
     public bool CanAllocate(int order, int node = -1) =>
         node >= 0 ? _arenas[node].CanAllocate(order) : _arenas.Any(a => a.CanAllocate(order));
 
+    /// <summary>Stops the reporting timer and releases every arena (see <see cref="BuddyArena.Dispose"/>). Safe to call more than once.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;

@@ -71,6 +71,7 @@ public sealed class EpochReclaimer
     /// <summary>A process-wide instance for users that do not need their own.</summary>
     public static EpochReclaimer Shared { get; } = new();
 
+    /// <summary>Creates an independent reclamation domain with its own epoch and reader records (see <see cref="Shared"/> for the process-wide one).</summary>
     public EpochReclaimer() => _mine = new ThreadLocal<ReaderRecord>(Register);
 
     /// <summary>Completed <see cref="Synchronize"/> calls (full grace-period waits).</summary>
@@ -93,6 +94,7 @@ public sealed class EpochReclaimer
     {
         private readonly EpochReclaimer? _owner;
         internal ReadScope(EpochReclaimer owner) => _owner = owner;
+        /// <summary>Leaves the read section (<see cref="ExitRead"/>); a default scope does nothing. Dispose once, on the entering thread.</summary>
         public void Dispose() => _owner?.ExitRead();
     }
 

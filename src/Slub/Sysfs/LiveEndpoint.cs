@@ -20,6 +20,8 @@ namespace Slub.Sysfs;
 /// </remarks>
 public sealed partial class LiveEndpoint : IDisposable
 {
+    /// <summary>Protocol limits in bytes: <see cref="MaxLine"/>, the longest request line (a longer one closes the connection);
+    /// <see cref="MaxPayload"/>, the largest <c>WRITE</c> payload (a larger one gets EINVAL and the connection closes).</summary>
     public const int MaxLine = 4096, MaxPayload = 64 * 1024;
 
     private readonly SlabSysfs _sysfs;
@@ -36,6 +38,11 @@ public sealed partial class LiveEndpoint : IDisposable
     /// <summary>The socket path a process with this id listens on.</summary>
     public static string PathFor(int pid) => Path.Combine(Path.GetTempPath(), $"slub-{pid}.sock");
 
+    /// <summary>Binds the socket (replacing a file already at its path; mode 0600 on Unix), listens and starts accepting
+    /// on the thread pool. <see cref="SlabAllocator.OpenLiveEndpoint"/> is the usual way to get one.</summary>
+    /// <param name="sysfs">The attribute tree to serve.</param>
+    /// <param name="allowWrites">Whether peers may write attributes (<see cref="AllowWrites"/>).</param>
+    /// <param name="socketPath">The socket file, or null for <see cref="PathFor"/> of this process.</param>
     public LiveEndpoint(SlabSysfs sysfs, bool allowWrites = false, string? socketPath = null)
     {
         _sysfs = sysfs;
@@ -209,6 +216,7 @@ public sealed partial class LiveEndpoint : IDisposable
         catch (SocketException) { return false; }
     }
 
+    /// <summary>Stops accepting, closes the listening socket and deletes the socket file; connections already open are served until they end. Safe to call more than once.</summary>
     public void Dispose()
     {
         _stop.Cancel();

@@ -9,7 +9,9 @@ namespace Slub.Sysfs;
 /// </summary>
 public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, Action<KmemCache, string, string>? Store)
 {
+    /// <summary>True if the file can be read (it has a <see cref="Show"/>).</summary>
     public bool Readable => Show is not null;
+    /// <summary>True if the file takes writes (it has a <see cref="Store"/>).</summary>
     public bool Writable => Store is not null;
 
     /// <summary>The attributes every cache directory has, in the kernel's order.</summary>

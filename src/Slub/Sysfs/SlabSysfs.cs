@@ -16,6 +16,7 @@ public sealed class SlabSysfs
 {
     private readonly SlabAllocator _allocator;
 
+    /// <summary>The attribute tree of <paramref name="allocator"/>; <see cref="SlabAllocator.Sysfs"/> already holds one.</summary>
     public SlabSysfs(SlabAllocator allocator) => _allocator = allocator;
 
     /// <summary>The root entries in cache-list order: each cache's directory, then its alias links.</summary>

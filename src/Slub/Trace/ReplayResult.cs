@@ -20,18 +20,23 @@ public sealed record DefragOutcome(DefragPolicy Policy, long Slabs, long Partial
 /// <summary>One cache at the end of a replay, and after the what-if.</summary>
 public sealed record CacheReplayResult
 {
+    /// <summary>The cache name as the trace gives it.</summary>
     public required string Name { get; init; }
     /// <summary>Slot size (the trace's <c>bytes_alloc</c>, which is the kernel's <c>slab_size</c>).</summary>
     public required int SlabSize { get; init; }
     /// <summary>Object size: the snapshot's <c>object_size</c> with <c>--geometry</c>, else the slot size.</summary>
     public required int ObjectSize { get; init; }
+    /// <summary>Objects per slab of the replayed cache (<c>objs_per_slab</c>).</summary>
     public required int ObjectsPerSlab { get; init; }
+    /// <summary>Slab order of the replayed cache (<c>order</c>).</summary>
     public required int Order { get; init; }
     /// <summary>"bytes_alloc" (SLUB's own order rules) or "snapshot".</summary>
     public required string GeometrySource { get; init; }
     /// <summary>Why a <c>--geometry</c> snapshot entry was not used (its slot size disagrees with the trace), or null.</summary>
     public string? GeometryNote { get; init; }
+    /// <summary>Allocation events replayed in this cache.</summary>
     public required long Allocs { get; init; }
+    /// <summary>Free events replayed in this cache (skipped frees not included).</summary>
     public required long Frees { get; init; }
     /// <summary>Frees of objects allocated before the capture (skipped).</summary>
     public required long SkippedFrees { get; init; }
@@ -41,12 +46,17 @@ public sealed record CacheReplayResult
     public required long Objects { get; init; }
     /// <summary>Objects allocated in the trace and not freed by its end.</summary>
     public required long LiveObjects { get; init; }
+    /// <summary>Slabs held at the end of the trace (sysfs <c>slabs</c>).</summary>
     public required long Slabs { get; init; }
+    /// <summary>Node partial slabs at the end of the trace (sysfs <c>partial</c>).</summary>
     public required long Partial { get; init; }
+    /// <summary>CPU slabs and per-CPU partial slabs at the end of the trace (sysfs <c>cpu_slabs</c>).</summary>
     public required long CpuSlabs { get; init; }
     /// <summary>ceil(objects / objects per slab).</summary>
     public required long OptimalSlabs { get; init; }
+    /// <summary>Pages held at the end of the trace, before the what-if.</summary>
     public required long Pages { get; init; }
+    /// <summary>Whether the what-if treated the cache as movable (see <see cref="NotMovableReason"/>).</summary>
     public required bool Movable { get; init; }
     /// <summary>Why a cache selected as movable could not be made movable, or null.</summary>
     public string? NotMovableReason { get; init; }
@@ -60,7 +70,9 @@ public sealed record TimelineSample(long TimestampNs, long Event, long[] Slabs, 
 /// <summary>Everything a replay found.</summary>
 public sealed record ReplayResult
 {
+    /// <summary>The trace's name as messages give it ("-" for standard input).</summary>
     public required string FileName { get; init; }
+    /// <summary>Lines read, of every kind.</summary>
     public required long Lines { get; init; }
     /// <summary>Slab events read (all caches, including filtered-out ones).</summary>
     public required long Events { get; init; }
@@ -76,19 +88,26 @@ public sealed record ReplayResult
     public required long NullPointers { get; init; }
     /// <summary>kmalloc allocations above 8 KiB, served by the page allocator (not replayed).</summary>
     public required long LargeKmallocs { get; init; }
+    /// <summary>Malformed lines skipped (<see cref="TraceReplayOptions.SkipBad"/>).</summary>
     public required long BadLineCount { get; init; }
     /// <summary>The first malformed lines skipped (up to 20).</summary>
     public required IReadOnlyList<BadLine> BadLines { get; init; }
+    /// <summary>CPUs the replay modelled.</summary>
     public required int Cpus { get; init; }
     /// <summary>Where <see cref="Cpus"/> came from: "--cpus", "#P header" or "this machine".</summary>
     public required string CpusSource { get; init; }
+    /// <summary>Timestamp of the first slab event in nanoseconds (0 without events).</summary>
     public required long FirstTimestampNs { get; init; }
+    /// <summary>Timestamp of the last slab event in nanoseconds (0 without events).</summary>
     public required long LastTimestampNs { get; init; }
+    /// <summary>The defrag policies compared, in the order asked, duplicates removed.</summary>
     public required IReadOnlyList<DefragPolicy> Policies { get; init; }
     /// <summary>Null: the what-if ran <c>kmem_cache_shrink</c> (ratio 100); else the reclaim-path defrag with this ratio.</summary>
     public required int? DefragUsedRatio { get; init; }
     /// <summary>Caches in the order they first appeared in the trace.</summary>
     public required IReadOnlyList<CacheReplayResult> Caches { get; init; }
+    /// <summary>Samples of slabs and live objects over the trace; empty unless <see cref="TraceReplayOptions.RecordTimeline"/>.</summary>
     public required IReadOnlyList<TimelineSample> Timeline { get; init; }
+    /// <summary>Time from the first to the last slab event, in seconds.</summary>
     public double Seconds => (LastTimestampNs - FirstTimestampNs) / 1e9;
 }

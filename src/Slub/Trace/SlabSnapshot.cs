@@ -18,6 +18,7 @@ public sealed class SlabSnapshot
     /// <summary>Where it was read from.</summary>
     public string Source { get; }
 
+    /// <summary>The caches that have geometry (an <c>order</c>), by name (case-sensitive).</summary>
     public IReadOnlyDictionary<string, SlabSnapshotCache> Caches => _caches;
 
     private SlabSnapshot(string source, Dictionary<string, SlabSnapshotCache> caches)
@@ -26,6 +27,7 @@ public sealed class SlabSnapshot
         _caches = caches;
     }
 
+    /// <summary>The cache named <paramref name="name"/> (exact, case-sensitive), if the snapshot has it.</summary>
     public bool TryGet(string name, out SlabSnapshotCache cache) => _caches.TryGetValue(name, out cache!);
 
     /// <summary>Reads a snapshot directory or flat file.</summary>

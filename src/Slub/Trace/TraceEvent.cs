@@ -37,6 +37,7 @@ public enum TraceLineKind : byte
 /// </remarks>
 public ref struct TraceEvent
 {
+    /// <summary>Which slab event this is.</summary>
     public TraceEventKind Kind;
     /// <summary>The CPU column.</summary>
     public int Cpu;
@@ -67,5 +68,6 @@ public ref struct TraceEvent
     /// <summary><c>gfp_flags</c>, possibly empty.</summary>
     public ReadOnlySpan<byte> GfpFlags;
 
+    /// <summary>True for allocations (<see cref="TraceEventKind.CacheAlloc"/>, <see cref="TraceEventKind.Kmalloc"/>).</summary>
     public readonly bool IsAlloc => Kind is TraceEventKind.CacheAlloc or TraceEventKind.Kmalloc;
 }

@@ -12,6 +12,11 @@ public sealed class TraceFormatException : FormatException
     /// <summary>What is wrong with it.</summary>
     public string Reason { get; }
 
+    /// <summary>Creates the exception; its message is <c>file:line: reason: text</c>.</summary>
+    /// <param name="fileName">The trace's file name.</param>
+    /// <param name="lineNumber">1-based line number.</param>
+    /// <param name="lineText">The offending line.</param>
+    /// <param name="reason">What is wrong with it.</param>
     public TraceFormatException(string fileName, long lineNumber, string lineText, string reason)
         : base($"{fileName}:{lineNumber}: {reason}: {lineText}")
     {

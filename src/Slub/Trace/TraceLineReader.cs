@@ -101,6 +101,7 @@ public sealed class TraceLineReader : IDisposable
         else _end += n;
     }
 
+    /// <summary>Closes the reader and its input stream (for <see cref="Open"/>, the file or standard input).</summary>
     public void Dispose()
     {
         _text.Dispose();

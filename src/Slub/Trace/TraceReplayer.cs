@@ -41,9 +41,16 @@ public sealed class TraceReplayOptions
 /// <summary>The replay cannot go on: a CPU beyond the modelled ones, or the replayed caches ran out of address space.</summary>
 public sealed class TraceReplayException : Exception
 {
+    /// <summary>The trace's file name ("-" for standard input).</summary>
     public string FileName { get; }
+    /// <summary>1-based number of the line being replayed when the replay stopped.</summary>
     public long LineNumber { get; }
 
+    /// <summary>Creates the exception; its message is <c>file:line: message</c>.</summary>
+    /// <param name="fileName">The trace's file name.</param>
+    /// <param name="lineNumber">1-based line number.</param>
+    /// <param name="message">What went wrong.</param>
+    /// <param name="inner">The exception that caused it, or null.</param>
     public TraceReplayException(string fileName, long lineNumber, string message, Exception? inner = null)
         : base($"{fileName}:{lineNumber}: {message}", inner)
     {
@@ -96,6 +103,9 @@ public sealed unsafe class TraceReplayer : IDisposable
     private long _sampleEvery = 256, _sinceSample;
     private bool _finished;
 
+    /// <summary>A replayer with <paramref name="options"/> (null: defaults). The replayed allocators are created at the first slab event.</summary>
+    /// <exception cref="ArgumentException">No defrag policy is given.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The defrag_used_ratio is not 0..100 or the CPU count not 1..4096.</exception>
     public TraceReplayer(TraceReplayOptions? options = null)
     {
         _o = options ?? new TraceReplayOptions();
@@ -532,6 +542,7 @@ public sealed unsafe class TraceReplayer : IDisposable
             kc.Defrag.ObjectsMoved - movedBefore, pagesBefore - after.Pages, after.Objects, after.OptimalSlabs, shrinkOnly);
     }
 
+    /// <summary>Releases the replayed allocators and their memory; a <see cref="ReplayResult"/> already returned holds only figures and stays valid. Safe to call more than once.</summary>
     public void Dispose()
     {
         if (_worlds is null) return;

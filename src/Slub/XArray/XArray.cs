@@ -62,6 +62,7 @@ public sealed unsafe partial class XArray : IDisposable
         Id = XArrayRegistry.Register(this);
     }
 
+    /// <summary>The flags the array was created with.</summary>
     public XaFlags Flags { get; }
 
     /// <summary>True for arrays created with <see cref="XaFlags.Alloc"/> or <see cref="XaFlags.Alloc1"/>.</summary>
@@ -438,5 +439,6 @@ public sealed unsafe partial class XArray : IDisposable
 
     internal ulong LoadLocked(ulong index) => Walk(index, out _, out _);
 
+    /// <summary>The array's id and flags and whether it is empty; entries are not listed.</summary>
     public override string ToString() => $"XArray#{Id} (flags={Flags}, {(IsEmpty ? "empty" : "non-empty")})";
 }

@@ -51,14 +51,23 @@ public readonly struct XaEntry : IEquatable<XaEntry>
     /// <summary>An entry from its raw encoding (for advanced users; any kind).</summary>
     public static XaEntry FromRaw(ulong raw) => new(raw);
 
+    /// <summary>True for <see cref="Null"/>: nothing stored.</summary>
     public bool IsNull => Raw == 0;
+    /// <summary>True for a value entry (bottom bit set, <c>xa_is_value</c>).</summary>
     public bool IsValue => (Raw & 1) != 0;
+    /// <summary>True for a non-null pointer entry (bottom two bits clear).</summary>
     public bool IsPointer => (Raw & 3) == 0 && Raw != 0;
+    /// <summary>True for any internal entry (<c>xa_is_internal</c>): zero, retry, sibling, node or error.</summary>
     public bool IsInternal => (Raw & 3) == 2;
+    /// <summary>True for <see cref="Zero"/> (<c>xa_is_zero</c>).</summary>
     public bool IsZero => Raw == XaCodec.ZeroEntry;
+    /// <summary>True for <see cref="Retry"/> (<c>xa_is_retry</c>).</summary>
     public bool IsRetry => Raw == XaCodec.RetryEntry;
+    /// <summary>True for a sibling entry: a slot of a multi-index entry naming its canonical slot (<c>xa_is_sibling</c>).</summary>
     public bool IsSibling => XaCodec.IsSibling(Raw);
+    /// <summary>True for an entry pointing at a child node (<c>xa_is_node</c>).</summary>
     public bool IsNode => XaCodec.IsNode(Raw);
+    /// <summary>True for an error entry, a negative errno (<c>xa_is_err</c>).</summary>
     public bool IsError => XaCodec.IsError(Raw);
 
     /// <summary>The value of a value entry.</summary>
@@ -76,12 +85,18 @@ public readonly struct XaEntry : IEquatable<XaEntry>
     /// <summary>The pointer of a pointer entry (0 for <see cref="Null"/>).</summary>
     public nint Pointer => IsPointer || Raw == 0 ? (nint)Raw : throw new InvalidOperationException($"{this} is not a pointer entry");
 
+    /// <summary>True if both entries have the same raw word: same kind and content (pointers compare by address).</summary>
     public bool Equals(XaEntry other) => Raw == other.Raw;
+    /// <inheritdoc/>
     public override bool Equals(object? obj) => obj is XaEntry e && e.Raw == Raw;
+    /// <inheritdoc/>
     public override int GetHashCode() => Raw.GetHashCode();
+    /// <summary>True if the raw words are equal (see <see cref="Equals(XaEntry)"/>).</summary>
     public static bool operator ==(XaEntry a, XaEntry b) => a.Raw == b.Raw;
+    /// <summary>True if the raw words differ.</summary>
     public static bool operator !=(XaEntry a, XaEntry b) => a.Raw != b.Raw;
 
+    /// <summary>The kind and content, e.g. <c>null</c>, <c>value(5)</c>, <c>ptr(0x…)</c>, <c>sibling(3)</c>, <c>node(0x…)</c>.</summary>
     public override string ToString() => Raw switch
     {
         0 => "null",

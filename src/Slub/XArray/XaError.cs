@@ -32,8 +32,12 @@ public static class XaErrorExtensions
 /// <summary>An XArray operation failed.</summary>
 public sealed class XArrayException : Exception
 {
+    /// <summary>The error the operation failed with.</summary>
     public XaError Error { get; }
 
+    /// <summary>Creates the exception.</summary>
+    /// <param name="error">The error the operation failed with.</param>
+    /// <param name="message">The error message.</param>
     public XArrayException(XaError error, string message) : base(message) => Error = error;
 
     internal static void ThrowIfError(XaError e, string op)

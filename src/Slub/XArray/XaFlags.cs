@@ -4,6 +4,7 @@ namespace Slub.XArray;
 [Flags]
 public enum XaFlags
 {
+    /// <summary>A plain array: no ID allocation, all three marks free for use.</summary>
     None = 0,
     /// <summary><c>XA_FLAGS_TRACK_FREE</c>: mark 0 tracks free indices (internal to allocating arrays).</summary>
     TrackFree = 4,

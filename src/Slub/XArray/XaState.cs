@@ -42,6 +42,7 @@ public unsafe struct XaState
         Order = order;
     }
 
+    /// <summary>The array this cursor walks.</summary>
     public XArray Array => _xa;
 
     /// <summary>The index the cursor is at (<c>xa_index</c>).</summary>
@@ -310,5 +311,6 @@ public unsafe struct XaState
         _allocCount = 0;
     }
 
+    /// <summary>Index, order, cursor status and last error, for debugging.</summary>
     public override string ToString() => $"XaState(index={Index}, order={Order}, {_status}, error={Error})";
 }
