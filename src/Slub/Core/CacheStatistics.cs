@@ -34,24 +34,37 @@ public sealed record CacheStatistics(
     public long OptimalSlabs => (Objects + ObjectsPerSlab - 1) / ObjectsPerSlab;
 }
 
-/// <summary>Event counters of a cache (the kernel's CONFIG_SLUB_STATS items that matter here, plus the SMO counters). Approximate under concurrency: increments are not atomic.</summary>
+/// <summary>
+/// Slow-path event counters of a cache: the kernel's CONFIG_SLUB_STATS items that this allocator has, under the
+/// same names. Read-only for users; approximate under concurrency (the allocator bumps them without atomics, as
+/// the kernel's per-CPU stat() does, so a racing increment can be lost).
+/// </summary>
 public sealed class CacheEventCounters
 {
-    /// <summary>
-    /// Allocation slow-path events: <see cref="AllocRefill"/> (<c>alloc_refill</c>): the CPU free list was
-    /// refilled from the CPU slab's own free list; <see cref="AllocFromPartial"/> (<c>alloc_from_partial</c>): a node partial
-    /// slab became the CPU slab; <see cref="AllocSlab"/> (<c>alloc_slab</c>): a new slab was allocated;
-    /// <see cref="AllocNodeMismatch"/> (<c>alloc_node_mismatch</c>): a node-specific allocation found the CPU slab on another
-    /// node and deactivated it; <see cref="DeactivateBypass"/> (<c>deactivate_bypass</c>): the CPU slab was full and was dropped.
-    /// </summary>
-    public long AllocRefill, AllocFromPartial, AllocSlab, AllocNodeMismatch, DeactivateBypass;
-    /// <summary>
-    /// Per-CPU partial and slab lifetime events: <see cref="CpuPartialAlloc"/> (<c>cpu_partial_alloc</c>): a slab from the CPU's
-    /// partial chain became the CPU slab; <see cref="CpuPartialFree"/> (<c>cpu_partial_free</c>): a slab was put on the chain;
-    /// <see cref="CpuPartialDrain"/> (<c>cpu_partial_drain</c>): the chain was over its limit and drained to the nodes first;
-    /// <see cref="CpuSlabFlush"/>: a CPU slab was given back to its node (<c>deactivate_slab</c>, e.g. by a flush);
-    /// <see cref="FreeSlab"/> (<c>free_slab</c>): slabs whose pages went back to the page allocator;
-    /// <see cref="OrderFallback"/> (<c>order_fallback</c>): a new slab got the minimum order because the preferred one failed.
-    /// </summary>
-    public long CpuPartialAlloc, CpuPartialFree, CpuPartialDrain, CpuSlabFlush, FreeSlab, OrderFallback;
+    // Bumped in place by KmemCache (Stats._x++); the properties below are the public, read-only view.
+    internal long _allocRefill, _allocFromPartial, _allocSlab, _allocNodeMismatch, _deactivateBypass;
+    internal long _cpuPartialAlloc, _cpuPartialFree, _cpuPartialDrain, _cpuSlabFlush, _freeSlab, _orderFallback;
+
+    /// <summary><c>alloc_refill</c>: the CPU free list was refilled from the CPU slab's own free list.</summary>
+    public long AllocRefill => Volatile.Read(ref _allocRefill);
+    /// <summary><c>alloc_from_partial</c>: a node partial slab became the CPU slab.</summary>
+    public long AllocFromPartial => Volatile.Read(ref _allocFromPartial);
+    /// <summary><c>alloc_slab</c>: a new slab was allocated from the page allocator.</summary>
+    public long AllocSlab => Volatile.Read(ref _allocSlab);
+    /// <summary><c>alloc_node_mismatch</c>: a node-specific allocation found the CPU slab on another node and deactivated it.</summary>
+    public long AllocNodeMismatch => Volatile.Read(ref _allocNodeMismatch);
+    /// <summary><c>deactivate_bypass</c>: the CPU slab was full and was dropped without a trip through the node lists.</summary>
+    public long DeactivateBypass => Volatile.Read(ref _deactivateBypass);
+    /// <summary><c>cpu_partial_alloc</c>: a slab from the CPU's partial chain became the CPU slab.</summary>
+    public long CpuPartialAlloc => Volatile.Read(ref _cpuPartialAlloc);
+    /// <summary><c>cpu_partial_free</c>: a slab was put on the CPU's partial chain.</summary>
+    public long CpuPartialFree => Volatile.Read(ref _cpuPartialFree);
+    /// <summary><c>cpu_partial_drain</c>: the chain was over its limit and was drained to the nodes first.</summary>
+    public long CpuPartialDrain => Volatile.Read(ref _cpuPartialDrain);
+    /// <summary><c>cpuslab_flush</c>: a flush (<see cref="KmemCache.FlushAll"/>, shrink, cache destruction) gave a CPU slab back to its node.</summary>
+    public long CpuSlabFlush => Volatile.Read(ref _cpuSlabFlush);
+    /// <summary><c>free_slab</c>: slabs whose pages went back to the page allocator.</summary>
+    public long FreeSlab => Volatile.Read(ref _freeSlab);
+    /// <summary><c>order_fallback</c>: a new slab got the minimum order because the preferred one could not be allocated.</summary>
+    public long OrderFallback => Volatile.Read(ref _orderFallback);
 }

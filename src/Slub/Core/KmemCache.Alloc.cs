@@ -24,7 +24,7 @@ public sealed unsafe partial class KmemCache
                 if (node >= 0 && slab.Node != node)
                 {
                     DeactivateCpuSlab(c);
-                    Stats.AllocNodeMismatch++;
+                    Stats._allocNodeMismatch++;
                 }
                 else
                 {
@@ -34,11 +34,11 @@ public sealed unsafe partial class KmemCache
                     {
                         c.Freelist = *(nint*)(fl + _fpOffset);
                         SpinLockWord.Exit(ref c.LockWord);
-                        Stats.AllocRefill++;
+                        Stats._allocRefill++;
                         return fl;
                     }
                     c.Slab = null;       // full and already unfrozen by TakeRemoteFrees
-                    Stats.DeactivateBypass++;
+                    Stats._deactivateBypass++;
                 }
             }
 
@@ -53,7 +53,7 @@ public sealed unsafe partial class KmemCache
                 p.List = SlabList.CpuSlab;
                 c.Slab = p;
                 c.Freelist = 0;
-                Stats.CpuPartialAlloc++;
+                Stats._cpuPartialAlloc++;
                 continue;   // TakeRemoteFrees hands out its free list
             }
 
@@ -65,7 +65,7 @@ public sealed unsafe partial class KmemCache
                 got.List = SlabList.CpuSlab;
                 c.Freelist = *(nint*)(freelist + _fpOffset);
                 SpinLockWord.Exit(ref c.LockWord);
-                Stats.AllocFromPartial++;
+                Stats._allocFromPartial++;
                 return freelist;
             }
 
@@ -84,7 +84,7 @@ public sealed unsafe partial class KmemCache
             c.Slab = fresh;
             c.Freelist = *(nint*)(first + _fpOffset);
             SpinLockWord.Exit(ref c.LockWord);
-            Stats.AllocSlab++;
+            Stats._allocSlab++;
             return first;
         }
     }
@@ -205,7 +205,7 @@ public sealed unsafe partial class KmemCache
         {
             order = Geometry.MinOrderFallback;
             if (order == Geometry.Order || !_pages.TryAllocate(order, node, slab, exactNode)) { RecycleSlabDescriptor(slab); return null; }
-            Stats.OrderFallback++;
+            Stats._orderFallback++;
         }
         int objects = CacheGeometry.OrderObjects(slab.Order, _size);
         slab.Objects = objects;
@@ -274,7 +274,7 @@ public sealed unsafe partial class KmemCache
             blocks.Clear();
             System.Buffers.ArrayPool<PageBlock>.Shared.Return(rented);
         }
-        Stats.FreeSlab += slabs.Count;
+        Stats._freeSlab += slabs.Count;
     }
 
     /// <summary>Gives a slab's pages back to the page allocator (<c>discard_slab</c>). The slab must be on no list.</summary>
@@ -286,6 +286,6 @@ public sealed unsafe partial class KmemCache
         slab.List = SlabList.None;
         _pages.Free(slab);
         RecycleSlabDescriptor(slab);
-        Stats.FreeSlab++;
+        Stats._freeSlab++;
     }
 }

@@ -159,10 +159,10 @@ public sealed unsafe partial class KmemCache
         if (_allocator.Options.CpuPartialCountsSlabs ? c.PartialSlabs >= CpuPartialSlabs : c.PartialObjects > CpuPartial)
         {
             UnfreezePartials(c);
-            Stats.CpuPartialDrain++;
+            Stats._cpuPartialDrain++;
         }
         PushCpuPartial(c, slab, slab.Objects - Volatile.Read(ref slab.Inuse));
-        Stats.CpuPartialFree++;
+        Stats._cpuPartialFree++;
     }
 
     private static void PushCpuPartial(KmemCacheCpu c, Slab slab, int free)
@@ -271,7 +271,6 @@ public sealed unsafe partial class KmemCache
             SpinLockWord.Exit(ref slab.LockWord);
         }
         if (discard) DiscardSlab(slab);
-        Stats.CpuSlabFlush++;
     }
 
     /// <summary>Empties one CPU's state into the node lists (<c>flush_slab</c> + <c>unfreeze_partials</c>). Takes that CPU's lock.</summary>
@@ -280,7 +279,11 @@ public sealed unsafe partial class KmemCache
         SpinLockWord.Enter(ref c.LockWord);
         try
         {
-            DeactivateCpuSlab(c);
+            if (c.Slab is not null)
+            {
+                DeactivateCpuSlab(c);
+                Stats._cpuSlabFlush++;   // flush_slab's count: a flush, not every deactivation
+            }
             UnfreezePartials(c);
         }
         finally

@@ -167,7 +167,7 @@ public sealed unsafe partial class KmemCache
                 fresh.Frozen = false;
                 n.AddPartial(fresh, atHead: true);
             }
-            Stats.AllocSlab++;
+            Stats._allocSlab++;
             if (fresh.Node != want && node < 0) want = fresh.Node;
         }
     }

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace Slub;
 
 // Moving objects between NUMA nodes and balancing a cache across nodes (the series' patches 14 and 15),
@@ -88,8 +90,15 @@ public sealed unsafe partial class KmemCache
         var n = _nodes[from];
         var mobility = Mobility!;
         var scratch = DefragScratch.Rent();
+        long started = Stopwatch.GetTimestamp();
         try { return MoveObjects(n, from, to, limit, mobility, scratch); }
-        finally { scratch.Return(); }
+        finally
+        {
+            scratch.Return();
+            // A move is a pass of the same core as a per-node defrag: counted (and timed) the same way.
+            Interlocked.Increment(ref Defrag._runs);
+            Interlocked.Add(ref Defrag._ticks, Stopwatch.GetElapsedTime(started).Ticks);
+        }
     }
 
     private long MoveObjects(KmemCacheNode n, int from, int to, long limit, Mobility mobility, DefragScratch scratch)
@@ -123,7 +132,8 @@ public sealed unsafe partial class KmemCache
             IsolateUntrackedFull(from, sources, ref offered, limit);
             if (sources.Count > tracked) Interlocked.Add(ref _isolated![from], sources.Count - tracked);
         }
-        foreach (var s in empty) DiscardSlab(s);
+        DiscardSlabs(empty);
+        Interlocked.Add(ref Defrag._slabsFreed, empty.Count);
         if (sources.Count == 0) return 0;
         long before = sources.Sum(s => (long)Volatile.Read(ref s.Inuse));
         scratch.EnsureObjects(sources.Max(s => s.Objects));

@@ -129,7 +129,7 @@ public sealed class DefragCounters
     public long ObjectsUnreported => Volatile.Read(ref _unreported);
     /// <summary>Slabs defragmentation freed; sysfs <c>defrag_slabs_freed</c>.</summary>
     public long SlabsFreed => Volatile.Read(ref _slabsFreed);
-    /// <summary>Per-node defragmentation passes (a shrink runs one per node; moves between nodes do not count); sysfs <c>defrag_runs</c>.</summary>
+    /// <summary>Passes of the object-moving core: per-node defrag passes (a shrink runs one per node) and each source node of a move or balance; sysfs <c>defrag_runs</c>.</summary>
     public long Runs => Volatile.Read(ref _runs);
     /// <summary>Runs ended by a callback that threw (each rethrown as <see cref="DefragmentationException"/>); sysfs <c>defrag_callback_failures</c>.</summary>
     public long CallbackFailures => Volatile.Read(ref _failures);

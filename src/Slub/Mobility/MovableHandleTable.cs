@@ -139,8 +139,13 @@ public sealed unsafe class MovableHandleTable
             Payload = payload;
         }
 
-        /// <summary>Releases the handle's stripe lock, so the object may move or be freed again. Call exactly once: a second call would release the lock under its next holder.</summary>
-        public void Dispose() => SpinLockWord.Exit(ref _table.StripeLock(_handle));
+        /// <summary>Releases the handle's stripe lock, so the object may move or be freed again; a default scope does
+        /// nothing. Call it once (a <c>using</c> does): a second call would release the lock under its next holder, as
+        /// with <see cref="System.Threading.Lock.Scope"/>.</summary>
+        public void Dispose()
+        {
+            if (_table is not null) SpinLockWord.Exit(ref _table.StripeLock(_handle));
+        }
     }
 
     /// <summary>The current address of a handle's payload (for diagnostics; it may move right after).</summary>

@@ -11,10 +11,10 @@ public enum Errno
     EIO = 5,
     /// <summary>Out of memory (12).</summary>
     ENOMEM = 12,
-    /// <summary>Device or resource busy (16).</summary>
-    EBUSY = 16,
     /// <summary>Permission denied (13): a read of an attribute that cannot be read.</summary>
     EACCES = 13,
+    /// <summary>Device or resource busy (16).</summary>
+    EBUSY = 16,
     /// <summary>Invalid argument (22): a value or request the attribute does not accept.</summary>
     EINVAL = 22,
     /// <summary>Result out of range (34): a value outside the attribute's range.</summary>

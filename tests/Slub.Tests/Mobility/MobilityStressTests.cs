@@ -44,4 +44,16 @@ public class MobilityStressTests
         Assert.Throws<ArgumentException>(() => t.Access(999_999));
         Assert.Equal(0, t.Count);
     }
+
+    [Fact]
+    public void DefaultScopeDisposesAsNothing()
+    {
+        using var a = TestAllocator.Create();
+        var t = new MovableHandleTable(a, "scopes", 16);
+        long h = t.Allocate();
+        using (var s = t.Access(h)) s.Bytes.Fill(7);
+        default(MovableHandleTable.Scope).Dispose();   // no table, no lock: must not throw
+        using (var s = t.Access(h)) Assert.Equal(7, s.Bytes[15]);   // the stripe lock was released once, not left held
+        t.Free(h);
+    }
 }

@@ -50,6 +50,8 @@ public unsafe class NumaFullSlabTests
         Assert.Equal(0, cache.MoveNode(0, 1));
 
         Assert.Equal(count, cache.Defrag.ObjectsMoved);
+        Assert.Equal(1, cache.Defrag.Runs);                      // a move counts as a pass of the core
+        Assert.Equal(before.Slabs, cache.Defrag.SlabsFreed);    // every slab it emptied on node 0
         foreach (var (id, p) in refs)
         {
             Assert.Equal(1, a.Pages.NodeOf(p));
