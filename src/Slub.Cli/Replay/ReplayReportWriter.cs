@@ -51,13 +51,15 @@ internal static class ReplayReportWriter
             w.WriteEndArray();
 
             w.WriteStartArray("caches");
-            long pages = 0, recovered = 0, moved = 0;
+            long pages = 0, recovered = 0, moved = 0, bytes = 0, cpuNs = 0;
             foreach (var c in Ordered(r))
             {
                 var primary = c.AfterDefrag.Count > 0 ? c.AfterDefrag[0] : null;
                 pages += c.Pages;
                 recovered += primary?.PagesRecovered ?? 0;
                 moved += primary?.ObjectsMoved ?? 0;
+                bytes += primary?.BytesMoved ?? 0;
+                cpuNs += (primary?.CpuTime.Ticks ?? 0) * 100;
                 w.WriteStartObject();
                 w.WriteString("name", c.Name);
                 w.WriteNumber("object_size", c.ObjectSize);
@@ -92,6 +94,9 @@ internal static class ReplayReportWriter
                     w.WriteNumber("pages_recovered", 0);
                     w.WriteNumber("objects", c.Objects);
                     w.WriteNumber("optimal_slabs", c.OptimalSlabs);
+                    w.WriteNumber("bytes_moved", 0);
+                    w.WriteNumber("cpu_ns", 0);
+                    w.WriteNull("ns_per_moved_object");
                     w.WriteEndObject();
                 }
                 else WriteOutcome(w, primary);
@@ -106,6 +111,8 @@ internal static class ReplayReportWriter
             w.WriteNumber("pages", pages);
             w.WriteNumber("pages_recovered", recovered);
             w.WriteNumber("objects_moved", moved);
+            w.WriteNumber("bytes_moved", bytes);
+            w.WriteNumber("cpu_ns", cpuNs);
             w.WriteEndObject();
             w.WriteEndObject();
         }
@@ -125,8 +132,24 @@ internal static class ReplayReportWriter
         w.WriteNumber("objects", o.Objects);
         w.WriteNumber("optimal_slabs", o.OptimalSlabs);
         if (o.ShrinkOnlySlabs is long s) w.WriteNumber("shrink_only_slabs", s);
+        w.WriteNumber("bytes_moved", o.BytesMoved);
+        w.WriteNumber("cpu_ns", o.CpuTime.Ticks * 100);
+        if (o.NanosecondsPerMovedObject is double ns) w.WriteNumber("ns_per_moved_object", Math.Round(ns, 1));
+        else w.WriteNull("ns_per_moved_object");
         w.WriteEndObject();
     }
+
+    /// <summary>Bytes in binary units with one decimal: 512 B, 4.0 KiB, 1.2 MiB.</summary>
+    internal static string Bytes(long b) =>
+        b < 1024 ? $"{b} B"
+        : b < 1024 * 1024 ? (b / 1024.0).ToString("0.0 'KiB'", CultureInfo.InvariantCulture)
+        : (b / (1024.0 * 1024)).ToString("0.0 'MiB'", CultureInfo.InvariantCulture);
+
+    /// <summary>A CPU time in µs below a millisecond, else in ms with two decimals.</summary>
+    internal static string Cpu(TimeSpan t) =>
+        t.Ticks < TimeSpan.TicksPerMillisecond
+            ? (t.Ticks / 10.0).ToString("0 'µs'", CultureInfo.InvariantCulture)
+            : t.TotalMilliseconds.ToString("0.00 'ms'", CultureInfo.InvariantCulture);
 
     public static void WriteTables(ReplayResult r, TextWriter output)
     {
@@ -159,29 +182,31 @@ internal static class ReplayReportWriter
         var d = new Table().Border(TableBorder.Rounded).Title($"What-if: {what}");
         d.AddColumn("cache");
         d.AddColumn(new TableColumn("policy"));
-        foreach (var h in new[] { "slabs", "partial", "moved", "pages", "recovered", "shrink alone" })
+        foreach (var h in new[] { "slabs", "partial", "moved", "copied", "CPU", "ns/moved", "pages", "recovered", "shrink alone" })
             d.AddColumn(new TableColumn(h).RightAligned());
-        var totals = new Dictionary<DefragPolicy, (long Pages, long Recovered, long Moved)>();
+        var totals = new Dictionary<DefragPolicy, (long Pages, long Recovered, long Moved, long Bytes, TimeSpan Cpu)>();
         foreach (var c in Ordered(r).Where(c => c.Slabs > 0))
         {
             if (!c.Movable)
             {
-                d.AddRow(Markup.Escape(c.Name), "[grey]not movable[/]", I(c.Slabs), I(c.Partial), "0", I(c.Pages), "0", "");
+                d.AddRow(Markup.Escape(c.Name), "[grey]not movable[/]", I(c.Slabs), I(c.Partial), "0", "", "", "", I(c.Pages), "0", "");
                 continue;
             }
             foreach (var o in c.AfterDefrag)
             {
                 long shrinkPages = o.ShrinkOnlySlabs is long s ? c.Pages - (s << c.Order) : 0;
-                d.AddRow(Markup.Escape(c.Name), PolicyName(o.Policy), I(o.Slabs), I(o.Partial), I(o.ObjectsMoved), I(o.Pages), I(o.PagesRecovered),
+                d.AddRow(Markup.Escape(c.Name), PolicyName(o.Policy), I(o.Slabs), I(o.Partial), I(o.ObjectsMoved), Bytes(o.BytesMoved),
+                    Cpu(o.CpuTime), o.NanosecondsPerMovedObject is double ns ? I((long)Math.Round(ns)) : "", I(o.Pages), I(o.PagesRecovered),
                     o.ShrinkOnlySlabs is null ? "" : $"{I(shrinkPages)} pages");
                 var tot = totals.GetValueOrDefault(o.Policy);
-                totals[o.Policy] = (tot.Pages + o.Pages, tot.Recovered + o.PagesRecovered, tot.Moved + o.ObjectsMoved);
+                totals[o.Policy] = (tot.Pages + o.Pages, tot.Recovered + o.PagesRecovered, tot.Moved + o.ObjectsMoved, tot.Bytes + o.BytesMoved, tot.Cpu + o.CpuTime);
             }
         }
         console.Write(d);
         long before = r.Caches.Sum(c => c.Pages);
         foreach (var (p, tot) in totals)
-            console.MarkupLine($"{PolicyName(p)}: {I(before)} pages held → {I(before - tot.Recovered)} after defrag: [bold]{I(tot.Recovered)} pages recovered[/] ({(before == 0 ? 0 : 100.0 * tot.Recovered / before).ToString("0.#", CultureInfo.InvariantCulture)}%), {I(tot.Moved)} objects moved");
+            console.MarkupLine($"{PolicyName(p)}: {I(before)} pages held → {I(before - tot.Recovered)} after defrag: [bold]{I(tot.Recovered)} pages recovered[/] ({(before == 0 ? 0 : 100.0 * tot.Recovered / before).ToString("0.#", CultureInfo.InvariantCulture)}%), {I(tot.Moved)} objects moved"
+                + (tot.Moved == 0 ? "" : $" ({Bytes(tot.Bytes)}) in {Cpu(tot.Cpu)} of CPU, {I((long)Math.Round(tot.Cpu.Ticks * 100.0 / tot.Moved))} ns per object"));
         foreach (var c in r.Caches.Where(c => c.GeometryNote is not null))
             console.MarkupLine($"[yellow]{Markup.Escape(c.Name)}: {Markup.Escape(c.GeometryNote!)}[/]");
         if (r.BadLineCount > 0)

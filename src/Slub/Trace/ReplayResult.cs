@@ -14,8 +14,18 @@ public sealed record BadLine(long LineNumber, string Reason, string Text);
 /// <param name="Objects">Objects afterwards, as sysfs counts them.</param>
 /// <param name="OptimalSlabs">ceil(<paramref name="Objects"/> / objects per slab) afterwards.</param>
 /// <param name="ShrinkOnlySlabs">Slabs left by a plain <c>kmem_cache_shrink</c> without object migration (flush the CPUs, free empty slabs), measured first; null when the what-if ran the reclaim-path defrag instead.</param>
+/// <param name="BytesMoved"><paramref name="ObjectsMoved"/> × the traced cache's <c>object_size</c>: what the kernel's migrate would copy
+/// (the replay's own objects are a word shorter in a movable cache, see docs/replay.md).</param>
+/// <param name="CpuTime">CPU time of the defrag on the replaying thread: choosing slabs, the callbacks (a hash lookup,
+/// an allocation, a copy and a free per object) and freeing the emptied slabs. Compile time of the defrag path on that
+/// thread is left out, so the first cache does not pay for the others.</param>
 public sealed record DefragOutcome(DefragPolicy Policy, long Slabs, long Partial, long CpuSlabs, long Pages,
-    long ObjectsMoved, long PagesRecovered, long Objects, long OptimalSlabs, long? ShrinkOnlySlabs);
+    long ObjectsMoved, long PagesRecovered, long Objects, long OptimalSlabs, long? ShrinkOnlySlabs,
+    long BytesMoved, TimeSpan CpuTime)
+{
+    /// <summary>CPU nanoseconds per moved object (<see cref="CpuTime"/> / <see cref="ObjectsMoved"/>); null when nothing moved.</summary>
+    public double? NanosecondsPerMovedObject => ObjectsMoved == 0 ? null : CpuTime.Ticks * 100.0 / ObjectsMoved;
+}
 
 /// <summary>One cache at the end of a replay, and after the what-if.</summary>
 public sealed record CacheReplayResult

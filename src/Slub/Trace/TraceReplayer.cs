@@ -469,7 +469,7 @@ public sealed unsafe class TraceReplayer : IDisposable
             var st = rc.Kc[0].GetStatistics();
             var outcomes = new List<DefragOutcome>();
             if (rc.Movable)
-                for (int w = 0; w < _policies.Length; w++) outcomes.Add(WhatIf(rc.Kc[w], _policies[w]));
+                for (int w = 0; w < _policies.Length; w++) outcomes.Add(WhatIf(rc.Kc[w], _policies[w], rc.ObjectSize));
             results.Add(new CacheReplayResult
             {
                 Name = rc.Name,
@@ -519,27 +519,34 @@ public sealed unsafe class TraceReplayer : IDisposable
         };
     }
 
-    private DefragOutcome WhatIf(KmemCache kc, DefragPolicy policy)
+    private DefragOutcome WhatIf(KmemCache kc, DefragPolicy policy, int objectSize)
     {
         long pagesBefore = kc.GetStatistics().Pages;
         long movedBefore = kc.Defrag.ObjectsMoved;
         long? shrinkOnly = null;
+        if (_o.DefragUsedRatio is null)
+        {
+            // What kmem_cache_shrink gets without moving anything, then (timed below) the same with SMO.
+            kc.FlushAll();
+            kc.DiscardEmptyAndSort();
+            shrinkOnly = kc.GetStatistics().Slabs;
+        }
+        TimeSpan compiled = System.Runtime.JitInfo.GetCompilationTime(currentThread: true);
+        long cpu = OsThreadClock.NowNanoseconds();
         if (_o.DefragUsedRatio is int ratio)
         {
             kc.DefragUsedRatio = ratio;
             for (int n = 0; n < kc.Allocator.Topology.NodeCount; n++) kc.DefragmentNode(n, policy);
         }
-        else
-        {
-            // What kmem_cache_shrink gets without moving anything, then the same with SMO.
-            kc.FlushAll();
-            kc.DiscardEmptyAndSort();
-            shrinkOnly = kc.GetStatistics().Slabs;
-            kc.Shrink(policy);
-        }
+        else kc.Shrink(policy);
+        cpu = OsThreadClock.NowNanoseconds() - cpu;
+        compiled = System.Runtime.JitInfo.GetCompilationTime(currentThread: true) - compiled;
+        var cpuTime = TimeSpan.FromTicks(Math.Max(0, cpu / 100 - compiled.Ticks));
+        long moved = kc.Defrag.ObjectsMoved - movedBefore;
         var after = kc.GetStatistics();
         return new DefragOutcome(policy, after.Slabs, after.Partial, after.CpuSlabs, after.Pages,
-            kc.Defrag.ObjectsMoved - movedBefore, pagesBefore - after.Pages, after.Objects, after.OptimalSlabs, shrinkOnly);
+            moved, pagesBefore - after.Pages, after.Objects, after.OptimalSlabs, shrinkOnly,
+            moved * objectSize, cpuTime);   // the kernel's object_size: what its migrate would copy
     }
 
     /// <summary>Releases the replayed allocators and their memory; a <see cref="ReplayResult"/> already returned holds only figures and stays valid. Safe to call more than once.</summary>

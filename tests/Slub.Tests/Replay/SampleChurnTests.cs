@@ -96,6 +96,21 @@ public class SampleChurnTests
         foreach (var key in new[] { "slabs", "partial", "objects_moved" })
             Assert.True(after.TryGetProperty(key, out _), key);
         Assert.Equal(2, cache.GetProperty("what_if_policies").GetArrayLength());
+
+        // The cost of migration: bytes copied are the moved objects' bytes, and moving objects takes CPU time.
+        long objectSize = cache.GetProperty("object_size").GetInt64();
+        foreach (var o in cache.GetProperty("what_if_policies").EnumerateArray())
+        {
+            long moved = o.GetProperty("objects_moved").GetInt64();
+            Assert.True(moved > 0, "dentry is fragmented at the end of the sample: both policies move objects");
+            Assert.Equal(moved * objectSize, o.GetProperty("bytes_moved").GetInt64());
+            long cpuNs = o.GetProperty("cpu_ns").GetInt64();
+            Assert.True(cpuNs > 0, $"{moved} objects moved in {cpuNs} ns of CPU");
+            Assert.Equal(Math.Round((double)cpuNs / moved, 1), o.GetProperty("ns_per_moved_object").GetDouble(), 0.1);
+        }
+        var total = root.GetProperty("total");
+        Assert.Equal(after.GetProperty("bytes_moved").GetInt64(), total.GetProperty("bytes_moved").GetInt64());
+        Assert.Equal(after.GetProperty("cpu_ns").GetInt64(), total.GetProperty("cpu_ns").GetInt64());
     }
 
     [Fact]
