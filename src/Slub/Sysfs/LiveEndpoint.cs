@@ -38,8 +38,11 @@ public sealed partial class LiveEndpoint : IDisposable
     /// <summary>The socket path a process with this id listens on.</summary>
     public static string PathFor(int pid) => Path.Combine(Path.GetTempPath(), $"slub-{pid}.sock");
 
-    /// <summary>Binds the socket (replacing a file already at its path; mode 0600 on Unix), listens and starts accepting
-    /// on the thread pool. <see cref="SlabAllocator.OpenLiveEndpoint"/> is the usual way to get one.</summary>
+    /// <summary>Binds the socket (mode 0600 on Unix), listens and starts accepting on the thread pool.
+    /// <see cref="SlabAllocator.OpenLiveEndpoint"/> is the usual way to get one. A file already at the path is
+    /// replaced only if nothing listens on it (left by a process that died); a live one is an error.</summary>
+    /// <exception cref="IOException">Another endpoint listens on the path: by default the path is per process, so a
+    /// second allocator in the same process needs its own <paramref name="socketPath"/>.</exception>
     /// <param name="sysfs">The attribute tree to serve.</param>
     /// <param name="allowWrites">Whether peers may write attributes (<see cref="AllowWrites"/>).</param>
     /// <param name="socketPath">The socket file, or null for <see cref="PathFor"/> of this process.</param>
@@ -48,13 +51,30 @@ public sealed partial class LiveEndpoint : IDisposable
         _sysfs = sysfs;
         AllowWrites = allowWrites;
         SocketPath = socketPath ?? PathFor(Environment.ProcessId);
-        if (File.Exists(SocketPath)) File.Delete(SocketPath);
+        RemoveStaleSocket(SocketPath);
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         _listener.Bind(new UnixDomainSocketEndPoint(SocketPath));
         if (!OperatingSystem.IsWindows())
             File.SetUnixFileMode(SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         _listener.Listen(16);
         _ = Task.Run(AcceptLoop);
+    }
+
+    // Deleting a socket file unconditionally would steal the path from a live endpoint (its peers would then reach
+    // us, and its Dispose would delete our file). So probe it: only a file nobody accepts on is removed.
+    private static void RemoveStaleSocket(string path)
+    {
+        if (!File.Exists(path)) return;
+        using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            try { probe.Connect(new UnixDomainSocketEndPoint(path)); }
+            catch (SocketException)
+            {
+                File.Delete(path);
+                return;
+            }
+        }
+        throw new IOException($"{path}: another live endpoint is listening there; give this one its own socketPath");
     }
 
     /// <summary>Adds a file outside the slab tree (e.g. a test module's control file <c>smo/callfn</c>).</summary>
@@ -216,11 +236,13 @@ public sealed partial class LiveEndpoint : IDisposable
         catch (SocketException) { return false; }
     }
 
-    /// <summary>Stops accepting, closes the listening socket and deletes the socket file; connections already open are served until they end. Safe to call more than once.</summary>
+    /// <summary>Stops accepting and closes the listening socket, which deletes the socket file; connections already open are served until they end. Safe to call more than once.</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;   // a second call must not delete a successor's file
         _stop.Cancel();
-        _listener.Dispose();
-        try { File.Delete(SocketPath); } catch (IOException) { }
+        _listener.Dispose();   // .NET unlinks the file a socket bound when it disposes it: nothing else to delete
     }
+
+    private int _disposed;
 }

@@ -157,4 +157,54 @@ public class SlabSysfsTests
         Assert.StartsWith("ERR EINVAL", Ask("WRITE smo/callfn 3", "x y"u8.ToArray()));
         Assert.StartsWith("ERR EACCES", Ask("READ smo/callfn"));
     }
+
+    [Fact]
+    public void ASecondEndpointNeverStealsALivePath()
+    {
+        string sock = Path.Combine(Path.GetTempPath(), $"slub-test-{Guid.NewGuid():N}.sock");
+        using var first = TestAllocator.Create();
+        using var second = TestAllocator.Create();
+        first.CreateCache("first_only", 64, flags: SlabFlags.NoMerge);
+        var ep = first.OpenLiveEndpoint(socketPath: sock);
+
+        var e = Assert.Throws<IOException>(() => second.OpenLiveEndpoint(socketPath: sock));
+        Assert.Contains(sock, e.Message);
+        Assert.Contains("first_only", ListOver(sock));   // still the first allocator's tree behind the path
+
+        ep.Dispose();
+        ep.Dispose();   // a second call is a no-op
+        Assert.False(File.Exists(sock));
+        using var taken = second.OpenLiveEndpoint(socketPath: sock);   // free now
+        Assert.DoesNotContain("first_only", ListOver(sock));
+        first.Dispose();   // disposing the first allocator again must not delete the second's file
+        Assert.True(File.Exists(sock));
+    }
+
+    [Fact]
+    public void AStaleSocketFileIsReplaced()
+    {
+        string sock = Path.Combine(Path.GetTempPath(), $"slub-test-{Guid.NewGuid():N}.sock");
+        // What a process that died leaves: the socket file, and nobody accepting on it. (Disposing a bound .NET
+        // socket unlinks its file, so this one stays open, bound and not listening, for the test's length.)
+        using var dead = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        dead.Bind(new UnixDomainSocketEndPoint(sock));
+        Assert.True(File.Exists(sock));
+        using var a = TestAllocator.Create();
+        a.CreateCache("after_stale", 64, flags: SlabFlags.NoMerge);
+        using var ep = a.OpenLiveEndpoint(socketPath: sock);
+        Assert.Contains("after_stale", ListOver(sock));
+    }
+
+    private static string ListOver(string sock)
+    {
+        using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        s.Connect(new UnixDomainSocketEndPoint(sock));
+        using var ns = new NetworkStream(s);
+        ns.Write("LIST\n"u8);
+        string head = LiveEndpoint.ReadLine(ns)!;
+        Assert.StartsWith("OK ", head);
+        var body = new byte[int.Parse(head[3..])];
+        ns.ReadExactly(body);
+        return Encoding.UTF8.GetString(body);
+    }
 }
