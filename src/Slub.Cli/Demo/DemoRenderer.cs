@@ -14,11 +14,14 @@ internal static class DemoRenderer
         foreach (var c in r.Caches)
         {
             var a = c.AfterDefrag;
-            t.AddRow(c.Name + (c.Movable ? "" : " [grey](fixed)[/]"), $"{c.ObjectSize}", $"{c.Objects:N0}",
+            // Objects and optimal change only where the callback frees instead of moving (dentry): show both then.
+            t.AddRow(c.Name + (c.Movable ? "" : " [grey](fixed)[/]"), $"{c.ObjectSize}",
+                a is null || a.Objects == c.Objects ? $"{c.Objects:N0}" : $"{c.Objects:N0} → {a.Objects:N0}",
                 a is null ? $"{c.Slabs:N0}" : $"{c.Slabs:N0} → {a.Slabs:N0}",
                 a is null ? $"{c.Partial:N0}" : $"{c.Partial:N0} → {a.Partial:N0}",
-                $"{c.OptimalSlabs:N0}",
-                a is null ? "-" : $"{a.ObjectsMoved:N0}", a is null ? "-" : $"{a.Milliseconds:F0} ms",
+                a is null || a.OptimalSlabs == c.OptimalSlabs ? $"{c.OptimalSlabs:N0}" : $"{c.OptimalSlabs:N0} → {a.OptimalSlabs:N0}",
+                a is null ? "-" : a.ObjectsFreed > 0 ? $"{a.ObjectsMoved:N0} (+{a.ObjectsFreed:N0} freed)" : $"{a.ObjectsMoved:N0}",
+                a is null ? "-" : $"{a.Milliseconds:F0} ms",
                 a is null ? "-" : a.Verified ? "[green]yes[/]" : "[red]NO[/]");
         }
         AnsiConsole.Write(t);

@@ -102,7 +102,7 @@ internal sealed unsafe class DemoWorkload
             r.DentriesAfterPressure, r.SlabsAfterPressure, r.PartialAfterPressure, r.OptimalAfterPressure, r.SlabsAfterPressure << r.Order, [])
         {
             AfterDefrag = new AfterDefrag(r.DentriesAfterSmo, r.SlabsAfterSmo, r.PartialAfterSmo, r.OptimalAfterSmo, 0, r.SmoObjectsFreed,
-                r.SmoSlabsFreed, r.SlabsAfterSmo << r.Order, r.Elapsed.TotalMilliseconds, r.Mismatches == 0),
+                r.SmoSlabsFreed, r.SlabsAfterSmo << r.Order, r.ShrinkElapsed.TotalMilliseconds, r.Mismatches == 0),
         });
         progress("dentry cache over " + root, 1);
         return new DcacheReport(r.Root, r.Paths, r.DentriesPopulated, r.SlabsPopulated, r.HotPaths, r.HotCachedBeforeSmo,

@@ -27,7 +27,8 @@ public sealed record DcacheWorkloadOptions
     public int Seed { get; init; } = 1;
 }
 
-/// <summary>What <see cref="DcacheWorkload.Run"/> measured. Slab counts are of the <c>dentry</c> cache after a CPU flush.</summary>
+/// <summary>What <see cref="DcacheWorkload.Run"/> measured. Slab counts are of the <c>dentry</c> cache after a CPU flush.
+/// <c>Elapsed</c> is the whole workload (walking the tree included); <c>ShrinkElapsed</c> the SMO shrink alone.</summary>
 public sealed record DcacheWorkloadResult(
     string Root, int Paths, int MissingPaths, int Pinned, int Invalidated,
     long DentriesPopulated, long SlabsPopulated,
@@ -36,7 +37,7 @@ public sealed record DcacheWorkloadResult(
     long SmoObjectsFreed, long SmoObjectsBusy, long SmoSlabsFreed, long SmoEvictedReferenced,
     int HotPaths, int HotCachedBeforeSmo, int HotCachedAfterSmo,
     int Verified, int Mismatches, int VerifyFileSystemQueries, int ObjectsPerSlab, TimeSpan Elapsed,
-    int ObjectSize = 0, int Order = 0, long PartialAfterPressure = 0, long PartialAfterSmo = 0)
+    int ObjectSize = 0, int Order = 0, long PartialAfterPressure = 0, long PartialAfterSmo = 0, TimeSpan ShrinkElapsed = default)
 {
     /// <summary>A multi-line human-readable report of the main figures.</summary>
     public override string ToString() =>
@@ -44,7 +45,7 @@ public sealed record DcacheWorkloadResult(
         $"  populated:       {DentriesPopulated,8} dentries in {SlabsPopulated,6} slabs\n" +
         $"  after pressure:  {DentriesAfterPressure,8} dentries in {SlabsAfterPressure,6} slabs (optimal {OptimalAfterPressure})\n" +
         $"  after SMO:       {DentriesAfterSmo,8} dentries in {SlabsAfterSmo,6} slabs (optimal {OptimalAfterSmo}); " +
-        $"freed {SmoObjectsFreed} dentries ({SmoEvictedReferenced} with the referenced bit), {SmoSlabsFreed} slabs, {SmoObjectsBusy} busy\n" +
+        $"freed {SmoObjectsFreed} dentries ({SmoEvictedReferenced} with the referenced bit), {SmoSlabsFreed} slabs, {SmoObjectsBusy} busy, in {ShrinkElapsed.TotalMilliseconds:F1} ms\n" +
         $"  hot paths:       {HotPaths}: {HotCachedBeforeSmo} cached before SMO, {HotCachedAfterSmo} after\n" +
         $"  verify:          {Verified} paths, {Mismatches} mismatches, {VerifyFileSystemQueries} file-system queries; {Elapsed.TotalMilliseconds:F0} ms";
 }
@@ -91,7 +92,9 @@ public static class DcacheWorkload
 
         int hotBefore = hot.Count(dc.IsCached);
         var before = (dc.Cache.Defrag.ObjectsFreed, dc.Cache.Defrag.ObjectsBusy, dc.Cache.Defrag.SlabsFreed, dc.PartialShrinkEvictedReferenced);
+        var shrinkClock = Stopwatch.StartNew();
         dc.Cache.Shrink(options.Policy);
+        shrinkClock.Stop();
         var after = Snapshot(dc);
 
         // The cost of eviction: hot paths that survived the LRU but not SMO now need the disk again.
@@ -111,7 +114,8 @@ public static class DcacheWorkload
             dc.Cache.Defrag.ObjectsFreed - before.ObjectsFreed, dc.Cache.Defrag.ObjectsBusy - before.ObjectsBusy,
             dc.Cache.Defrag.SlabsFreed - before.SlabsFreed, dc.PartialShrinkEvictedReferenced - before.PartialShrinkEvictedReferenced,
             hot.Count, hotBefore, hotAfter,
-            paths.Count, mismatches, queries, dc.Cache.ObjectsPerSlab, clock.Elapsed, dc.Cache.ObjectSize, dc.Cache.Order, pressured.Partial, after.Partial);
+            paths.Count, mismatches, queries, dc.Cache.ObjectsPerSlab, clock.Elapsed, dc.Cache.ObjectSize, dc.Cache.Order, pressured.Partial, after.Partial,
+            shrinkClock.Elapsed);
     }
 
     private static (long Dentries, long Slabs, long Optimal, long Partial) Snapshot(DentryCache dc)
