@@ -16,8 +16,8 @@ public sealed record BadLine(long LineNumber, string Reason, string Text);
 /// <param name="ShrinkOnlySlabs">Slabs left by a plain <c>kmem_cache_shrink</c> without object migration (flush the CPUs, free empty slabs), measured first; null when the what-if ran the reclaim-path defrag instead.</param>
 /// <param name="BytesMoved"><paramref name="ObjectsMoved"/> × the traced cache's <c>object_size</c>: what the kernel's migrate would copy
 /// (the replay's own objects are a word shorter in a movable cache, see docs/replay.md).</param>
-/// <param name="CpuTime">CPU time of the defrag on the replaying thread: choosing slabs, the callbacks (a hash lookup,
-/// an allocation, a copy and a free per object) and freeing the emptied slabs. Compile time of the defrag path on that
+/// <param name="CpuTime">CPU time of the defrag on the replaying thread: choosing slabs, the callbacks (a bulk allocation
+/// per slab; a copy and a hash-map update per object), returning the old objects and freeing the emptied slabs. Compile time of the defrag path on that
 /// thread is left out, so the first cache does not pay for the others.</param>
 public sealed record DefragOutcome(DefragPolicy Policy, long Slabs, long Partial, long CpuSlabs, long Pages,
     long ObjectsMoved, long PagesRecovered, long Objects, long OptimalSlabs, long? ShrinkOnlySlabs,
