@@ -64,7 +64,7 @@ public sealed unsafe class MovableObjectTable
 
     /// <summary>
     /// For each object: a new one on <paramref name="node"/> (all of the call's replacements taken up front with
-    /// <see cref="KmemCache.AllocBulk"/>, which hands out the core's reserved target slots in one pass), copy 64 bytes,
+    /// <see cref="MigrationReplacements"/>, one pass over the core's reserved target slots), copy 64 bytes,
     /// redirect the single reference, free the old one (or, with <see cref="LeaveOldToCore"/>, report
     /// <see cref="MigrateResult.MovedOldLeft"/> and let the core free all old objects of the slab at once). This is
     /// the whole per-object cost the "ns per moved object" figure contains.
@@ -73,16 +73,14 @@ public sealed unsafe class MovableObjectTable
     private void Migrate(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? state, Span<MigrateResult> results)
     {
         if (_moveNothing) { results.Fill(MigrateResult.Later); return; }
-        Span<nint> fresh = objects.Length <= 512 ? stackalloc nint[objects.Length] : new nint[objects.Length];
-        int got = cache.AllocBulk(fresh, node), used = 0;
+        using var fresh = new MigrationReplacements(cache, objects.Length, node, stackalloc nint[Math.Min(objects.Length, 512)]);
         fixed (nint* refs = _refs)
         {
             for (int i = 0; i < objects.Length; i++)
             {
                 nint old = objects[i];
                 if (old == 0) { results[i] = MigrateResult.Skipped; continue; }
-                if (used == got) { results[i] = MigrateResult.Later; continue; }   // no memory: stays where it is
-                nint moved = fresh[used++];
+                if (!fresh.TryTake(out nint moved)) { results[i] = MigrateResult.Later; continue; }   // no memory: stays where it is
                 Buffer.MemoryCopy((void*)old, (void*)moved, ObjectBytes, ObjectBytes);
                 long slot = *(long*)old;
                 refs[slot] = moved;
@@ -93,7 +91,6 @@ public sealed unsafe class MovableObjectTable
                 results[i] = MigrateResult.Moved;
             }
         }
-        if (used < got) cache.FreeBulk(fresh[used..got]);
     }
 
     /// <summary>When set, every move is appended here in the order made (slot, old, new), for <see cref="DefragMemoryFloor"/>. Unset (the timed runs) it costs the loop one predictable null check.</summary>

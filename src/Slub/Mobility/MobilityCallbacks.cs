@@ -55,7 +55,7 @@ public delegate object? IsolateCallback(KmemCache cache, Span<nint> objects);
 /// / <c>AllocNode(node)</c> for this cache hand out free slots of a target slab the core has reserved (the
 /// fullest partial slab of the node, else a new slab) without a lock per object — and
 /// <c>cache.AllocBulk(replacements, node)</c> hands out a whole batch of them in one pass, the fastest way to get
-/// the call's replacements up front (free the ones left unused with <c>cache.FreeBulk</c>) — and <c>cache.Free</c> of an
+/// the call's replacements up front (<see cref="MigrationReplacements"/> does that and frees the ones left unused) — and <c>cache.Free</c> of an
 /// object of the slab being emptied is deferred: the core puts all of them back in one step when the call
 /// returns (or throws), before it counts results or frees the slab. Both are invisible to the callback
 /// except in timing and in <see cref="KmemCache.GetStatistics"/> taken from inside the call (in-use

@@ -160,39 +160,29 @@ public sealed unsafe class MovableHandleTable
     {
         // Every replacement is allocated up front, in one pass over the core's reserved target, so no stripe lock
         // (which a user's Access waits on) is held across an allocation; the ones left over go back at the end.
-        nint[]? rented = objects.Length > 256 ? System.Buffers.ArrayPool<nint>.Shared.Rent(objects.Length) : null;
-        Span<nint> fresh = rented is null ? stackalloc nint[objects.Length] : rented.AsSpan(0, objects.Length);
-        int got = cache.AllocBulk(fresh, node), used = 0;
-        try
+        using var fresh = new MigrationReplacements(cache, objects.Length, node, stackalloc nint[Math.Min(objects.Length, 256)]);
+        for (int i = 0; i < objects.Length; i++)
         {
-            for (int i = 0; i < objects.Length; i++)
+            nint old = objects[i];
+            if (old == 0) { results[i] = MigrateResult.Skipped; continue; }
+            long handle = *(long*)old;
+            if (handle <= 0 || handle >= Interlocked.Read(ref _nextHandle)) { results[i] = MigrateResult.Skipped; continue; }
+            if (fresh.Remaining == 0) { results[i] = MigrateResult.Later; continue; }   // no memory: stays where it is
+            ref int l = ref StripeLock(handle);
+            SpinLockWord.Enter(ref l);
+            try
             {
-                nint old = objects[i];
-                if (old == 0) { results[i] = MigrateResult.Skipped; continue; }
-                long handle = *(long*)old;
-                if (handle <= 0 || handle >= Interlocked.Read(ref _nextHandle)) { results[i] = MigrateResult.Skipped; continue; }
-                if (used == got) { results[i] = MigrateResult.Later; continue; }   // no memory: stays where it is
-                ref int l = ref StripeLock(handle);
-                SpinLockWord.Enter(ref l);
-                try
-                {
-                    ref nint slot = ref Slot(handle);
-                    if (slot != old) { results[i] = MigrateResult.Skipped; continue; }   // freed since isolation
-                    nint moved = fresh[used++];
-                    Buffer.MemoryCopy((void*)old, (void*)moved, HeaderSize + PayloadSize, HeaderSize + PayloadSize);
-                    Volatile.Write(ref slot, moved);
-                    results[i] = MigrateResult.MovedOldLeft;   // the core frees the slab's old objects in one step
-                }
-                finally
-                {
-                    SpinLockWord.Exit(ref l);
-                }
+                ref nint slot = ref Slot(handle);
+                if (slot != old) { results[i] = MigrateResult.Skipped; continue; }   // freed since isolation
+                fresh.TryTake(out nint moved);
+                Buffer.MemoryCopy((void*)old, (void*)moved, HeaderSize + PayloadSize, HeaderSize + PayloadSize);
+                Volatile.Write(ref slot, moved);
+                results[i] = MigrateResult.MovedOldLeft;   // the core frees the slab's old objects in one step
             }
-        }
-        finally
-        {
-            if (used < got) cache.FreeBulk(fresh[used..got]);
-            if (rented is not null) System.Buffers.ArrayPool<nint>.Shared.Return(rented);
+            finally
+            {
+                SpinLockWord.Exit(ref l);
+            }
         }
     }
 

@@ -414,34 +414,23 @@ public sealed unsafe class TraceReplayer : IDisposable
     }
 
     // Plain memory moves by copy: new object, copy, repoint the trace's pointer; the core frees the old ones.
-    // Written as MigrateCallback advises (replacements in one AllocBulk, old objects left to the core), so the
+    // Written as MigrateCallback advises (MigrationReplacements, old objects left to the core), so the
     // cost the what-if reports is that of a well-behaved callback plus the map update every move needs.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // runs in defrag bursts: see MigrateCallback
     private static void Migrate(Dictionary<ulong, nint> map, KmemCache cache, ReadOnlySpan<nint> objects, int node, Span<MigrateResult> results)
     {
-        nint[]? rented = objects.Length > 256 ? System.Buffers.ArrayPool<nint>.Shared.Rent(objects.Length) : null;
-        Span<nint> fresh = rented is null ? stackalloc nint[objects.Length] : rented.AsSpan(0, objects.Length);
-        int got = cache.AllocBulk(fresh, node), used = 0;
-        try
+        using var fresh = new MigrationReplacements(cache, objects.Length, node, stackalloc nint[Math.Min(objects.Length, 256)]);
+        for (int i = 0; i < objects.Length; i++)
         {
-            for (int i = 0; i < objects.Length; i++)
-            {
-                nint old = objects[i];
-                if (old == 0) continue;
-                ulong ptr = *(ulong*)old;
-                ref nint current = ref CollectionsMarshal.GetValueRefOrNullRef(map, ptr);
-                if (Unsafe.IsNullRef(ref current) || current != old) { results[i] = MigrateResult.CannotMove; continue; }
-                if (used == got) { results[i] = MigrateResult.Later; continue; }   // no memory: stays where it is
-                nint moved = fresh[used++];
-                Buffer.MemoryCopy((void*)old, (void*)moved, cache.ObjectSize, cache.ObjectSize);
-                current = moved;
-                results[i] = MigrateResult.MovedOldLeft;
-            }
-        }
-        finally
-        {
-            if (used < got) cache.FreeBulk(fresh[used..got]);
-            if (rented is not null) System.Buffers.ArrayPool<nint>.Shared.Return(rented);
+            nint old = objects[i];
+            if (old == 0) continue;
+            ulong ptr = *(ulong*)old;
+            ref nint current = ref CollectionsMarshal.GetValueRefOrNullRef(map, ptr);
+            if (Unsafe.IsNullRef(ref current) || current != old) { results[i] = MigrateResult.CannotMove; continue; }
+            if (!fresh.TryTake(out nint moved)) { results[i] = MigrateResult.Later; continue; }   // no memory: stays where it is
+            Buffer.MemoryCopy((void*)old, (void*)moved, cache.ObjectSize, cache.ObjectSize);
+            current = moved;
+            results[i] = MigrateResult.MovedOldLeft;
         }
     }
 

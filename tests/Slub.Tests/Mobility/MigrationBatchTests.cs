@@ -273,6 +273,34 @@ public unsafe class MigrationBatchTests
         s.FreeMap![0] ^= 1;
         Assert.Empty(f.Cache.Validate());
     }
+
+    [Fact]
+    public void ReplacementsNotTakenGoBackToTheCache()
+    {
+        using var a = TestAllocator.Create(cpus: 1);
+        var cache = a.CreateCache("replacements", 64, flags: SlabFlags.NoMerge);
+        nint kept;
+        {
+            using var fresh = new MigrationReplacements(cache, 300, -1, stackalloc nint[16]);   // more than the buffer: a rented array
+            Assert.Equal(300, fresh.Remaining);
+            Assert.True(fresh.TryTake(out kept));
+            Assert.NotEqual(0, kept);
+            Assert.Equal(299, fresh.Remaining);
+            fresh.Dispose();   // twice (here and by using): the second gives nothing back again
+        }
+        cache.FlushAll();
+        Assert.Equal(1, cache.GetStatistics().Objects);   // only the one taken is still allocated
+
+        using (var three = new MigrationReplacements(cache, 3, -1, stackalloc nint[3]))
+        {
+            for (int i = 0; i < 3; i++) Assert.True(three.TryTake(out _));
+            Assert.False(three.TryTake(out nint none));   // used up
+            Assert.Equal(0, none);
+        }
+        cache.FlushAll();
+        Assert.Equal(4, cache.GetStatistics().Objects);   // the three taken are the caller's now
+        Assert.Empty(cache.Validate());
+    }
 }
 
 /// <summary>
