@@ -21,7 +21,7 @@ internal static class DemoRenderer
                 a is null ? $"{c.Partial:N0}" : $"{c.Partial:N0} → {a.Partial:N0}",
                 a is null || a.OptimalSlabs == c.OptimalSlabs ? $"{c.OptimalSlabs:N0}" : $"{c.OptimalSlabs:N0} → {a.OptimalSlabs:N0}",
                 a is null ? "-" : a.ObjectsFreed > 0 ? $"{a.ObjectsMoved:N0} (+{a.ObjectsFreed:N0} freed)" : $"{a.ObjectsMoved:N0}",
-                a is null ? "-" : $"{a.Milliseconds:F0} ms",
+                a is null ? "-" : a.CompileMilliseconds >= 1 ? $"{a.Milliseconds:F0} ms ({a.CompileMilliseconds:F0} JIT)" : $"{a.Milliseconds:F0} ms",
                 a is null ? "-" : a.Verified ? "[green]yes[/]" : "[red]NO[/]");
         }
         AnsiConsole.Write(t);

@@ -20,7 +20,11 @@ internal sealed record AfterDefrag(
     [property: JsonPropertyName("slabs_freed")] long SlabsFreed,
     [property: JsonPropertyName("pages")] long Pages,
     [property: JsonPropertyName("milliseconds")] double Milliseconds,
-    [property: JsonPropertyName("verified")] bool Verified);
+    [property: JsonPropertyName("verified")] bool Verified)
+{
+    /// <summary>Of <see cref="Milliseconds"/>, the time the shrinking thread spent compiling code (the defrag path on its first use).</summary>
+    [JsonPropertyName("compile_milliseconds")] public double CompileMilliseconds { get; init; }
+}
 
 internal sealed record CacheReport(
     [property: JsonPropertyName("name")] string Name,
