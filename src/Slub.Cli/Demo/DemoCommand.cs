@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Spectre.Console;
 
@@ -13,19 +14,31 @@ internal static class DemoCommand
         var seed = new Option<int>("--seed") { Description = "Random seed of the workload.", DefaultValueFactory = _ => 7 };
         var scale = new Option<double>("--scale") { Description = "Multiply the object counts (1 = 300k + 60k + 200k objects).", DefaultValueFactory = _ => 1.0 };
         var nodes = new Option<int?>("--nodes") { Description = "Emulate this many NUMA nodes (default: the machine's)." };
-        var cmd = new Command("demo", "Fragment a few caches with a churn workload, defragment them with SMO and report.") { json, seed, scale, nodes };
-        cmd.SetAction(pr => Run(pr.GetValue(json), pr.GetValue(seed), pr.GetValue(scale), pr.GetValue(nodes)));
+        var hold = new Option<bool>("--hold")
+        {
+            Description = "After the report, keep running with the live endpoint open (slub slabinfo --pid) and the Slub meter published (dotnet-counters) until Ctrl+C or SIGTERM.",
+        };
+        var cmd = new Command("demo", "Fragment a few caches with a churn workload, defragment them with SMO and report.") { json, seed, scale, nodes, hold };
+        cmd.SetAction(pr => Run(pr.GetValue(json), pr.GetValue(seed), pr.GetValue(scale), pr.GetValue(nodes), pr.GetValue(hold)));
         return cmd;
     }
 
     private static bool AllVerified(DemoReport r) =>
         r.Caches.All(c => (c.AfterDefrag?.Verified ?? true) && (c.AfterMove?.Verified ?? true) && (c.AfterBalance?.Verified ?? true));
 
-    private static int Run(bool json, int seed, double scale, int? nodes)
+    private static int Run(bool json, int seed, double scale, int? nodes, bool hold)
     {
         if (scale <= 0 || scale > 20) { Console.Error.WriteLine("slub demo: --scale must be in (0, 20]"); return 1; }
         if (nodes is < 1 or > 64) { Console.Error.WriteLine("slub demo: --nodes must be 1..64"); return 1; }
         using var allocator = new SlabAllocator(new SlabOptions { EmulatedNodes = nodes, BytesPerNode = 2L << 30 });
+        // Published from the start, so a watcher's counters include the demo's own defragmentation.
+        using var metrics = hold ? new Slub.Diagnostics.SlubMetrics(allocator) : null;
+        int code = Report(allocator, json, seed, scale);
+        return hold ? Hold(allocator, code) : code;
+    }
+
+    private static int Report(SlabAllocator allocator, bool json, int seed, double scale)
+    {
         var workload = new DemoWorkload(allocator, seed, scale);
         DemoReport report;
         if (json || Console.IsOutputRedirected)
@@ -55,5 +68,29 @@ internal static class DemoCommand
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
         DemoRenderer.Render(report);
         return AllVerified(report) ? 0 : 2;
+    }
+
+    /// <summary>
+    /// Keeps the process and its caches alive for other tools: the live endpoint (writes allowed: the socket is
+    /// the user's own, mode 0600) and the meter. The hint goes to stderr, so <c>--json</c> output stays one object.
+    /// </summary>
+    private static int Hold(SlabAllocator allocator, int code)
+    {
+        Slub.Sysfs.LiveEndpoint endpoint;
+        try { endpoint = allocator.OpenLiveEndpoint(allowWrites: true); }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"slub demo: --hold: cannot open the live endpoint: {e.Message}");
+            return 1;
+        }
+        var exit = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; exit.TrySetResult("SIGTERM"); });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; exit.TrySetResult("SIGINT"); });
+        int pid = Environment.ProcessId;
+        Console.Error.WriteLine($"slub demo: holding, pid {pid}, live endpoint {endpoint.SocketPath}");
+        Console.Error.WriteLine($"  slub slabinfo --pid {pid}    dotnet-counters monitor --process-id {pid} --counters Slub    (Ctrl+C to exit)");
+        Console.Error.Flush();
+        exit.Task.Wait();
+        return code;
     }
 }

@@ -1,4 +1,7 @@
+using System.Diagnostics;
+using System.Text;
 using System.Text.Json;
+using Slub.Cli.Slabinfo;
 
 namespace Slub.Tests.Cli;
 
@@ -57,6 +60,42 @@ public class DemoCommandTests
         Assert.True(balanced.Max() - balanced.Min() <= first.GetProperty("objs_per_slab").GetInt64());
         Assert.True(move.GetProperty("verified").GetBoolean());
     }
+
+    [Fact]
+    public void HoldServesTheCachesUntilSigterm()
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(CliRunner.DllPath);
+        foreach (var a in new[] { "demo", "--json", "--scale", "0.05", "--hold" }) psi.ArgumentList.Add(a);
+        psi.Environment.Remove("SLUB_DEBUG");
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var err = new StringBuilder();
+        string? line;
+        while ((line = p.StandardError.ReadLine()) is not null && !line.StartsWith("slub demo: holding", StringComparison.Ordinal))
+            err.AppendLine(line);
+        try
+        {
+            Assert.True(line is not null, $"the demo exited without holding:\n{err}");
+            using (var live = new LiveSlabSource(p.Id))   // the default per-process path, as slabinfo --pid finds it
+            {
+                Assert.Contains(live.ListEntries(), e => e.Name == "smo_object_192");
+                Assert.NotNull(live.ReadAttribute("smo_object_192", "objects"));
+            }
+            Assert.Equal(0, sys_kill(p.Id, 15));   // SIGTERM
+            Assert.True(p.WaitForExit(TimeSpan.FromMinutes(1)), "the demo did not exit on SIGTERM");   // hang guard
+            Assert.Equal(0, p.ExitCode);
+            using var doc = JsonDocument.Parse(stdout.Result);   // stdout stays one JSON object: the hint went to stderr
+            Assert.True(doc.RootElement.GetProperty("caches").GetArrayLength() > 0);
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill(entireProcessTree: true);
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
+    private static extern int sys_kill(int pid, int sig);
 
     [Fact]
     public void BadOptionsGiveAClearErrorAndExitCode()
