@@ -27,6 +27,7 @@ public sealed partial class LiveEndpoint : IDisposable
     private readonly SlabSysfs _sysfs;
     private readonly Socket _listener;
     private readonly CancellationTokenSource _stop = new();
+    private int _disposed;
     private readonly Dictionary<string, (Func<string>? Read, Action<string>? Write)> _extra = new(StringComparer.Ordinal);
 
     /// <summary>Path of the socket file.</summary>
@@ -243,6 +244,4 @@ public sealed partial class LiveEndpoint : IDisposable
         _stop.Cancel();
         _listener.Dispose();   // .NET unlinks the file a socket bound when it disposes it: nothing else to delete
     }
-
-    private int _disposed;
 }
