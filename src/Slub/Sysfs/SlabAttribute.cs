@@ -192,8 +192,31 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
         var m = d.Method;
         int size = 0;
         try { size = m.GetMethodBody()?.GetILAsByteArray()?.Length ?? 0; } catch (InvalidOperationException) { }
-        string type = m.DeclaringType is { } t ? t.Name + "." : "";
-        return $"{type}{m.Name}+0x0/0x{size:x} [{m.Module.Assembly.GetName().Name}]";
+        return $"{SymbolName(m)}+0x0/0x{size:x} [{m.Module.Assembly.GetName().Name}]";
+    }
+
+    /// <summary>
+    /// Type.Method of a delegate's method. A lambda or local function has a compiler-generated name in a
+    /// compiler-generated type (<c>&lt;&gt;c__DisplayClass18_0.&lt;.ctor&gt;b__0</c>); it is named after the type and
+    /// method that contain it in the source instead (<c>MovableHandleTable.ctor_lambda_0</c>,
+    /// <c>Owner.Method_LocalName</c>), which is what a reader can look up.
+    /// </summary>
+    internal static string SymbolName(System.Reflection.MethodInfo m)
+    {
+        var t = m.DeclaringType;
+        while (t is not null && t.Name.StartsWith('<') && t.DeclaringType is not null) t = t.DeclaringType;
+        string name = m.Name;
+        int close = name.IndexOf('>');
+        if (name.StartsWith('<') && close > 1)
+        {
+            string outer = name[1..close].TrimStart('.');
+            int marker = name.IndexOf("__", close, StringComparison.Ordinal);
+            int bar = marker < 0 ? -1 : name.IndexOf('|', marker);
+            name = close + 1 < name.Length && name[close + 1] == 'g' && bar > marker
+                ? $"{outer}_{name[(marker + 2)..bar]}"                                  // local function
+                : $"{outer}_lambda_{(marker < 0 ? "0" : name[(marker + 2)..])}";       // lambda
+        }
+        return t is null ? name : $"{t.Name}.{name}";
     }
 
     // An integer knob of the background defragmenter: parsed, range-checked with the rest of the set, stored atomically.

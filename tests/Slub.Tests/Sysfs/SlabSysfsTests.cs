@@ -159,6 +159,24 @@ public class SlabSysfsTests
     }
 
     [Fact]
+    public void OpsNamesLambdasAndLocalFunctionsAfterTheirSource()
+    {
+        using var a = TestAllocator.Create();
+        var c = a.CreateCache("ops_names", 64, ctor: p => { }, flags: SlabFlags.NoMerge);
+        c.SetupMobility(isolate: null, Move);
+        string ops = a.Sysfs.Read("ops_names/ops");
+        Assert.Matches(@"^ctor : SlabSysfsTests\.OpsNamesLambdasAndLocalFunctionsAfterTheirSource_lambda_[0-9_]+\+0x0/0x[0-9a-f]+ \[Slub\.Tests\]\n", ops);
+        Assert.Contains("migrate : SlabSysfsTests.OpsNamesLambdasAndLocalFunctionsAfterTheirSource_Move+0x0/0x", ops);
+
+        var table = new MovableHandleTable(a, "ops_table", 16);
+        string tableOps = a.Sysfs.Read($"{table.Cache.Name}/ops");
+        Assert.Contains("ctor : MovableHandleTable.ctor_lambda_", tableOps);
+        Assert.Contains("migrate : MovableHandleTable.Migrate+0x0/0x", tableOps);
+
+        static void Move(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? state, Span<MigrateResult> results) => results.Fill(MigrateResult.Later);
+    }
+
+    [Fact]
     public void ASecondEndpointNeverStealsALivePath()
     {
         string sock = Path.Combine(Path.GetTempPath(), $"slub-test-{Guid.NewGuid():N}.sock");
