@@ -23,8 +23,6 @@ public class DcacheWorkloadTests(ITestOutputHelper output)
             Assert.True(r.SlabsAfterSmo <= r.SlabsAfterPressure);
             Assert.True(r.SlabsAfterPressure > r.OptimalAfterPressure);
             Assert.True(r.SmoSlabsFreed > 0);
-            // The shrink's own time, not the workload's (walking the tree dominates that one).
-            Assert.True(r.ShrinkElapsed > TimeSpan.Zero && r.ShrinkElapsed < r.Elapsed, $"shrink {r.ShrinkElapsed}, workload {r.Elapsed}");
         }
         Assert.Null(a.FindCache("dentry"));
     }
