@@ -22,7 +22,13 @@ namespace Slub.XArray;
 /// </remarks>
 public unsafe struct XaState
 {
-    private enum Status : byte { Restart, Positioned, Paused, Bounds }
+    /// <summary>
+    /// Restart: not walked. Positioned: on an entry (or an empty slot). Paused: <see cref="Index"/> is where the next
+    /// <see cref="Find"/> starts. Bounds: ran off the end. Erased: <see cref="Store"/> removed the entry at
+    /// <see cref="Index"/> (or failed), so its node may be gone; <see cref="Find"/> resumes after the stored range
+    /// and <see cref="Next"/>/<see cref="Prev"/> step from <see cref="Index"/>.
+    /// </summary>
+    private enum Status : byte { Restart, Positioned, Paused, Bounds, Erased }
 
     private readonly XArray _xa;
     private Status _status;
@@ -121,8 +127,9 @@ public unsafe struct XaState
     /// <summary>
     /// <c>xas_store</c>: stores <paramref name="entry"/> as an entry of <see cref="Order"/> at <see cref="Index"/>
     /// and returns the entry that was there (raw: reservations are returned as <see cref="XaEntry.Zero"/>). Sets
-    /// <see cref="Error"/> on failure. Afterwards the cursor is paused after the stored range, so a
-    /// <see cref="Find"/> loop that stores as it goes continues correctly.
+    /// <see cref="Error"/> on failure. As in the kernel, the cursor stays on the stored entry, so
+    /// <see cref="SetMark"/>, <see cref="GetOrder"/> and <see cref="Next"/> act on it and a <see cref="Find"/>
+    /// loop that stores as it goes continues after it; after an erase they step from <see cref="Index"/>.
     /// </summary>
     public XaEntry Store(XaEntry entry)
     {
@@ -131,32 +138,42 @@ public unsafe struct XaState
         if (_xa.IsDisposed) throw new ObjectDisposedException(nameof(XArray));
         var err = _xa.StoreWith(Index, Order, entry.Raw, ref _alloc, ref _allocCount, out ulong old);
         Error = err;
-        PauseAfterRange();
+        if (err == XaError.None && entry.Raw != 0)
+        {
+            // The store may have grown the tree or replaced nodes: walk to where the entry now is.
+            _xa.Walk(Index, out var n, out int off);
+            Position(n, off);
+        }
+        else
+            EraseAfterRange();
         return new XaEntry(old);
     }
 
-    private void PauseAfterRange()
+    /// <summary>After an erase (or a failed store) the node may be gone: remember where a <see cref="Find"/> resumes.</summary>
+    private void EraseAfterRange()
     {
         ulong mask = Order == 64 ? ulong.MaxValue : (1UL << Order) - 1;
         ulong last = Index | mask;
         if (last == ulong.MaxValue) { _status = Status.Bounds; return; }
-        _status = Status.Paused;
+        _status = Status.Erased;
         _resume = last + 1;
     }
 
+    /// <summary>Where <see cref="Find"/> resumes in the <see cref="Status.Erased"/> state.</summary>
     private ulong _resume;
 
     /// <summary>
-    /// <c>xas_pause</c>: lets the caller drop the lock or leave the read section; the next <see cref="Find"/>
-    /// resumes after the current entry (skipping the rest of a multi-index entry).
+    /// <c>xas_pause</c>: lets the caller drop the lock or leave the read section. As in the kernel,
+    /// <see cref="Index"/> moves to the first index after the current entry (skipping the rest of a multi-index
+    /// entry), where the next <see cref="Find"/> or <see cref="Next"/> continues; past the last index the cursor
+    /// is at its bounds (<see cref="Index"/> 0).
     /// </summary>
     public void Pause()
     {
         if (_status != Status.Positioned) return;
         ulong last = _node == null ? 0 : _nodeBase + ((ulong)(XArray.SiblingCount(_node, _offset) + _offset + 1) << _node->Shift) - 1;
-        if (last == ulong.MaxValue) { _status = Status.Bounds; return; }
-        _resume = last + 1;
-        _status = Status.Paused;
+        Index = unchecked(last + 1);
+        _status = last == ulong.MaxValue ? Status.Bounds : Status.Paused;
     }
 
     /// <summary><c>xas_find</c>: the next non-null entry (reservations included) up to <paramref name="max"/>; the first call looks at <see cref="Index"/> itself. Null at the end.</summary>
@@ -189,7 +206,7 @@ public unsafe struct XaState
                 break;
             default:
             {
-                ulong start = _status == Status.Paused ? _resume : Index;
+                ulong start = _status == Status.Erased ? _resume : Index;
                 if (start > max) { _status = Status.Bounds; return XaEntry.Null; }
                 ok = _xa.FindCore(start, max, filter, out f);
                 break;

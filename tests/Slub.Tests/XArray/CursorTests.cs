@@ -205,14 +205,16 @@ public class CursorTests : XaTest
         while (true)
         {
             XaEntry e;
+            ulong index;
             using (xa.ReadLock())
             {
                 e = xas.Find();
+                index = xas.Index;   // before Pause moves it past the entry
                 if (!e.IsNull && pause) xas.Pause();
             }
             if (e.IsNull) break;
-            if (n > 0) Assert.True(xas.Index > last);
-            last = xas.Index;
+            if (n > 0) Assert.True(index > last);
+            last = index;
             n++;
         }
         return n;
@@ -247,6 +249,70 @@ public class CursorTests : XaTest
                 if (++n % 4 == 0) xas.Pause();
             }
         return -1;
+    }
+
+    [Fact]
+    public void StoreLeavesTheCursorOnTheStoredEntry()
+    {
+        // xas_store then xas_set_mark is how __xa_alloc and the page cache mark what they just stored.
+        var xa = New();
+        StoreIndex(xa, 6);
+        StoreIndex(xa, 200);
+        using (xa.Lock())
+        {
+            var xas = new XaState(xa, 5);
+            Is(XaEntry.Null, xas.Store(V(5)));
+            xas.SetMark(XaMark.Mark1);
+            Assert.True(xas.GetMark(XaMark.Mark1));
+            Is(V(6), xas.Next());                       // xas_next moves on from the stored index
+            Assert.Equal(6UL, xas.Index);
+
+            var multi = new XaState(xa, 64, order: 6);   // a store that grows the tree
+            Is(XaEntry.Null, multi.Store(V(64)));
+            Assert.Equal(6, multi.GetOrder());
+            multi.SetMark(XaMark.Mark2);
+            Is(V(200), multi.Find());                   // continues after the whole multi-index entry
+            Assert.Equal(200UL, multi.Index);
+
+            var erase = new XaState(xa, 6);
+            Is(V(6), erase.Store(XaEntry.Null));
+            erase.SetMark(XaMark.Mark1);                // nothing there any more: no-op
+            Is(XaEntry.Null, erase.Next());
+            Assert.Equal(7UL, erase.Index);
+        }
+        Assert.True(xa.GetMark(5, XaMark.Mark1));
+        Assert.True(xa.GetMark(100, XaMark.Mark2));
+        Assert.False(xa.GetMark(6, XaMark.Mark1));
+        xa.Validate();
+    }
+
+    [Fact]
+    public void PauseMovesTheIndexPastTheEntry()
+    {
+        var xa = New();
+        StoreIndex(xa, 5);
+        StoreIndex(xa, 6);
+        StoreOrder(xa, 8, 3, V(8));
+        using (xa.ReadLock())
+        {
+            var xas = new XaState(xa, 0);
+            Is(V(5), xas.Find());
+            xas.Pause();
+            Assert.Equal(6UL, xas.Index);
+            Is(V(6), xas.Next());                       // xas_next after xas_pause loads the new index
+            Assert.Equal(6UL, xas.Index);
+            Is(V(8), xas.Find());
+            Assert.Equal(8UL, xas.Index);
+            xas.Pause();                                // skips the rest of the order-3 entry
+            Assert.Equal(16UL, xas.Index);
+            Is(XaEntry.Null, xas.Find());
+
+            var head = new XaState(xa, 0);
+            StoreIndex(xa, 0);
+            Is(V(0), head.Find());
+            head.Pause();
+            Assert.Equal(1UL, head.Index);
+        }
     }
 
     [Fact]
