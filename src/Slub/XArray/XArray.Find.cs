@@ -158,7 +158,7 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
         int f = FilterOf(filter);
         if (index > max) return XaEntry.Null;
         using var rs = _rcu.EnterRead();
-        if (!FindCore(index, max, f, out var found)) return XaEntry.Null;
+        if (!FindUser(index, max, f, after: false, out var found)) return XaEntry.Null;
         index = found.Index;
         return new XaEntry(found.Entry);
     }
@@ -170,23 +170,28 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
     public XaEntry FindAfter(ref ulong index, ulong max = ulong.MaxValue, XaMark filter = XaMark.Present)
     {
         int f = FilterOf(filter);
-        if (index == ulong.MaxValue) return XaEntry.Null;
-        ulong start = index + 1;
+        if (index == ulong.MaxValue || index >= max) return XaEntry.Null;
         using var rs = _rcu.EnterRead();
-        while (start <= max)
+        if (!FindUser(index + 1, max, f, after: true, out var found)) return XaEntry.Null;
+        index = found.Index;
+        return new XaEntry(found.Entry);
+    }
+
+    /// <summary>
+    /// <see cref="FindCore"/> for the normal API: skips reservations (a marked one matches a mark filter; the
+    /// kernel's <c>xa_find</c> drops it with <c>xas_retry</c>) and, for <paramref name="after"/>, an entry that
+    /// starts before <paramref name="start"/> (the rest of the multi-index entry <c>xa_find_after</c> began in).
+    /// </summary>
+    private bool FindUser(ulong start, ulong max, int filter, bool after, out Found found)
+    {
+        while (true)
         {
-            if (!FindCore(start, max, f, out var found)) return XaEntry.Null;
-            if (found.Base < start)
-            {
-                ulong end = found.Base + EntryLastOffset(found);
-                if (end == ulong.MaxValue) return XaEntry.Null;
-                start = end + 1;
-                continue;
-            }
-            index = found.Index;
-            return new XaEntry(found.Entry);
+            if (!FindCore(start, max, filter, out found)) return false;
+            if (found.Entry != XaCodec.ZeroEntry && !(after && found.Base < start)) return true;
+            ulong end = found.Base + EntryLastOffset(found);
+            if (end >= max) return false;
+            start = end + 1;
         }
-        return XaEntry.Null;
     }
 
     /// <summary>

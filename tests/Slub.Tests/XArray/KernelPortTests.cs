@@ -250,6 +250,51 @@ public class KernelPortTests : XaTest
     [Theory]
     [InlineData(XaFlags.None)]
     [InlineData(XaFlags.Alloc)]
+    public void MarkedReservationsAreSkippedByMarkedFinds(XaFlags flags)
+    {
+        // A reservation can carry a mark (xa_set_mark only needs a non-NULL slot), but xa_find and
+        // xa_find_after skip zero entries (xas_retry), so xa_for_each_marked and xa_extract never see one.
+        var xa = New(flags);
+        xa.Reserve(0);
+        xa.SetMark(0, XaMark.Mark1);                 // a reservation in the head
+        ulong index = 0;
+        Is(XaEntry.Null, xa.Find(ref index, ulong.MaxValue, XaMark.Mark1));
+        Assert.Equal(0UL, index);
+        xa.Reserve(5);
+        StoreOrder(xa, 64, 6, XaEntry.Zero);          // a multi-index reservation
+        StoreIndex(xa, 9);
+        StoreIndex(xa, 200);
+        foreach (ulong i in new ulong[] { 5, 70, 9, 200 }) xa.SetMark(i, XaMark.Mark1);
+        Assert.True(xa.GetMark(5, XaMark.Mark1));
+        index = 1;
+        Is(V(9), xa.Find(ref index, ulong.MaxValue, XaMark.Mark1));
+        Assert.Equal(9UL, index);
+        Is(V(200), xa.FindAfter(ref index, ulong.MaxValue, XaMark.Mark1));
+        Assert.Equal(200UL, index);
+        index = 65;
+        Is(V(200), xa.Find(ref index, ulong.MaxValue, XaMark.Mark1));
+        index = 65;
+        Is(XaEntry.Null, xa.Find(ref index, 127, XaMark.Mark1));
+        Assert.Equal(65UL, index);
+        Assert.Equal(new ulong[] { 9, 200 }, xa.EnumerateMarked(XaMark.Mark1).Select(kv => kv.Key).ToArray());
+        var dst = new XaEntry[8];
+        Assert.Equal(2, xa.Extract(dst, 0, ulong.MaxValue, XaMark.Mark1));
+        Is(V(9), dst[0]);
+        Is(V(200), dst[1]);
+        // The cursor, like xas_find_marked, still returns them.
+        using (xa.ReadLock())
+        {
+            var xas = new XaState(xa, 1);
+            Is(XaEntry.Zero, xas.FindMarked(XaMark.Mark1));
+            Assert.Equal(5UL, xas.Index);
+        }
+        xa.Destroy();
+        AssertEmpty(xa);
+    }
+
+    [Theory]
+    [InlineData(XaFlags.None)]
+    [InlineData(XaFlags.Alloc)]
     public void Reserve(XaFlags flags)
     {
         var xa = New(flags);
