@@ -364,8 +364,9 @@ public sealed unsafe partial class DentryCache
     }
 
     /// <summary>
-    /// A dentry's count just reached zero and it stays cached: not on the LRU yet → onto its tail,
-    /// unreferenced; already on the LRU or on a shrink list → mark it referenced. Its lock held.
+    /// A dentry's count just reached zero and it stays cached: not on the LRU yet → onto its tail (a new
+    /// dentry unreferenced; like <c>d_lru_add</c>, one that left the LRU while in use keeps its referenced bit);
+    /// already on the LRU or on a shrink list → mark it referenced. Its lock held.
     /// </summary>
     private void MakeUnusedLocked(nint p)
     {
@@ -378,7 +379,7 @@ public sealed unsafe partial class DentryCache
         _lru.Enter();
         _lru.AddTail(p);
         _lru.Exit();
-        d->Flags = (d->Flags | (uint)DentryFlags.LruList) & ~(uint)DentryFlags.Referenced;
+        d->Flags |= (uint)DentryFlags.LruList;
     }
 
     /// <summary><c>dput</c> with the tree lock already held for writing.</summary>

@@ -48,8 +48,10 @@ public sealed unsafe partial class DentryCache
                 if (!SpinLockWord.TryEnter(ref d->LockWord)) { _lru.Rotate(p); continue; }
                 if (d->Count != 0)
                 {
-                    _lru.Remove(p);   // in use: off the LRU (LRU_REMOVED); the last dput puts it back
-                    d->Flags &= ~(uint)(DentryFlags.LruList | DentryFlags.Referenced);
+                    // In use: off the LRU (LRU_REMOVED); the last dput puts it back. Like d_lru_isolate, keep
+                    // the referenced bit: a hot dentry keeps its second chance.
+                    _lru.Remove(p);
+                    d->Flags &= ~(uint)DentryFlags.LruList;
                 }
                 else if (!ignoreReferenced && (d->Flags & (uint)DentryFlags.Referenced) != 0)
                 {

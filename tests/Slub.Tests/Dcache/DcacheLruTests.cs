@@ -65,6 +65,30 @@ public class DcacheLruTests
     }
 
     [Fact]
+    public void AReferencedDentryKeepsItsBitWhileInUseOffTheLru()
+    {
+        // d_lru_isolate (in use: LRU_REMOVED) and d_lru_add touch only DCACHE_LRU_LIST, so a hot dentry that
+        // the walk found in use comes back with its second chance.
+        using var a = TestAllocator.Create();
+        using var dc = new SyntheticTree(0, 0).CreateCache(a);
+        var xs = MakeUnused(dc, 3);
+        dc.Put(dc.Lookup(dc.Root, "x0"));                   // referenced while on the LRU
+        var used = dc.Lookup(dc.Root, "x0");
+        Assert.Equal(0, dc.Prune(1));                       // in use: off the LRU
+        Assert.True((used.Flags & DentryFlags.LruList) == 0);
+        Assert.True((used.Flags & DentryFlags.Referenced) != 0);
+        dc.Put(used);                                       // back at the young end, still referenced
+        Assert.Equal(new[] { xs[1], xs[2], xs[0] }, dc.LruSnapshot());
+        Assert.True((used.Flags & DentryFlags.Referenced) != 0);
+        Assert.Equal(2, dc.Prune(3));                       // x1 and x2 go, x0 is rotated
+        Assert.Equal(new[] { xs[0] }, dc.LruSnapshot());
+        var again = dc.Lookup(dc.Root, "x0");
+        Assert.False(again.IsNull);
+        dc.Put(again);
+        Assert.Equal(1, dc.ShrinkAll());
+    }
+
+    [Fact]
     public void NegativeDentriesAreCachedAndReclaimedLikeOthers()
     {
         using var a = TestAllocator.Create();
