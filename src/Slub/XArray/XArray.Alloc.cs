@@ -46,7 +46,8 @@ public sealed unsafe partial class XArray
     /// limit.Min) to limit.Max first and then wraps to limit.Min. On success <paramref name="next"/> becomes
     /// id + 1, and <paramref name="wrapped"/> tells that this allocation wrapped — including the first
     /// allocation after <paramref name="next"/> itself overflowed past <see cref="uint.MaxValue"/> (the kernel's
-    /// return value 1).
+    /// return value 1). As in the kernel, the search from limit.Min also follows a <see cref="XaError.NoMemory"/>
+    /// above <paramref name="next"/>.
     /// </summary>
     public XaError TryAllocCyclic(XaEntry entry, XaLimit limit, ref uint next, out uint id, out bool wrapped)
     {
@@ -63,9 +64,10 @@ public sealed unsafe partial class XArray
                 _allocWrapped = false;
                 wrapped = true;
             }
-            if (err == XaError.Busy && from > limit.Min)
+            if (err != XaError.None && from > limit.Min)
             {
-                // Nothing free between next and the top of the limit: start over at the bottom.
+                // Nothing free between next and the top of the limit, or no node for the index found there
+                // (the kernel retries after any error): start over at the bottom.
                 err = AllocLocked(entry, limit.Min, limit.Max, out id);
                 if (err == XaError.None) wrapped = true;
             }

@@ -574,6 +574,36 @@ public class KernelPortTests : XaTest
         AssertEmpty(xa);
     }
 
+    [Fact]
+    public void AllocCyclicWrapsOnNoMemoryToo()
+    {
+        // __xa_alloc_cyclic retries from limit.min after any error (ret < 0), not only -EBUSY: when the search
+        // from next needs a node and none can be had, a free index below that needs none is still handed out,
+        // as a wrapped allocation (1).
+        var xa = New(XaFlags.Alloc);
+        for (uint i = 0; i < 64; i++) Assert.Equal(i, xa.Alloc(V(i)));   // one full leaf, the root
+        xa.Erase(3);
+        Alloc.Faults.CacheName = XaNodeCache.CacheName;
+        Alloc.Faults.FailEveryNth = 1;                     // no new slab; take what the current slabs hold
+        var held = new List<nint>();
+        for (nint p; (p = xa.NodeCache.TryAlloc()) != 0;) held.Add(p);
+        uint next = 100;                                   // index 100 needs a new leaf and a new root
+        Assert.Equal(XaError.None, xa.TryAllocCyclic(V(3), XaLimit.Limit32, ref next, out uint id, out bool wrapped));
+        Assert.Equal(3u, id);
+        Assert.True(wrapped);
+        Assert.Equal(4u, next);
+        next = 100;                                        // the lowest free index, 64, needs nodes too
+        Assert.Equal(XaError.NoMemory, xa.TryAllocCyclic(V(100), XaLimit.Limit32, ref next, out _, out _));
+        Assert.Equal(100u, next);
+        Alloc.Faults.FailEveryNth = 0;
+        foreach (nint p in held) xa.NodeCache.Free(p);
+        xa.Validate();
+        Assert.Equal(100u, xa.AllocCyclic(V(100), XaLimit.Limit32, ref next, out wrapped));
+        Assert.False(wrapped);
+        xa.Destroy();
+        AssertEmpty(xa);
+    }
+
     [Theory]
     [InlineData(2)] [InlineData(3)] [InlineData(5)] [InlineData(6)] [InlineData(7)] [InlineData(9)]
     public void MultiFind1(int order)
