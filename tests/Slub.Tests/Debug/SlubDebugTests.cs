@@ -122,6 +122,46 @@ public unsafe class SlubDebugTests
         Assert.Contains("'Q'", e.Message);
     }
 
+    [Theory]
+    [InlineData("FZ,dentry;")]        // a trailing separator
+    [InlineData("FZ,dentry;;U,inode_cache")]
+    [InlineData(";FZ,dentry")]
+    public void EmptyBlocksAreSkippedNotReadAsFullDebugging(string text)
+    {
+        // The kernel skips empty ';' blocks; reading one as "no letters" would turn on F,Z,P,U for every cache.
+        var o = SlubDebugOption.Parse(text);
+        Assert.Equal(SlabFlags.None, o.Global);
+        Assert.Equal(SlabFlags.None, o.FlagsFor("kmalloc-64"));
+        Assert.Equal(SlabFlags.ConsistencyChecks | SlabFlags.RedZone, o.FlagsFor("dentry"));
+    }
+
+    [Fact]
+    public void AFlagBlockWithAnEmptyCacheListIsNotGlobal()
+    {
+        // "FZ," names a cache list (an empty one): no cache matches, and the global flags stay off.
+        var o = SlubDebugOption.Parse("FZ,");
+        Assert.Equal(SlabFlags.None, o.Global);
+        Assert.Equal(SlabFlags.None, o.FlagsFor("dentry"));
+    }
+
+    [Theory]
+    [InlineData("Z-", SlabFlags.None)]                                    // '-' switches off what came before it
+    [InlineData("-Z", SlabFlags.RedZone)]                                  // and later letters count again
+    [InlineData("FZ-U", SlabFlags.StoreUser)]
+    public void DashClearsTheFlagsBeforeIt(string text, SlabFlags expected)
+    {
+        Assert.Equal(expected, SlubDebugOption.Parse(text).Global);
+    }
+
+    [Fact]
+    public void AGlobStarEndsTheComparedPrefixWhereverItIs()
+    {
+        var o = SlubDebugOption.Parse("Z,km*64,*cache");
+        Assert.Equal(SlabFlags.RedZone, o.FlagsFor("kmalloc-1k"));   // "km*64" compares "km" only, as the kernel does
+        Assert.Equal(SlabFlags.RedZone, o.FlagsFor("inode_cache"));  // "*cache" matches every name
+        Assert.Equal(SlabFlags.None, SlubDebugOption.Parse("Z,kmalloc-64").FlagsFor("kmalloc-64x"));
+    }
+
     [Fact]
     public void PoisonIsOffForConstructorCaches()
     {
