@@ -105,9 +105,7 @@ public sealed partial class SlabAllocator : IDisposable
     public KmemCache CreateCache(string name, int objectSize, int align = 0, SlabFlags flags = SlabFlags.None, ObjectConstructor? ctor = null)
     {
         ValidateName(name);
-        flags |= _slubDebug.FlagsFor(name);
-        var geometry = CacheGeometry.Compute(objectSize, align, flags, ctor is not null, Topology.CpuCount,
-            Options.MinObjects, Options.MinOrder, Options.MaxOrder);
+        var geometry = ComputeGeometry(name, objectSize, align, ref flags, ctor is not null, -1);
         return AddCache(name, geometry, flags, ctor);
     }
 
@@ -120,9 +118,7 @@ public sealed partial class SlabAllocator : IDisposable
     public KmemCache CreateCache(string name, int objectSize, int align, SlabFlags flags, ObjectConstructor? ctor, int order)
     {
         ValidateName(name);
-        flags |= _slubDebug.FlagsFor(name);
-        var geometry = CacheGeometry.Compute(objectSize, align, flags, ctor is not null, Topology.CpuCount,
-            Options.MinObjects, Options.MinOrder, Options.MaxOrder).WithOrder(order);
+        var geometry = ComputeGeometry(name, objectSize, align, ref flags, ctor is not null, -1).WithOrder(order);
         return AddCache(name, geometry, flags, ctor);
     }
 
@@ -135,10 +131,29 @@ public sealed partial class SlabAllocator : IDisposable
     {
         ArgumentNullException.ThrowIfNull(args);
         ValidateName(name);
-        flags |= _slubDebug.FlagsFor(name);
-        var geometry = CacheGeometry.Compute(objectSize, align, flags, ctor is not null, Topology.CpuCount,
-            Options.MinObjects, Options.MinOrder, Options.MaxOrder, args.FreePointerOffset ?? -1);
+        var geometry = ComputeGeometry(name, objectSize, align, ref flags, ctor is not null, args.FreePointerOffset ?? -1);
         return AddCache(name, geometry, flags, ctor);
+    }
+
+    /// <summary>
+    /// Adds the slub_debug flags for <paramref name="name"/> and computes the geometry. With the <c>O</c> letter,
+    /// a cache whose debug metadata would need a higher order than one bare object does loses that metadata
+    /// (red zone, poison, store user), as the kernel's <c>kmem_cache_open</c> does.
+    /// </summary>
+    private CacheGeometry ComputeGeometry(string name, int objectSize, int align, ref SlabFlags flags, bool hasCtor, int freePointerOffset)
+    {
+        const SlabFlags metadata = SlabFlags.RedZone | SlabFlags.Poison | SlabFlags.StoreUser;
+        flags |= _slubDebug.FlagsFor(name);
+        var g = CacheGeometry.Compute(objectSize, align, flags, hasCtor, Topology.CpuCount,
+            Options.MinObjects, Options.MinOrder, Options.MaxOrder, freePointerOffset);
+        if (_slubDebug.DisableHigherOrderDebug && (flags & metadata) != 0
+            && CacheGeometry.GetOrder(g.Size) > CacheGeometry.GetOrder(objectSize))
+        {
+            flags &= ~metadata;
+            g = CacheGeometry.Compute(objectSize, align, flags, hasCtor, Topology.CpuCount,
+                Options.MinObjects, Options.MinOrder, Options.MaxOrder, freePointerOffset);
+        }
+        return g;
     }
 
     private KmemCache AddCache(string name, CacheGeometry geometry, SlabFlags flags, ObjectConstructor? ctor)

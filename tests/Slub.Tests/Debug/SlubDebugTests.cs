@@ -163,6 +163,19 @@ public unsafe class SlubDebugTests
     }
 
     [Fact]
+    public void OLetterDropsDebugMetadataWhereItWouldRaiseTheOrder()
+    {
+        using var a = TestAllocator.Create(slubDebug: "FZPUO");
+        var big = a.FindCache("kmalloc-4k")!;     // 4096 + red zones and tracks no longer fit one page
+        var small = a.FindCache("kmalloc-64")!;
+        Assert.Equal(SlabFlags.ConsistencyChecks, big.Flags & SlabFlags.DebugFlags);
+        Assert.Equal(4096, big.SlabSize);
+        Assert.Equal(SlabFlags.DebugFlags, small.Flags & SlabFlags.DebugFlags);
+        using var plain = TestAllocator.Create(slubDebug: "FZPU");
+        Assert.True(plain.FindCache("kmalloc-4k")!.SlabSize > 4096);
+    }
+
+    [Fact]
     public void PoisonIsOffForConstructorCaches()
     {
         using var a = TestAllocator.Create(slubDebug: "P");
