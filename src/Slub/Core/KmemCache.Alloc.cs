@@ -210,8 +210,7 @@ public sealed unsafe partial class KmemCache
         int objects = CacheGeometry.OrderObjects(slab.Order, _size);
         slab.Objects = objects;
         slab.FirstObject = slab.Address + Geometry.RedLeftPad;
-        if (_debug)
-            for (int i = 0; i < objects; i++) InitObjectDebug(slab.FirstObject + (nint)i * _size, active: false);
+        if (_debug) InitSlabDebug(slab);
         var ctor = Constructor;
         if (ctor is not null)
         {

@@ -22,6 +22,24 @@ public sealed unsafe partial class KmemCache
         public long When;      // Environment.TickCount64
     }
 
+    /// <summary>
+    /// Debug set-up of a new slab (<c>setup_slab_debug</c>, <c>setup_object_debug</c>): with poisoning the whole
+    /// slab gets the in-use poison first (the padding keeps it), then every object its red zones and poison,
+    /// and empty tracks, since recycled pages may still hold an earlier slab's bytes there.
+    /// </summary>
+    private void InitSlabDebug(Slab slab)
+    {
+        if ((Flags & SlabFlags.Poison) != 0)
+            new Span<byte>((void*)slab.Address, slab.Bytes).Fill(PoisonInuse);
+        for (int i = 0; i < slab.Objects; i++)
+        {
+            nint obj = slab.FirstObject + (nint)i * _size;
+            InitObjectDebug(obj, active: false);
+            if ((Flags & SlabFlags.StoreUser) != 0)
+                new Span<byte>((void*)(obj + Geometry.TrackOffset), 2 * CacheGeometry.TrackSize).Clear();
+        }
+    }
+
     /// <summary>Writes the red zones (and, for free objects, the poison) of an object.</summary>
     private void InitObjectDebug(nint obj, bool active)
     {
@@ -63,6 +81,9 @@ public sealed unsafe partial class KmemCache
                 || FindMismatch(obj + g.ObjectSize - 1, 1, PoisonEnd, out detail))
                 return "Poison overwritten";
         }
+        if ((Flags & SlabFlags.Poison) != 0 && PaddingBytes is var pad and > 0
+            && FindMismatch(obj + g.PaddingOffset, pad, PoisonInuse, out detail))
+            return "Object padding overwritten";
         if (!active)
         {
             nint fp = *(nint*)(obj + _fpOffset);
@@ -74,6 +95,9 @@ public sealed unsafe partial class KmemCache
         }
         return null;
     }
+
+    /// <summary>Bytes from <see cref="CacheGeometry.PaddingOffset"/> to the next slot's left red zone.</summary>
+    private int PaddingBytes => Geometry.Size - Geometry.RedLeftPad - Geometry.PaddingOffset;
 
     private static bool FindMismatch(nint start, int length, byte expected, out string detail)
     {

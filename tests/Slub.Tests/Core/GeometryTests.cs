@@ -58,7 +58,10 @@ public class GeometryTests
         Assert.Equal(72, g.Inuse);                       // one word of right red zone
         Assert.Equal(72, g.FreePointerOffset);           // poison keeps the object intact
         Assert.Equal(80, g.TrackOffset);
-        Assert.Equal(8 + 72 + 8 + 2 * CacheGeometry.TrackSize, g.Size);
+        // Left red zone, object and right red zone, free pointer, tracks, and one word of padding that a
+        // write before the next object's left red zone hits instead of these tracks (as calculate_sizes).
+        Assert.Equal(8 + 72 + 8 + 2 * CacheGeometry.TrackSize + 8, g.Size);
+        Assert.Equal(80 + 2 * CacheGeometry.TrackSize, g.PaddingOffset);
     }
 
     [Theory]

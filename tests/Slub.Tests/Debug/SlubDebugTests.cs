@@ -176,6 +176,24 @@ public unsafe class SlubDebugTests
     }
 
     [Fact]
+    public void AWriteBeforeTheLeftRedZoneHitsPaddingNotTheTracksOfThePreviousObject()
+    {
+        var (a, c) = Debug("FZPU");
+        using var _ = a;
+        nint p = c.Alloc();
+        nint q = c.Alloc();
+        Assert.Equal(p + c.SlabSize, q);
+        int pad = c.Geometry.RedLeftPad;
+        ((byte*)q)[-pad - 1] = 0;   // underflow of q by one byte past its left red zone
+        var e = Assert.Throws<SlabCorruptionException>(() => c.Free(p));
+        Assert.Equal("Object padding overwritten", e.Problem);
+        Assert.Contains("BUG dbg (Not tainted): Object padding overwritten", e.Message);
+        Assert.Contains("Allocated in ", e.Message);   // p's alloc track is intact
+        Assert.Contains($"Object 0x{p:x}", e.Message);
+        Assert.Single(c.Validate(), r => r.Contains("Object padding overwritten"));
+    }
+
+    [Fact]
     public void PoisonIsOffForConstructorCaches()
     {
         using var a = TestAllocator.Create(slubDebug: "P");
