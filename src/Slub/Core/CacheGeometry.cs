@@ -72,8 +72,9 @@ public readonly record struct CacheGeometry
     {
         if (objectSize < 1 || objectSize > (OsMemory.PageSize << BuddyArena.MaxOrder) / 2)
             throw new ArgumentOutOfRangeException(nameof(objectSize), objectSize, "object size must be 1..2 MiB");
-        if (align < 0 || (align & (align - 1)) != 0)
-            throw new ArgumentOutOfRangeException(nameof(align), align, "alignment must be 0 or a power of two");
+        if (align < 0 || (align & (align - 1)) != 0 || align > OsMemory.PageSize << BuddyArena.MaxOrder)
+            throw new ArgumentOutOfRangeException(nameof(align), align,
+                $"alignment must be 0 or a power of two up to the largest page block ({OsMemory.PageSize << BuddyArena.MaxOrder} bytes)");
 
         int alignment = CalculateAlignment(flags, align, objectSize);
         int size = AlignUp(objectSize, WordSize);

@@ -79,5 +79,8 @@ public class GeometryTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(0, 0, SlabFlags.None, false, 2));
         Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(64, 3, SlabFlags.None, false, 2));
+        // An alignment beyond the largest page block would overflow the slot size (it came out negative with a red zone).
+        Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(64, 1 << 30, SlabFlags.RedZone, false, 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(64, 1 << 23, SlabFlags.None, false, 2));
     }
 }
