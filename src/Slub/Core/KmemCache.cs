@@ -43,7 +43,7 @@ public sealed unsafe partial class KmemCache
     public SlabFlags Flags { get; }
 
     /// <summary>Slab layout: slot size, order, objects per slab, metadata offsets.</summary>
-    public CacheGeometry Geometry { get; }
+    public CacheGeometry Geometry { get; private set; }
 
     /// <summary>The object constructor, or null.</summary>
     public ObjectConstructor? Constructor { get; }
@@ -432,6 +432,18 @@ public sealed unsafe partial class KmemCache
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowOutOfMemory(int node) =>
         throw new SlabOutOfMemoryException(Name, node, $"{Name}: out of memory allocating a slab of order {Order}" + (node >= 0 ? $" on node {node}" : ""));
+
+    /// <summary>
+    /// A cache of <paramref name="objectSize"/> bytes was merged into this one: the object size becomes the
+    /// largest of the names (the kernel's <c>__kmem_cache_alias</c>), so the new name's users see the size they
+    /// asked for. Slot and free pointer are unchanged (merging guaranteed the slot fits). Caller holds SlabMutex.
+    /// </summary>
+    internal void RaiseObjectSize(int objectSize)
+    {
+        var g = Geometry;
+        if (objectSize <= g.ObjectSize) return;
+        Geometry = g with { ObjectSize = objectSize, Inuse = Math.Max(g.Inuse, CacheGeometry.AlignUp(objectSize, CacheGeometry.WordSize)) };
+    }
 
     /// <summary>Marks the cache destroyed; called by <see cref="SlabAllocator.DestroyCache"/>.</summary>
     internal void MarkDestroyed() => _destroyed = true;

@@ -165,6 +165,7 @@ public sealed partial class SlabAllocator : IDisposable
             if (FindMergeable(geometry, flags, ctor) is { } target)
             {
                 target._aliasNames.Add(name);
+                target.RaiseObjectSize(geometry.ObjectSize);
                 return target;
             }
             var cache = new KmemCache(this, name, geometry, flags, ctor);
@@ -193,7 +194,8 @@ public sealed partial class SlabAllocator : IDisposable
         const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge | SlabFlags.FailSlab;
         const SlabFlags mergeSame = SlabFlags.ReclaimAccount;
         if (!Options.Merge || ctor is not null || (flags & neverMerge) != 0) return null;
-        int size = CacheGeometry.AlignUp(g.ObjectSize, CacheGeometry.WordSize);
+        // The slot the new cache would need: word-aligned, then aligned to its alignment.
+        int size = CacheGeometry.AlignUp(CacheGeometry.AlignUp(g.ObjectSize, CacheGeometry.WordSize), g.Align);
         for (int i = _caches.Count - 1; i >= 0; i--)
         {
             var s = _caches[i];

@@ -151,6 +151,29 @@ public unsafe class SlubModelTests
     }
 
     [Fact]
+    public void MergingAlignsTheRequestedSizeAsFindMergeableDoes()
+    {
+        using var a = TestAllocator.Create();
+        var x = a.CreateCache("mal_a", 64);
+        var y = a.CreateCache("mal_b", 56, align: 64);   // ALIGN(56, 64) = 64: the same slot
+        Assert.Same(x, y);
+    }
+
+    [Fact]
+    public void MergingRaisesTheObjectSizeToTheLargestName()
+    {
+        using var a = TestAllocator.Create();
+        var x = a.CreateCache("mos_a", 60);
+        var y = a.CreateCache("mos_b", 64);
+        Assert.Same(x, y);
+        Assert.Equal(64, x.ObjectSize);                    // as the kernel's __kmem_cache_alias: max of the names
+        nint p = y.Alloc();
+        Assert.Equal(64, a.Kmalloc.UsableSize(p));         // mos_b's user asked for 64 bytes
+        Assert.Equal("64", a.Sysfs.Read("mos_a/object_size").Trim());
+        y.Free(p);
+    }
+
+    [Fact]
     public void DestroyRefusesWhileObjectsRemain()
     {
         using var a = TestAllocator.Create();
