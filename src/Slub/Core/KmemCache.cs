@@ -445,6 +445,10 @@ public sealed unsafe partial class KmemCache
         Geometry = g with { ObjectSize = objectSize, Inuse = Math.Max(g.Inuse, CacheGeometry.AlignUp(objectSize, CacheGeometry.WordSize)) };
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowDestroyed() =>
+        throw new ObjectDisposedException(Name, $"{Name}: the cache was destroyed (kmem_cache_destroy); it cannot allocate");
+
     /// <summary>Marks the cache destroyed; called by <see cref="SlabAllocator.DestroyCache"/>.</summary>
     internal void MarkDestroyed() => _destroyed = true;
     internal bool IsDestroyed => _destroyed;
