@@ -338,7 +338,14 @@ public sealed unsafe partial class KmemCache
     /// go onto the CPU free list; each run of objects from one other slab is chained and handed over under a
     /// single slab lock. Thread-safe. Every pointer is checked before anything is freed.
     /// </summary>
-    public void FreeBulk(ReadOnlySpan<nint> objects) => FreeBulkToCpus(objects);
+    public void FreeBulk(ReadOnlySpan<nint> objects)
+    {
+        // Checked up front: the free loop chains a run of one slab through the objects' free pointers before
+        // it hands the run over, so a bad pointer found there would leave earlier objects freed and a live
+        // object's word overwritten. (Magazine flushes skip this: their objects were checked by Free.)
+        foreach (nint obj in objects) SlabOf(obj);
+        FreeBulkToCpus(objects);
+    }
 
     /// <summary>Bulk free into the per-CPU layer (magazine trims and flushes use it too).</summary>
     private void FreeBulkToCpus(ReadOnlySpan<nint> objects)

@@ -186,6 +186,24 @@ public unsafe class SlubModelTests
     }
 
     [Fact]
+    public void ABulkFreeWithABadPointerFreesNothing()
+    {
+        using var a = TestAllocator.Create(cpus: 1);
+        var c = a.CreateCache("bulkbad", 64, flags: SlabFlags.NoMerge);
+        var objs = Enumerable.Range(0, 200).Select(_ => c.Alloc()).ToList();
+        // objs[0] and objs[1] sit in a full slab, objs[199] in the CPU slab; the third pointer is bad.
+        var e = Assert.Throws<InvalidFreeException>(() => c.FreeBulk([objs[199], objs[0], objs[1] + 8, objs[2]]));
+        Assert.Equal(objs[1] + 8, e.Object);
+        c.FlushAll();
+        Assert.Equal(200, c.GetStatistics().Objects);   // none of them was freed
+        Assert.Empty(c.Validate());
+        c.FreeBulk(objs.ToArray());                      // and each can still be freed exactly once
+        c.FlushAll();
+        Assert.Equal(0, c.GetStatistics().Objects);
+        Assert.Empty(c.Validate());
+    }
+
+    [Fact]
     public void DestroyRefusesWhileObjectsRemain()
     {
         using var a = TestAllocator.Create();
