@@ -36,8 +36,9 @@ public sealed unsafe partial class KmemCache
     private bool _trackFull;                // keep full slabs on a list (store_user, or a debug cache with mobility)
     private bool _destroyed;
 
-    /// <summary>The cache's name, as in /sys/kernel/slab.</summary>
-    public string Name { get; }
+    /// <summary>The cache's name, as in /sys/kernel/slab. When the name it was created under is destroyed while
+    /// other caches are merged into it, the first alias becomes the name.</summary>
+    public string Name { get; internal set; }
 
     /// <summary>Flags in force (creation flags plus forced slub_debug flags).</summary>
     public SlabFlags Flags { get; }

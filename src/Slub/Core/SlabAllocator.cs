@@ -230,8 +230,9 @@ public sealed partial class SlabAllocator : IDisposable
     }
 
     /// <summary>
-    /// <c>kmem_cache_destroy</c>: drops one name of the cache; when no name is left, flushes and frees its
-    /// empty slabs and removes it. Throws <see cref="CacheBusyException"/> (and changes nothing) while objects remain.
+    /// <c>kmem_cache_destroy</c>: drops one name of the cache (<paramref name="name"/>, or null for
+    /// <see cref="KmemCache.Name"/>); when no name is left, flushes and frees its empty slabs and removes it.
+    /// Throws <see cref="CacheBusyException"/> (and changes nothing) while objects remain.
     /// </summary>
     public void DestroyCache(KmemCache cache, string? name = null)
     {
@@ -244,7 +245,9 @@ public sealed partial class SlabAllocator : IDisposable
             }
             if (cache._aliasNames.Count > 0)
             {
-                // The first alias takes over as the name users see; the cache lives on.
+                // The name being dropped is the cache's own: the first alias takes over as the name users see,
+                // and the dropped one is free for a new cache. The cache lives on.
+                cache.Name = cache._aliasNames[0];
                 cache._aliasNames.RemoveAt(0);
                 return;
             }

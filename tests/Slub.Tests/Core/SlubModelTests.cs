@@ -204,6 +204,22 @@ public unsafe class SlubModelTests
     }
 
     [Fact]
+    public void DestroyingAMergedCacheByItsFirstNameKeepsTheOtherName()
+    {
+        using var a = TestAllocator.Create();
+        var x = a.CreateCache("dm_a", 200);
+        var y = a.CreateCache("dm_b", 196);
+        Assert.Same(x, y);
+        a.DestroyCache(x);                       // dm_a's user is done; dm_b's goes on
+        Assert.Null(a.FindCache("dm_a"));
+        Assert.Same(y, a.FindCache("dm_b"));
+        Assert.Equal("dm_b", y.Name);
+        Assert.NotSame(y, a.CreateCache("dm_a", 8, flags: SlabFlags.NoMerge));   // the destroyed name is free again
+        a.DestroyCache(y, "dm_b");
+        Assert.Null(a.FindCache("dm_b"));
+    }
+
+    [Fact]
     public void DestroyRefusesWhileObjectsRemain()
     {
         using var a = TestAllocator.Create();
