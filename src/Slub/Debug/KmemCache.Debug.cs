@@ -192,7 +192,9 @@ public sealed unsafe partial class KmemCache
                 n.AddPartial(fresh, atHead: true);
             }
             Stats._allocSlab++;
-            if (fresh.Node != want && node < 0) want = fresh.Node;
+            // The new slab is at the head of its node's list: take the object from it, also when it came from
+            // another node because the wanted one had no memory (else each pass added one more slab there).
+            want = fresh.Node;
         }
     }
 

@@ -219,6 +219,27 @@ public unsafe class SlubModelTests
         Assert.Null(a.FindCache("dm_b"));
     }
 
+    private sealed class NodeHog : Slub.Pages.PageBlock;
+
+    /// <summary>Two 4 MiB nodes, node 0 taken whole by a page block: an allocation there must fall back to node 1.</summary>
+    private static SlabAllocator WithNodeZeroFull(string slubDebug)
+    {
+        var a = TestAllocator.Create(nodes: 2, cpus: 2, mbPerNode: 4, slubDebug: slubDebug);
+        Assert.True(a.Pages.TryAllocate(Slub.Pages.BuddyArena.MaxOrder, 0, new NodeHog(), exactNode: true));
+        return a;
+    }
+
+    [Fact]
+    public void ADebugAllocationOnAFullNodeTakesOneSlabElsewhere()
+    {
+        using var a = WithNodeZeroFull("FZ");
+        var c = a.CreateCache("dbgnodefull", 256, flags: SlabFlags.NoMerge);
+        nint p = c.AllocNode(0);                  // used to add slabs on node 1 until it ran out too, then throw
+        Assert.Equal(1, a.Pages.NodeOf(p));
+        Assert.Equal(1, c.GetStatistics().Slabs);
+        c.Free(p);
+    }
+
     [Fact]
     public void DestroyRefusesWhileObjectsRemain()
     {
