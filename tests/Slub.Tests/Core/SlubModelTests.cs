@@ -286,6 +286,16 @@ public unsafe class SlubModelTests
     }
 
     [Fact]
+    public void KmallocAboveTheLargestPageBlockIsRefusedByItsSize()
+    {
+        using var a = TestAllocator.Create();
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => a.Kmalloc.Alloc(int.MaxValue));
+        Assert.Equal("size", e.ParamName);                 // was "order", from deep inside the page allocator
+        Assert.Contains("2147483647", e.Message);
+        Assert.NotEqual(0, a.Kmalloc.Alloc(4 << 20));       // the largest block itself is fine
+    }
+
+    [Fact]
     public void InvalidFreesNameTheCacheAndChangeNothing()
     {
         using var a = TestAllocator.Create();
