@@ -348,6 +348,22 @@ public sealed unsafe partial class KmemCache
         }
     }
 
+    /// <summary>The unused tail of a poisoned slab must still hold the in-use poison (<c>slab_pad_check</c>); returns the report or null.</summary>
+    private string? SlabPadProblem(Slab s)
+    {
+        int used = s.Objects * _size;
+        var tail = new ReadOnlySpan<byte>((void*)(s.Address + used), s.Bytes - used);
+        int first = tail.IndexOfAnyExcept(PoisonInuse);
+        if (first < 0) return null;
+        int last = tail.LastIndexOfAnyExcept(PoisonInuse);
+        var sb = new StringBuilder();
+        sb.Append('=', 77).Append('\n');
+        sb.Append($"BUG {Name} (Not tainted): Padding overwritten. 0x{s.Address + used + first:x}-0x{s.Address + used + last:x} @offset={used + first}\n");
+        sb.Append('-', 77).Append("\n\n");
+        sb.Append($"Slab 0x{s.Address:x} objects={s.Objects} used={s.Inuse} fp=0x{s.Freelist:x} flags={(s.Frozen ? "frozen" : "")}\n");
+        return sb.ToString();
+    }
+
     private void ValidateSlab(Slab s, List<string> problems)
     {
         SpinLockWord.Enter(ref s.LockWord);
@@ -376,6 +392,7 @@ public sealed unsafe partial class KmemCache
                         problems.Add($"validate {Name}: {s}: free map says slot {i} is {(free[i] ? "in use" : "free")}, the free list says otherwise");
                         break;
                     }
+            if ((Flags & SlabFlags.Poison) != 0 && SlabPadProblem(s) is { } pad) problems.Add(pad);
             if ((Flags & (SlabFlags.RedZone | SlabFlags.Poison | SlabFlags.ConsistencyChecks)) != 0)
             {
                 for (int i = 0; i < s.Objects; i++)

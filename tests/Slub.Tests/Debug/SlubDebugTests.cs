@@ -194,6 +194,22 @@ public unsafe class SlubDebugTests
     }
 
     [Fact]
+    public void ValidateChecksTheSlabsUnusedTail()
+    {
+        var (a, c) = Debug("FZP");
+        using var _ = a;
+        nint p = c.Alloc();
+        int tail = c.Geometry.SlabBytes - c.ObjectsPerSlab * c.SlabSize;
+        Assert.True(tail > 0);
+        nint slabEnd = p - c.Geometry.RedLeftPad + c.Geometry.SlabBytes;   // p is the slab's first object
+        ((byte*)slabEnd)[-1] = 0;
+        var report = Assert.Single(c.Validate());
+        Assert.Contains("BUG dbg (Not tainted): Padding overwritten", report);
+        Assert.Contains($"@offset={c.Geometry.SlabBytes - 1}", report);
+        c.Free(p);
+    }
+
+    [Fact]
     public void PoisonIsOffForConstructorCaches()
     {
         using var a = TestAllocator.Create(slubDebug: "P");
