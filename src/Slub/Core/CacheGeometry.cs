@@ -169,9 +169,10 @@ public readonly record struct CacheGeometry
         return AlignUp(Math.Max(align, WordSize), WordSize);
     }
 
-    /// <summary>SLUB's <c>calculate_order</c>: the smallest order within limits whose leftover is at most 1/16, 1/8, 1/4 of the slab.</summary>
+    /// <summary>SLUB's <c>calculate_order</c>: the smallest order within limits whose leftover is at most 1/16, 1/8, 1/4, 1/2 of the slab. A <paramref name="minOrder"/> above <paramref name="maxOrder"/> raises the maximum.</summary>
     public static int CalculateOrder(int size, int cpus, int minObjects, int minOrder, int maxOrder)
     {
+        maxOrder = Math.Max(maxOrder, minOrder);   // as the kernel's slub_min_order= raises slub_max_order
         if (minObjects == 0)
             minObjects = 4 * (Fls(Math.Max(cpus, 1)) + 1);
         int maxObjects = Math.Max(OrderObjects(maxOrder, size), 1);

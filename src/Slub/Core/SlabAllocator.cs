@@ -72,6 +72,8 @@ public sealed partial class SlabAllocator : IDisposable
     public SlabAllocator(SlabOptions? options = null)
     {
         Options = options ?? new SlabOptions();
+        if ((uint)Options.MinOrder > BuddyArena.MaxOrder || (uint)Options.MaxOrder > BuddyArena.MaxOrder)
+            throw new ArgumentOutOfRangeException(nameof(options), $"slab orders must be 0..{BuddyArena.MaxOrder} (MinOrder {Options.MinOrder}, MaxOrder {Options.MaxOrder})");
         Topology = Options.BuildTopology();
         _slubDebug = SlubDebugOption.Parse(Options.SlubDebug ?? Environment.GetEnvironmentVariable("SLUB_DEBUG"));
         Pages = new PageAllocator(Topology, Options.BytesPerNode, Options.FreePageReportingDelay);

@@ -75,6 +75,28 @@ public class GeometryTests
     }
 
     [Fact]
+    public void AMinimumOrderAboveTheMaximumRaisesTheMaximum()
+    {
+        // slub_min_order=4 with the default slub_max_order=3: the kernel raises the maximum, so slabs are order 4
+        // (this used to fall through to get_order(size), order 0 for small objects).
+        Assert.Equal(4, CacheGeometry.CalculateOrder(64, 2, 0, minOrder: 4, maxOrder: 3));
+        Assert.Equal(4, CacheGeometry.Compute(64, 0, SlabFlags.None, false, 2, minOrder: 4).Order);
+    }
+
+    [Theory]
+    [InlineData(0, 11)]
+    [InlineData(11, 3)]
+    [InlineData(-1, 3)]
+    [InlineData(0, -1)]
+    public void SlabOrderOptionsOutsideThePageAllocatorAreRefused(int minOrder, int maxOrder)
+    {
+        // An order-11 slab used to be computed, then every allocation threw from inside the buddy arena.
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            new SlabAllocator(new SlabOptions { BytesPerNode = 4 << 20, EmulatedNodes = 1, Cpus = 1, SlubDebug = "-", MinOrder = minOrder, MaxOrder = maxOrder }));
+        Assert.Contains("order", e.Message);
+    }
+
+    [Fact]
     public void BadArgumentsAreRefused()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(0, 0, SlabFlags.None, false, 2));
