@@ -238,6 +238,9 @@ public sealed partial class SlabAllocator : IDisposable
     /// </summary>
     public void DestroyCache(KmemCache cache, string? name = null)
     {
+        ArgumentNullException.ThrowIfNull(cache);
+        if (cache.Allocator != this)
+            throw new ArgumentException($"kmem_cache_destroy({cache.Name}): the cache belongs to another allocator", nameof(cache));
         lock (SlabMutex)
         {
             if (name is not null && name != cache.Name)

@@ -241,6 +241,19 @@ public unsafe class SlubModelTests
     }
 
     [Fact]
+    public void DestroyRefusesACacheOfAnotherAllocator()
+    {
+        using var a = TestAllocator.Create();
+        using var b = TestAllocator.Create();
+        var c = b.CreateCache("theirs", 64, flags: SlabFlags.NoMerge);
+        var e = Assert.Throws<ArgumentException>(() => a.DestroyCache(c));
+        Assert.Contains("theirs", e.Message);
+        Assert.Same(c, b.FindCache("theirs"));
+        c.Free(c.Alloc());                       // still a working cache of b (it used to be marked destroyed)
+        Assert.Throws<ArgumentNullException>(() => a.DestroyCache(null!));
+    }
+
+    [Fact]
     public void DestroyRefusesWhileObjectsRemain()
     {
         using var a = TestAllocator.Create();
