@@ -16,7 +16,7 @@ namespace Slub;
 /// [FreePointerOffset, +8) free pointer, when it must not live inside the object (ctor, RCU, poison;
 ///                         unless the cache named a word of the object for it, KmemCacheArgs.FreePointerOffset)
 /// [TrackOffset, +2*Track) alloc and free tracks    (StoreUser)
-/// ... padding up to Size (slab_size), aligned to Align
+/// [PaddingOffset, ...)    padding up to the next slot (RedZone: at least one word), Size aligned to Align
 /// </code>
 /// Without a constructor, RCU or poisoning the free pointer sits in the middle of the free object, as
 /// current SLUB does, so an overflow off the end of one object does not hit the next one's link.
@@ -44,6 +44,8 @@ public readonly record struct CacheGeometry
     public int RedLeftPad { get; init; }
     /// <summary>Offset of the alloc track from the object start, or -1.</summary>
     public int TrackOffset { get; init; }
+    /// <summary>Offset of the padding after all metadata, up to the next slot's left red zone (checked for <see cref="SlabFlags.Poison"/>'s fill, the kernel's <c>check_pad_bytes</c>).</summary>
+    public int PaddingOffset { get; init; }
     /// <summary>Slab order: each slab is 2^Order pages (sysfs <c>order</c>).</summary>
     public int Order { get; init; }
     /// <summary>Objects in a slab of <see cref="Order"/> (sysfs <c>objs_per_slab</c>).</summary>
@@ -70,8 +72,9 @@ public readonly record struct CacheGeometry
     {
         if (objectSize < 1 || objectSize > (OsMemory.PageSize << BuddyArena.MaxOrder) / 2)
             throw new ArgumentOutOfRangeException(nameof(objectSize), objectSize, "object size must be 1..2 MiB");
-        if (align < 0 || (align & (align - 1)) != 0)
-            throw new ArgumentOutOfRangeException(nameof(align), align, "alignment must be 0 or a power of two");
+        if (align < 0 || (align & (align - 1)) != 0 || align > OsMemory.PageSize << BuddyArena.MaxOrder)
+            throw new ArgumentOutOfRangeException(nameof(align), align,
+                $"alignment must be 0 or a power of two up to the largest page block ({OsMemory.PageSize << BuddyArena.MaxOrder} bytes)");
 
         int alignment = CalculateAlignment(flags, align, objectSize);
         int size = AlignUp(objectSize, WordSize);
@@ -105,9 +108,11 @@ public readonly record struct CacheGeometry
             size += 2 * TrackSize;
         }
 
+        int paddingOffset = size;
         int redLeftPad = 0;
         if (redZone)
         {
+            size += WordSize;   // an underflow of the next object lands here, not in our tracks or free pointer
             redLeftPad = AlignUp(WordSize, alignment);
             size += redLeftPad;
         }
@@ -123,6 +128,7 @@ public readonly record struct CacheGeometry
             Inuse = inuse,
             RedLeftPad = redLeftPad,
             TrackOffset = trackOffset,
+            PaddingOffset = paddingOffset,
             Order = order,
             ObjectsPerSlab = OrderObjects(order, size),
             MinOrderFallback = GetOrder(size),
@@ -163,9 +169,10 @@ public readonly record struct CacheGeometry
         return AlignUp(Math.Max(align, WordSize), WordSize);
     }
 
-    /// <summary>SLUB's <c>calculate_order</c>: the smallest order within limits whose leftover is at most 1/16, 1/8, 1/4 of the slab.</summary>
+    /// <summary>SLUB's <c>calculate_order</c>: the smallest order within limits whose leftover is at most 1/16, 1/8, 1/4, 1/2 of the slab. A <paramref name="minOrder"/> above <paramref name="maxOrder"/> raises the maximum.</summary>
     public static int CalculateOrder(int size, int cpus, int minObjects, int minOrder, int maxOrder)
     {
+        maxOrder = Math.Max(maxOrder, minOrder);   // as the kernel's slub_min_order= raises slub_max_order
         if (minObjects == 0)
             minObjects = 4 * (Fls(Math.Max(cpus, 1)) + 1);
         int maxObjects = Math.Max(OrderObjects(maxOrder, size), 1);

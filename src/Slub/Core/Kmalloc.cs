@@ -48,11 +48,15 @@ public sealed class Kmalloc
         return _caches[i];
     }
 
-    /// <summary>Allocates <paramref name="size"/> bytes; throws <see cref="SlabOutOfMemoryException"/> when memory runs out.</summary>
+    /// <summary>Allocates <paramref name="size"/> bytes; throws <see cref="SlabOutOfMemoryException"/> when memory runs out,
+    /// <see cref="ArgumentOutOfRangeException"/> for a size of 0 or above the largest page block.</summary>
     public nint Alloc(int size)
     {
         var cache = CacheFor(size);
         if (cache is not null) return cache.Alloc();
+        int largest = OsMemory.PageSize << BuddyArena.MaxOrder;
+        if (size > largest)
+            throw new ArgumentOutOfRangeException(nameof(size), size, $"kmalloc: {size} bytes is more than the largest page block ({largest} bytes)");
         var block = new LargeAllocation();
         if (!_allocator.Pages.TryAllocate(BuddyArena.OrderForBytes(size), -1, block))
             throw new SlabOutOfMemoryException("kmalloc_large", -1, $"kmalloc: cannot allocate {size} bytes");

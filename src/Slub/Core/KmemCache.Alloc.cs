@@ -196,6 +196,9 @@ public sealed unsafe partial class KmemCache
     /// <summary>Creates a slab on <paramref name="node"/>: pages, free list, debug patterns, constructors. No locks held.</summary>
     internal Slab? NewSlab(int node, bool exactNode)
     {
+        // Destroy flushed every CPU, so the first allocation after it gets here: a use of a destroyed cache
+        // would otherwise take pages no one can ever give back.
+        if (_destroyed) ThrowDestroyed();
         if (_allocator.Faults.ShouldFailSlab(this)) return null;
         // Frozen until its creator publishes it: the page owner table makes it visible to a full-slab scan
         // (KmemCache.Numa.cs) while its fields are still being set up without the slab lock.
@@ -210,8 +213,7 @@ public sealed unsafe partial class KmemCache
         int objects = CacheGeometry.OrderObjects(slab.Order, _size);
         slab.Objects = objects;
         slab.FirstObject = slab.Address + Geometry.RedLeftPad;
-        if (_debug)
-            for (int i = 0; i < objects; i++) InitObjectDebug(slab.FirstObject + (nint)i * _size, active: false);
+        if (_debug) InitSlabDebug(slab);
         var ctor = Constructor;
         if (ctor is not null)
         {

@@ -36,14 +36,15 @@ public sealed unsafe partial class KmemCache
     private bool _trackFull;                // keep full slabs on a list (store_user, or a debug cache with mobility)
     private bool _destroyed;
 
-    /// <summary>The cache's name, as in /sys/kernel/slab.</summary>
-    public string Name { get; }
+    /// <summary>The cache's name, as in /sys/kernel/slab. When the name it was created under is destroyed while
+    /// other caches are merged into it, the first alias becomes the name.</summary>
+    public string Name { get; internal set; }
 
     /// <summary>Flags in force (creation flags plus forced slub_debug flags).</summary>
     public SlabFlags Flags { get; }
 
     /// <summary>Slab layout: slot size, order, objects per slab, metadata offsets.</summary>
-    public CacheGeometry Geometry { get; }
+    public CacheGeometry Geometry { get; private set; }
 
     /// <summary>The object constructor, or null.</summary>
     public ObjectConstructor? Constructor { get; }
@@ -338,7 +339,14 @@ public sealed unsafe partial class KmemCache
     /// go onto the CPU free list; each run of objects from one other slab is chained and handed over under a
     /// single slab lock. Thread-safe. Every pointer is checked before anything is freed.
     /// </summary>
-    public void FreeBulk(ReadOnlySpan<nint> objects) => FreeBulkToCpus(objects);
+    public void FreeBulk(ReadOnlySpan<nint> objects)
+    {
+        // Checked up front: the free loop chains a run of one slab through the objects' free pointers before
+        // it hands the run over, so a bad pointer found there would leave earlier objects freed and a live
+        // object's word overwritten. (Magazine flushes skip this: their objects were checked by Free.)
+        foreach (nint obj in objects) SlabOf(obj);
+        FreeBulkToCpus(objects);
+    }
 
     /// <summary>Bulk free into the per-CPU layer (magazine trims and flushes use it too).</summary>
     private void FreeBulkToCpus(ReadOnlySpan<nint> objects)
@@ -432,6 +440,22 @@ public sealed unsafe partial class KmemCache
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowOutOfMemory(int node) =>
         throw new SlabOutOfMemoryException(Name, node, $"{Name}: out of memory allocating a slab of order {Order}" + (node >= 0 ? $" on node {node}" : ""));
+
+    /// <summary>
+    /// A cache of <paramref name="objectSize"/> bytes was merged into this one: the object size becomes the
+    /// largest of the names (the kernel's <c>__kmem_cache_alias</c>), so the new name's users see the size they
+    /// asked for. Slot and free pointer are unchanged (merging guaranteed the slot fits). Caller holds SlabMutex.
+    /// </summary>
+    internal void RaiseObjectSize(int objectSize)
+    {
+        var g = Geometry;
+        if (objectSize <= g.ObjectSize) return;
+        Geometry = g with { ObjectSize = objectSize, Inuse = Math.Max(g.Inuse, CacheGeometry.AlignUp(objectSize, CacheGeometry.WordSize)) };
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowDestroyed() =>
+        throw new ObjectDisposedException(Name, $"{Name}: the cache was destroyed (kmem_cache_destroy); it cannot allocate");
 
     /// <summary>Marks the cache destroyed; called by <see cref="SlabAllocator.DestroyCache"/>.</summary>
     internal void MarkDestroyed() => _destroyed = true;

@@ -72,6 +72,8 @@ public sealed partial class SlabAllocator : IDisposable
     public SlabAllocator(SlabOptions? options = null)
     {
         Options = options ?? new SlabOptions();
+        if ((uint)Options.MinOrder > BuddyArena.MaxOrder || (uint)Options.MaxOrder > BuddyArena.MaxOrder)
+            throw new ArgumentOutOfRangeException(nameof(options), $"slab orders must be 0..{BuddyArena.MaxOrder} (MinOrder {Options.MinOrder}, MaxOrder {Options.MaxOrder})");
         Topology = Options.BuildTopology();
         _slubDebug = SlubDebugOption.Parse(Options.SlubDebug ?? Environment.GetEnvironmentVariable("SLUB_DEBUG"));
         Pages = new PageAllocator(Topology, Options.BytesPerNode, Options.FreePageReportingDelay);
@@ -105,9 +107,7 @@ public sealed partial class SlabAllocator : IDisposable
     public KmemCache CreateCache(string name, int objectSize, int align = 0, SlabFlags flags = SlabFlags.None, ObjectConstructor? ctor = null)
     {
         ValidateName(name);
-        flags |= _slubDebug.FlagsFor(name);
-        var geometry = CacheGeometry.Compute(objectSize, align, flags, ctor is not null, Topology.CpuCount,
-            Options.MinObjects, Options.MinOrder, Options.MaxOrder);
+        var geometry = ComputeGeometry(name, objectSize, align, ref flags, ctor is not null, -1);
         return AddCache(name, geometry, flags, ctor);
     }
 
@@ -120,9 +120,7 @@ public sealed partial class SlabAllocator : IDisposable
     public KmemCache CreateCache(string name, int objectSize, int align, SlabFlags flags, ObjectConstructor? ctor, int order)
     {
         ValidateName(name);
-        flags |= _slubDebug.FlagsFor(name);
-        var geometry = CacheGeometry.Compute(objectSize, align, flags, ctor is not null, Topology.CpuCount,
-            Options.MinObjects, Options.MinOrder, Options.MaxOrder).WithOrder(order);
+        var geometry = ComputeGeometry(name, objectSize, align, ref flags, ctor is not null, -1).WithOrder(order);
         return AddCache(name, geometry, flags, ctor);
     }
 
@@ -135,10 +133,29 @@ public sealed partial class SlabAllocator : IDisposable
     {
         ArgumentNullException.ThrowIfNull(args);
         ValidateName(name);
-        flags |= _slubDebug.FlagsFor(name);
-        var geometry = CacheGeometry.Compute(objectSize, align, flags, ctor is not null, Topology.CpuCount,
-            Options.MinObjects, Options.MinOrder, Options.MaxOrder, args.FreePointerOffset ?? -1);
+        var geometry = ComputeGeometry(name, objectSize, align, ref flags, ctor is not null, args.FreePointerOffset ?? -1);
         return AddCache(name, geometry, flags, ctor);
+    }
+
+    /// <summary>
+    /// Adds the slub_debug flags for <paramref name="name"/> and computes the geometry. With the <c>O</c> letter,
+    /// a cache whose debug metadata would need a higher order than one bare object does loses that metadata
+    /// (red zone, poison, store user), as the kernel's <c>kmem_cache_open</c> does.
+    /// </summary>
+    private CacheGeometry ComputeGeometry(string name, int objectSize, int align, ref SlabFlags flags, bool hasCtor, int freePointerOffset)
+    {
+        const SlabFlags metadata = SlabFlags.RedZone | SlabFlags.Poison | SlabFlags.StoreUser;
+        flags |= _slubDebug.FlagsFor(name);
+        var g = CacheGeometry.Compute(objectSize, align, flags, hasCtor, Topology.CpuCount,
+            Options.MinObjects, Options.MinOrder, Options.MaxOrder, freePointerOffset);
+        if (_slubDebug.DisableHigherOrderDebug && (flags & metadata) != 0
+            && CacheGeometry.GetOrder(g.Size) > CacheGeometry.GetOrder(objectSize))
+        {
+            flags &= ~metadata;
+            g = CacheGeometry.Compute(objectSize, align, flags, hasCtor, Topology.CpuCount,
+                Options.MinObjects, Options.MinOrder, Options.MaxOrder, freePointerOffset);
+        }
+        return g;
     }
 
     private KmemCache AddCache(string name, CacheGeometry geometry, SlabFlags flags, ObjectConstructor? ctor)
@@ -150,6 +167,7 @@ public sealed partial class SlabAllocator : IDisposable
             if (FindMergeable(geometry, flags, ctor) is { } target)
             {
                 target._aliasNames.Add(name);
+                target.RaiseObjectSize(geometry.ObjectSize);
                 return target;
             }
             var cache = new KmemCache(this, name, geometry, flags, ctor);
@@ -178,7 +196,8 @@ public sealed partial class SlabAllocator : IDisposable
         const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge | SlabFlags.FailSlab;
         const SlabFlags mergeSame = SlabFlags.ReclaimAccount;
         if (!Options.Merge || ctor is not null || (flags & neverMerge) != 0) return null;
-        int size = CacheGeometry.AlignUp(g.ObjectSize, CacheGeometry.WordSize);
+        // The slot the new cache would need: word-aligned, then aligned to its alignment.
+        int size = CacheGeometry.AlignUp(CacheGeometry.AlignUp(g.ObjectSize, CacheGeometry.WordSize), g.Align);
         for (int i = _caches.Count - 1; i >= 0; i--)
         {
             var s = _caches[i];
@@ -213,11 +232,15 @@ public sealed partial class SlabAllocator : IDisposable
     }
 
     /// <summary>
-    /// <c>kmem_cache_destroy</c>: drops one name of the cache; when no name is left, flushes and frees its
-    /// empty slabs and removes it. Throws <see cref="CacheBusyException"/> (and changes nothing) while objects remain.
+    /// <c>kmem_cache_destroy</c>: drops one name of the cache (<paramref name="name"/>, or null for
+    /// <see cref="KmemCache.Name"/>); when no name is left, flushes and frees its empty slabs and removes it.
+    /// Throws <see cref="CacheBusyException"/> (and changes nothing) while objects remain.
     /// </summary>
     public void DestroyCache(KmemCache cache, string? name = null)
     {
+        ArgumentNullException.ThrowIfNull(cache);
+        if (cache.Allocator != this)
+            throw new ArgumentException($"kmem_cache_destroy({cache.Name}): the cache belongs to another allocator", nameof(cache));
         lock (SlabMutex)
         {
             if (name is not null && name != cache.Name)
@@ -227,7 +250,9 @@ public sealed partial class SlabAllocator : IDisposable
             }
             if (cache._aliasNames.Count > 0)
             {
-                // The first alias takes over as the name users see; the cache lives on.
+                // The name being dropped is the cache's own: the first alias takes over as the name users see,
+                // and the dropped one is free for a new cache. The cache lives on.
+                cache.Name = cache._aliasNames[0];
                 cache._aliasNames.RemoveAt(0);
                 return;
             }

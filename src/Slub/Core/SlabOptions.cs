@@ -27,10 +27,10 @@ public sealed class SlabOptions
     /// <summary>Minimum objects per slab used by the order calculation (slub_min_objects); 0 = derived from the CPU count.</summary>
     public int MinObjects { get; init; }
 
-    /// <summary>Highest order a slab normally uses (slub_max_order, PAGE_ALLOC_COSTLY_ORDER = 3).</summary>
+    /// <summary>Highest order a slab normally uses (slub_max_order, PAGE_ALLOC_COSTLY_ORDER = 3); 0..10.</summary>
     public int MaxOrder { get; init; } = 3;
 
-    /// <summary>Lowest order a slab uses (slub_min_order).</summary>
+    /// <summary>Lowest order a slab uses (slub_min_order); 0..10. Above <see cref="MaxOrder"/> it raises that, as in the kernel.</summary>
     public int MinOrder { get; init; }
 
     /// <summary>

@@ -22,6 +22,24 @@ public sealed unsafe partial class KmemCache
         public long When;      // Environment.TickCount64
     }
 
+    /// <summary>
+    /// Debug set-up of a new slab (<c>setup_slab_debug</c>, <c>setup_object_debug</c>): with poisoning the whole
+    /// slab gets the in-use poison first (the padding keeps it), then every object its red zones and poison,
+    /// and empty tracks, since recycled pages may still hold an earlier slab's bytes there.
+    /// </summary>
+    private void InitSlabDebug(Slab slab)
+    {
+        if ((Flags & SlabFlags.Poison) != 0)
+            new Span<byte>((void*)slab.Address, slab.Bytes).Fill(PoisonInuse);
+        for (int i = 0; i < slab.Objects; i++)
+        {
+            nint obj = slab.FirstObject + (nint)i * _size;
+            InitObjectDebug(obj, active: false);
+            if ((Flags & SlabFlags.StoreUser) != 0)
+                new Span<byte>((void*)(obj + Geometry.TrackOffset), 2 * CacheGeometry.TrackSize).Clear();
+        }
+    }
+
     /// <summary>Writes the red zones (and, for free objects, the poison) of an object.</summary>
     private void InitObjectDebug(nint obj, bool active)
     {
@@ -63,6 +81,9 @@ public sealed unsafe partial class KmemCache
                 || FindMismatch(obj + g.ObjectSize - 1, 1, PoisonEnd, out detail))
                 return "Poison overwritten";
         }
+        if ((Flags & SlabFlags.Poison) != 0 && PaddingBytes is var pad and > 0
+            && FindMismatch(obj + g.PaddingOffset, pad, PoisonInuse, out detail))
+            return "Object padding overwritten";
         if (!active)
         {
             nint fp = *(nint*)(obj + _fpOffset);
@@ -74,6 +95,9 @@ public sealed unsafe partial class KmemCache
         }
         return null;
     }
+
+    /// <summary>Bytes from <see cref="CacheGeometry.PaddingOffset"/> to the next slot's left red zone.</summary>
+    private int PaddingBytes => Geometry.Size - Geometry.RedLeftPad - Geometry.PaddingOffset;
 
     private static bool FindMismatch(nint start, int length, byte expected, out string detail)
     {
@@ -168,7 +192,9 @@ public sealed unsafe partial class KmemCache
                 n.AddPartial(fresh, atHead: true);
             }
             Stats._allocSlab++;
-            if (fresh.Node != want && node < 0) want = fresh.Node;
+            // The new slab is at the head of its node's list: take the object from it, also when it came from
+            // another node because the wanted one had no memory (else each pass added one more slab there).
+            want = fresh.Node;
         }
     }
 
@@ -322,6 +348,22 @@ public sealed unsafe partial class KmemCache
         }
     }
 
+    /// <summary>The unused tail of a poisoned slab must still hold the in-use poison (<c>slab_pad_check</c>); returns the report or null.</summary>
+    private string? SlabPadProblem(Slab s)
+    {
+        int used = s.Objects * _size;
+        var tail = new ReadOnlySpan<byte>((void*)(s.Address + used), s.Bytes - used);
+        int first = tail.IndexOfAnyExcept(PoisonInuse);
+        if (first < 0) return null;
+        int last = tail.LastIndexOfAnyExcept(PoisonInuse);
+        var sb = new StringBuilder();
+        sb.Append('=', 77).Append('\n');
+        sb.Append($"BUG {Name} (Not tainted): Padding overwritten. 0x{s.Address + used + first:x}-0x{s.Address + used + last:x} @offset={used + first}\n");
+        sb.Append('-', 77).Append("\n\n");
+        sb.Append($"Slab 0x{s.Address:x} objects={s.Objects} used={s.Inuse} fp=0x{s.Freelist:x} flags={(s.Frozen ? "frozen" : "")}\n");
+        return sb.ToString();
+    }
+
     private void ValidateSlab(Slab s, List<string> problems)
     {
         SpinLockWord.Enter(ref s.LockWord);
@@ -350,6 +392,7 @@ public sealed unsafe partial class KmemCache
                         problems.Add($"validate {Name}: {s}: free map says slot {i} is {(free[i] ? "in use" : "free")}, the free list says otherwise");
                         break;
                     }
+            if ((Flags & SlabFlags.Poison) != 0 && SlabPadProblem(s) is { } pad) problems.Add(pad);
             if ((Flags & (SlabFlags.RedZone | SlabFlags.Poison | SlabFlags.ConsistencyChecks)) != 0)
             {
                 for (int i = 0; i < s.Objects; i++)

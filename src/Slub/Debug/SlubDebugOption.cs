@@ -2,7 +2,8 @@ namespace Slub;
 
 /// <summary>
 /// Parses the kernel's <c>slub_debug=</c> syntax: <c>[flags][,cache[,cache...]][;[flags],cache...]</c>.
-/// Flags: F sanity checks, Z red zone, P poison, U store user, T trace, A failslab mark, - none; no letters = F,Z,P,U.
+/// Flags: F sanity checks, Z red zone, P poison, U store user, T trace, A failslab mark, O no debug metadata
+/// where it would raise the slab order, - clears the letters before it; no letters = F,Z,P,U.
 /// </summary>
 public sealed class SlubDebugOption
 {
@@ -12,39 +13,46 @@ public sealed class SlubDebugOption
     public SlabFlags Global { get; private set; }
 
     /// <summary>Parses <paramref name="text"/>; throws <see cref="FormatException"/> naming the bad letter.</summary>
+    /// <remarks>As the kernel reads it: empty blocks (leading, trailing or doubled <c>;</c>) are skipped, a block
+    /// with a <c>,</c> is a cache list even when the list is empty, and <c>-</c> clears the letters before it.
+    /// An empty text means full debugging.</remarks>
     public static SlubDebugOption Parse(string? text)
     {
         var opt = new SlubDebugOption();
         if (text is null) return opt;
+        if (text.Length == 0) { opt.Global = SlabFlags.DebugFlags; return opt; }
         foreach (string block in text.Split(';'))
         {
-            string[] parts = block.Split(',');
-            SlabFlags flags = ParseFlags(parts[0]);
-            string[] caches = parts.Skip(1).Where(p => p.Length > 0).ToArray();
-            if (caches.Length == 0) opt.Global = flags;
-            else opt._rules.Add((flags, caches));
+            if (block.Length == 0) continue;   // not "no letters": that would debug every cache
+            int comma = block.IndexOf(',');
+            string letters = comma < 0 ? block : block[..comma];
+            SlabFlags flags = comma == 0 ? SlabFlags.DebugFlags : ParseFlags(letters, opt);
+            if (comma < 0) opt.Global = flags;
+            else opt._rules.Add((flags, block[(comma + 1)..].Split(',').Where(p => p.Length > 0).ToArray()));
         }
         return opt;
     }
 
-    private static SlabFlags ParseFlags(string letters)
+    /// <summary>The <c>O</c> letter was given: caches whose debug metadata would raise the minimum slab order get none (the kernel's <c>disable_higher_order_debug</c>).</summary>
+    public bool DisableHigherOrderDebug { get; private set; }
+
+    private static SlabFlags ParseFlags(string letters, SlubDebugOption opt)
     {
-        if (letters.Length == 0) return SlabFlags.DebugFlags;
         SlabFlags f = SlabFlags.None;
         foreach (char ch in letters)
         {
-            f |= char.ToUpperInvariant(ch) switch
+            switch (char.ToUpperInvariant(ch))
             {
-                'F' => SlabFlags.ConsistencyChecks,
-                'Z' => SlabFlags.RedZone,
-                'P' => SlabFlags.Poison,
-                'U' => SlabFlags.StoreUser,
-                'T' => SlabFlags.Trace,
-                'A' => SlabFlags.FailSlab,       // marks the cache for failslab's cache-filter (FaultInjection)
-                'O' => SlabFlags.None,           // "off for caches of high order": accepted, no effect here
-                '-' => SlabFlags.None,
-                _ => throw new FormatException($"slub_debug option '{ch}' unknown. skipped"),
-            };
+                case 'F': f |= SlabFlags.ConsistencyChecks; break;
+                case 'Z': f |= SlabFlags.RedZone; break;
+                case 'P': f |= SlabFlags.Poison; break;
+                case 'U': f |= SlabFlags.StoreUser; break;
+                case 'T': f |= SlabFlags.Trace; break;
+                case 'A': f |= SlabFlags.FailSlab; break;   // marks the cache for failslab's cache-filter (FaultInjection)
+                case 'O': opt.DisableHigherOrderDebug = true; break;
+                case '-': f = SlabFlags.None; break;       // everything before it is off
+                default: throw new FormatException($"slub_debug option '{ch}' unknown. skipped");
+            }
         }
         return f;
     }
@@ -58,7 +66,7 @@ public sealed class SlubDebugOption
         return Global;
     }
 
-    // The kernel accepts a trailing '*' as a prefix glob.
+    // As the kernel: a '*' ends the compared prefix wherever it stands ("km*64" compares "km").
     private static bool Matches(string pattern, string name) =>
-        pattern.EndsWith('*') ? name.StartsWith(pattern[..^1], StringComparison.Ordinal) : pattern == name;
+        pattern.IndexOf('*') is var star and >= 0 ? name.StartsWith(pattern[..star], StringComparison.Ordinal) : pattern == name;
 }

@@ -58,7 +58,10 @@ public class GeometryTests
         Assert.Equal(72, g.Inuse);                       // one word of right red zone
         Assert.Equal(72, g.FreePointerOffset);           // poison keeps the object intact
         Assert.Equal(80, g.TrackOffset);
-        Assert.Equal(8 + 72 + 8 + 2 * CacheGeometry.TrackSize, g.Size);
+        // Left red zone, object and right red zone, free pointer, tracks, and one word of padding that a
+        // write before the next object's left red zone hits instead of these tracks (as calculate_sizes).
+        Assert.Equal(8 + 72 + 8 + 2 * CacheGeometry.TrackSize + 8, g.Size);
+        Assert.Equal(80 + 2 * CacheGeometry.TrackSize, g.PaddingOffset);
     }
 
     [Theory]
@@ -72,9 +75,34 @@ public class GeometryTests
     }
 
     [Fact]
+    public void AMinimumOrderAboveTheMaximumRaisesTheMaximum()
+    {
+        // slub_min_order=4 with the default slub_max_order=3: the kernel raises the maximum, so slabs are order 4
+        // (this used to fall through to get_order(size), order 0 for small objects).
+        Assert.Equal(4, CacheGeometry.CalculateOrder(64, 2, 0, minOrder: 4, maxOrder: 3));
+        Assert.Equal(4, CacheGeometry.Compute(64, 0, SlabFlags.None, false, 2, minOrder: 4).Order);
+    }
+
+    [Theory]
+    [InlineData(0, 11)]
+    [InlineData(11, 3)]
+    [InlineData(-1, 3)]
+    [InlineData(0, -1)]
+    public void SlabOrderOptionsOutsideThePageAllocatorAreRefused(int minOrder, int maxOrder)
+    {
+        // An order-11 slab used to be computed, then every allocation threw from inside the buddy arena.
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            new SlabAllocator(new SlabOptions { BytesPerNode = 4 << 20, EmulatedNodes = 1, Cpus = 1, SlubDebug = "-", MinOrder = minOrder, MaxOrder = maxOrder }));
+        Assert.Contains("order", e.Message);
+    }
+
+    [Fact]
     public void BadArgumentsAreRefused()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(0, 0, SlabFlags.None, false, 2));
         Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(64, 3, SlabFlags.None, false, 2));
+        // An alignment beyond the largest page block would overflow the slot size (it came out negative with a red zone).
+        Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(64, 1 << 30, SlabFlags.RedZone, false, 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CacheGeometry.Compute(64, 1 << 23, SlabFlags.None, false, 2));
     }
 }

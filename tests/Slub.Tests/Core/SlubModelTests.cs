@@ -151,6 +151,109 @@ public unsafe class SlubModelTests
     }
 
     [Fact]
+    public void MergingAlignsTheRequestedSizeAsFindMergeableDoes()
+    {
+        using var a = TestAllocator.Create();
+        var x = a.CreateCache("mal_a", 64);
+        var y = a.CreateCache("mal_b", 56, align: 64);   // ALIGN(56, 64) = 64: the same slot
+        Assert.Same(x, y);
+    }
+
+    [Fact]
+    public void MergingRaisesTheObjectSizeToTheLargestName()
+    {
+        using var a = TestAllocator.Create();
+        var x = a.CreateCache("mos_a", 60);
+        var y = a.CreateCache("mos_b", 64);
+        Assert.Same(x, y);
+        Assert.Equal(64, x.ObjectSize);                    // as the kernel's __kmem_cache_alias: max of the names
+        nint p = y.Alloc();
+        Assert.Equal(64, a.Kmalloc.UsableSize(p));         // mos_b's user asked for 64 bytes
+        Assert.Equal("64", a.Sysfs.Read("mos_a/object_size").Trim());
+        y.Free(p);
+    }
+
+    [Fact]
+    public void AllocatingFromADestroyedCacheThrows()
+    {
+        using var a = TestAllocator.Create();
+        var c = a.CreateCache("gone", 64, flags: SlabFlags.NoMerge);
+        c.Free(c.Alloc());
+        a.DestroyCache(c);
+        var e = Assert.Throws<ObjectDisposedException>(() => c.Alloc());
+        Assert.Contains("gone", e.Message);
+        Assert.Throws<ObjectDisposedException>(() => c.TryAllocNode(0));   // not 0: this is not out of memory
+    }
+
+    [Fact]
+    public void ABulkFreeWithABadPointerFreesNothing()
+    {
+        using var a = TestAllocator.Create(cpus: 1);
+        var c = a.CreateCache("bulkbad", 64, flags: SlabFlags.NoMerge);
+        var objs = Enumerable.Range(0, 200).Select(_ => c.Alloc()).ToList();
+        // objs[0] and objs[1] sit in a full slab, objs[199] in the CPU slab; the third pointer is bad.
+        var e = Assert.Throws<InvalidFreeException>(() => c.FreeBulk([objs[199], objs[0], objs[1] + 8, objs[2]]));
+        Assert.Equal(objs[1] + 8, e.Object);
+        c.FlushAll();
+        Assert.Equal(200, c.GetStatistics().Objects);   // none of them was freed
+        Assert.Empty(c.Validate());
+        c.FreeBulk(objs.ToArray());                      // and each can still be freed exactly once
+        c.FlushAll();
+        Assert.Equal(0, c.GetStatistics().Objects);
+        Assert.Empty(c.Validate());
+    }
+
+    [Fact]
+    public void DestroyingAMergedCacheByItsFirstNameKeepsTheOtherName()
+    {
+        using var a = TestAllocator.Create();
+        var x = a.CreateCache("dm_a", 200);
+        var y = a.CreateCache("dm_b", 196);
+        Assert.Same(x, y);
+        a.DestroyCache(x);                       // dm_a's user is done; dm_b's goes on
+        Assert.Null(a.FindCache("dm_a"));
+        Assert.Same(y, a.FindCache("dm_b"));
+        Assert.Equal("dm_b", y.Name);
+        Assert.NotSame(y, a.CreateCache("dm_a", 8, flags: SlabFlags.NoMerge));   // the destroyed name is free again
+        a.DestroyCache(y, "dm_b");
+        Assert.Null(a.FindCache("dm_b"));
+    }
+
+    private sealed class NodeHog : Slub.Pages.PageBlock;
+
+    /// <summary>Two 4 MiB nodes, node 0 taken whole by a page block: an allocation there must fall back to node 1.</summary>
+    private static SlabAllocator WithNodeZeroFull(string slubDebug)
+    {
+        var a = TestAllocator.Create(nodes: 2, cpus: 2, mbPerNode: 4, slubDebug: slubDebug);
+        Assert.True(a.Pages.TryAllocate(Slub.Pages.BuddyArena.MaxOrder, 0, new NodeHog(), exactNode: true));
+        return a;
+    }
+
+    [Fact]
+    public void ADebugAllocationOnAFullNodeTakesOneSlabElsewhere()
+    {
+        using var a = WithNodeZeroFull("FZ");
+        var c = a.CreateCache("dbgnodefull", 256, flags: SlabFlags.NoMerge);
+        nint p = c.AllocNode(0);                  // used to add slabs on node 1 until it ran out too, then throw
+        Assert.Equal(1, a.Pages.NodeOf(p));
+        Assert.Equal(1, c.GetStatistics().Slabs);
+        c.Free(p);
+    }
+
+    [Fact]
+    public void DestroyRefusesACacheOfAnotherAllocator()
+    {
+        using var a = TestAllocator.Create();
+        using var b = TestAllocator.Create();
+        var c = b.CreateCache("theirs", 64, flags: SlabFlags.NoMerge);
+        var e = Assert.Throws<ArgumentException>(() => a.DestroyCache(c));
+        Assert.Contains("theirs", e.Message);
+        Assert.Same(c, b.FindCache("theirs"));
+        c.Free(c.Alloc());                       // still a working cache of b (it used to be marked destroyed)
+        Assert.Throws<ArgumentNullException>(() => a.DestroyCache(null!));
+    }
+
+    [Fact]
     public void DestroyRefusesWhileObjectsRemain()
     {
         using var a = TestAllocator.Create();
@@ -193,6 +296,16 @@ public unsafe class SlubModelTests
         a.Kmalloc.Free(small);
         a.Kmalloc.Free(large);
         Assert.Throws<InvalidFreeException>(() => a.Kmalloc.Free(large + 8));
+    }
+
+    [Fact]
+    public void KmallocAboveTheLargestPageBlockIsRefusedByItsSize()
+    {
+        using var a = TestAllocator.Create();
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => a.Kmalloc.Alloc(int.MaxValue));
+        Assert.Equal("size", e.ParamName);                 // was "order", from deep inside the page allocator
+        Assert.Contains("2147483647", e.Message);
+        Assert.NotEqual(0, a.Kmalloc.Alloc(4 << 20));       // the largest block itself is fine
     }
 
     [Fact]

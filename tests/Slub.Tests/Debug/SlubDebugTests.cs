@@ -122,6 +122,93 @@ public unsafe class SlubDebugTests
         Assert.Contains("'Q'", e.Message);
     }
 
+    [Theory]
+    [InlineData("FZ,dentry;")]        // a trailing separator
+    [InlineData("FZ,dentry;;U,inode_cache")]
+    [InlineData(";FZ,dentry")]
+    public void EmptyBlocksAreSkippedNotReadAsFullDebugging(string text)
+    {
+        // The kernel skips empty ';' blocks; reading one as "no letters" would turn on F,Z,P,U for every cache.
+        var o = SlubDebugOption.Parse(text);
+        Assert.Equal(SlabFlags.None, o.Global);
+        Assert.Equal(SlabFlags.None, o.FlagsFor("kmalloc-64"));
+        Assert.Equal(SlabFlags.ConsistencyChecks | SlabFlags.RedZone, o.FlagsFor("dentry"));
+    }
+
+    [Fact]
+    public void AFlagBlockWithAnEmptyCacheListIsNotGlobal()
+    {
+        // "FZ," names a cache list (an empty one): no cache matches, and the global flags stay off.
+        var o = SlubDebugOption.Parse("FZ,");
+        Assert.Equal(SlabFlags.None, o.Global);
+        Assert.Equal(SlabFlags.None, o.FlagsFor("dentry"));
+    }
+
+    [Theory]
+    [InlineData("Z-", SlabFlags.None)]                                    // '-' switches off what came before it
+    [InlineData("-Z", SlabFlags.RedZone)]                                  // and later letters count again
+    [InlineData("FZ-U", SlabFlags.StoreUser)]
+    public void DashClearsTheFlagsBeforeIt(string text, SlabFlags expected)
+    {
+        Assert.Equal(expected, SlubDebugOption.Parse(text).Global);
+    }
+
+    [Fact]
+    public void AGlobStarEndsTheComparedPrefixWhereverItIs()
+    {
+        var o = SlubDebugOption.Parse("Z,km*64,*cache");
+        Assert.Equal(SlabFlags.RedZone, o.FlagsFor("kmalloc-1k"));   // "km*64" compares "km" only, as the kernel does
+        Assert.Equal(SlabFlags.RedZone, o.FlagsFor("inode_cache"));  // "*cache" matches every name
+        Assert.Equal(SlabFlags.None, SlubDebugOption.Parse("Z,kmalloc-64").FlagsFor("kmalloc-64x"));
+    }
+
+    [Fact]
+    public void OLetterDropsDebugMetadataWhereItWouldRaiseTheOrder()
+    {
+        using var a = TestAllocator.Create(slubDebug: "FZPUO");
+        var big = a.FindCache("kmalloc-4k")!;     // 4096 + red zones and tracks no longer fit one page
+        var small = a.FindCache("kmalloc-64")!;
+        Assert.Equal(SlabFlags.ConsistencyChecks, big.Flags & SlabFlags.DebugFlags);
+        Assert.Equal(4096, big.SlabSize);
+        Assert.Equal(SlabFlags.DebugFlags, small.Flags & SlabFlags.DebugFlags);
+        using var plain = TestAllocator.Create(slubDebug: "FZPU");
+        Assert.True(plain.FindCache("kmalloc-4k")!.SlabSize > 4096);
+    }
+
+    [Fact]
+    public void AWriteBeforeTheLeftRedZoneHitsPaddingNotTheTracksOfThePreviousObject()
+    {
+        var (a, c) = Debug("FZPU");
+        using var _ = a;
+        nint p = c.Alloc();
+        nint q = c.Alloc();
+        Assert.Equal(p + c.SlabSize, q);
+        int pad = c.Geometry.RedLeftPad;
+        ((byte*)q)[-pad - 1] = 0;   // underflow of q by one byte past its left red zone
+        var e = Assert.Throws<SlabCorruptionException>(() => c.Free(p));
+        Assert.Equal("Object padding overwritten", e.Problem);
+        Assert.Contains("BUG dbg (Not tainted): Object padding overwritten", e.Message);
+        Assert.Contains("Allocated in ", e.Message);   // p's alloc track is intact
+        Assert.Contains($"Object 0x{p:x}", e.Message);
+        Assert.Single(c.Validate(), r => r.Contains("Object padding overwritten"));
+    }
+
+    [Fact]
+    public void ValidateChecksTheSlabsUnusedTail()
+    {
+        var (a, c) = Debug("FZP");
+        using var _ = a;
+        nint p = c.Alloc();
+        int tail = c.Geometry.SlabBytes - c.ObjectsPerSlab * c.SlabSize;
+        Assert.True(tail > 0);
+        nint slabEnd = p - c.Geometry.RedLeftPad + c.Geometry.SlabBytes;   // p is the slab's first object
+        ((byte*)slabEnd)[-1] = 0;
+        var report = Assert.Single(c.Validate());
+        Assert.Contains("BUG dbg (Not tainted): Padding overwritten", report);
+        Assert.Contains($"@offset={c.Geometry.SlabBytes - 1}", report);
+        c.Free(p);
+    }
+
     [Fact]
     public void PoisonIsOffForConstructorCaches()
     {
