@@ -201,6 +201,22 @@ public class TraceReplayerTests
         finally { File.Delete(file); }
     }
 
+    [Theory]
+    [InlineData("dentry/slab_size 192\ndentry/order zero\n", ":2: dentry/order: not a number: 'zero'")]
+    [InlineData("# grep . output\ndentry/slab_size 99999999999\ndentry/order 0\n", ":2: dentry/slab_size: out of range")]
+    [InlineData("dentry/slab_size 192\n\ndentry/order 12\n", ":3: cache dentry: implausible slab_size 192 or order 12")]
+    public void ABadValueInASnapshotFileNamesItsLine(string text, string where)
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, text);
+            var e = Assert.Throws<FormatException>(() => SlabSnapshot.Load(file));
+            Assert.StartsWith(file + where, e.Message);
+        }
+        finally { File.Delete(file); }
+    }
+
     [Fact]
     public void SnapshotDirectoryLayout()
     {
