@@ -34,9 +34,11 @@ public sealed class TraceLineReader : IDisposable
 
     /// <summary>Opens a file, or standard input for "-".</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="IOException">The path is a directory.</exception>
     public static TraceLineReader Open(string path)
     {
         if (path == "-") return new TraceLineReader(Console.OpenStandardInput(), "-");
+        if (Directory.Exists(path)) throw new IOException($"{path} is a directory, not a trace file");
         if (!File.Exists(path)) throw new FileNotFoundException($"trace file not found: {path}", path);
         var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
         return new TraceLineReader(fs, path);
