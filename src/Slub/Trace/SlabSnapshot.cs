@@ -60,13 +60,8 @@ public sealed class SlabSnapshot
                 lineNo++;
                 var line = raw.Trim();
                 if (line.Length == 0 || line[0] == '#') continue;
-                int slash = line.IndexOf('/');
-                int blank = line.IndexOfAny([' ', '\t', ':']);
-                if (slash <= 0 || blank < slash)
+                if (!TrySplitLine(line, out string cache, out string attr, out string value))
                     throw new FormatException($"{path}:{lineNo}: expected 'cache/attribute value': {raw}");
-                string cache = line[..slash];
-                string attr = line[(slash + 1)..blank];
-                string value = line[(blank + 1)..].Trim();
                 if (!attrs.TryGetValue(cache, out var map)) attrs[cache] = map = new(StringComparer.Ordinal);
                 map[attr] = value;
                 lines[$"{cache}/{attr}"] = $"{path}:{lineNo}";
@@ -94,6 +89,27 @@ public sealed class SlabSnapshot
         }
         if (caches.Count == 0) throw new FormatException($"{path}: no cache with an 'order' attribute");
         return new SlabSnapshot(path, caches);
+    }
+
+    /// <summary>
+    /// Splits <c>cache/attribute value</c>, or what <c>grep . /sys/kernel/slab/*/attribute</c> prints
+    /// (<c>/sys/kernel/slab/cache/attribute:value</c>, any leading path). The path ends at the first blank, or at a
+    /// ':' that does not start a name (merged caches are directories such as <c>:0000064</c>).
+    /// </summary>
+    private static bool TrySplitLine(string line, out string cache, out string attr, out string value)
+    {
+        cache = attr = value = "";
+        int end = 0;
+        while (end < line.Length && line[end] is not (' ' or '\t') && !(line[end] == ':' && end > 0 && line[end - 1] != '/')) end++;
+        string key = line[..end];
+        int slash = key.LastIndexOf('/');
+        if (slash <= 0 || slash == key.Length - 1) return false;
+        int start = key.LastIndexOf('/', slash - 1) + 1;
+        if (start == slash) return false;
+        cache = key[start..slash];
+        attr = key[(slash + 1)..];
+        value = end < line.Length ? line[(end + 1)..].Trim() : "";
+        return true;
     }
 
     private static readonly string[] s_attributes = ["object_size", "slab_size", "objs_per_slab", "order", "objects", "slabs", "partial"];

@@ -217,6 +217,27 @@ public class TraceReplayerTests
         finally { File.Delete(file); }
     }
 
+    [Theory]
+    // What docs/replay.md's capture recipe writes: grep . /sys/kernel/slab/*/{object_size,...} > after
+    [InlineData("/sys/kernel/slab/dentry/object_size:192\n/sys/kernel/slab/dentry/slab_size:192\n/sys/kernel/slab/dentry/objs_per_slab:21\n" +
+                "/sys/kernel/slab/dentry/order:0\n/sys/kernel/slab/dentry/slabs:674 N0=674\n/sys/kernel/slab/anon_vma/ctor:anon_vma_ctor+0x0/0x50\n" +
+                "/sys/kernel/slab/:0000064/slab_size:64\n/sys/kernel/slab/:0000064/order:0\n")]
+    // The same without the prefix, as the sample-churn files are; merged caches are ':'-named directories.
+    [InlineData("dentry/object_size 192\ndentry/slab_size 192\ndentry/objs_per_slab 21\ndentry/order 0\ndentry/slabs 674 N0=674\n" +
+                ":0000064/slab_size 64\n:0000064/order 0\n")]
+    public void SnapshotFileAsGrepPrintsIt(string text)
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, text);
+            var snap = SlabSnapshot.Load(file);
+            Assert.Equal(new SlabSnapshotCache("dentry", 192, 192, 21, 0, null, 674, null), snap.Caches["dentry"]);
+            Assert.Equal((64, 0), (snap.Caches[":0000064"].SlabSize, snap.Caches[":0000064"].Order));
+        }
+        finally { File.Delete(file); }
+    }
+
     [Fact]
     public void SnapshotDirectoryLayout()
     {
