@@ -105,6 +105,18 @@ public class TraceReplayerTests
     }
 
     [Fact]
+    public void EventsTheRingBufferOverwroteCountAsLost()
+    {
+        // The trace file (not trace_pipe) prints no [LOST] lines: its header says how many events were
+        // written and how many the buffer still holds; the difference was overwritten, the start of the capture.
+        var r = Replay(["# entries-in-buffer/entries-written: 1/40   #P:2", Alloc(1, P(1), "dentry", 192)], new TraceReplayOptions());
+        Assert.Equal(39, r.LostEvents);
+        Assert.Equal(2, r.Cpus);
+        r = Replay(["# entries-in-buffer/entries-written: 1/1   #P:2", Alloc(1, P(1), "dentry", 192)], new TraceReplayOptions());
+        Assert.Equal(0, r.LostEvents);
+    }
+
+    [Fact]
     public void AMalformedLineStopsWithFileLineAndText()
     {
         var e = Assert.Throws<TraceFormatException>(() => Replay([Alloc(0, P(1), "dentry", 192), "this is not ftrace", Alloc(0, P(2), "dentry", 192)], name: "bad.trace"));
