@@ -39,6 +39,9 @@ internal static class ReplayCommand
             if (r.GetValueOrDefault<string?>() is not string s) return;
             if (!ReplayPlot.IsSupported(s))
                 r.AddError($"--plot: unsupported image format {(Path.GetExtension(s) is { Length: > 0 } ext ? $"'{ext}'" : "(no extension)")}: the file name must end in .svg or .png");
+            // Checked now, not when the plot is written after a replay that may take minutes.
+            else if (Path.GetDirectoryName(Path.GetFullPath(s)) is { } dir && !Directory.Exists(dir))
+                r.AddError($"--plot: no directory {dir}");
         });
 
         var cmd = new Command("replay", "Replay a real kernel slab trace and report, per cache, the slabs held vs. needed and what SMO defrag would recover.")

@@ -121,11 +121,10 @@ public sealed class DirectorySlabSource : ISlabSource
     public void WriteAttribute(string cache, string attribute, string text)
     {
         var path = Path.Combine(Root, cache, attribute);
+        FileStream stream;
         try
         {
-            using var stream = new FileStream(path, FileMode.Truncate, FileAccess.Write, FileShare.ReadWrite);
-            var bytes = System.Text.Encoding.UTF8.GetBytes(text);
-            stream.Write(bytes);
+            stream = new FileStream(path, FileMode.Truncate, FileAccess.Write, FileShare.ReadWrite);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -136,6 +135,16 @@ public sealed class DirectorySlabSource : ISlabSource
                 _ => "EIO",
             };
             throw new SlabSourceException(code, $"cannot write {path}: {e.Message}", e);
+        }
+        try
+        {
+            // Disposing flushes: sysfs refuses a bad value in that write(2), as the C tool's fclose() sees it.
+            using (stream)
+                stream.Write(System.Text.Encoding.UTF8.GetBytes(text));
+        }
+        catch (IOException e)
+        {
+            throw new SlabSourceException("EIO", $"cannot write {path}: {e.Message}", e) { ValueRefused = true };
         }
     }
 }

@@ -38,7 +38,8 @@ public interface ISlabSource
     string? ReadDebugAttribute(string cache, string attribute) => null;
 
     /// <summary>Writes <paramref name="text"/> to <paramref name="cache"/>/<paramref name="attribute"/>.
-    /// Throws <see cref="SlabSourceException"/> when the write is refused or the file does not exist.</summary>
+    /// Throws <see cref="SlabSourceException"/> when the write is refused or the file does not exist; when the file
+    /// was opened and only the value was refused, with <see cref="SlabSourceException.ValueRefused"/> set.</summary>
     void WriteAttribute(string cache, string attribute, string text);
 }
 
@@ -46,4 +47,9 @@ public interface ISlabSource
 public sealed class SlabSourceException(string code, string message, Exception? inner = null) : Exception(message, inner)
 {
     public string Code { get; } = code;
+
+    /// <summary>For a write: the file was there and open, and the value itself was refused (sysfs answers write(2)
+    /// with EINVAL, ERANGE, EIO...). The C tool sees this only at its unchecked fclose() and carries on; a file that
+    /// cannot be opened at all is its fatal case.</summary>
+    public bool ValueRefused { get; init; }
 }

@@ -96,7 +96,12 @@ public sealed class LiveSlabSource : ISlabSource, IDisposable
                 var message = space < 0 ? code : rest[(space + 1)..];
                 if (code == "ENOENT")
                     return null;
-                throw new SlabSourceException(code, $"{Description}: {header.Split('\n')[0]}: {code} {message}");
+                // EPERM/EACCES stand for a file this peer may not open for writing; any other refusal of a WRITE
+                // is the attribute refusing the value, which the C tool only sees at its unchecked fclose().
+                throw new SlabSourceException(code, $"{Description}: {header.Split('\n')[0]}: {code} {message}")
+                {
+                    ValueRefused = payload is not null && code is not ("EPERM" or "EACCES"),
+                };
             }
             throw new SlabSourceException("EIO", $"{Description}: unexpected reply '{status}'");
         }

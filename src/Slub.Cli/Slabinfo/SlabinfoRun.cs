@@ -19,12 +19,16 @@ internal sealed class SlabinfoRun(SlabinfoSettings settings, ISlabSource source,
 
     public string Size(ulong value) => SizeFormatter.StoreSize(value, Settings.ShowBytes);
 
-    /// <summary>set_obj(): writes "%d\n" to name/attribute, dying with the tool's message on failure.</summary>
+    /// <summary>set_obj(): writes "%d\n" to name/attribute, dying with the tool's message when the file cannot be
+    /// opened. A value the file refuses is ignored, as the C tool ignores the result of its fclose().</summary>
     public void SetObj(SlabCache s, string attribute, int value)
     {
         try
         {
             Source.WriteAttribute(s.Name, attribute, $"{value}\n");
+        }
+        catch (SlabSourceException e) when (e.ValueRefused)
+        {
         }
         catch (SlabSourceException)
         {

@@ -54,7 +54,15 @@ public sealed partial class LiveEndpoint : IDisposable
         SocketPath = socketPath ?? PathFor(Environment.ProcessId);
         RemoveStaleSocket(SocketPath);
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        _listener.Bind(new UnixDomainSocketEndPoint(SocketPath));
+        try { _listener.Bind(new UnixDomainSocketEndPoint(SocketPath)); }
+        catch (SocketException e)
+        {
+            _listener.Dispose();
+            // The socket error's own text for a missing directory is "Cannot assign requested address".
+            string? dir = Path.GetDirectoryName(Path.GetFullPath(SocketPath));
+            string why = dir is not null && !Directory.Exists(dir) ? $"no directory {dir}" : e.Message;
+            throw new IOException($"{SocketPath}: cannot create the live endpoint's socket: {why}", e);
+        }
         if (!OperatingSystem.IsWindows())
             File.SetUnixFileMode(SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         _listener.Listen(16);
@@ -62,10 +70,15 @@ public sealed partial class LiveEndpoint : IDisposable
     }
 
     // Deleting a socket file unconditionally would steal the path from a live endpoint (its peers would then reach
-    // us, and its Dispose would delete our file). So probe it: only a file nobody accepts on is removed.
+    // us, and its Dispose would delete our file). So probe it: only a file nobody accepts on is removed. And only a
+    // socket: connect() refuses a regular file the same way, and a path given by mistake must not cost a user a file.
     private static void RemoveStaleSocket(string path)
     {
+        if (Directory.Exists(path))
+            throw new IOException($"{path}: a directory is there, not a socket; give the endpoint a path of its own");
         if (!File.Exists(path)) return;
+        if (!(IsSocket(path) ?? new FileInfo(path).Length == 0))
+            throw new IOException($"{path}: a file that is not a socket is there; it is left alone: give the endpoint a path of its own");
         using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
         {
             try { probe.Connect(new UnixDomainSocketEndPoint(path)); }
@@ -222,6 +235,26 @@ public sealed partial class LiveEndpoint : IDisposable
 
     [LibraryImport("libc")]
     private static partial uint geteuid();
+
+    [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int Statx(int dirfd, string path, int flags, uint mask, byte* buffer);
+
+    /// <summary>Whether <paramref name="path"/> (not followed if a symlink) is a socket; null when it cannot be told
+    /// (not Linux, no statx in the C library, or the call failed).</summary>
+    private static unsafe bool? IsSocket(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        const int AtFdCwd = -100, AtSymlinkNoFollow = 0x100;
+        const uint StatxType = 1;
+        byte* buffer = stackalloc byte[256];   // struct statx, the same layout on every architecture
+        try
+        {
+            if (Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxType, buffer) != 0) return null;
+        }
+        catch (EntryPointNotFoundException) { return null; }
+        ushort mode = *(ushort*)(buffer + 28);   // stx_mode
+        return (mode & 0xF000) == 0xC000;        // S_IFSOCK
+    }
 
     /// <summary>True if the peer of the connected Unix socket <paramref name="s"/> runs as <paramref name="uid"/> (SO_PEERCRED).</summary>
     internal static bool PeerIsSameUser(Socket s, uint uid)

@@ -32,7 +32,7 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
             c.MinPartial = Math.Clamp((int)Math.Min(ParseUnsigned(path, v), int.MaxValue), KmemCache.MinPartialFloor, KmemCache.MaxPartial)),
         Rw("cpu_partial", c => Line(c.CpuPartial), (c, path, v) =>
         {
-            ulong objects = ParseUnsigned(path, v);
+            ulong objects = ParseUnsigned(path, v, uint.MaxValue);
             if (objects != 0 && c.IsDebug) throw new SysfsException(Errno.EINVAL, path, "per-CPU partial slabs are off for debug caches");
             if (objects > int.MaxValue) throw new SysfsException(Errno.EINVAL, path, "value out of range");
             c.CpuPartial = (int)objects;
@@ -81,7 +81,7 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
         }),
         Rw("remote_node_defrag_ratio", c => Line(c.RemoteNodeDefragRatio), (c, path, v) =>
         {
-            ulong ratio = ParseUnsigned(path, v);
+            ulong ratio = ParseUnsigned(path, v, uint.MaxValue);
             if (ratio > 100) throw new SysfsException(Errno.ERANGE, path, "ratio must be 0..100");
             c.RemoteNodeDefragRatio = (int)ratio;
         }),
@@ -233,12 +233,28 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
         if (c.UpdateActiveDefrag(change) is { } problem) throw new SysfsException(Errno.EINVAL, path, problem);
     }
 
-    /// <summary>kstrtoul-style parse: decimal digits with optional surrounding whitespace/newline; anything else is EINVAL.</summary>
-    internal static ulong ParseUnsigned(string path, string text)
+    /// <summary>
+    /// kstrtoul(text, 10) (or kstrtouint with <paramref name="max"/> = <see cref="uint.MaxValue"/>): an optional '+',
+    /// decimal digits, at most one trailing newline and nothing else (no blanks); EINVAL otherwise, ERANGE when the
+    /// number does not fit.
+    /// </summary>
+    internal static ulong ParseUnsigned(string path, string text, ulong max = ulong.MaxValue)
     {
-        string t = text.Trim();
-        if (t.Length == 0 || !t.All(char.IsAsciiDigit) || !ulong.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out ulong v))
+        var t = text.AsSpan();
+        if (t.StartsWith('+')) t = t[1..];
+        int digits = 0;
+        while (digits < t.Length && char.IsAsciiDigit(t[digits])) digits++;
+        var rest = t[digits..];
+        if (rest.StartsWith('\n')) rest = rest[1..];
+        // As kstrtoull: a 64-bit overflow is found while reading the digits, before the rest is looked at; the
+        // narrower kstrtouint range only once the whole text has parsed.
+        bool fits = ulong.TryParse(t[..digits], NumberStyles.None, CultureInfo.InvariantCulture, out ulong v);
+        if (digits > 0 && !fits)
+            throw new SysfsException(Errno.ERANGE, path, $"'{text.TrimEnd('\n')}' is out of range");
+        if (digits == 0 || !rest.IsEmpty)
             throw new SysfsException(Errno.EINVAL, path, $"'{text.TrimEnd('\n')}' is not an unsigned number");
+        if (v > max)
+            throw new SysfsException(Errno.ERANGE, path, $"'{text.TrimEnd('\n')}' is out of range");
         return v;
     }
 }

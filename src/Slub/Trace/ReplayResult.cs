@@ -92,7 +92,8 @@ public sealed record ReplayResult
     public required long SkippedFrees { get; init; }
     /// <summary>Well-formed lines of other events, ignored.</summary>
     public required long OtherEvents { get; init; }
-    /// <summary>Events the kernel reported lost (<c>[LOST N EVENTS]</c>): pairing is incomplete when this is not 0.</summary>
+    /// <summary>Events the kernel reported lost (<c>[LOST N EVENTS]</c> lines, and the events the <c>trace</c> file's
+    /// <c>entries-in-buffer/entries-written</c> header shows as overwritten): pairing is incomplete when this is not 0.</summary>
     public required long LostEvents { get; init; }
     /// <summary>kfree(NULL) and failed allocations (ptr=(null)).</summary>
     public required long NullPointers { get; init; }

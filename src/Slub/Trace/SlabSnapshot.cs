@@ -36,6 +36,8 @@ public sealed class SlabSnapshot
     public static SlabSnapshot Load(string path)
     {
         var attrs = new Dictionary<string, Dictionary<string, string>>(StringComparer.Ordinal);
+        // For a flat file, "file:line" of each "cache/attribute" value, so an error points at the line to fix.
+        var lines = new Dictionary<string, string>(StringComparer.Ordinal);
         if (Directory.Exists(path))
         {
             foreach (var dir in Directory.EnumerateDirectories(path))
@@ -58,15 +60,11 @@ public sealed class SlabSnapshot
                 lineNo++;
                 var line = raw.Trim();
                 if (line.Length == 0 || line[0] == '#') continue;
-                int slash = line.IndexOf('/');
-                int blank = line.IndexOfAny([' ', '\t', ':']);
-                if (slash <= 0 || blank < slash)
+                if (!TrySplitLine(line, out string cache, out string attr, out string value))
                     throw new FormatException($"{path}:{lineNo}: expected 'cache/attribute value': {raw}");
-                string cache = line[..slash];
-                string attr = line[(slash + 1)..blank];
-                string value = line[(blank + 1)..].Trim();
                 if (!attrs.TryGetValue(cache, out var map)) attrs[cache] = map = new(StringComparer.Ordinal);
                 map[attr] = value;
+                lines[$"{cache}/{attr}"] = $"{path}:{lineNo}";
             }
         }
         else throw new FileNotFoundException($"slab snapshot not found (a /sys/kernel/slab copy or a 'cache/attribute value' file): {path}", path);
@@ -75,21 +73,43 @@ public sealed class SlabSnapshot
         foreach (var (name, map) in attrs)
         {
             if (!map.ContainsKey("order")) continue;
-            int order = Int(path, name, map, "order")!.Value;
-            int? slabSize = Int(path, name, map, "slab_size");
-            int? objectSize = Int(path, name, map, "object_size");
-            int? perSlab = Int(path, name, map, "objs_per_slab");
+            string Where(string attr) => lines.GetValueOrDefault($"{name}/{attr}", path);
+            int order = Int(Where("order"), name, map, "order")!.Value;
+            int? slabSize = Int(Where("slab_size"), name, map, "slab_size");
+            int? objectSize = Int(Where("object_size"), name, map, "object_size");
+            int? perSlab = Int(Where("objs_per_slab"), name, map, "objs_per_slab");
             if (slabSize is null && objectSize is null)
-                throw new FormatException($"{path}: cache {name} has an order but neither slab_size nor object_size");
+                throw new FormatException($"{Where("order")}: cache {name} has an order but neither slab_size nor object_size");
             int size = slabSize ?? objectSize!.Value;
             if (size <= 0 || order < 0 || order > 10)
-                throw new FormatException($"{path}: cache {name}: implausible slab_size {size} or order {order}");
+                throw new FormatException($"{Where(size <= 0 ? (slabSize is null ? "object_size" : "slab_size") : "order")}: cache {name}: implausible slab_size {size} or order {order}");
             caches[name] = new SlabSnapshotCache(name, objectSize ?? size, size,
                 perSlab ?? CacheGeometry.OrderObjects(order, size), order,
-                Long(path, name, map, "objects"), Long(path, name, map, "slabs"), Long(path, name, map, "partial"));
+                Long(Where("objects"), name, map, "objects"), Long(Where("slabs"), name, map, "slabs"), Long(Where("partial"), name, map, "partial"));
         }
         if (caches.Count == 0) throw new FormatException($"{path}: no cache with an 'order' attribute");
         return new SlabSnapshot(path, caches);
+    }
+
+    /// <summary>
+    /// Splits <c>cache/attribute value</c>, or what <c>grep . /sys/kernel/slab/*/attribute</c> prints
+    /// (<c>/sys/kernel/slab/cache/attribute:value</c>, any leading path). The path ends at the first blank, or at a
+    /// ':' that does not start a name (merged caches are directories such as <c>:0000064</c>).
+    /// </summary>
+    private static bool TrySplitLine(string line, out string cache, out string attr, out string value)
+    {
+        cache = attr = value = "";
+        int end = 0;
+        while (end < line.Length && line[end] is not (' ' or '\t') && !(line[end] == ':' && end > 0 && line[end - 1] != '/')) end++;
+        string key = line[..end];
+        int slash = key.LastIndexOf('/');
+        if (slash <= 0 || slash == key.Length - 1) return false;
+        int start = key.LastIndexOf('/', slash - 1) + 1;
+        if (start == slash) return false;
+        cache = key[start..slash];
+        attr = key[(slash + 1)..];
+        value = end < line.Length ? line[(end + 1)..].Trim() : "";
+        return true;
     }
 
     private static readonly string[] s_attributes = ["object_size", "slab_size", "objs_per_slab", "order", "objects", "slabs", "partial"];

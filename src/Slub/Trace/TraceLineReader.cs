@@ -12,6 +12,7 @@ public sealed class TraceLineReader : IDisposable
     private const int BlockSize = 1 << 20;
     private readonly CountingStream _raw;
     private readonly Stream _text;
+    private readonly GzipEndCheck? _gzipEnd;
     private byte[] _buffer = new byte[BlockSize];
     private int _start, _end;
     private bool _eof;
@@ -33,9 +34,11 @@ public sealed class TraceLineReader : IDisposable
 
     /// <summary>Opens a file, or standard input for "-".</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="IOException">The path is a directory.</exception>
     public static TraceLineReader Open(string path)
     {
         if (path == "-") return new TraceLineReader(Console.OpenStandardInput(), "-");
+        if (Directory.Exists(path)) throw new IOException($"{path} is a directory, not a trace file");
         if (!File.Exists(path)) throw new FileNotFoundException($"trace file not found: {path}", path);
         var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
         return new TraceLineReader(fs, path);
@@ -59,10 +62,11 @@ public sealed class TraceLineReader : IDisposable
         _raw.Unread(magic[..got]);
         IsCompressed = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
         _text = IsCompressed ? new GZipStream(_raw, CompressionMode.Decompress) : _raw;
+        if (IsCompressed) _gzipEnd = new GzipEndCheck();
     }
 
     /// <summary>The next line without its line ending; false at the end of the input.</summary>
-    /// <exception cref="InvalidDataException">The gzip data is damaged.</exception>
+    /// <exception cref="InvalidDataException">The gzip data is damaged or truncated; the message starts with <see cref="FileName"/>.</exception>
     public bool TryReadLine(out ReadOnlySpan<byte> line)
     {
         while (true)
@@ -96,8 +100,23 @@ public sealed class TraceLineReader : IDisposable
             _start = 0;
         }
         if (_end == _buffer.Length) Array.Resize(ref _buffer, _buffer.Length * 2);   // a line longer than the buffer
-        int n = _text.Read(_buffer, _end, _buffer.Length - _end);
-        if (n == 0) _eof = true;
+        int n;
+        try
+        {
+            n = _text.Read(_buffer, _end, _buffer.Length - _end);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{FileName}: damaged gzip data after line {LineNumber}: {e.Message}", e);
+        }
+        _gzipEnd?.Decompressed(n);
+        if (n == 0)
+        {
+            if (_gzipEnd is not null && !_gzipEnd.EndsAMember(_raw.InnerBytes, _raw.LastFour))
+                throw new InvalidDataException(
+                    $"{FileName}: the gzip data is truncated (it ends without a gzip trailer) after line {LineNumber}; the file is incomplete");
+            _eof = true;
+        }
         else _end += n;
     }
 
@@ -114,6 +133,9 @@ public sealed class TraceLineReader : IDisposable
         private byte[] _pushed = [];
         private int _pushedAt;
         public long BytesRead;
+        /// <summary>Bytes taken from the inner stream, and the last four of them (little-endian): the gzip ISIZE at the end.</summary>
+        public long InnerBytes;
+        public uint LastFour;
 
         public void Unread(ReadOnlySpan<byte> bytes)
         {
@@ -133,7 +155,12 @@ public sealed class TraceLineReader : IDisposable
                 _pushed.AsSpan(_pushedAt, n).CopyTo(buffer);
                 _pushedAt += n;
             }
-            else n = inner.Read(buffer);
+            else
+            {
+                n = inner.Read(buffer);
+                InnerBytes += n;
+                foreach (byte b in buffer[Math.Max(0, n - 4)..n]) LastFour = LastFour >> 8 | (uint)b << 24;
+            }
             BytesRead += n;
             return n;
         }

@@ -151,6 +151,7 @@ public sealed unsafe class TraceReplayer : IDisposable
                 break;
             case TraceLineKind.Comment:
                 if (_worlds is null && _headerCpus is null) ReadCpuHeader(line);
+                ReadOverwritten(line);
                 break;
             case TraceLineKind.OtherEvent:
                 _other++;
@@ -183,6 +184,19 @@ public sealed unsafe class TraceReplayer : IDisposable
         int n = 0;
         while (n < digits.Length && (uint)(digits[n] - '0') <= 9) n++;
         if (n > 0 && int.TryParse(Encoding.ASCII.GetString(digits[..n]), out int cpus) && cpus is > 0 and <= 4096) _headerCpus = cpus;
+    }
+
+    // The same header line: "entries-in-buffer/entries-written: A/B". The trace file prints no [LOST] lines; B - A
+    // events were overwritten in the ring buffer (the oldest ones, the start of the capture).
+    private void ReadOverwritten(ReadOnlySpan<byte> line)
+    {
+        ReadOnlySpan<byte> key = "entries-in-buffer/entries-written:"u8;
+        int at = line.IndexOf(key);
+        if (at < 0) return;
+        var rest = line[(at + key.Length)..].TrimStart((byte)' ');
+        if (System.Buffers.Text.Utf8Parser.TryParse(rest, out long inBuffer, out int used) && used < rest.Length && rest[used] == (byte)'/'
+            && System.Buffers.Text.Utf8Parser.TryParse(rest[(used + 1)..], out long written, out _) && written > inBuffer && inBuffer >= 0)
+            _lost += written - inBuffer;
     }
 
     private void Apply(ref TraceEvent ev)

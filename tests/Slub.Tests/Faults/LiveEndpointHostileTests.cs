@@ -76,7 +76,7 @@ public class LiveEndpointHostileTests
     {
         using var a = TestAllocator.Create();
         string sock = SocketPath();
-        File.WriteAllText(sock, "stale");
+        Sysfs.LiveEndpointSocketPathTests.StaleSocket(sock);   // a socket left by a process that died
         var ep = new LiveEndpoint(a.Sysfs, false, sock);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(sock));
         using (var s = Connect(sock))

@@ -55,6 +55,30 @@ public class ReplayCliTests
     }
 
     [Fact]
+    public void APlotThatCannotBeWrittenIsRefusedBeforeTheReplay()
+    {
+        // Found only after a replay of a large trace, the report would be printed and then the run fail.
+        string missing = Path.Combine(Path.GetTempPath(), $"replay-no-such-dir-{Guid.NewGuid():N}");
+        var (code, stdout, stderr) = Run(null, Fixtures.SampleTrace, "--cpus", "2", "--plot", Path.Combine(missing, "x.svg"));
+        Assert.Equal(1, code);
+        Assert.DoesNotContain("End of trace", stdout);   // refused by the option's check: usage, no report
+        Assert.Contains($"--plot: no directory {missing}", stderr);
+    }
+
+    [Fact]
+    public void ADirectoryGivenAsTheTraceIsNamedAsOne()
+    {
+        var dir = Directory.CreateTempSubdirectory("replay-dir-");
+        try
+        {
+            var (code, _, stderr) = Run(null, dir.FullName, "--cpus", "2");
+            Assert.Equal(1, code);
+            Assert.Equal($"slub replay: {dir.FullName} is a directory, not a trace file\n", stderr);
+        }
+        finally { dir.Delete(); }
+    }
+
+    [Fact]
     public void PngPlotIsWrittenAndValid()
     {
         var path = Path.Combine(Path.GetTempPath(), $"replay-plot-{Environment.ProcessId}.png");

@@ -54,6 +54,47 @@ public class TraceLineReaderTests
         Assert.Equal(["a", "b"], ReadAll(r));
     }
 
+    private static string Lines(int n, string tag) =>
+        string.Concat(Enumerable.Range(0, n).Select(i => $"{tag} line {i} of a trace that gzip has to work on a little\n"));
+
+    [Theory]
+    [InlineData(8)]      // the trailer (CRC and length) is missing: cut at a line end
+    [InlineData(300)]    // cut inside the compressed data
+    public void TruncatedGzipIsAnErrorNamingTheFile(int cut)
+    {
+        // GZipStream itself reports the end of a cut-off stream as a normal end of data; a replay would then
+        // report on part of the trace (or fail on the cut-off last line with a misleading reason).
+        byte[] whole = Gzip(Lines(2000, "x"));
+        foreach (var input in new Stream[] { new MemoryStream(whole[..^cut]), new PipeStream(whole[..^cut]) })
+        {
+            using var r = new TraceLineReader(input, "cut.trace.gz");
+            var e = Assert.Throws<InvalidDataException>(() => ReadAll(r));
+            Assert.StartsWith("cut.trace.gz: ", e.Message);
+            Assert.Contains("truncated", e.Message);
+        }
+    }
+
+    [Fact]
+    public void OnlyAGzipHeaderIsTruncatedToo()
+    {
+        using var r = new TraceLineReader(new MemoryStream(Gzip("a\n")[..10]), "hdr.gz");
+        Assert.Throws<InvalidDataException>(() => ReadAll(r));
+    }
+
+    [Fact]
+    public void ConcatenatedGzipMembersAreOneTrace()
+    {
+        // cat part1.gz part2.gz > all.gz is a valid gzip file.
+        byte[] both = [.. Gzip(Lines(3000, "a")), .. Gzip(Lines(5, "b")), .. Gzip("")];
+        foreach (var input in new Stream[] { new MemoryStream(both), new PipeStream(both) })
+        {
+            using var r = new TraceLineReader(input, "two.gz");
+            var lines = ReadAll(r);
+            Assert.Equal(3005, lines.Count);
+            Assert.Equal("b line 4 of a trace that gzip has to work on a little", lines[^1]);
+        }
+    }
+
     [Fact]
     public void LinesLongerThanTheBuffer()
     {

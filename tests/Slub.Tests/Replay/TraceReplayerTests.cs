@@ -105,6 +105,18 @@ public class TraceReplayerTests
     }
 
     [Fact]
+    public void EventsTheRingBufferOverwroteCountAsLost()
+    {
+        // The trace file (not trace_pipe) prints no [LOST] lines: its header says how many events were
+        // written and how many the buffer still holds; the difference was overwritten, the start of the capture.
+        var r = Replay(["# entries-in-buffer/entries-written: 1/40   #P:2", Alloc(1, P(1), "dentry", 192)], new TraceReplayOptions());
+        Assert.Equal(39, r.LostEvents);
+        Assert.Equal(2, r.Cpus);
+        r = Replay(["# entries-in-buffer/entries-written: 1/1   #P:2", Alloc(1, P(1), "dentry", 192)], new TraceReplayOptions());
+        Assert.Equal(0, r.LostEvents);
+    }
+
+    [Fact]
     public void AMalformedLineStopsWithFileLineAndText()
     {
         var e = Assert.Throws<TraceFormatException>(() => Replay([Alloc(0, P(1), "dentry", 192), "this is not ftrace", Alloc(0, P(2), "dentry", 192)], name: "bad.trace"));
@@ -197,6 +209,43 @@ public class TraceReplayerTests
             Assert.Contains("slab_size 200 differs from the trace's bytes_alloc 192", r.Caches[0].GeometryNote);
             Assert.Equal(("snapshot", 1, 32), (r.Caches[1].GeometrySource, r.Caches[1].Order, r.Caches[1].ObjectsPerSlab));
             Assert.Null(r.Caches[1].GeometryNote);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Theory]
+    [InlineData("dentry/slab_size 192\ndentry/order zero\n", ":2: dentry/order: not a number: 'zero'")]
+    [InlineData("# grep . output\ndentry/slab_size 99999999999\ndentry/order 0\n", ":2: dentry/slab_size: out of range")]
+    [InlineData("dentry/slab_size 192\n\ndentry/order 12\n", ":3: cache dentry: implausible slab_size 192 or order 12")]
+    public void ABadValueInASnapshotFileNamesItsLine(string text, string where)
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, text);
+            var e = Assert.Throws<FormatException>(() => SlabSnapshot.Load(file));
+            Assert.StartsWith(file + where, e.Message);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Theory]
+    // What docs/replay.md's capture recipe writes: grep . /sys/kernel/slab/*/{object_size,...} > after
+    [InlineData("/sys/kernel/slab/dentry/object_size:192\n/sys/kernel/slab/dentry/slab_size:192\n/sys/kernel/slab/dentry/objs_per_slab:21\n" +
+                "/sys/kernel/slab/dentry/order:0\n/sys/kernel/slab/dentry/slabs:674 N0=674\n/sys/kernel/slab/anon_vma/ctor:anon_vma_ctor+0x0/0x50\n" +
+                "/sys/kernel/slab/:0000064/slab_size:64\n/sys/kernel/slab/:0000064/order:0\n")]
+    // The same without the prefix, as the sample-churn files are; merged caches are ':'-named directories.
+    [InlineData("dentry/object_size 192\ndentry/slab_size 192\ndentry/objs_per_slab 21\ndentry/order 0\ndentry/slabs 674 N0=674\n" +
+                ":0000064/slab_size 64\n:0000064/order 0\n")]
+    public void SnapshotFileAsGrepPrintsIt(string text)
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, text);
+            var snap = SlabSnapshot.Load(file);
+            Assert.Equal(new SlabSnapshotCache("dentry", 192, 192, 21, 0, null, 674, null), snap.Caches["dentry"]);
+            Assert.Equal((64, 0), (snap.Caches[":0000064"].SlabSize, snap.Caches[":0000064"].Order));
         }
         finally { File.Delete(file); }
     }

@@ -80,6 +80,17 @@ public sealed class LiveSlabSourceTests : IDisposable
     }
 
     [Fact]
+    public void AValueTheCacheRefusesDoesNotStopTheRun()
+    {
+        // The C tool's set_obj() dies only when fopen() fails; a write(2) the kernel refuses (validate on a
+        // cache without slub_debug: EINVAL) surfaces at fclose(), unchecked, and the tool goes on to the next cache.
+        _server.Failures["ctor_only/validate"] = "EINVAL validate needs a debug cache";
+        var r = SlabinfoFixtures.Run("--pid", _server.Pid.ToString(), "-v");
+        Assert.Equal((0, "", ""), (r.ExitCode, r.Out, r.Err));
+        Assert.Equal("1\n", File.ReadAllText(Path.Combine(_copy, "smo_test", "validate")));   // sorted after ctor_only
+    }
+
+    [Fact]
     public void NoEndpointIsOneClearLine()
     {
         var pid = FakeLiveEndpoint.UnusedPid();

@@ -52,6 +52,14 @@ public class SlabSysfsTests
     [InlineData("badw/no_such_file", "1", Errno.ENOENT)]
     [InlineData("nosuchcache/shrink", "1", Errno.ENOENT)]
     [InlineData("badw/cpu_partial", "x", Errno.EINVAL)]
+    // kstrtoul/kstrtouint: no blanks around the number, at most one trailing newline, overflow is ERANGE.
+    [InlineData("badw/min_partial", " 7", Errno.EINVAL)]
+    [InlineData("badw/min_partial", "7 ", Errno.EINVAL)]
+    [InlineData("badw/min_partial", "7\n\n", Errno.EINVAL)]
+    [InlineData("badw/min_partial", "\t7", Errno.EINVAL)]
+    [InlineData("badw/defrag_used_ratio", "99999999999999999999", Errno.ERANGE)]
+    [InlineData("badw/cpu_partial", "4294967296", Errno.ERANGE)]
+    [InlineData("badw/cpu_partial", "4294967296x", Errno.EINVAL)]
     public void BadWritesGiveTheKernelsErrorAndChangeNothing(string path, string value, Errno errno)
     {
         using var a = TestAllocator.Create();
@@ -71,6 +79,8 @@ public class SlabSysfsTests
         var c = a.CreateCache("goodw", 64, flags: SlabFlags.NoMerge);
         a.Sysfs.Write("goodw/defrag_used_ratio", "45\n");
         Assert.Equal(45, c.DefragUsedRatio);
+        a.Sysfs.Write("goodw/defrag_used_ratio", "+46");   // kstrtoul takes a leading '+'
+        Assert.Equal(46, c.DefragUsedRatio);
         a.Sysfs.Write("goodw/remote_node_defrag_ratio", "20");
         Assert.Equal("20\n", a.Sysfs.Read("goodw/remote_node_defrag_ratio"));
         a.Sysfs.Write("goodw/min_partial", "100");
