@@ -16,6 +16,7 @@ public sealed unsafe partial class KmemCache
             SpinLockWord.Exit(ref c.LockWord);
             return AllocDebug(c.Node, node);
         }
+        bool wantedNodeFull = false;   // the node asked for has no pages: other nodes' partial slabs are next
         while (true)
         {
             var slab = c.Slab;
@@ -42,9 +43,14 @@ public sealed unsafe partial class KmemCache
                 }
             }
 
-            // A slab from this CPU's partial chain.
+            // A slab from this CPU's partial chain; slabs of other nodes on the way go back to their nodes.
             var p = c.Partial;
-            if (p is not null && (node < 0 || p.Node == node))
+            if (p is not null && node >= 0 && p.Node != node)
+            {
+                UnfreezeCpuPartialHead(c);
+                continue;
+            }
+            if (p is not null)
             {
                 c.Partial = p.Next;
                 p.Next = null;
@@ -58,7 +64,7 @@ public sealed unsafe partial class KmemCache
             }
 
             // Partial slabs of a node.
-            var got = GetPartial(c, node, out nint freelist);
+            var got = GetPartial(c, node, anyNode: node < 0 || wantedNodeFull, out nint freelist);
             if (got is not null)
             {
                 c.Slab = got;
@@ -71,7 +77,22 @@ public sealed unsafe partial class KmemCache
 
             // A new slab. Drop the CPU lock while the page allocator and the constructors run.
             SpinLockWord.Exit(ref c.LockWord);
-            var fresh = NewSlab(node < 0 ? c.Node : node, exactNode: false);
+            Slab? fresh;
+            if (node >= 0 && !wantedNodeFull && _nodes.Length > 1)
+            {
+                // A node asked for: a new slab there if it has pages (the kernel's __GFP_THISNODE try);
+                // else other nodes' partial slabs before a new slab elsewhere, or each call on a full node
+                // would take one more remote slab.
+                fresh = NewSlab(node, exactNode: true);
+                if (fresh is null)
+                {
+                    if (ReplacementsOnlyOn(node)) return 0;
+                    wantedNodeFull = true;
+                    SpinLockWord.Enter(ref c.LockWord);
+                    continue;
+                }
+            }
+            else fresh = NewSlab(node < 0 ? c.Node : node, exactNode: false);
             if (fresh is null) return 0;
             SpinLockWord.Enter(ref c.LockWord);
             if (c.Slab is not null) DeactivateCpuSlab(c);   // someone refilled meanwhile; ours is newer
@@ -130,14 +151,15 @@ public sealed unsafe partial class KmemCache
     /// Takes partial slabs from a node (<c>get_partial</c>): the first becomes the CPU slab (its free list
     /// is returned in <paramref name="freelist"/>), more go to the CPU's partial chain until it holds half
     /// of <see cref="CpuPartial"/> free objects (or more than half of <see cref="CpuPartialSlabs"/> slabs, with
-    /// <see cref="SlabOptions.CpuPartialCountsSlabs"/>). Tries the wanted node, then (for node -1, subject to
-    /// <see cref="RemoteNodeDefragRatio"/>) the others. CPU lock held.
+    /// <see cref="SlabOptions.CpuPartialCountsSlabs"/>). Tries the wanted node, then, with <paramref name="anyNode"/>
+    /// (node -1, or a wanted node without pages) and subject to <see cref="RemoteNodeDefragRatio"/>, the
+    /// others that hold more than <see cref="MinPartial"/> partial slabs. CPU lock held.
     /// </summary>
-    private Slab? GetPartial(KmemCacheCpu c, int node, out nint freelist)
+    private Slab? GetPartial(KmemCacheCpu c, int node, bool anyNode, out nint freelist)
     {
         int local = node < 0 ? c.Node : node;
         var s = GetPartialNode(c, _nodes[local], out freelist);
-        if (s is not null || node >= 0 || _nodes.Length == 1) return s;
+        if (s is not null || !anyNode || _nodes.Length == 1) return s;
         // get_any_partial: other nodes' partial slabs, but only with probability ratio/100 (sysfs value),
         // so a node prefers fresh local memory over remote partial slabs most of the time.
         int ratio = RemoteNodeDefragRatio;

@@ -187,29 +187,57 @@ public sealed unsafe partial class KmemCache
         {
             var next = s.Next;
             s.Next = null;
-            var n = _nodes[s.Node];
-            lock (n.ListLock)
-            {
-                SpinLockWord.Enter(ref s.LockWord);
-                s.Frozen = false;
-                if (s.Inuse == 0 && n.Partial.Count >= MinPartial)
-                {
-                    s.List = SlabList.None;
-                    s.Next = discard;
-                    discard = s;
-                }
-                else if (s.Freelist != 0)
-                {
-                    n.AddPartial(s);
-                }
-                else
-                {
-                    AddFull(n, s);
-                }
-                SpinLockWord.Exit(ref s.LockWord);
-            }
+            UnfreezeToNode(s, ref discard);
             s = next;
         }
+        DiscardChain(discard);
+    }
+
+    /// <summary>
+    /// Moves the head of the CPU's partial chain back to its node: an allocation for another node passes it
+    /// by this way (the kernel's <c>__put_partials</c> of a slab whose node does not match), so a chain
+    /// filled from a remote node is not kept from that node's own allocations. CPU lock held.
+    /// </summary>
+    private void UnfreezeCpuPartialHead(KmemCacheCpu c)
+    {
+        var s = c.Partial!;
+        c.Partial = s.Next;
+        s.Next = null;
+        c.PartialSlabs--;
+        c.PartialObjects = Math.Max(0, c.PartialObjects - s.Free);
+        Slab? discard = null;
+        UnfreezeToNode(s, ref discard);
+        DiscardChain(discard);
+    }
+
+    /// <summary>A slab leaving a CPU's partial chain: onto its node's partial or full list, or onto <paramref name="discard"/> if empty and the node has enough partial slabs.</summary>
+    private void UnfreezeToNode(Slab s, ref Slab? discard)
+    {
+        var n = _nodes[s.Node];
+        lock (n.ListLock)
+        {
+            SpinLockWord.Enter(ref s.LockWord);
+            s.Frozen = false;
+            if (s.Inuse == 0 && n.Partial.Count >= MinPartial)
+            {
+                s.List = SlabList.None;
+                s.Next = discard;
+                discard = s;
+            }
+            else if (s.Freelist != 0)
+            {
+                n.AddPartial(s);
+            }
+            else
+            {
+                AddFull(n, s);
+            }
+            SpinLockWord.Exit(ref s.LockWord);
+        }
+    }
+
+    private void DiscardChain(Slab? discard)
+    {
         while (discard is not null)
         {
             var next = discard.Next;   // read first: once discarded, the descriptor may be recycled

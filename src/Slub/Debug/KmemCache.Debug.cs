@@ -168,11 +168,12 @@ public sealed unsafe partial class KmemCache
     private nint AllocDebug(int localNode, int node)
     {
         int want = node < 0 ? localNode : node;
+        bool wantedNodeFull = false;   // as in AllocSlow
         while (true)
         {
             nint obj = AllocFromPartialDebug(_nodes[want]);
             if (obj != 0) return obj;
-            if (node < 0)
+            if (node < 0 || wantedNodeFull)
             {
                 for (int i = 1; i < _nodes.Length && obj == 0; i++)
                 {
@@ -182,7 +183,18 @@ public sealed unsafe partial class KmemCache
                 }
                 if (obj != 0) return obj;
             }
-            var fresh = NewSlab(want, exactNode: false);
+            Slab? fresh;
+            if (node >= 0 && !wantedNodeFull && _nodes.Length > 1)
+            {
+                fresh = NewSlab(want, exactNode: true);
+                if (fresh is null)
+                {
+                    if (ReplacementsOnlyOn(node)) return 0;
+                    wantedNodeFull = true;
+                    continue;
+                }
+            }
+            else fresh = NewSlab(want, exactNode: false);
             if (fresh is null) return 0;
             var n = _nodes[fresh.Node];
             lock (n.ListLock)

@@ -48,6 +48,15 @@ public sealed unsafe partial class KmemCache
         }
     }
 
+    /// <summary>
+    /// True on a defragmenting thread whose run targets <paramref name="node"/> of this cache: its replacements
+    /// come from that node or not at all (the object then stays, reported <see cref="MigrateResult.Later"/>
+    /// by a callback that finds no memory), never from another node's memory as an ordinary
+    /// <see cref="AllocNode"/> on a full node would take them.
+    /// </summary>
+    internal bool ReplacementsOnlyOn(int node) =>
+        Volatile.Read(ref _migrationRuns) != 0 && MigrationContext.Current is { } ctx && ctx.Cache == this && ctx.Node == node;
+
     /// <summary>Releases the current target and reserves the next one. False when none can be had (marks the context exhausted).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private bool ReserveTarget(MigrationContext ctx)
@@ -71,7 +80,7 @@ public sealed unsafe partial class KmemCache
             }
         }
         if (unmapped || _debug) { ctx.Exhausted = true; return false; }
-        var fresh = NewSlab(ctx.Node, exactNode: false);
+        var fresh = NewSlab(ctx.Node, exactNode: true);   // a replacement on another node would not be a move there
         if (fresh is null) { ctx.Exhausted = true; return false; }
         SpinLockWord.Enter(ref fresh.LockWord);
         TakeAllSlots(ctx, fresh);
