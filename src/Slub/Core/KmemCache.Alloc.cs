@@ -77,22 +77,8 @@ public sealed unsafe partial class KmemCache
 
             // A new slab. Drop the CPU lock while the page allocator and the constructors run.
             SpinLockWord.Exit(ref c.LockWord);
-            Slab? fresh;
-            if (node >= 0 && !wantedNodeFull && _nodes.Length > 1)
-            {
-                // A node asked for: a new slab there if it has pages (the kernel's __GFP_THISNODE try);
-                // else other nodes' partial slabs before a new slab elsewhere, or each call on a full node
-                // would take one more remote slab.
-                fresh = NewSlab(node, exactNode: true);
-                if (fresh is null)
-                {
-                    if (ReplacementsOnlyOn(node)) return 0;
-                    wantedNodeFull = true;
-                    SpinLockWord.Enter(ref c.LockWord);
-                    continue;
-                }
-            }
-            else fresh = NewSlab(node < 0 ? c.Node : node, exactNode: false);
+            var fresh = NewSlabFor(node, c.Node, ref wantedNodeFull, out bool tryOtherNodes);
+            if (tryOtherNodes) { SpinLockWord.Enter(ref c.LockWord); continue; }
             if (fresh is null) return 0;
             SpinLockWord.Enter(ref c.LockWord);
             if (c.Slab is not null) DeactivateCpuSlab(c);   // someone refilled meanwhile; ours is newer
@@ -213,6 +199,23 @@ public sealed unsafe partial class KmemCache
             }
         }
         return result;
+    }
+
+    /// <summary>
+    /// The new slab of an allocation slow path. For a node asked for, first on that node only (the kernel's
+    /// <c>__GFP_THISNODE</c> try); when it has no pages, null with <paramref name="tryOtherNodes"/> set and
+    /// <paramref name="wantedNodeFull"/> raised, so the caller looks at other nodes' partial slabs before the
+    /// next call takes a slab anywhere — else every allocation on a full node took one more remote slab.
+    /// A migration run's target node has no such fallback (<see cref="ReplacementsOnlyOn"/>). No locks held.
+    /// </summary>
+    private Slab? NewSlabFor(int node, int localNode, ref bool wantedNodeFull, out bool tryOtherNodes)
+    {
+        tryOtherNodes = false;
+        if (node < 0 || wantedNodeFull || _nodes.Length == 1) return NewSlab(node < 0 ? localNode : node, exactNode: false);
+        var fresh = NewSlab(node, exactNode: true);
+        if (fresh is not null || ReplacementsOnlyOn(node)) return fresh;
+        wantedNodeFull = tryOtherNodes = true;
+        return null;
     }
 
     /// <summary>Creates a slab on <paramref name="node"/>: pages, free list, debug patterns, constructors. No locks held.</summary>

@@ -183,18 +183,8 @@ public sealed unsafe partial class KmemCache
                 }
                 if (obj != 0) return obj;
             }
-            Slab? fresh;
-            if (node >= 0 && !wantedNodeFull && _nodes.Length > 1)
-            {
-                fresh = NewSlab(want, exactNode: true);
-                if (fresh is null)
-                {
-                    if (ReplacementsOnlyOn(node)) return 0;
-                    wantedNodeFull = true;
-                    continue;
-                }
-            }
-            else fresh = NewSlab(want, exactNode: false);
+            var fresh = NewSlabFor(node, localNode, ref wantedNodeFull, out bool tryOtherNodes);
+            if (tryOtherNodes) continue;
             if (fresh is null) return 0;
             var n = _nodes[fresh.Node];
             lock (n.ListLock)
