@@ -11,6 +11,11 @@ public sealed unsafe partial class KmemCache
     /// </summary>
     private nint AllocSlow(KmemCacheCpu c, int node)
     {
+        if (_allocator.IsDisposed)
+        {
+            SpinLockWord.Exit(ref c.LockWord);
+            ThrowDisposed();
+        }
         if (_debug)
         {
             SpinLockWord.Exit(ref c.LockWord);

@@ -47,7 +47,7 @@ public sealed partial class KmemCache
     /// </summary>
     public long Shrink()
     {
-        FlushAll();
+        FlushAll();   // throws once the allocator is disposed
         if (Mobility is not null)
         {
             long left = 0;

@@ -338,7 +338,11 @@ public sealed unsafe partial class KmemCache
     /// go onto the CPU free list; each run of objects from one other slab is chained and handed over under a
     /// single slab lock. Thread-safe. Every pointer is checked before anything is freed.
     /// </summary>
-    public void FreeBulk(ReadOnlySpan<nint> objects) => FreeBulkToCpus(objects);
+    public void FreeBulk(ReadOnlySpan<nint> objects)
+    {
+        _allocator.ThrowIfDisposed(Name);   // the chaining below writes into the objects
+        FreeBulkToCpus(objects);
+    }
 
     /// <summary>Bulk free into the per-CPU layer (magazine trims and flushes use it too).</summary>
     private void FreeBulkToCpus(ReadOnlySpan<nint> objects)

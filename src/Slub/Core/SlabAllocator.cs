@@ -23,6 +23,7 @@ public sealed partial class SlabAllocator : IDisposable
     private readonly int[] _cpuOfProcessor;
     private readonly int _cpuMask;
     private readonly SlubDebugOption _slubDebug;
+    private int _disposed;   // 1 once Dispose has started
 
     /// <summary>The process-wide allocator with default options (1 GiB of address space per node).</summary>
     public static SlabAllocator Shared => s_shared.Value;
@@ -58,6 +59,7 @@ public sealed partial class SlabAllocator : IDisposable
     {
         lock (SlabMutex)
         {
+            ThrowIfDisposed("OpenLiveEndpoint");
             _endpoint ??= new Sysfs.LiveEndpoint(Sysfs, allowWrites, socketPath);
             _endpoint.AllowWrites = allowWrites;
             return _endpoint;
@@ -145,6 +147,7 @@ public sealed partial class SlabAllocator : IDisposable
     {
         lock (SlabMutex)
         {
+            ThrowIfDisposed($"kmem_cache_create({name})");
             if (FindLocked(name) is not null)
                 throw new ArgumentException($"kmem_cache_create({name}): a cache of that name exists", nameof(name));
             if (FindMergeable(geometry, flags, ctor) is { } target)
@@ -257,6 +260,7 @@ public sealed partial class SlabAllocator : IDisposable
     public long DefragSlabs(int node = -1)
     {
         if (node >= Topology.NodeCount) throw new ArgumentOutOfRangeException(nameof(node), node, $"no node {node}");
+        ThrowIfDisposed("kmem_defrag_slabs");
         if (!SlabMutex.TryEnter()) return 0;
         try
         {
@@ -287,14 +291,42 @@ public sealed partial class SlabAllocator : IDisposable
     /// Gives every free page that is still resident back to the OS now, instead of after
     /// <see cref="SlabOptions.FreePageReportingDelay"/>; returns the bytes given back. Thread-safe; runs on the caller.
     /// </summary>
-    public long ReportFreePages() => Pages.ReportFreePages();
+    public long ReportFreePages()
+    {
+        ThrowIfDisposed("ReportFreePages");
+        return Pages.ReportFreePages();
+    }
+
+    /// <summary>True once <see cref="Dispose"/> has started. Thread-safe.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> naming <paramref name="what"/> (a cache, a table) once the allocator is disposed.</summary>
+    internal void ThrowIfDisposed(string what)
+    {
+        if (Volatile.Read(ref _disposed) != 0) ThrowDisposed(what);
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    internal static void ThrowDisposed(string what) =>
+        throw new ObjectDisposedException(what, $"{what}: its SlabAllocator has been disposed; its objects and memory are gone");
 
     /// <summary>Stops the background defragmenter, closes the live endpoint and releases the page arenas: every object of
-    /// every cache becomes invalid. Safe to call more than once.</summary>
+    /// every cache becomes invalid. Afterwards every operation that would touch a cache's memory (allocation, free,
+    /// shrink, defragmentation, validation, a handle's access, an <see cref="XArray.XArray"/> write) throws
+    /// <see cref="ObjectDisposedException"/> naming the cache, and <see cref="XArray.XArray"/> reads return null.
+    /// Idempotent. Must not race with other operations on the allocator's caches (as <see cref="DestroyCache"/>):
+    /// an allocation already past its checks when the memory goes would hand out an unmapped object.</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;   // slow paths throw from here on
         BackgroundDefrag?.Dispose();
         _endpoint?.Dispose();
+        KmemCache[] caches;
+        lock (SlabMutex) caches = _caches.ToArray();
+        // Empty every fast path (magazines, CPU free lists), so the next allocation or free of any cache reaches
+        // a slow path and its disposed check instead of the unmapped memory.
+        foreach (var c in caches) c.RetireFastPaths();
+        XArray.XArray.DetachAll(this);
         Pages.Dispose();
     }
 }

@@ -106,6 +106,7 @@ public sealed unsafe partial class KmemCache
     public long DefragmentNode(int node, DefragPolicy policy = DefragPolicy.FillFullestFirst)
     {
         if ((uint)node >= (uint)_nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
+        _allocator.ThrowIfDisposed(Name);
         if (Volatile.Read(ref _nodes[node].Partial.Count) <= MaxPartial) return _nodes[node].Partial.Count;
         FlushMagazines();   // objects parked in thread magazines are free; let them reach their slabs first
         return DefragNode(node, node, DefragUsedRatio, policy, shrinking: false);

@@ -87,6 +87,7 @@ public sealed unsafe class MovableHandleTable
     /// <exception cref="ArgumentException">The handle is not live.</exception>
     public void Free(long handle)
     {
+        if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);   // before the slot is cleared
         ref int l = ref StripeLock(handle);
         SpinLockWord.Enter(ref l);
         nint obj;
@@ -109,6 +110,8 @@ public sealed unsafe class MovableHandleTable
     /// <summary>Pins the object and gives its payload address until the scope is disposed.</summary>
     public Scope Access(long handle)
     {
+        // The payload address would point into unmapped memory; one field read, no lock.
+        if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);
         ref int l = ref StripeLock(handle);
         SpinLockWord.Enter(ref l);
         nint obj = SlotCheckedOrZero(handle);
@@ -151,6 +154,7 @@ public sealed unsafe class MovableHandleTable
     /// <summary>The current address of a handle's payload (for diagnostics; it may move right after).</summary>
     public nint AddressOf(long handle)
     {
+        if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);
         nint obj = SlotCheckedOrZero(handle);
         return obj == 0 ? 0 : obj + HeaderSize;
     }

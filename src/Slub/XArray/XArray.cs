@@ -399,6 +399,28 @@ public sealed unsafe partial class XArray : IDisposable
         XArrayRegistry.Unregister(Id);
     }
 
+    /// <summary>
+    /// Called by <see cref="SlabAllocator.Dispose"/> before it releases the memory: every array whose nodes come from
+    /// <paramref name="allocator"/> becomes disposed and empty without touching its nodes, so reads return null
+    /// and writes throw <see cref="ObjectDisposedException"/> instead of walking unmapped memory.
+    /// </summary>
+    internal static void DetachAll(SlabAllocator allocator)
+    {
+        foreach (var xa in XArrayRegistry.Snapshot())
+        {
+            if (xa._nodes.Cache.Allocator != allocator) continue;
+            lock (xa._lock)
+            {
+                if (xa._disposed) continue;
+                xa.ForgetAllLeaves();   // the directory is native memory of its own; the leaves it names are not
+                xa.PublishHead(0);
+                xa.ReleaseDirectory();
+                xa._disposed = true;
+            }
+            XArrayRegistry.Unregister(xa.Id);
+        }
+    }
+
     private void DestroyLocked()
     {
         DropTree();

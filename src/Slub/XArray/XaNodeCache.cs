@@ -47,6 +47,7 @@ public sealed unsafe class XaNodeCache
         var cache = Cache;
         _free = p =>
         {
+            if (cache.Allocator.IsDisposed) return;   // a node retired before the memory went: nothing left to free
             Volatile.Write(ref ((XaNode*)p)->Array, XaNode.NoArray);
             cache.Free(p);
         };
