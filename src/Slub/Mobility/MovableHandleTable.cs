@@ -27,11 +27,19 @@ public sealed unsafe class MovableHandleTable
     private const int HeaderSize = 8;
     private const int ChunkShift = 16, ChunkSize = 1 << ChunkShift, MaxChunks = 4096;
     private const int Stripes = 64;
+    // A handle is tag | generation | index: the index picks the slot; the generation (bumped each time a slot is
+    // reused) and the table's tag make a stale handle, or one from another table, fail the check against the
+    // full handle the object's header holds, instead of reaching someone else's object.
+    private const int IndexBits = 28, GenerationBits = 19, TagShift = IndexBits + GenerationBits;
+    private const long IndexMask = (1L << IndexBits) - 1, GenerationUnit = 1L << IndexBits;
+    private const long GenerationMask = ((1L << GenerationBits) - 1) << IndexBits;
+    private static int s_nextTag;
 
     private readonly nint[]?[] _chunks = new nint[]?[MaxChunks];
     private readonly int[] _stripeLocks = new int[Stripes * 16];   // one lock word per cache line
     private readonly Stack<long> _freeHandles = new();
-    private long _nextHandle = 1;   // 0 is never a handle
+    private readonly long _tag = (long)(Interlocked.Increment(ref s_nextTag) & 0xFFFF) << TagShift;
+    private long _nextIndex = 1;   // index 0 is never used
     private long _live;
 
     /// <summary>The cache holding the objects (its object size is the payload plus an 8-byte header).</summary>
@@ -64,14 +72,19 @@ public sealed unsafe class MovableHandleTable
         long handle;
         lock (_freeHandles)
         {
-            if (!_freeHandles.TryPop(out handle))
+            if (_freeHandles.TryPop(out long freed))
             {
-                handle = _nextHandle;
-                int chunk = (int)(handle >> ChunkShift);
+                handle = _tag | ((freed + GenerationUnit) & GenerationMask) | (freed & IndexMask);
+            }
+            else
+            {
+                long index = _nextIndex;
+                int chunk = (int)(index >> ChunkShift);
                 if (chunk >= MaxChunks) { Cache.Free(obj); throw new InvalidOperationException($"{Cache.Name}: handle table full"); }
-                // Publish the chunk before the handle bound, so readers that pass the bound find it.
+                // Publish the chunk before the index bound, so readers that pass the bound find it.
                 if (_chunks[chunk] is null) Volatile.Write(ref _chunks[chunk], new nint[ChunkSize]);
-                Interlocked.Exchange(ref _nextHandle, handle + 1);
+                Interlocked.Exchange(ref _nextIndex, index + 1);
+                handle = _tag | index;
             }
         }
         *(long*)obj = handle;
@@ -84,7 +97,8 @@ public sealed unsafe class MovableHandleTable
     }
 
     /// <summary>Frees the object of <paramref name="handle"/>; the handle may be reused afterwards.</summary>
-    /// <exception cref="ArgumentException">The handle is not live.</exception>
+    /// <exception cref="ArgumentException">The handle is not live: never allocated, already freed (a handle whose slot was
+    /// reused since is stale and refused too), or from another table.</exception>
     public void Free(long handle)
     {
         if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);   // before the slot is cleared
@@ -93,10 +107,9 @@ public sealed unsafe class MovableHandleTable
         nint obj;
         try
         {
-            ref nint slot = ref SlotChecked(handle);
-            obj = slot;
-            if (obj == 0) throw new ArgumentException($"{Cache.Name}: handle {handle} is not live", nameof(handle));
-            slot = 0;
+            obj = LiveObject(handle);
+            if (obj == 0) ThrowNotLive(handle);
+            Slot(handle) = 0;
             Cache.Free(obj);
         }
         finally
@@ -114,11 +127,11 @@ public sealed unsafe class MovableHandleTable
         if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);
         ref int l = ref StripeLock(handle);
         SpinLockWord.Enter(ref l);
-        nint obj = SlotCheckedOrZero(handle);
+        nint obj = LiveObject(handle);
         if (obj == 0)
         {
             SpinLockWord.Exit(ref l);
-            throw new ArgumentException($"{Cache.Name}: handle {handle} is not live", nameof(handle));
+            ThrowNotLive(handle);
         }
         return new Scope(this, handle, obj + HeaderSize);
     }
@@ -151,11 +164,11 @@ public sealed unsafe class MovableHandleTable
         }
     }
 
-    /// <summary>The current address of a handle's payload (for diagnostics; it may move right after).</summary>
+    /// <summary>The current address of a handle's payload, or 0 when the handle is not live (for diagnostics; it may move right after).</summary>
     public nint AddressOf(long handle)
     {
         if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);
-        nint obj = SlotCheckedOrZero(handle);
+        nint obj = LiveObject(handle);
         return obj == 0 ? 0 : obj + HeaderSize;
     }
 
@@ -169,8 +182,9 @@ public sealed unsafe class MovableHandleTable
         {
             nint old = objects[i];
             if (old == 0) { results[i] = MigrateResult.Skipped; continue; }
-            long handle = *(long*)old;
-            if (handle <= 0 || handle >= Interlocked.Read(ref _nextHandle)) { results[i] = MigrateResult.Skipped; continue; }
+            long handle = *(long*)old;   // a free object's header holds a free pointer or zeroes: its slot never maps it
+            long index = handle & IndexMask;
+            if (handle <= 0 || index == 0 || index >= Interlocked.Read(ref _nextIndex)) { results[i] = MigrateResult.Skipped; continue; }
             if (fresh.Remaining == 0) { results[i] = MigrateResult.Later; continue; }   // no memory: stays where it is
             ref int l = ref StripeLock(handle);
             SpinLockWord.Enter(ref l);
@@ -193,15 +207,28 @@ public sealed unsafe class MovableHandleTable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref int StripeLock(long handle) => ref _stripeLocks[(int)(handle & (Stripes - 1)) * 16];
 
-    private ref nint Slot(long handle) => ref _chunks[handle >> ChunkShift]![handle & (ChunkSize - 1)];
+    /// <summary>The slot of the handle's index; the caller checked the index is below the bound.</summary>
+    private ref nint Slot(long handle) => ref _chunks[(handle & IndexMask) >> ChunkShift]![handle & (ChunkSize - 1)];
 
-    private ref nint SlotChecked(long handle)
+    /// <summary>
+    /// The object <paramref name="handle"/> maps to, or 0 when it is not live: its slot is empty, or holds an object
+    /// whose header is another handle (the slot was reused since: a stale handle; or the handle is another table's).
+    /// A live slot's object is allocated, so its header is readable.
+    /// </summary>
+    private nint LiveObject(long handle)
     {
-        if (handle <= 0 || handle >= Interlocked.Read(ref _nextHandle))
-            throw new ArgumentException($"{Cache.Name}: handle {handle} is not live", nameof(handle));
-        return ref Slot(handle);
+        long index = handle & IndexMask;
+        if (handle <= 0 || index == 0 || index >= Interlocked.Read(ref _nextIndex)) return 0;
+        nint obj = Volatile.Read(ref Slot(index));
+        return obj != 0 && *(long*)obj == handle ? obj : 0;
     }
 
-    private nint SlotCheckedOrZero(long handle) =>
-        handle <= 0 || handle >= Interlocked.Read(ref _nextHandle) ? 0 : Volatile.Read(ref Slot(handle));
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void ThrowNotLive(long handle)
+    {
+        string why = handle > 0 && (handle & ~(GenerationMask | IndexMask)) != _tag
+            ? "it belongs to another table"
+            : "never allocated, already freed, or stale (its slot was reused)";
+        throw new ArgumentException($"{Cache.Name}: handle {handle} is not live: {why}", nameof(handle));
+    }
 }
