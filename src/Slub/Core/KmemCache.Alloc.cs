@@ -11,7 +11,7 @@ public sealed unsafe partial class KmemCache
     /// </summary>
     private nint AllocSlow(KmemCacheCpu c, int node)
     {
-        if (_allocator.IsDisposed)
+        if (_destroyed || _allocator.IsDisposed)
         {
             SpinLockWord.Exit(ref c.LockWord);
             ThrowDisposed();

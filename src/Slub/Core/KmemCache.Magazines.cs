@@ -40,6 +40,7 @@ public sealed unsafe partial class KmemCache
     [MethodImpl(MethodImplOptions.NoInlining)]
     private nint AllocMagazineSlow()
     {
+        if (_destroyed) ThrowDisposed();
         _allocator.ThrowIfDisposed(Name);
         var m = CurrentMagazine() ?? CreateMagazine();
         Volatile.Write(ref m.Busy, 1);

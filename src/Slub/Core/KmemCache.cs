@@ -126,7 +126,9 @@ public sealed unsafe partial class KmemCache
 
     // ---------------------------------------------------------------- public allocation API
 
-    /// <summary>Allocates an object. Throws <see cref="SlabOutOfMemoryException"/> when no memory is left.</summary>
+    /// <summary>Allocates an object. Throws <see cref="SlabOutOfMemoryException"/> when no memory is left, and
+    /// <see cref="ObjectDisposedException"/> once the cache is destroyed or its allocator disposed (so do all
+    /// allocation and free variants).</summary>
     /// <remarks>Thread-safe. Returns memory that is either constructed (ctor caches) or holds whatever the previous user left.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint Alloc()

@@ -89,4 +89,18 @@ public unsafe class AllocatorDisposeTests
         Assert.False(bg.IsRunning);
         Assert.Throws<ObjectDisposedException>(() => a.StartBackgroundDefrag());
     }
+
+    [Fact]
+    public void AllocFromADestroyedCacheThrowsInsteadOfLeakingSlabs()
+    {
+        using var a = TestAllocator.Create();
+        var c = a.CreateCache("destroyed_alloc", 64, flags: SlabFlags.NoMerge);
+        c.Free(c.Alloc());
+        a.DestroyCache(c);
+        long freeBefore = a.Pages.Arenas.Sum(x => x.FreeFrames);
+        var e = Assert.Throws<ObjectDisposedException>(() => c.Alloc());   // used to build a new slab no list knows of
+        Assert.Contains("destroyed_alloc", e.Message);
+        Assert.Throws<ObjectDisposedException>(() => c.AllocNode(0));
+        Assert.Equal(freeBefore, a.Pages.Arenas.Sum(x => x.FreeFrames));
+    }
 }
