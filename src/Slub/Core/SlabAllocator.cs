@@ -316,8 +316,10 @@ public sealed partial class SlabAllocator : IDisposable
     /// <see cref="ObjectDisposedException"/> naming the cache, and <see cref="XArray.XArray"/> reads return null.
     /// Idempotent. Must not race with other operations on the allocator's caches (as <see cref="DestroyCache"/>):
     /// an allocation already past its checks when the memory goes would hand out an unmapped object.</summary>
+    /// <exception cref="InvalidOperationException">Called from a mobility callback on the background defragmenter's thread (it would wait for itself).</exception>
     public void Dispose()
     {
+        BackgroundDefrag?.ThrowIfOwnThread("SlabAllocator.Dispose");   // before anything changes
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;   // slow paths throw from here on
         BackgroundDefrag?.Dispose();
         _endpoint?.Dispose();
