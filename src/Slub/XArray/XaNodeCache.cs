@@ -98,7 +98,7 @@ public sealed unsafe class XaNodeCache
         {
             if (spare != 0) cache.Free(spare);
             // One grace period for the whole batch: afterwards every node retired so far is back in its slab.
-            if (retired) Reclaimer.Synchronize();
+            if (retired) Reclaimer.SynchronizeQuietly();   // a user's callback failing is not this migration's failure
         }
     }
 
