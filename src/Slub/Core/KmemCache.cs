@@ -181,7 +181,7 @@ public sealed unsafe partial class KmemCache
         return obj;
     }
 
-    /// <summary>Like <see cref="AllocNode"/> but returns 0 on failure.</summary>
+    /// <summary>Like <see cref="AllocNode"/> but returns 0 on failure. Thread-safe.</summary>
     /// <remarks>Inside a migrate callback, on the defragmenting thread, replacements for this cache on the
     /// run's target node come from a target slab the core reserved (see <see cref="MigrateCallback"/>).</remarks>
     public nint TryAllocNode(int node)
@@ -414,7 +414,7 @@ public sealed unsafe partial class KmemCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal ulong DivideBySize(ulong offset) => Math.BigMul(_sizeReciprocal, offset, out _);
 
-    /// <summary>True if <paramref name="obj"/> lies inside one of this cache's slabs at an object boundary (allocated or not).</summary>
+    /// <summary>True if <paramref name="obj"/> lies inside one of this cache's slabs at an object boundary (allocated or not). Thread-safe (a snapshot: slabs come and go).</summary>
     public bool Owns(nint obj)
     {
         if (_pages.OwnerOf(obj) is not Slab slab || slab.Cache != this) return false;

@@ -161,7 +161,7 @@ public sealed partial class SlabAllocator : IDisposable
         }
     }
 
-    /// <summary>Typed <see cref="CreateCache(string,int,int,SlabFlags,ObjectConstructor)"/> for an unmanaged struct.</summary>
+    /// <summary>Typed <see cref="CreateCache(string,int,int,SlabFlags,ObjectConstructor)"/> for an unmanaged struct. Thread-safe.</summary>
     public unsafe KmemCache<T> CreateCache<T>(string name, int align = 0, SlabFlags flags = SlabFlags.None, ObjectConstructor<T>? ctor = null)
         where T : unmanaged
     {
@@ -195,7 +195,7 @@ public sealed partial class SlabAllocator : IDisposable
         return null;
     }
 
-    /// <summary>Whether other caches may be merged into <paramref name="s"/> (SLUB's <c>slab_unmergeable</c> negated).</summary>
+    /// <summary>Whether other caches may be merged into <paramref name="s"/> (SLUB's <c>slab_unmergeable</c> negated). Thread-safe (the answer may change when the cache gets mobility or is destroyed).</summary>
     public bool IsMergeable(KmemCache s)
     {
         const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge | SlabFlags.FailSlab;
@@ -218,6 +218,7 @@ public sealed partial class SlabAllocator : IDisposable
     /// <summary>
     /// <c>kmem_cache_destroy</c>: drops one name of the cache; when no name is left, flushes and frees its
     /// empty slabs and removes it. Throws <see cref="CacheBusyException"/> (and changes nothing) while objects remain.
+    /// Thread-safe with respect to the cache list and other caches; must not race with other operations on <paramref name="cache"/> itself, after which its allocations throw <see cref="ObjectDisposedException"/>.
     /// </summary>
     public void DestroyCache(KmemCache cache, string? name = null)
     {
@@ -284,7 +285,7 @@ public sealed partial class SlabAllocator : IDisposable
         }
     }
 
-    /// <summary>Resident memory of the process in bytes.</summary>
+    /// <summary>Resident memory of the process in bytes. Thread-safe.</summary>
     public static long ResidentBytes() => OsMemory.ResidentBytes();
 
     /// <summary>

@@ -45,7 +45,7 @@ public sealed unsafe partial class DentryCache : IDisposable
     /// <summary>What the SMO isolate callback evicts (may be changed at any time).</summary>
     public PartialShrinkMode PartialShrinkMode { get; set; }
 
-    /// <summary>The LRU of unused dentries, oldest first (a snapshot; for tests and tools).</summary>
+    /// <summary>The LRU of unused dentries, oldest first (a snapshot; for tests and tools). Thread-safe.</summary>
     public IReadOnlyList<Dentry> LruSnapshot()
     {
         ThrowIfDisposed();
@@ -100,7 +100,7 @@ public sealed unsafe partial class DentryCache : IDisposable
         }
     }
 
-    /// <summary>Counters: dentries, unused (on the LRU), negative, lookups and hits, slab figures.</summary>
+    /// <summary>Counters: dentries, unused (on the LRU), negative, lookups and hits, slab figures. Thread-safe (a snapshot).</summary>
     public DcacheStatistics GetStatistics()
     {
         var st = Cache.GetStatistics();

@@ -36,6 +36,8 @@ namespace Slub;
 /// (<see cref="SpinLockWord.MarkBackgroundThread"/>), and runs in SCHED_BATCH on Linux, so its wake-ups do
 /// not preempt allocating threads (<see cref="OsThreadScheduling.TryMakeCurrentThreadBatch"/>). Magazines are flushed at most once per interval, only
 /// while a cache runs. See docs/background-defrag.md for the bound on each lock.</para>
+/// <para><b>Thread-safety.</b> Every member is thread-safe: the counters are read atomically (each on its own, not
+/// as one snapshot), and <see cref="Dispose"/> may be called from any thread but the defragmenter's own.</para>
 /// </remarks>
 public sealed class BackgroundDefragmenter : IDisposable
 {

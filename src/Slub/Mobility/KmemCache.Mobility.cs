@@ -112,7 +112,7 @@ public sealed unsafe partial class KmemCache
         return DefragNode(node, node, DefragUsedRatio, policy, shrinking: false);
     }
 
-    /// <summary>Shrink with an explicit policy (the benchmark compares both). Flushes the CPUs first. Returns the partial slabs left.</summary>
+    /// <summary>Shrink with an explicit policy (the benchmark compares both). Flushes the CPUs first. Returns the partial slabs left. Thread-safe, like <see cref="Shrink()"/>.</summary>
     public long Shrink(DefragPolicy policy)
     {
         FlushAll();

@@ -51,7 +51,7 @@ public sealed unsafe class MovableHandleTable
     /// <summary>Live objects.</summary>
     public long Count => Interlocked.Read(ref _live);
 
-    /// <summary>Creates the table and its movable cache <paramref name="cacheName"/> in <paramref name="allocator"/>.</summary>
+    /// <summary>Creates the table and its movable cache <paramref name="cacheName"/> in <paramref name="allocator"/>. Thread-safe.</summary>
     public MovableHandleTable(SlabAllocator allocator, string cacheName, int payloadSize, SlabFlags flags = SlabFlags.None)
     {
         if (payloadSize < 1) throw new ArgumentOutOfRangeException(nameof(payloadSize));
@@ -64,7 +64,7 @@ public sealed unsafe class MovableHandleTable
         Cache.SetupMobility(null, Migrate);
     }
 
-    /// <summary>Allocates an object (on <paramref name="node"/>, -1 any) and returns its handle; the payload is zeroed.</summary>
+    /// <summary>Allocates an object (on <paramref name="node"/>, -1 any) and returns its handle; the payload is zeroed. Thread-safe.</summary>
     public long Allocate(int node = -1)
     {
         nint obj = Cache.AllocNode(node);
@@ -96,7 +96,7 @@ public sealed unsafe class MovableHandleTable
         return handle;
     }
 
-    /// <summary>Frees the object of <paramref name="handle"/>; the handle may be reused afterwards.</summary>
+    /// <summary>Frees the object of <paramref name="handle"/>; the handle may be reused afterwards. Thread-safe; never inside an <see cref="Access"/> scope of the same thread.</summary>
     /// <exception cref="ArgumentException">The handle is not live: never allocated, already freed (a handle whose slot was
     /// reused since is stale and refused too), or from another table.</exception>
     public void Free(long handle)
@@ -120,7 +120,7 @@ public sealed unsafe class MovableHandleTable
         lock (_freeHandles) _freeHandles.Push(handle);
     }
 
-    /// <summary>Pins the object and gives its payload address until the scope is disposed.</summary>
+    /// <summary>Pins the object and gives its payload address until the scope is disposed. Thread-safe; dispose the scope on the same thread, once.</summary>
     public Scope Access(long handle)
     {
         // The payload address would point into unmapped memory; one field read, no lock.
@@ -157,14 +157,14 @@ public sealed unsafe class MovableHandleTable
 
         /// <summary>Releases the handle's stripe lock, so the object may move or be freed again; a default scope does
         /// nothing. Call it once (a <c>using</c> does): a second call would release the lock under its next holder, as
-        /// with <see cref="System.Threading.Lock.Scope"/>.</summary>
+        /// with <see cref="System.Threading.Lock.Scope"/>. On the thread that called <see cref="Access"/> (a <c>ref struct</c> cannot leave it).</summary>
         public void Dispose()
         {
             if (_table is not null) SpinLockWord.Exit(ref _table.StripeLock(_handle));
         }
     }
 
-    /// <summary>The current address of a handle's payload, or 0 when the handle is not live (for diagnostics; it may move right after).</summary>
+    /// <summary>The current address of a handle's payload, or 0 when the handle is not live (for diagnostics; it may move right after). Thread-safe.</summary>
     public nint AddressOf(long handle)
     {
         if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);
