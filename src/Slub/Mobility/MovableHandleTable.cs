@@ -20,7 +20,8 @@ namespace Slub;
 /// the old object to the core (<see cref="MigrateResult.MovedOldLeft"/>). No isolate callback is needed: frozen slabs never hand out their free slots again, so
 /// a freed object's header cannot be reused during the move.</para>
 /// <para>All members are thread-safe. Keep <see cref="Access"/> scopes short and never call
-/// <see cref="Free"/> or <see cref="Allocate"/> inside one (same-stripe deadlock).</para>
+/// <see cref="Free"/>, <see cref="Allocate"/> or a second <see cref="Access"/> inside one: when the handles share a
+/// stripe that would wait for itself, and throws <see cref="InvalidOperationException"/> instead.</para>
 /// </remarks>
 public sealed unsafe class MovableHandleTable
 {
@@ -89,7 +90,7 @@ public sealed unsafe class MovableHandleTable
         }
         *(long*)obj = handle;
         ref int l = ref StripeLock(handle);
-        SpinLockWord.Enter(ref l);
+        EnterStripe(ref l, handle);
         Volatile.Write(ref Slot(handle), obj);
         SpinLockWord.Exit(ref l);
         Interlocked.Increment(ref _live);
@@ -103,7 +104,7 @@ public sealed unsafe class MovableHandleTable
     {
         if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);   // before the slot is cleared
         ref int l = ref StripeLock(handle);
-        SpinLockWord.Enter(ref l);
+        EnterStripe(ref l, handle);
         nint obj;
         try
         {
@@ -126,7 +127,7 @@ public sealed unsafe class MovableHandleTable
         // The payload address would point into unmapped memory; one field read, no lock.
         if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);
         ref int l = ref StripeLock(handle);
-        SpinLockWord.Enter(ref l);
+        EnterStripe(ref l, handle);
         nint obj = LiveObject(handle);
         if (obj == 0)
         {
@@ -156,11 +157,15 @@ public sealed unsafe class MovableHandleTable
         }
 
         /// <summary>Releases the handle's stripe lock, so the object may move or be freed again; a default scope does
-        /// nothing. Call it once (a <c>using</c> does): a second call would release the lock under its next holder, as
-        /// with <see cref="System.Threading.Lock.Scope"/>. On the thread that called <see cref="Access"/> (a <c>ref struct</c> cannot leave it).</summary>
+        /// nothing, and so does a second call (unless this thread has taken the same stripe again meanwhile: call it
+        /// once, as a <c>using</c> does). On the thread that called <see cref="Access"/> (a <c>ref struct</c> cannot leave it).</summary>
         public void Dispose()
         {
-            if (_table is not null) SpinLockWord.Exit(ref _table.StripeLock(_handle));
+            if (_table is null) return;
+            // The stripe holds its owner's thread id and a scope never leaves its thread: a second Dispose finds the
+            // stripe free or another thread's, and leaves it alone instead of releasing someone else's lock.
+            ref int l = ref _table.StripeLock(_handle);
+            if (Volatile.Read(ref l) == Environment.CurrentManagedThreadId) SpinLockWord.Exit(ref l);
         }
     }
 
@@ -187,7 +192,7 @@ public sealed unsafe class MovableHandleTable
             if (handle <= 0 || index == 0 || index >= Interlocked.Read(ref _nextIndex)) { results[i] = MigrateResult.Skipped; continue; }
             if (fresh.Remaining == 0) { results[i] = MigrateResult.Later; continue; }   // no memory: stays where it is
             ref int l = ref StripeLock(handle);
-            SpinLockWord.Enter(ref l);
+            EnterStripe(ref l, handle);
             try
             {
                 ref nint slot = ref Slot(handle);
@@ -202,6 +207,26 @@ public sealed unsafe class MovableHandleTable
                 SpinLockWord.Exit(ref l);
             }
         }
+    }
+
+    /// <summary>Takes a stripe lock, storing the thread's id so a thread that already holds it is told so instead of spinning forever.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void EnterStripe(ref int l, long handle)
+    {
+        int me = Environment.CurrentManagedThreadId;
+        if (Interlocked.CompareExchange(ref l, me, 0) != 0) EnterStripeContended(ref l, me, handle);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void EnterStripeContended(ref int l, int me, long handle)
+    {
+        if (Volatile.Read(ref l) == me)
+            throw new InvalidOperationException($"{Cache.Name}: handle {handle} shares its lock stripe with an Access scope this thread holds; " +
+                "Allocate, Free, a second Access or a shrink inside a scope would wait for itself. Dispose the scope first.");
+        // Sleeps after a short spin, as the defragmenter does on lock words: holders are users' Access scopes.
+        var spinner = new SpinWait();
+        do spinner.SpinOnce(sleep1Threshold: 20);
+        while (Volatile.Read(ref l) != 0 || Interlocked.CompareExchange(ref l, me, 0) != 0);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
