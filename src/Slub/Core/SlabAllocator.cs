@@ -220,8 +220,12 @@ public sealed partial class SlabAllocator : IDisposable
     /// empty slabs and removes it. Throws <see cref="CacheBusyException"/> (and changes nothing) while objects remain.
     /// Thread-safe with respect to the cache list and other caches; must not race with other operations on <paramref name="cache"/> itself, after which its allocations throw <see cref="ObjectDisposedException"/>.
     /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="cache"/> belongs to another allocator.</exception>
     public void DestroyCache(KmemCache cache, string? name = null)
     {
+        ArgumentNullException.ThrowIfNull(cache);
+        // Another allocator's cache would be marked destroyed yet stay on its owner's list, its allocations failing.
+        if (cache.Allocator != this) throw new ArgumentException($"kmem_cache_destroy({cache.Name}): the cache belongs to another allocator", nameof(cache));
         lock (SlabMutex)
         {
             if (name is not null && name != cache.Name)

@@ -103,4 +103,16 @@ public unsafe class AllocatorDisposeTests
         Assert.Throws<ObjectDisposedException>(() => c.AllocNode(0));
         Assert.Equal(freeBefore, a.Pages.Arenas.Sum(x => x.FreeFrames));
     }
+
+    [Fact]
+    public void DestroyCacheOfAnotherAllocatorThrowsAndLeavesTheCacheUsable()
+    {
+        using var a = TestAllocator.Create();
+        using var b = TestAllocator.Create();
+        var c = a.CreateCache("foreign_destroy", 64, flags: SlabFlags.NoMerge);
+        var e = Assert.Throws<ArgumentException>(() => b.DestroyCache(c));
+        Assert.Contains("foreign_destroy", e.Message);
+        Assert.Same(c, a.FindCache("foreign_destroy"));
+        c.Free(c.Alloc());   // used to throw ObjectDisposedException: marked destroyed, yet still on a's list
+    }
 }
