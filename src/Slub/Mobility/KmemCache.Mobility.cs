@@ -43,6 +43,7 @@ public sealed unsafe partial class KmemCache
     /// Calling it again replaces the callbacks; mobility cannot be turned off. Thread-safe.
     /// </summary>
     /// <exception cref="InvalidOperationException">The cache has no constructor.</exception>
+    /// <exception cref="ObjectDisposedException">The cache is destroyed or its allocator disposed.</exception>
     public void SetupMobility(IsolateCallback? isolate, MigrateCallback migrate)
     {
         ArgumentNullException.ThrowIfNull(migrate);
@@ -50,6 +51,9 @@ public sealed unsafe partial class KmemCache
             throw new InvalidOperationException($"{Name}: require constructor to setup mobility");
         lock (_allocator.SlabMutex)
         {
+            // A destroyed cache would be put back on the cache list by the move to the front.
+            if (_destroyed) ThrowDisposed();
+            _allocator.ThrowIfDisposed(Name);
             Volatile.Write(ref _isolated, _isolated ?? new long[_nodes.Length]);
             if (!_trackFull && _debug)
             {

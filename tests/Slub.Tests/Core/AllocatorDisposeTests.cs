@@ -115,4 +115,15 @@ public unsafe class AllocatorDisposeTests
         Assert.Same(c, a.FindCache("foreign_destroy"));
         c.Free(c.Alloc());   // used to throw ObjectDisposedException: marked destroyed, yet still on a's list
     }
+
+    [Fact]
+    public void SetupMobilityOnADestroyedCacheThrowsInsteadOfPuttingItBackOnTheList()
+    {
+        using var a = TestAllocator.Create();
+        var c = a.CreateCache("destroyed_mobility", 64, ctor: _ => { });
+        a.DestroyCache(c);
+        Assert.Throws<ObjectDisposedException>(() => c.SetupMobility(null, (_, _, _, _, results) => results.Fill(MigrateResult.Later)));
+        Assert.DoesNotContain(c, a.Caches);
+        Assert.Null(a.FindCache("destroyed_mobility"));
+    }
 }
