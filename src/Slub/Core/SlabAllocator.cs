@@ -321,9 +321,12 @@ public sealed partial class SlabAllocator : IDisposable
     /// <see cref="ObjectDisposedException"/> naming the cache, and <see cref="XArray.XArray"/> reads return null.
     /// Idempotent. Must not race with other operations on the allocator's caches (as <see cref="DestroyCache"/>):
     /// an allocation already past its checks when the memory goes would hand out an unmapped object.</summary>
-    /// <exception cref="InvalidOperationException">Called from a mobility callback on the background defragmenter's thread (it would wait for itself).</exception>
+    /// <exception cref="InvalidOperationException">Called from a mobility callback on the background defragmenter's thread (it would wait for itself),
+    /// or on <see cref="Shared"/>, which the whole process uses (default XArrays and dentry caches among them).</exception>
     public void Dispose()
     {
+        if (s_shared.IsValueCreated && ReferenceEquals(this, s_shared.Value))
+            throw new InvalidOperationException("SlabAllocator.Shared cannot be disposed: every XArray and DentryCache created without an allocator lives in it");
         BackgroundDefrag?.ThrowIfOwnThread("SlabAllocator.Dispose");   // before anything changes
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;   // slow paths throw from here on
         BackgroundDefrag?.Dispose();

@@ -126,4 +126,16 @@ public unsafe class AllocatorDisposeTests
         Assert.DoesNotContain(c, a.Caches);
         Assert.Null(a.FindCache("destroyed_mobility"));
     }
+
+    [Fact]
+    public void TheSharedAllocatorRefusesDisposal()
+    {
+        // `using var a = SlabAllocator.Shared;` used to unmap the memory of every default XArray and DentryCache in the process.
+        var xa = new Slub.XArray.XArray();
+        xa.StoreValue(3, 3);
+        Assert.Throws<InvalidOperationException>(() => SlabAllocator.Shared.Dispose());
+        Assert.False(SlabAllocator.Shared.IsDisposed);
+        Assert.Equal(3UL, xa.Load(3).Value);
+        xa.Dispose();
+    }
 }
