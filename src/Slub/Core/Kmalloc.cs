@@ -37,7 +37,7 @@ public sealed class Kmalloc
     /// <summary>The kmalloc caches, smallest first.</summary>
     public IReadOnlyList<KmemCache> Caches => _caches;
 
-    /// <summary>The cache that serves <paramref name="size"/> bytes, or null above <see cref="MaxCacheSize"/>.</summary>
+    /// <summary>The cache that serves <paramref name="size"/> bytes, or null above <see cref="MaxCacheSize"/>. Thread-safe.</summary>
     public KmemCache? CacheFor(int size)
     {
         if (size <= 0) throw new ArgumentOutOfRangeException(nameof(size), size, "kmalloc size must be positive");
@@ -49,7 +49,7 @@ public sealed class Kmalloc
     }
 
     /// <summary>Allocates <paramref name="size"/> bytes; throws <see cref="SlabOutOfMemoryException"/> when memory runs out,
-    /// <see cref="ArgumentOutOfRangeException"/> for a size of 0 or above the largest page block.</summary>
+    /// <see cref="ArgumentOutOfRangeException"/> for a size of 0 or above the largest page block. Thread-safe.</summary>
     public nint Alloc(int size)
     {
         var cache = CacheFor(size);
@@ -63,7 +63,7 @@ public sealed class Kmalloc
         return block.Address;
     }
 
-    /// <summary>Frees memory from <see cref="Alloc"/>. Throws <see cref="InvalidFreeException"/> for anything else.</summary>
+    /// <summary>Frees memory from <see cref="Alloc"/>. Throws <see cref="InvalidFreeException"/> for anything else. Thread-safe.</summary>
     public void Free(nint ptr)
     {
         if (ptr == 0) return;   // kfree(NULL) is a no-op
@@ -75,7 +75,7 @@ public sealed class Kmalloc
         }
     }
 
-    /// <summary>The usable size of an allocation (<c>ksize</c>).</summary>
+    /// <summary>The usable size of an allocation (<c>ksize</c>). Thread-safe.</summary>
     public int UsableSize(nint ptr) => _allocator.Pages.OwnerOf(ptr) switch
     {
         Slab slab => slab.Cache.ObjectSize,

@@ -11,6 +11,11 @@ public sealed unsafe partial class KmemCache
     /// </summary>
     private nint AllocSlow(KmemCacheCpu c, int node)
     {
+        if (_destroyed || _allocator.IsDisposed)
+        {
+            SpinLockWord.Exit(ref c.LockWord);
+            ThrowDisposed();
+        }
         if (_debug)
         {
             SpinLockWord.Exit(ref c.LockWord);
@@ -223,7 +228,7 @@ public sealed unsafe partial class KmemCache
     {
         // Destroy flushed every CPU, so the first allocation after it gets here: a use of a destroyed cache
         // would otherwise take pages no one can ever give back.
-        if (_destroyed) ThrowDestroyed();
+        if (_destroyed) ThrowDisposed();
         if (_allocator.Faults.ShouldFailSlab(this)) return null;
         // Frozen until its creator publishes it: the page owner table makes it visible to a full-slab scan
         // (KmemCache.Numa.cs) while its fields are still being set up without the slab lock.

@@ -10,6 +10,11 @@ public sealed unsafe partial class KmemCache
     /// </summary>
     private void FreeSlow(KmemCacheCpu c, Slab slab, nint obj)
     {
+        if (_allocator.IsDisposed)
+        {
+            SpinLockWord.Exit(ref c.LockWord);
+            ThrowDisposed();
+        }
         if (_debug)
         {
             SpinLockWord.Exit(ref c.LockWord);
@@ -323,6 +328,7 @@ public sealed unsafe partial class KmemCache
     /// <summary>Flushes every CPU's slabs back to the nodes (<c>flush_all</c>). Other threads may keep allocating; they simply refill. Thread-safe.</summary>
     public void FlushAll()
     {
+        _allocator.ThrowIfDisposed(Name);
         FlushMagazines();
         foreach (var c in _cpus) FlushCpu(c);
     }

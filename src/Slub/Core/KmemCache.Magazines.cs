@@ -40,6 +40,8 @@ public sealed unsafe partial class KmemCache
     [MethodImpl(MethodImplOptions.NoInlining)]
     private nint AllocMagazineSlow()
     {
+        if (_destroyed) ThrowDisposed();
+        _allocator.ThrowIfDisposed(Name);
         var m = CurrentMagazine() ?? CreateMagazine();
         Volatile.Write(ref m.Busy, 1);
         try
@@ -67,6 +69,7 @@ public sealed unsafe partial class KmemCache
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void FreeMagazineSlow(nint obj, Slab slab)
     {
+        _allocator.ThrowIfDisposed(Name);
         var m = CurrentMagazine() ?? CreateMagazine();
         Volatile.Write(ref m.Busy, 1);
         try
@@ -122,7 +125,8 @@ public sealed unsafe partial class KmemCache
                     m.Count = 0;
                 }
                 if (!m.Owner.TryGetTarget(out var t) || !t.IsAlive) { m.Dead = true; anyDead = true; }
-                Volatile.Write(ref m.FlushRequest, 0);
+                // A disposed allocator's magazines stay bypassed: every operation must reach a slow path's check.
+                Volatile.Write(ref m.FlushRequest, _allocator.IsDisposed ? 1 : 0);
             }
             if (anyDead) lock (_magazines) _magazines.RemoveAll(static m => m.Dead);
             all.Clear();

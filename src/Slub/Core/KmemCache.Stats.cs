@@ -47,7 +47,7 @@ public sealed partial class KmemCache
     /// </summary>
     public long Shrink()
     {
-        FlushAll();
+        FlushAll();   // throws once the allocator is disposed
         if (Mobility is not null)
         {
             long left = 0;
@@ -128,10 +128,10 @@ public sealed partial class KmemCache
         }
     }
 
-    /// <summary>Objects currently allocated (what the kernel's <c>objects</c> shows after a flush).</summary>
+    /// <summary>Objects currently allocated (what the kernel's <c>objects</c> shows after a flush). Thread-safe (a snapshot).</summary>
     public long CountObjects() => GetStatistics().Objects;
 
-    /// <summary>The number of objects in use in each slab, node by node (partial then full slabs), after flushing the CPUs. For occupancy maps.</summary>
+    /// <summary>The number of objects in use in each slab, node by node (partial then full slabs), after flushing the CPUs. For occupancy maps. Thread-safe (a snapshot).</summary>
     public IReadOnlyList<(int Node, int Inuse, int Objects)> SlabOccupancy()
     {
         FlushAll();

@@ -127,7 +127,9 @@ public sealed unsafe partial class KmemCache
 
     // ---------------------------------------------------------------- public allocation API
 
-    /// <summary>Allocates an object. Throws <see cref="SlabOutOfMemoryException"/> when no memory is left.</summary>
+    /// <summary>Allocates an object. Throws <see cref="SlabOutOfMemoryException"/> when no memory is left, and
+    /// <see cref="ObjectDisposedException"/> once the cache is destroyed or its allocator disposed (so do all
+    /// allocation and free variants).</summary>
     /// <remarks>Thread-safe. Returns memory that is either constructed (ctor caches) or holds whatever the previous user left.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public nint Alloc()
@@ -180,7 +182,7 @@ public sealed unsafe partial class KmemCache
         return obj;
     }
 
-    /// <summary>Like <see cref="AllocNode"/> but returns 0 on failure.</summary>
+    /// <summary>Like <see cref="AllocNode"/> but returns 0 on failure. Thread-safe.</summary>
     /// <remarks>Inside a migrate callback, on the defragmenting thread, replacements for this cache on the
     /// run's target node come from a target slab the core reserved (see <see cref="MigrateCallback"/>).</remarks>
     public nint TryAllocNode(int node)
@@ -341,6 +343,7 @@ public sealed unsafe partial class KmemCache
     /// </summary>
     public void FreeBulk(ReadOnlySpan<nint> objects)
     {
+        _allocator.ThrowIfDisposed(Name);   // the chaining below writes into the objects
         // Checked up front: the free loop chains a run of one slab through the objects' free pointers before
         // it hands the run over, so a bad pointer found there would leave earlier objects freed and a live
         // object's word overwritten. (Magazine flushes skip this: their objects were checked by Free.)
@@ -416,7 +419,7 @@ public sealed unsafe partial class KmemCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal ulong DivideBySize(ulong offset) => Math.BigMul(_sizeReciprocal, offset, out _);
 
-    /// <summary>True if <paramref name="obj"/> lies inside one of this cache's slabs at an object boundary (allocated or not).</summary>
+    /// <summary>True if <paramref name="obj"/> lies inside one of this cache's slabs at an object boundary (allocated or not). Thread-safe (a snapshot: slabs come and go).</summary>
     public bool Owns(nint obj)
     {
         if (_pages.OwnerOf(obj) is not Slab slab || slab.Cache != this) return false;
@@ -452,10 +455,6 @@ public sealed unsafe partial class KmemCache
         if (objectSize <= g.ObjectSize) return;
         Geometry = g with { ObjectSize = objectSize, Inuse = Math.Max(g.Inuse, CacheGeometry.AlignUp(objectSize, CacheGeometry.WordSize)) };
     }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void ThrowDestroyed() =>
-        throw new ObjectDisposedException(Name, $"{Name}: the cache was destroyed (kmem_cache_destroy); it cannot allocate");
 
     /// <summary>Marks the cache destroyed; called by <see cref="SlabAllocator.DestroyCache"/>.</summary>
     internal void MarkDestroyed() => _destroyed = true;

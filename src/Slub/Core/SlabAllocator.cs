@@ -23,6 +23,7 @@ public sealed partial class SlabAllocator : IDisposable
     private readonly int[] _cpuOfProcessor;
     private readonly int _cpuMask;
     private readonly SlubDebugOption _slubDebug;
+    private int _disposed;   // 1 once Dispose has started
 
     /// <summary>The process-wide allocator with default options (1 GiB of address space per node).</summary>
     public static SlabAllocator Shared => s_shared.Value;
@@ -58,6 +59,7 @@ public sealed partial class SlabAllocator : IDisposable
     {
         lock (SlabMutex)
         {
+            ThrowIfDisposed("OpenLiveEndpoint");
             _endpoint ??= new Sysfs.LiveEndpoint(Sysfs, allowWrites, socketPath);
             _endpoint.AllowWrites = allowWrites;
             return _endpoint;
@@ -162,6 +164,7 @@ public sealed partial class SlabAllocator : IDisposable
     {
         lock (SlabMutex)
         {
+            ThrowIfDisposed($"kmem_cache_create({name})");
             if (FindLocked(name) is not null)
                 throw new ArgumentException($"kmem_cache_create({name}): a cache of that name exists", nameof(name));
             if (FindMergeable(geometry, flags, ctor) is { } target)
@@ -176,7 +179,7 @@ public sealed partial class SlabAllocator : IDisposable
         }
     }
 
-    /// <summary>Typed <see cref="CreateCache(string,int,int,SlabFlags,ObjectConstructor)"/> for an unmanaged struct.</summary>
+    /// <summary>Typed <see cref="CreateCache(string,int,int,SlabFlags,ObjectConstructor)"/> for an unmanaged struct. Thread-safe.</summary>
     public unsafe KmemCache<T> CreateCache<T>(string name, int align = 0, SlabFlags flags = SlabFlags.None, ObjectConstructor<T>? ctor = null)
         where T : unmanaged
     {
@@ -211,7 +214,7 @@ public sealed partial class SlabAllocator : IDisposable
         return null;
     }
 
-    /// <summary>Whether other caches may be merged into <paramref name="s"/> (SLUB's <c>slab_unmergeable</c> negated).</summary>
+    /// <summary>Whether other caches may be merged into <paramref name="s"/> (SLUB's <c>slab_unmergeable</c> negated). Thread-safe (the answer may change when the cache gets mobility or is destroyed).</summary>
     public bool IsMergeable(KmemCache s)
     {
         const SlabFlags neverMerge = SlabFlags.DebugFlags | SlabFlags.Trace | SlabFlags.TypesafeByRcu | SlabFlags.NoMerge | SlabFlags.FailSlab;
@@ -235,12 +238,14 @@ public sealed partial class SlabAllocator : IDisposable
     /// <c>kmem_cache_destroy</c>: drops one name of the cache (<paramref name="name"/>, or null for
     /// <see cref="KmemCache.Name"/>); when no name is left, flushes and frees its empty slabs and removes it.
     /// Throws <see cref="CacheBusyException"/> (and changes nothing) while objects remain.
+    /// Thread-safe with respect to the cache list and other caches; must not race with other operations on <paramref name="cache"/> itself, after which its allocations throw <see cref="ObjectDisposedException"/>.
     /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="cache"/> belongs to another allocator.</exception>
     public void DestroyCache(KmemCache cache, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(cache);
-        if (cache.Allocator != this)
-            throw new ArgumentException($"kmem_cache_destroy({cache.Name}): the cache belongs to another allocator", nameof(cache));
+        // Another allocator's cache would be marked destroyed yet stay on its owner's list, its allocations failing.
+        if (cache.Allocator != this) throw new ArgumentException($"kmem_cache_destroy({cache.Name}): the cache belongs to another allocator", nameof(cache));
         lock (SlabMutex)
         {
             if (name is not null && name != cache.Name)
@@ -282,6 +287,7 @@ public sealed partial class SlabAllocator : IDisposable
     public long DefragSlabs(int node = -1)
     {
         if (node >= Topology.NodeCount) throw new ArgumentOutOfRangeException(nameof(node), node, $"no node {node}");
+        ThrowIfDisposed("kmem_defrag_slabs");
         if (!SlabMutex.TryEnter()) return 0;
         try
         {
@@ -305,21 +311,54 @@ public sealed partial class SlabAllocator : IDisposable
         }
     }
 
-    /// <summary>Resident memory of the process in bytes.</summary>
+    /// <summary>Resident memory of the process in bytes. Thread-safe.</summary>
     public static long ResidentBytes() => OsMemory.ResidentBytes();
 
     /// <summary>
     /// Gives every free page that is still resident back to the OS now, instead of after
     /// <see cref="SlabOptions.FreePageReportingDelay"/>; returns the bytes given back. Thread-safe; runs on the caller.
     /// </summary>
-    public long ReportFreePages() => Pages.ReportFreePages();
+    public long ReportFreePages()
+    {
+        ThrowIfDisposed("ReportFreePages");
+        return Pages.ReportFreePages();
+    }
+
+    /// <summary>True once <see cref="Dispose"/> has started. Thread-safe.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> naming <paramref name="what"/> (a cache, a table) once the allocator is disposed.</summary>
+    internal void ThrowIfDisposed(string what)
+    {
+        if (Volatile.Read(ref _disposed) != 0) ThrowDisposed(what);
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    internal static void ThrowDisposed(string what) =>
+        throw new ObjectDisposedException(what, $"{what}: its SlabAllocator has been disposed; its objects and memory are gone");
 
     /// <summary>Stops the background defragmenter, closes the live endpoint and releases the page arenas: every object of
-    /// every cache becomes invalid. Safe to call more than once.</summary>
+    /// every cache becomes invalid. Afterwards every operation that would touch a cache's memory (allocation, free,
+    /// shrink, defragmentation, validation, a handle's access, an <see cref="XArray.XArray"/> write) throws
+    /// <see cref="ObjectDisposedException"/> naming the cache, and <see cref="XArray.XArray"/> reads return null.
+    /// Idempotent. Must not race with other operations on the allocator's caches (as <see cref="DestroyCache"/>):
+    /// an allocation already past its checks when the memory goes would hand out an unmapped object.</summary>
+    /// <exception cref="InvalidOperationException">Called from a mobility callback on the background defragmenter's thread (it would wait for itself),
+    /// or on <see cref="Shared"/>, which the whole process uses (default XArrays and dentry caches among them).</exception>
     public void Dispose()
     {
+        if (s_shared.IsValueCreated && ReferenceEquals(this, s_shared.Value))
+            throw new InvalidOperationException("SlabAllocator.Shared cannot be disposed: every XArray and DentryCache created without an allocator lives in it");
+        BackgroundDefrag?.ThrowIfOwnThread("SlabAllocator.Dispose");   // before anything changes
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;   // slow paths throw from here on
         BackgroundDefrag?.Dispose();
         _endpoint?.Dispose();
+        KmemCache[] caches;
+        lock (SlabMutex) caches = _caches.ToArray();
+        // Empty every fast path (magazines, CPU free lists), so the next allocation or free of any cache reaches
+        // a slow path and its disposed check instead of the unmapped memory.
+        foreach (var c in caches) c.RetireFastPaths();
+        XArray.XArray.DetachAll(this);
         Pages.Dispose();
     }
 }

@@ -81,6 +81,8 @@ public sealed unsafe partial class DentryCache
     /// <summary><c>dget</c>: one more reference on a dentry the caller holds. Thread-safe.</summary>
     public Dentry Get(Dentry dentry)
     {
+        ThrowIfDisposed();
+        if (dentry.IsNull) throw new ArgumentNullException(nameof(dentry));
         var d = dentry.D;
         Lock(d);
         int c = d->Count;
@@ -98,6 +100,7 @@ public sealed unsafe partial class DentryCache
     public void Put(Dentry dentry)
     {
         if (dentry.IsNull) return;
+        ThrowIfDisposed();
         nint p = dentry.Address;
         var d = (DentryData*)p;
         Lock(d);
@@ -243,6 +246,7 @@ public sealed unsafe partial class DentryCache
     /// <summary>The handle is non-null, of this cache, and referenced (the root always is).</summary>
     private void CheckHeld(Dentry dentry)
     {
+        ThrowIfDisposed();
         if (dentry.IsNull) throw new ArgumentNullException(nameof(dentry));
         if (!Cache.Owns(dentry.Address) || dentry.D->Sb != _sb)
             throw new ArgumentException($"0x{dentry.Address:x} is not a dentry of the cache for {RootPath}", nameof(dentry));

@@ -348,6 +348,7 @@ public sealed unsafe partial class DentryCache
     /// <summary>The path relative to the root, '/'-separated, without "." or ".." components or a trailing '/'.</summary>
     private string Relative(string path)
     {
+        ThrowIfDisposed();   // every path operation starts here
         ArgumentNullException.ThrowIfNull(path);
         bool rooted = Path.IsPathRooted(path);
         if (!rooted && !HasDotComponent(path)) return path.EndsWith('/') ? path.TrimEnd('/') : path;

@@ -10,7 +10,11 @@ public sealed unsafe partial class DentryCache
     /// the young end (second chance); any other is moved to a private shrink list, which is then killed.
     /// Parents left unused by that are killed too. Returns the dentries freed. Thread-safe.
     /// </summary>
-    public int Prune(long nrToScan) => PruneLru(nrToScan, ignoreReferenced: false);
+    public int Prune(long nrToScan)
+    {
+        ThrowIfDisposed();
+        return PruneLru(nrToScan, ignoreReferenced: false);
+    }
 
     /// <summary>
     /// <c>shrink_dcache_sb</c>: frees every unused dentry (ignoring the referenced bit), repeating until the LRU is
@@ -18,6 +22,7 @@ public sealed unsafe partial class DentryCache
     /// </summary>
     public int ShrinkAll()
     {
+        ThrowIfDisposed();
         int freed = 0;
         while (_lru.Count > 0) freed += PruneLru(1024, ignoreReferenced: true);
         return freed;

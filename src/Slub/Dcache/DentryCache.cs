@@ -45,8 +45,12 @@ public sealed unsafe partial class DentryCache : IDisposable
     /// <summary>What the SMO isolate callback evicts (may be changed at any time).</summary>
     public PartialShrinkMode PartialShrinkMode { get; set; }
 
-    /// <summary>The LRU of unused dentries, oldest first (a snapshot; for tests and tools).</summary>
-    public IReadOnlyList<Dentry> LruSnapshot() => _lru.Snapshot().ConvertAll(p => new Dentry(p));
+    /// <summary>The LRU of unused dentries, oldest first (a snapshot; for tests and tools). Thread-safe.</summary>
+    public IReadOnlyList<Dentry> LruSnapshot()
+    {
+        ThrowIfDisposed();
+        return _lru.Snapshot().ConvertAll(p => new Dentry(p));
+    }
 
     /// <summary>Creates a dentry cache for the tree under <paramref name="root"/> in <see cref="SlabAllocator.Shared"/>.</summary>
     public DentryCache(string root) : this(root, SlabAllocator.Shared) { }
@@ -96,7 +100,7 @@ public sealed unsafe partial class DentryCache : IDisposable
         }
     }
 
-    /// <summary>Counters: dentries, unused (on the LRU), negative, lookups and hits, slab figures.</summary>
+    /// <summary>Counters: dentries, unused (on the LRU), negative, lookups and hits, slab figures. Thread-safe (a snapshot).</summary>
     public DcacheStatistics GetStatistics()
     {
         var st = Cache.GetStatistics();
@@ -117,12 +121,20 @@ public sealed unsafe partial class DentryCache : IDisposable
     public long Count => Volatile.Read(ref _nrDentry);
 
     /// <summary>
-    /// Unmount: frees every dentry and destroys the slab cache. Not thread-safe.
+    /// Unmount: frees every dentry and destroys the slab cache; afterwards every operation but this one and the
+    /// counters throws <see cref="ObjectDisposedException"/>. Idempotent. After the allocator was disposed it only
+    /// marks the cache disposed (the dentries' memory is gone already). Not thread-safe: must not race with anything.
     /// </summary>
     /// <exception cref="InvalidOperationException">Dentries are still referenced (the kernel's "busy inodes/dentries after umount"); nothing is destroyed.</exception>
     public void Dispose()
     {
         if (_disposed) return;
+        if (_allocator.IsDisposed)
+        {
+            _disposed = true;
+            _tree.Dispose();
+            return;
+        }
         ShrinkParent(_root);
         ShrinkAll();
         long left = Volatile.Read(ref _nrDentry);
@@ -140,6 +152,14 @@ public sealed unsafe partial class DentryCache : IDisposable
         _disposed = true;
         _allocator.DestroyCache(Cache);
         _tree.Dispose();
+    }
+
+    /// <summary>A disposed dcache, or one whose allocator was disposed, has no dentries left to read: every handle and the root point at freed memory.</summary>
+    private void ThrowIfDisposed()
+    {
+        if (_disposed || _allocator.IsDisposed)
+            throw new ObjectDisposedException($"dcache {RootPath}", $"dcache {RootPath} (cache {Cache.Name}): " +
+                (_disposed ? "the dentry cache has been disposed" : "its SlabAllocator has been disposed"));
     }
 
     private static void Lock(DentryData* d) => SpinLockWord.Enter(ref d->LockWord);

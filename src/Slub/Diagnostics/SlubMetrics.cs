@@ -25,6 +25,11 @@ namespace Slub.Diagnostics;
 /// it); otherwise this object creates its own <c>Meter("Slub")</c> and disposes it. It does not use one
 /// static meter, because observable instruments cannot be removed from a meter one by one, and a static
 /// meter would keep every disposed allocator reachable from its callbacks.</para>
+/// <para>Once this object or its allocator is disposed the instruments report nothing (no figures of memory that
+/// is gone) and never throw.</para>
+/// <para><b>Thread-safety.</b> All members are thread-safe: listeners may collect on any thread, concurrently with
+/// allocation and with each other (each collection reads the counters without stopping the allocator, so figures of
+/// different caches are not one atomic snapshot); <see cref="Dispose"/> is idempotent and may race with a collection.</para>
 /// </remarks>
 public sealed class SlubMetrics : IDisposable
 {
@@ -42,7 +47,7 @@ public sealed class SlubMetrics : IDisposable
     public Meter Meter { get; }
 
     /// <summary>Creates the instruments listed in the remarks for <paramref name="allocator"/>, on a meter from
-    /// <paramref name="meterFactory"/> or, when it is null, on a <c>Meter("Slub")</c> of its own.</summary>
+    /// <paramref name="meterFactory"/> or, when it is null, on a <c>Meter("Slub")</c> of its own. Thread-safe.</summary>
     public SlubMetrics(SlabAllocator allocator, IMeterFactory? meterFactory = null)
     {
         ArgumentNullException.ThrowIfNull(allocator);
@@ -71,12 +76,15 @@ public sealed class SlubMetrics : IDisposable
 
     private static KeyValuePair<string, object?> Tag(KmemCache c) => new(CacheNameAttribute, c.Name);
 
+    /// <summary>Nothing to report: this object or the allocator (whose caches and pages are gone) is disposed.</summary>
+    private bool Silent => _disposed || _allocator.IsDisposed;
+
     private IEnumerable<Measurement<long>> PageFigure(Func<Pages.PageAllocator, long> pick) =>
-        _disposed ? [] : [new Measurement<long>(pick(_allocator.Pages))];
+        Silent ? [] : [new Measurement<long>(pick(_allocator.Pages))];
 
     private IEnumerable<Measurement<long>> PerCache(bool all, Func<CacheStatistics, long> pick)
     {
-        if (_disposed) return [];
+        if (Silent) return [];
         var list = new List<Measurement<long>>();
         foreach (var c in _allocator.Caches)
             if (all || c.IsMovable) list.Add(new Measurement<long>(pick(c.GetStatistics()), Tag(c)));
@@ -85,13 +93,13 @@ public sealed class SlubMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> PerMovable(Func<KmemCache, long> pick)
     {
-        if (_disposed) return [];
+        if (Silent) return [];
         return _allocator.Caches.Where(c => c.IsMovable).Select(c => new Measurement<long>(pick(c), Tag(c))).ToList();
     }
 
     private IEnumerable<Measurement<double>> FragmentationRatios()
     {
-        if (_disposed) return [];
+        if (Silent) return [];
         var list = new List<Measurement<double>>();
         foreach (var c in _allocator.Caches)
         {
@@ -103,12 +111,12 @@ public sealed class SlubMetrics : IDisposable
 
     private IEnumerable<Measurement<double>> CpuTimes()
     {
-        if (_disposed) return [];
+        if (Silent) return [];
         return _allocator.Caches.Where(c => c.IsMovable)
             .Select(c => new Measurement<double>(c.Defrag.BackgroundCpuTime.TotalSeconds, Tag(c))).ToList();
     }
 
-    /// <summary>Stops reporting; disposes the meter if this object created it.</summary>
+    /// <summary>Stops reporting; disposes the meter if this object created it. Idempotent; thread-safe.</summary>
     public void Dispose()
     {
         _disposed = true;

@@ -36,6 +36,8 @@ namespace Slub;
 /// (<see cref="SpinLockWord.MarkBackgroundThread"/>), and runs in SCHED_BATCH on Linux, so its wake-ups do
 /// not preempt allocating threads (<see cref="OsThreadScheduling.TryMakeCurrentThreadBatch"/>). Magazines are flushed at most once per interval, only
 /// while a cache runs. See docs/background-defrag.md for the bound on each lock.</para>
+/// <para><b>Thread-safety.</b> Every member is thread-safe: the counters are read atomically (each on its own, not
+/// as one snapshot), and <see cref="Dispose"/> may be called from any thread but the defragmenter's own.</para>
 /// </remarks>
 public sealed class BackgroundDefragmenter : IDisposable
 {
@@ -48,6 +50,7 @@ public sealed class BackgroundDefragmenter : IDisposable
     private long _cpuNs, _steps, _sleeps, _errors, _longestStepNs;
     private volatile int _osThreadId;
     private volatile Exception? _lastError;
+    private int _disposing;
 
     private sealed class CacheState
     {
@@ -284,12 +287,23 @@ public sealed class BackgroundDefragmenter : IDisposable
         return (totalObjects - objects) * 100.0 / objects;
     }
 
+    /// <summary>Refuses <paramref name="what"/> on the defragmenter's own thread: stopping waits for that thread.</summary>
+    internal void ThrowIfOwnThread(string what)
+    {
+        if (_thread is not null && ReferenceEquals(Thread.CurrentThread, _thread))
+            throw new InvalidOperationException($"{what} on the background defragmenter's own thread (from a mobility callback) would wait for itself; call it from another thread");
+    }
+
     private static long MsToTicks(int ms) => ms * Stopwatch.Frequency / 1000;
 
-    /// <summary>Stops the thread (waits for the current step to finish) and clears the caches' running flags.</summary>
+    /// <summary>Stops the thread (waits for the current step to finish) and clears the caches' running flags.
+    /// Idempotent; thread-safe (a second caller returns at once, possibly before the thread has stopped).</summary>
+    /// <exception cref="InvalidOperationException">Called on the defragmenter's own thread, i.e. from a mobility
+    /// callback it is running: it would wait for itself forever.</exception>
     public void Dispose()
     {
-        if (_stop.IsCancellationRequested) return;
+        ThrowIfOwnThread("Dispose");
+        if (Interlocked.Exchange(ref _disposing, 1) != 0) return;
         _stop.Cancel();
         _thread?.Join();
         lock (_states)

@@ -247,6 +247,7 @@ public sealed unsafe partial class KmemCache
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void FreeIsolated(Slab slab, nint obj)
     {
+        _allocator.ThrowIfDisposed(Name);
         if (MigrationContext.Current is { } ctx && ctx.Source == slab && ctx.Cache == this)
         {
             ctx.Defer(slab, obj);

@@ -43,6 +43,7 @@ public sealed unsafe partial class KmemCache
     /// Calling it again replaces the callbacks; mobility cannot be turned off. Thread-safe.
     /// </summary>
     /// <exception cref="InvalidOperationException">The cache has no constructor.</exception>
+    /// <exception cref="ObjectDisposedException">The cache is destroyed or its allocator disposed.</exception>
     public void SetupMobility(IsolateCallback? isolate, MigrateCallback migrate)
     {
         ArgumentNullException.ThrowIfNull(migrate);
@@ -50,6 +51,9 @@ public sealed unsafe partial class KmemCache
             throw new InvalidOperationException($"{Name}: require constructor to setup mobility");
         lock (_allocator.SlabMutex)
         {
+            // A destroyed cache would be put back on the cache list by the move to the front.
+            if (_destroyed) ThrowDisposed();
+            _allocator.ThrowIfDisposed(Name);
             Volatile.Write(ref _isolated, _isolated ?? new long[_nodes.Length]);
             if (!_trackFull && _debug)
             {
@@ -106,12 +110,13 @@ public sealed unsafe partial class KmemCache
     public long DefragmentNode(int node, DefragPolicy policy = DefragPolicy.FillFullestFirst)
     {
         if ((uint)node >= (uint)_nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
+        _allocator.ThrowIfDisposed(Name);
         if (Volatile.Read(ref _nodes[node].Partial.Count) <= MaxPartial) return _nodes[node].Partial.Count;
         FlushMagazines();   // objects parked in thread magazines are free; let them reach their slabs first
         return DefragNode(node, node, DefragUsedRatio, policy, shrinking: false);
     }
 
-    /// <summary>Shrink with an explicit policy (the benchmark compares both). Flushes the CPUs first. Returns the partial slabs left.</summary>
+    /// <summary>Shrink with an explicit policy (the benchmark compares both). Flushes the CPUs first. Returns the partial slabs left. Thread-safe, like <see cref="Shrink()"/>.</summary>
     public long Shrink(DefragPolicy policy)
     {
         FlushAll();

@@ -31,7 +31,7 @@ public sealed unsafe partial class KmemCache
         return GetStatistics().Nodes[from].Objects;
     }
 
-    /// <summary>Moves every object of every other node to <paramref name="node"/> (the <c>move</c> attribute's <c>N&lt;node&gt;</c>). Returns objects left elsewhere.</summary>
+    /// <summary>Moves every object of every other node to <paramref name="node"/> (the <c>move</c> attribute's <c>N&lt;node&gt;</c>). Returns objects left elsewhere. Thread-safe, like <see cref="MoveNode"/>.</summary>
     public long MoveToNode(int node)
     {
         RequireMobility();

@@ -24,7 +24,7 @@ public ref struct MigrationReplacements
     private readonly int _allocated;
     private int _taken;
 
-    /// <summary>Allocates up to <paramref name="count"/> objects of <paramref name="cache"/> on <paramref name="node"/> (-1: any).</summary>
+    /// <summary>Allocates up to <paramref name="count"/> objects of <paramref name="cache"/> on <paramref name="node"/> (-1: any). Not thread-safe: one migrate call owns the batch.</summary>
     /// <param name="cache">The cache being defragmented.</param>
     /// <param name="count">How many replacements the call may need: its number of objects.</param>
     /// <param name="node">The node the migrate call was given.</param>
@@ -45,7 +45,7 @@ public ref struct MigrationReplacements
     /// <summary>Replacements not taken yet.</summary>
     public readonly int Remaining => _allocated - _taken;
 
-    /// <summary>The next replacement, or false when the batch is used up (memory ran out for the rest).</summary>
+    /// <summary>The next replacement, or false when the batch is used up (memory ran out for the rest). Not thread-safe: one migrate call owns the batch.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryTake(out nint replacement)
     {
@@ -58,7 +58,7 @@ public ref struct MigrationReplacements
         return true;
     }
 
-    /// <summary>Frees the replacements not taken and returns a rented array. Safe to call more than once.</summary>
+    /// <summary>Frees the replacements not taken and returns a rented array. Safe to call more than once. Not thread-safe: one migrate call owns the batch.</summary>
     public void Dispose()
     {
         if (_taken < _allocated) _cache.FreeBulk(_objects[_taken.._allocated]);

@@ -20,18 +20,27 @@ namespace Slub;
 /// the old object to the core (<see cref="MigrateResult.MovedOldLeft"/>). No isolate callback is needed: frozen slabs never hand out their free slots again, so
 /// a freed object's header cannot be reused during the move.</para>
 /// <para>All members are thread-safe. Keep <see cref="Access"/> scopes short and never call
-/// <see cref="Free"/> or <see cref="Allocate"/> inside one (same-stripe deadlock).</para>
+/// <see cref="Free"/>, <see cref="Allocate"/> or a second <see cref="Access"/> inside one: when the handles share a
+/// stripe that would wait for itself, and throws <see cref="InvalidOperationException"/> instead.</para>
 /// </remarks>
 public sealed unsafe class MovableHandleTable
 {
     private const int HeaderSize = 8;
     private const int ChunkShift = 16, ChunkSize = 1 << ChunkShift, MaxChunks = 4096;
     private const int Stripes = 64;
+    // A handle is tag | generation | index: the index picks the slot; the generation (bumped each time a slot is
+    // reused) and the table's tag make a stale handle, or one from another table, fail the check against the
+    // full handle the object's header holds, instead of reaching someone else's object.
+    private const int IndexBits = 28, GenerationBits = 19, TagShift = IndexBits + GenerationBits;
+    private const long IndexMask = (1L << IndexBits) - 1, GenerationUnit = 1L << IndexBits;
+    private const long GenerationMask = ((1L << GenerationBits) - 1) << IndexBits;
+    private static int s_nextTag;
 
     private readonly nint[]?[] _chunks = new nint[]?[MaxChunks];
     private readonly int[] _stripeLocks = new int[Stripes * 16];   // one lock word per cache line
     private readonly Stack<long> _freeHandles = new();
-    private long _nextHandle = 1;   // 0 is never a handle
+    private readonly long _tag = (long)(Interlocked.Increment(ref s_nextTag) & 0xFFFF) << TagShift;
+    private long _nextIndex = 1;   // index 0 is never used
     private long _live;
 
     /// <summary>The cache holding the objects (its object size is the payload plus an 8-byte header).</summary>
@@ -43,7 +52,7 @@ public sealed unsafe class MovableHandleTable
     /// <summary>Live objects.</summary>
     public long Count => Interlocked.Read(ref _live);
 
-    /// <summary>Creates the table and its movable cache <paramref name="cacheName"/> in <paramref name="allocator"/>.</summary>
+    /// <summary>Creates the table and its movable cache <paramref name="cacheName"/> in <paramref name="allocator"/>. Thread-safe.</summary>
     public MovableHandleTable(SlabAllocator allocator, string cacheName, int payloadSize, SlabFlags flags = SlabFlags.None)
     {
         if (payloadSize < 1) throw new ArgumentOutOfRangeException(nameof(payloadSize));
@@ -56,7 +65,7 @@ public sealed unsafe class MovableHandleTable
         Cache.SetupMobility(null, Migrate);
     }
 
-    /// <summary>Allocates an object (on <paramref name="node"/>, -1 any) and returns its handle; the payload is zeroed.</summary>
+    /// <summary>Allocates an object (on <paramref name="node"/>, -1 any) and returns its handle; the payload is zeroed. Thread-safe.</summary>
     public long Allocate(int node = -1)
     {
         nint obj = Cache.AllocNode(node);
@@ -64,38 +73,44 @@ public sealed unsafe class MovableHandleTable
         long handle;
         lock (_freeHandles)
         {
-            if (!_freeHandles.TryPop(out handle))
+            if (_freeHandles.TryPop(out long freed))
             {
-                handle = _nextHandle;
-                int chunk = (int)(handle >> ChunkShift);
+                handle = _tag | ((freed + GenerationUnit) & GenerationMask) | (freed & IndexMask);
+            }
+            else
+            {
+                long index = _nextIndex;
+                int chunk = (int)(index >> ChunkShift);
                 if (chunk >= MaxChunks) { Cache.Free(obj); throw new InvalidOperationException($"{Cache.Name}: handle table full"); }
-                // Publish the chunk before the handle bound, so readers that pass the bound find it.
+                // Publish the chunk before the index bound, so readers that pass the bound find it.
                 if (_chunks[chunk] is null) Volatile.Write(ref _chunks[chunk], new nint[ChunkSize]);
-                Interlocked.Exchange(ref _nextHandle, handle + 1);
+                Interlocked.Exchange(ref _nextIndex, index + 1);
+                handle = _tag | index;
             }
         }
         *(long*)obj = handle;
         ref int l = ref StripeLock(handle);
-        SpinLockWord.Enter(ref l);
+        EnterStripe(ref l, handle);
         Volatile.Write(ref Slot(handle), obj);
         SpinLockWord.Exit(ref l);
         Interlocked.Increment(ref _live);
         return handle;
     }
 
-    /// <summary>Frees the object of <paramref name="handle"/>; the handle may be reused afterwards.</summary>
-    /// <exception cref="ArgumentException">The handle is not live.</exception>
+    /// <summary>Frees the object of <paramref name="handle"/>; the handle may be reused afterwards. Thread-safe; never inside an <see cref="Access"/> scope of the same thread.</summary>
+    /// <exception cref="ArgumentException">The handle is not live: never allocated, already freed (a handle whose slot was
+    /// reused since is stale and refused too), or from another table.</exception>
     public void Free(long handle)
     {
+        if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);   // before the slot is cleared
         ref int l = ref StripeLock(handle);
-        SpinLockWord.Enter(ref l);
+        EnterStripe(ref l, handle);
         nint obj;
         try
         {
-            ref nint slot = ref SlotChecked(handle);
-            obj = slot;
-            if (obj == 0) throw new ArgumentException($"{Cache.Name}: handle {handle} is not live", nameof(handle));
-            slot = 0;
+            obj = LiveObject(handle);
+            if (obj == 0) ThrowNotLive(handle);
+            Slot(handle) = 0;
             Cache.Free(obj);
         }
         finally
@@ -106,16 +121,18 @@ public sealed unsafe class MovableHandleTable
         lock (_freeHandles) _freeHandles.Push(handle);
     }
 
-    /// <summary>Pins the object and gives its payload address until the scope is disposed.</summary>
+    /// <summary>Pins the object and gives its payload address until the scope is disposed. Thread-safe; dispose the scope on the same thread, once.</summary>
     public Scope Access(long handle)
     {
+        // The payload address would point into unmapped memory; one field read, no lock.
+        if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);
         ref int l = ref StripeLock(handle);
-        SpinLockWord.Enter(ref l);
-        nint obj = SlotCheckedOrZero(handle);
+        EnterStripe(ref l, handle);
+        nint obj = LiveObject(handle);
         if (obj == 0)
         {
             SpinLockWord.Exit(ref l);
-            throw new ArgumentException($"{Cache.Name}: handle {handle} is not live", nameof(handle));
+            ThrowNotLive(handle);
         }
         return new Scope(this, handle, obj + HeaderSize);
     }
@@ -140,18 +157,23 @@ public sealed unsafe class MovableHandleTable
         }
 
         /// <summary>Releases the handle's stripe lock, so the object may move or be freed again; a default scope does
-        /// nothing. Call it once (a <c>using</c> does): a second call would release the lock under its next holder, as
-        /// with <see cref="System.Threading.Lock.Scope"/>.</summary>
+        /// nothing, and so does a second call (unless this thread has taken the same stripe again meanwhile: call it
+        /// once, as a <c>using</c> does). On the thread that called <see cref="Access"/> (a <c>ref struct</c> cannot leave it).</summary>
         public void Dispose()
         {
-            if (_table is not null) SpinLockWord.Exit(ref _table.StripeLock(_handle));
+            if (_table is null) return;
+            // The stripe holds its owner's thread id and a scope never leaves its thread: a second Dispose finds the
+            // stripe free or another thread's, and leaves it alone instead of releasing someone else's lock.
+            ref int l = ref _table.StripeLock(_handle);
+            if (Volatile.Read(ref l) == Environment.CurrentManagedThreadId) SpinLockWord.Exit(ref l);
         }
     }
 
-    /// <summary>The current address of a handle's payload (for diagnostics; it may move right after).</summary>
+    /// <summary>The current address of a handle's payload, or 0 when the handle is not live (for diagnostics; it may move right after). Thread-safe.</summary>
     public nint AddressOf(long handle)
     {
-        nint obj = SlotCheckedOrZero(handle);
+        if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);
+        nint obj = LiveObject(handle);
         return obj == 0 ? 0 : obj + HeaderSize;
     }
 
@@ -165,11 +187,12 @@ public sealed unsafe class MovableHandleTable
         {
             nint old = objects[i];
             if (old == 0) { results[i] = MigrateResult.Skipped; continue; }
-            long handle = *(long*)old;
-            if (handle <= 0 || handle >= Interlocked.Read(ref _nextHandle)) { results[i] = MigrateResult.Skipped; continue; }
+            long handle = *(long*)old;   // a free object's header holds a free pointer or zeroes: its slot never maps it
+            long index = handle & IndexMask;
+            if (handle <= 0 || index == 0 || index >= Interlocked.Read(ref _nextIndex)) { results[i] = MigrateResult.Skipped; continue; }
             if (fresh.Remaining == 0) { results[i] = MigrateResult.Later; continue; }   // no memory: stays where it is
             ref int l = ref StripeLock(handle);
-            SpinLockWord.Enter(ref l);
+            EnterStripe(ref l, handle);
             try
             {
                 ref nint slot = ref Slot(handle);
@@ -186,18 +209,51 @@ public sealed unsafe class MovableHandleTable
         }
     }
 
+    /// <summary>Takes a stripe lock, storing the thread's id so a thread that already holds it is told so instead of spinning forever.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void EnterStripe(ref int l, long handle)
+    {
+        int me = Environment.CurrentManagedThreadId;
+        if (Interlocked.CompareExchange(ref l, me, 0) != 0) EnterStripeContended(ref l, me, handle);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void EnterStripeContended(ref int l, int me, long handle)
+    {
+        if (Volatile.Read(ref l) == me)
+            throw new InvalidOperationException($"{Cache.Name}: handle {handle} shares its lock stripe with an Access scope this thread holds; " +
+                "Allocate, Free, a second Access or a shrink inside a scope would wait for itself. Dispose the scope first.");
+        // Sleeps after a short spin, as the defragmenter does on lock words: holders are users' Access scopes.
+        var spinner = new SpinWait();
+        do spinner.SpinOnce(sleep1Threshold: 20);
+        while (Volatile.Read(ref l) != 0 || Interlocked.CompareExchange(ref l, me, 0) != 0);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref int StripeLock(long handle) => ref _stripeLocks[(int)(handle & (Stripes - 1)) * 16];
 
-    private ref nint Slot(long handle) => ref _chunks[handle >> ChunkShift]![handle & (ChunkSize - 1)];
+    /// <summary>The slot of the handle's index; the caller checked the index is below the bound.</summary>
+    private ref nint Slot(long handle) => ref _chunks[(handle & IndexMask) >> ChunkShift]![handle & (ChunkSize - 1)];
 
-    private ref nint SlotChecked(long handle)
+    /// <summary>
+    /// The object <paramref name="handle"/> maps to, or 0 when it is not live: its slot is empty, or holds an object
+    /// whose header is another handle (the slot was reused since: a stale handle; or the handle is another table's).
+    /// A live slot's object is allocated, so its header is readable.
+    /// </summary>
+    private nint LiveObject(long handle)
     {
-        if (handle <= 0 || handle >= Interlocked.Read(ref _nextHandle))
-            throw new ArgumentException($"{Cache.Name}: handle {handle} is not live", nameof(handle));
-        return ref Slot(handle);
+        long index = handle & IndexMask;
+        if (handle <= 0 || index == 0 || index >= Interlocked.Read(ref _nextIndex)) return 0;
+        nint obj = Volatile.Read(ref Slot(index));
+        return obj != 0 && *(long*)obj == handle ? obj : 0;
     }
 
-    private nint SlotCheckedOrZero(long handle) =>
-        handle <= 0 || handle >= Interlocked.Read(ref _nextHandle) ? 0 : Volatile.Read(ref Slot(handle));
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void ThrowNotLive(long handle)
+    {
+        string why = handle > 0 && (handle & ~(GenerationMask | IndexMask)) != _tag
+            ? "it belongs to another table"
+            : "never allocated, already freed, or stale (its slot was reused)";
+        throw new ArgumentException($"{Cache.Name}: handle {handle} is not live: {why}", nameof(handle));
+    }
 }

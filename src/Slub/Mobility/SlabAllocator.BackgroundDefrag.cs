@@ -16,6 +16,7 @@ public sealed partial class SlabAllocator
     {
         lock (SlabMutex)
         {
+            ThrowIfDisposed("StartBackgroundDefrag");
             if (_backgroundDefrag is not null)
                 throw new InvalidOperationException("a background defragmenter is already running for this allocator");
             return _backgroundDefrag = new BackgroundDefragmenter(this, startThread: true);

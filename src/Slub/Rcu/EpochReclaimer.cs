@@ -71,7 +71,7 @@ public sealed class EpochReclaimer
     /// <summary>A process-wide instance for users that do not need their own.</summary>
     public static EpochReclaimer Shared { get; } = new();
 
-    /// <summary>Creates an independent reclamation domain with its own epoch and reader records (see <see cref="Shared"/> for the process-wide one).</summary>
+    /// <summary>Creates an independent reclamation domain with its own epoch and reader records (see <see cref="Shared"/> for the process-wide one). Thread-safe, like every member but <see cref="ExitRead"/> and <see cref="ReadScope.Dispose"/>, which belong to the entering thread.</summary>
     public EpochReclaimer() => _mine = new ThreadLocal<ReaderRecord>(Register);
 
     /// <summary>Completed <see cref="Synchronize"/> calls (full grace-period waits).</summary>
@@ -98,7 +98,7 @@ public sealed class EpochReclaimer
         public void Dispose() => _owner?.ExitRead();
     }
 
-    /// <summary>Enters a read section (nestable). Objects reachable now stay allocated until it ends.</summary>
+    /// <summary>Enters a read section (nestable). Objects reachable now stay allocated until it ends. Thread-safe: each thread has its own record; the scope belongs to the entering thread.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ReadScope EnterRead()
     {
@@ -133,7 +133,7 @@ public sealed class EpochReclaimer
         if (r is not null) Volatile.Write(ref r.Active, 0);
     }
 
-    /// <summary>Leaves the innermost read section; prefer disposing the scope <see cref="EnterRead"/> returned.</summary>
+    /// <summary>Leaves the innermost read section; prefer disposing the scope <see cref="EnterRead"/> returned. Must run on the thread that entered the section.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void ExitRead()
     {
@@ -185,6 +185,7 @@ public sealed class EpochReclaimer
     /// Queues <paramref name="item"/> to be passed to <paramref name="free"/> after a grace period. The item must
     /// already be unreachable for readers that start from now on. Never blocks; may free other items whose
     /// grace period has passed (on the calling thread). Pass a cached delegate to avoid an allocation.
+    /// Thread-safe; never throws what another item's free action throws (see <see cref="Poll"/>).
     /// </summary>
     public void Retire(nint item, Action<nint> free)
     {
@@ -192,7 +193,7 @@ public sealed class EpochReclaimer
         Enqueue(new Retired { Item = item, Free = free });
     }
 
-    /// <summary>Runs <paramref name="callback"/> after a grace period (<c>call_rcu</c>). Never blocks.</summary>
+    /// <summary>Runs <paramref name="callback"/> after a grace period (<c>call_rcu</c>). Never blocks. Thread-safe; never throws what another callback throws (see <see cref="Poll"/>).</summary>
     public void Retire(Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
@@ -211,11 +212,16 @@ public sealed class EpochReclaimer
             if (poll) _sinceLastPoll = 0;
         }
         Interlocked.Increment(ref _retired);
-        if (poll) Poll();
+        if (poll) PollCore(report: false);   // Retire never fails: a callback's exception waits for an explicit pass
     }
 
-    /// <summary>Non-blocking pass: advances the epoch and frees every retired item no running reader can hold. Returns how many were freed.</summary>
-    public int Poll()
+    /// <summary>Non-blocking pass: advances the epoch and frees every retired item no running reader can hold. Returns how many were freed.
+    /// Thread-safe. Every ready item runs even if some throw.</summary>
+    /// <exception cref="AggregateException">Callbacks or free actions threw, in this pass or in an automatic pass of
+    /// <see cref="Retire(Action)"/> since the last report (each failure is reported once).</exception>
+    public int Poll() => PollCore(report: true);
+
+    private int PollCore(bool report)
     {
         long now = Interlocked.Increment(ref _epoch);
         Interlocked.MemoryBarrierProcessWide();
@@ -225,15 +231,22 @@ public sealed class EpochReclaimer
             long a = Volatile.Read(ref r.Active);
             if (a != 0 && a < safe) safe = a;
         }
-        return FreeBelow(safe);
+        return FreeBelow(safe, report);
     }
 
     /// <summary>
     /// Waits for a grace period (<c>synchronize_rcu</c> followed by running the callbacks it covers): every
     /// read section that was running when it was called has ended, and every item retired before the call has
-    /// been freed. Throws if the calling thread is inside a read section of this reclaimer.
+    /// been freed. Throws if the calling thread is inside a read section of this reclaimer. Thread-safe.
     /// </summary>
-    public void Synchronize()
+    /// <exception cref="AggregateException">Callbacks or free actions threw (see <see cref="Poll"/>); all the others ran.</exception>
+    public void Synchronize() => SynchronizeCore(report: true);
+
+    /// <summary><see cref="Synchronize()"/> that keeps callback failures for the next explicit pass: for callers such as a
+    /// migrate callback, which must not fail because of someone else's callback.</summary>
+    internal void SynchronizeQuietly() => SynchronizeCore(report: false);
+
+    private void SynchronizeCore(bool report)
     {
         if (InReadSection)
             throw new InvalidOperationException("Synchronize inside a read section would wait for itself");
@@ -250,10 +263,15 @@ public sealed class EpochReclaimer
             }
         }
         Interlocked.Increment(ref _gracePeriods);
-        FreeBelow(now);
+        FreeBelow(now, report);
     }
 
-    private int FreeBelow(long safe)
+    /// <summary>Failures of callbacks and free actions so far (each is also reported once by <see cref="Poll"/> or <see cref="Synchronize()"/>).</summary>
+    public long CallbackFailures => Volatile.Read(ref _callbackFailures);
+    private long _callbackFailures;
+    private List<Exception>? _unreported;   // guarded by _pendingLock
+
+    private int FreeBelow(long safe, bool report)
     {
         List<Retired>? ready = null;
         lock (_pendingLock)
@@ -268,12 +286,29 @@ public sealed class EpochReclaimer
             if (ready is null) return 0;
             _pending.RemoveRange(keep, _pending.Count - keep);
         }
+        List<Exception>? failed = null;
         foreach (var p in ready)
         {
-            if (p.Free is not null) p.Free(p.Item);
-            else p.Callback!();
+            // One bad callback must not strand the rest: they were taken off the pending list already.
+            try
+            {
+                if (p.Free is not null) p.Free(p.Item);
+                else p.Callback!();
+            }
+            catch (Exception e)
+            {
+                (failed ??= new()).Add(e);
+            }
         }
         Interlocked.Add(ref _freed, ready.Count);
+        if (failed is not null) Interlocked.Add(ref _callbackFailures, failed.Count);
+        List<Exception>? toThrow = null;
+        lock (_pendingLock)
+        {
+            if (failed is not null) (_unreported ??= new()).AddRange(failed);
+            if (report && _unreported is not null) { toThrow = _unreported; _unreported = null; }
+        }
+        if (toThrow is not null) throw new AggregateException("EpochReclaimer: retired callbacks threw; every other one ran", toThrow);
         return ready.Count;
     }
 }

@@ -8,6 +8,7 @@ public sealed unsafe partial class XArray
     /// <paramref name="limit"/> and returns that index in <paramref name="id"/> (0 on failure).
     /// <see cref="XaError.Busy"/> when no index in the limit is free (or Min &gt; Max);
     /// <see cref="XaError.Invalid"/> on a non-allocating array or an internal entry.
+    /// Thread-safe: takes the array's lock.
     /// </summary>
     public XaError TryAlloc(XaEntry entry, XaLimit limit, out uint id)
     {
@@ -20,14 +21,14 @@ public sealed unsafe partial class XArray
         }
     }
 
-    /// <summary><see cref="TryAlloc"/>, throwing <see cref="XArrayException"/> on any error.</summary>
+    /// <summary><see cref="TryAlloc"/>, throwing <see cref="XArrayException"/> on any error. Thread-safe: takes the array's lock.</summary>
     public uint Alloc(XaEntry entry, XaLimit limit)
     {
         XArrayException.ThrowIfError(TryAlloc(entry, limit, out uint id), nameof(Alloc));
         return id;
     }
 
-    /// <summary><see cref="Alloc(XaEntry, XaLimit)"/> over [0, uint.MaxValue].</summary>
+    /// <summary><see cref="Alloc(XaEntry, XaLimit)"/> over [0, uint.MaxValue]. Thread-safe: takes the array's lock.</summary>
     public uint Alloc(XaEntry entry) => Alloc(entry, XaLimit.Limit32);
 
     private XaError AllocLocked(XaEntry entry, uint min, uint max, out uint id)
@@ -48,6 +49,7 @@ public sealed unsafe partial class XArray
     /// allocation after <paramref name="next"/> itself overflowed past <see cref="uint.MaxValue"/> (the kernel's
     /// return value 1). As in the kernel, the search from limit.Min also follows a <see cref="XaError.NoMemory"/>
     /// above <paramref name="next"/>.
+    /// Thread-safe: takes the array's lock. <paramref name="next"/> is the caller's: share it between threads only under the caller's own lock.
     /// </summary>
     public XaError TryAllocCyclic(XaEntry entry, XaLimit limit, ref uint next, out uint id, out bool wrapped)
     {
@@ -78,7 +80,7 @@ public sealed unsafe partial class XArray
         }
     }
 
-    /// <summary><see cref="TryAllocCyclic"/>, throwing <see cref="XArrayException"/> on any error. Returns the id.</summary>
+    /// <summary><see cref="TryAllocCyclic"/>, throwing <see cref="XArrayException"/> on any error. Returns the id. Thread-safe: takes the array's lock. <paramref name="next"/> as in <see cref="TryAllocCyclic"/>.</summary>
     public uint AllocCyclic(XaEntry entry, XaLimit limit, ref uint next, out bool wrapped)
     {
         XArrayException.ThrowIfError(TryAllocCyclic(entry, limit, ref next, out uint id, out wrapped), nameof(AllocCyclic));

@@ -11,6 +11,7 @@ public sealed unsafe partial class XArray
     /// and value counts, sibling placement, upward mark aggregation (and the free mark of allocating arrays),
     /// no empty node, no root that should have been shrunk, the leaf directory equal to the tree (every leaf below
     /// its length under its own key, every other entry <see cref="NoLeaf"/>) — and returns the tree's figures.
+    /// Thread-safe: takes the array's lock.
     /// </summary>
     /// <exception cref="InvalidOperationException">An invariant does not hold.</exception>
     public TreeInfo Validate()

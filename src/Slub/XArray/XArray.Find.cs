@@ -166,6 +166,7 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
     /// <summary>
     /// <c>xa_find_after</c>: like <see cref="Find"/> but strictly after <paramref name="index"/>, skipping the rest
     /// of the multi-index entry containing it. Null if <paramref name="index"/> is <see cref="ulong.MaxValue"/>.
+    /// Lock-free.
     /// </summary>
     public XaEntry FindAfter(ref ulong index, ulong max = ulong.MaxValue, XaMark filter = XaMark.Present)
     {
@@ -212,11 +213,11 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
         }
     }
 
-    /// <summary>Entries carrying <paramref name="mark"/> (<c>xa_for_each_marked</c>).</summary>
+    /// <summary>Entries carrying <paramref name="mark"/> (<c>xa_for_each_marked</c>). Lock-free, like <see cref="Enumerate"/>.</summary>
     public IEnumerable<KeyValuePair<ulong, XaEntry>> EnumerateMarked(XaMark mark, ulong start = 0, ulong last = ulong.MaxValue) =>
         Enumerate(start, last, mark);
 
-    /// <summary><c>xa_for_each</c>.</summary>
+    /// <summary><c>xa_for_each</c>. Lock-free, like <see cref="Enumerate"/>; the enumerator itself belongs to one thread.</summary>
     public IEnumerator<KeyValuePair<ulong, XaEntry>> GetEnumerator() => Enumerate().GetEnumerator();
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
@@ -224,6 +225,7 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
     /// <c>xa_extract</c>: copies up to <c>destination.Length</c> present (or marked) entries with index in
     /// [<paramref name="start"/>, <paramref name="max"/>] into <paramref name="destination"/>; returns how many.
     /// Reserved entries are skipped. Not a snapshot.
+    /// Lock-free.
     /// </summary>
     public int Extract(Span<XaEntry> destination, ulong start, ulong max, XaMark filter = XaMark.Present)
     {

@@ -12,7 +12,7 @@ public sealed unsafe partial class XArray
         return (int)mark;
     }
 
-    /// <summary><c>xa_set_mark</c>: marks the entry at <paramref name="index"/> (all of a multi-index entry). Does nothing if the index is empty.</summary>
+    /// <summary><c>xa_set_mark</c>: marks the entry at <paramref name="index"/> (all of a multi-index entry). Does nothing if the index is empty. Thread-safe: takes the array's lock.</summary>
     public void SetMark(ulong index, XaMark mark)
     {
         int m = CheckMark(mark);
@@ -25,7 +25,7 @@ public sealed unsafe partial class XArray
         }
     }
 
-    /// <summary><c>xa_clear_mark</c>.</summary>
+    /// <summary><c>xa_clear_mark</c>. Thread-safe: takes the array's lock.</summary>
     public void ClearMark(ulong index, XaMark mark)
     {
         int m = CheckMark(mark);
@@ -49,7 +49,7 @@ public sealed unsafe partial class XArray
         return n == null ? (Volatile.Read(ref _headMarks) & (1 << m)) != 0 : XaNode.MarkBit(n, m, off);
     }
 
-    /// <summary><c>xa_marked</c>: whether any entry carries the mark.</summary>
+    /// <summary><c>xa_marked</c>: whether any entry carries the mark. Lock-free.</summary>
     public bool Marked(XaMark mark) => (Volatile.Read(ref _headMarks) & (1 << CheckMark(mark))) != 0;
 
     // Cursor helpers (lock held).

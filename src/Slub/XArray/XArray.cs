@@ -50,7 +50,7 @@ public sealed unsafe partial class XArray : IDisposable
     /// <summary>The id stored in every node's <c>array</c> field (see <see cref="XArrayRegistry"/>).</summary>
     internal readonly long Id;
 
-    /// <summary>Creates an empty array whose nodes come from <paramref name="allocator"/>'s <c>xa_node</c> cache (default: <see cref="SlabAllocator.Shared"/>).</summary>
+    /// <summary>Creates an empty array whose nodes come from <paramref name="allocator"/>'s <c>xa_node</c> cache (default: <see cref="SlabAllocator.Shared"/>). Thread-safe.</summary>
     public XArray(XaFlags flags = XaFlags.None, SlabAllocator? allocator = null)
     {
         Flags = flags;
@@ -74,7 +74,7 @@ public sealed unsafe partial class XArray : IDisposable
     /// <summary>The <c>xa_node</c> cache this array allocates from.</summary>
     public KmemCache NodeCache => _nodes.Cache;
 
-    /// <summary>Takes the array's lock (<c>xa_lock</c>), for multi-step updates through <see cref="XaState"/>. <c>using (xa.Lock()) { … }</c></summary>
+    /// <summary>Takes the array's lock (<c>xa_lock</c>), for multi-step updates through <see cref="XaState"/>. <c>using (xa.Lock()) { … }</c> Thread-safe; the scope belongs to the calling thread.</summary>
     public Lock.Scope Lock() => _lock.EnterScope();
 
     /// <summary>Enters a read section (<c>rcu_read_lock</c>) for lock-free reads through <see cref="XaState"/>.</summary>
@@ -85,7 +85,7 @@ public sealed unsafe partial class XArray : IDisposable
     internal bool IsDisposed => _disposed;
     internal bool TrackFree => _trackFree;
 
-    /// <summary>True if no index holds anything, reserved entries included (<c>xa_empty</c>).</summary>
+    /// <summary>True if no index holds anything, reserved entries included (<c>xa_empty</c>). Lock-free.</summary>
     public bool IsEmpty => Volatile.Read(ref _head) == 0;
 
     // ------------------------------------------------------------------ reading
@@ -242,6 +242,7 @@ public sealed unsafe partial class XArray : IDisposable
     /// <c>xa_store</c>: replaces whatever is at <paramref name="index"/> (the whole multi-index entry if one
     /// covers it) and returns the old entry (null for a reserved one). Storing null erases, except in an
     /// allocating array, where it leaves the index reserved. Marks are kept unless the entry is null.
+    /// Thread-safe: takes the array's lock.
     /// </summary>
     /// <exception cref="XArrayException">Internal entry (<see cref="XaError.Invalid"/>) or no memory.</exception>
     public XaEntry Store(ulong index, XaEntry entry)
@@ -250,16 +251,17 @@ public sealed unsafe partial class XArray : IDisposable
         return old;
     }
 
-    /// <summary>Stores a value entry; see <see cref="Store"/>.</summary>
+    /// <summary>Stores a value entry; see <see cref="Store"/>. Thread-safe: takes the array's lock.</summary>
     public XaEntry StoreValue(ulong index, ulong value) => Store(index, XaEntry.FromValue(value));
 
-    /// <summary><see cref="Store"/> without exceptions.</summary>
+    /// <summary><see cref="Store"/> without exceptions. Thread-safe: takes the array's lock.</summary>
     public XaError TryStore(ulong index, XaEntry entry, out XaEntry old) => TryStoreOrder(index, 0, entry, out old);
 
     /// <summary>
     /// Multi-index store (<c>xa_store_order</c> of the test suite, <c>xas_store</c> on an order-k state): ties
     /// the naturally aligned 2^<paramref name="order"/> indices around <paramref name="index"/> to one entry,
     /// replacing everything in that range (the new entry gets the union of the replaced entries' marks).
+    /// Thread-safe: takes the array's lock.
     /// </summary>
     public XaEntry StoreOrder(ulong index, int order, XaEntry entry)
     {
@@ -267,7 +269,7 @@ public sealed unsafe partial class XArray : IDisposable
         return old;
     }
 
-    /// <summary><see cref="StoreOrder"/> without exceptions.</summary>
+    /// <summary><see cref="StoreOrder"/> without exceptions. Thread-safe: takes the array's lock.</summary>
     public XaError TryStoreOrder(ulong index, int order, XaEntry entry, out XaEntry old)
     {
         old = default;
@@ -283,7 +285,7 @@ public sealed unsafe partial class XArray : IDisposable
         }
     }
 
-    /// <summary><c>xa_erase</c>: removes the entry at <paramref name="index"/> (all of a multi-index entry) and returns it (null for a reserved one). In an allocating array the index becomes free. Cannot fail.</summary>
+    /// <summary><c>xa_erase</c>: removes the entry at <paramref name="index"/> (all of a multi-index entry) and returns it (null for a reserved one). In an allocating array the index becomes free. Cannot fail. Thread-safe: takes the array's lock.</summary>
     public XaEntry Erase(ulong index)
     {
         lock (_lock)
@@ -294,7 +296,7 @@ public sealed unsafe partial class XArray : IDisposable
         }
     }
 
-    /// <summary><c>xa_insert</c>: stores only if nothing, not even a reservation, is at <paramref name="index"/>. Null inserts a reservation. Returns <see cref="XaError.Busy"/> if occupied.</summary>
+    /// <summary><c>xa_insert</c>: stores only if nothing, not even a reservation, is at <paramref name="index"/>. Null inserts a reservation. Returns <see cref="XaError.Busy"/> if occupied. Thread-safe: takes the array's lock.</summary>
     public XaError TryInsert(ulong index, XaEntry entry)
     {
         if (XaCodec.IsAdvanced(entry.Raw)) return XaError.Invalid;
@@ -307,13 +309,14 @@ public sealed unsafe partial class XArray : IDisposable
         }
     }
 
-    /// <summary><see cref="TryInsert"/>, throwing <see cref="XArrayException"/> (also for <see cref="XaError.Busy"/>).</summary>
+    /// <summary><see cref="TryInsert"/>, throwing <see cref="XArrayException"/> (also for <see cref="XaError.Busy"/>). Thread-safe: takes the array's lock.</summary>
     public void Insert(ulong index, XaEntry entry) => XArrayException.ThrowIfError(TryInsert(index, entry), nameof(Insert));
 
     /// <summary>
     /// <c>xa_cmpxchg</c>: if the entry at <paramref name="index"/> equals <paramref name="expected"/>, stores
     /// <paramref name="entry"/>. Returns the entry that was there (success iff it equals expected). A reserved
     /// index compares equal to <see cref="XaEntry.Zero"/> but is returned as null.
+    /// Thread-safe: takes the array's lock.
     /// </summary>
     public XaEntry CompareExchange(ulong index, XaEntry expected, XaEntry entry)
     {
@@ -321,7 +324,7 @@ public sealed unsafe partial class XArray : IDisposable
         return cur;
     }
 
-    /// <summary><see cref="CompareExchange"/> without exceptions.</summary>
+    /// <summary><see cref="CompareExchange"/> without exceptions. Thread-safe: takes the array's lock.</summary>
     public XaError TryCompareExchange(ulong index, XaEntry expected, XaEntry entry, out XaEntry current)
     {
         current = default;
@@ -336,19 +339,20 @@ public sealed unsafe partial class XArray : IDisposable
         }
     }
 
-    /// <summary><c>xa_reserve</c>: reserves <paramref name="index"/> if it is empty, so that a later store there needs no allocation. Reads still return null.</summary>
+    /// <summary><c>xa_reserve</c>: reserves <paramref name="index"/> if it is empty, so that a later store there needs no allocation. Reads still return null. Thread-safe: takes the array's lock.</summary>
     public XaError TryReserve(ulong index) => TryCompareExchange(index, XaEntry.Null, XaEntry.Zero, out _);
 
-    /// <summary><see cref="TryReserve"/>, throwing on no memory.</summary>
+    /// <summary><see cref="TryReserve"/>, throwing on no memory. Thread-safe: takes the array's lock.</summary>
     public void Reserve(ulong index) => XArrayException.ThrowIfError(TryReserve(index), nameof(Reserve));
 
-    /// <summary><c>xa_release</c>: removes a reservation that is still unused; does nothing otherwise.</summary>
+    /// <summary><c>xa_release</c>: removes a reservation that is still unused; does nothing otherwise. Thread-safe: takes the array's lock.</summary>
     public void Release(ulong index) => TryCompareExchange(index, XaEntry.Zero, XaEntry.Null, out _);
 
     /// <summary>
     /// <c>xa_store_range</c>: afterwards every index in [<paramref name="first"/>, <paramref name="last"/>] loads
     /// <paramref name="entry"/> (stored as the fewest aligned multi-index entries); null erases the range.
     /// <see cref="XaError.Invalid"/> for internal entries (reservations included) or last &lt; first.
+    /// Thread-safe: takes the array's lock.
     /// </summary>
     public XaError TryStoreRange(ulong first, ulong last, XaEntry entry)
     {
@@ -372,11 +376,11 @@ public sealed unsafe partial class XArray : IDisposable
         }
     }
 
-    /// <summary><see cref="TryStoreRange"/>, throwing on error.</summary>
+    /// <summary><see cref="TryStoreRange"/>, throwing on error. Thread-safe: takes the array's lock.</summary>
     public void StoreRange(ulong first, ulong last, XaEntry entry) =>
         XArrayException.ThrowIfError(TryStoreRange(first, last, entry), nameof(StoreRange));
 
-    /// <summary><c>xa_destroy</c>: removes every entry and frees every node (after a grace period). The array stays usable.</summary>
+    /// <summary><c>xa_destroy</c>: removes every entry and frees every node (after a grace period). The array stays usable. Thread-safe: takes the array's lock.</summary>
     public void Destroy()
     {
         lock (_lock)
@@ -386,7 +390,7 @@ public sealed unsafe partial class XArray : IDisposable
         }
     }
 
-    /// <summary>Destroys the contents and unregisters the array; afterwards writes throw <see cref="ObjectDisposedException"/> and reads return null.</summary>
+    /// <summary>Destroys the contents and unregisters the array; afterwards writes throw <see cref="ObjectDisposedException"/> and reads return null. Idempotent; thread-safe (takes the array's lock; readers in flight keep valid nodes until their read sections end).</summary>
     public void Dispose()
     {
         lock (_lock)
@@ -397,6 +401,28 @@ public sealed unsafe partial class XArray : IDisposable
             _disposed = true;
         }
         XArrayRegistry.Unregister(Id);
+    }
+
+    /// <summary>
+    /// Called by <see cref="SlabAllocator.Dispose"/> before it releases the memory: every array whose nodes come from
+    /// <paramref name="allocator"/> becomes disposed and empty without touching its nodes, so reads return null
+    /// and writes throw <see cref="ObjectDisposedException"/> instead of walking unmapped memory.
+    /// </summary>
+    internal static void DetachAll(SlabAllocator allocator)
+    {
+        foreach (var xa in XArrayRegistry.Snapshot())
+        {
+            if (xa._nodes.Cache.Allocator != allocator) continue;
+            lock (xa._lock)
+            {
+                if (xa._disposed) continue;
+                xa.ForgetAllLeaves();   // the directory is native memory of its own; the leaves it names are not
+                xa.PublishHead(0);
+                xa.ReleaseDirectory();
+                xa._disposed = true;
+            }
+            XArrayRegistry.Unregister(xa.Id);
+        }
     }
 
     private void DestroyLocked()

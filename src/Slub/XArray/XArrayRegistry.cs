@@ -27,6 +27,15 @@ internal static class XArrayRegistry
 
     public static void Unregister(long id) => s_arrays.TryRemove(id, out _);
 
+    /// <summary>The arrays still registered and alive.</summary>
+    public static List<XArray> Snapshot()
+    {
+        var list = new List<XArray>();
+        foreach (var (_, w) in s_arrays)
+            if (w.TryGetTarget(out var xa)) list.Add(xa);
+        return list;
+    }
+
     public static XArray? Resolve(long id) =>
         id > XaNode.RetiredArray && s_arrays.TryGetValue(id, out var w) && w.TryGetTarget(out var xa) ? xa : null;
 }

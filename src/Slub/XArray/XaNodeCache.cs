@@ -47,6 +47,7 @@ public sealed unsafe class XaNodeCache
         var cache = Cache;
         _free = p =>
         {
+            if (cache.Allocator.IsDisposed) return;   // a node retired before the memory went: nothing left to free
             Volatile.Write(ref ((XaNode*)p)->Array, XaNode.NoArray);
             cache.Free(p);
         };
@@ -97,7 +98,7 @@ public sealed unsafe class XaNodeCache
         {
             if (spare != 0) cache.Free(spare);
             // One grace period for the whole batch: afterwards every node retired so far is back in its slab.
-            if (retired) Reclaimer.Synchronize();
+            if (retired) Reclaimer.SynchronizeQuietly();   // a user's callback failing is not this migration's failure
         }
     }
 

@@ -50,7 +50,7 @@ public unsafe ref partial struct XaReader
         _dirLength = XArray.DirectoryLength(d);
     }
 
-    /// <summary>The entry at <paramref name="index"/>, as <see cref="XArray.Load"/> returns it.</summary>
+    /// <summary>The entry at <paramref name="index"/>, as <see cref="XArray.Load"/> returns it. Lock-free; on the reader's own thread.</summary>
     /// <exception cref="ObjectDisposedException">The reader was disposed.</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public XaEntry Load(ulong index)
@@ -59,7 +59,7 @@ public unsafe ref partial struct XaReader
         return new XaEntry(e == XaCodec.ZeroEntry ? 0 : e);
     }
 
-    /// <summary>As <see cref="XArray.TryGetValue"/>: true and the value if <paramref name="index"/> holds a value entry.</summary>
+    /// <summary>As <see cref="XArray.TryGetValue"/>: true and the value if <paramref name="index"/> holds a value entry. Lock-free; on the reader's own thread.</summary>
     /// <exception cref="ObjectDisposedException">The reader was disposed.</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryGetValue(ulong index, out ulong value)
@@ -69,7 +69,7 @@ public unsafe ref partial struct XaReader
         return (e & 1) != 0;
     }
 
-    /// <summary>Leaves the read section. Later loads throw.</summary>
+    /// <summary>Leaves the read section. Later loads throw. On the reader's own thread; idempotent.</summary>
     public void Dispose()
     {
         if (!_open) return;

@@ -11,6 +11,8 @@ namespace Slub.XArray;
 /// need the lock and throw <see cref="InvalidOperationException"/> without it. As in the kernel, a cursor
 /// must not keep its position across giving up the lock or leaving the read section: call
 /// <see cref="Pause"/> (forward iteration) or <see cref="Reset"/> first.</para>
+/// <para><b>Thread-safety.</b> A cursor is a mutable struct owned by one thread: not thread-safe. Threads share
+/// the array, each with its own cursor, under the locking rule above.</para>
 /// <para><b>Entries.</b> Unlike the normal API, the cursor returns reserved entries (<see cref="XaEntry.Zero"/>)
 /// rather than null. Sibling entries are resolved to their multi-index entry; retry entries restart the walk.
 /// <see cref="Store"/> accepts null, <see cref="XaEntry.Zero"/> and user entries (the kernel also lets advanced

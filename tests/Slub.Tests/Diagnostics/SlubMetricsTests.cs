@@ -140,4 +140,20 @@ public class SlubMetricsTests
         metrics.Dispose();
         Assert.Empty(Collect(metrics.Meter));
     }
+
+    [Fact]
+    public void ReportsNothingOnceTheAllocatorIsDisposed()
+    {
+        // A listener outliving the allocator (dotnet-counters attached, a host disposing in the wrong order) must not
+        // be shown the caches and pages of memory that no longer exists, nor make the callbacks touch it.
+        var a = TestAllocator.Create();
+        var c = a.CreateCache("metrics_gone", 100, flags: SlabFlags.NoMerge);
+        c.Alloc();
+        c.FlushAll();   // the rest of the magazine's refill back to the slab
+        using var factory = new TestMeterFactory();
+        using var metrics = new SlubMetrics(a, factory);
+        Assert.Contains(Collect(metrics.Meter), s => s.Instrument == "slub.cache.objects" && s.Cache == "metrics_gone" && s.Value == 1);
+        a.Dispose();
+        Assert.Empty(Collect(metrics.Meter));
+    }
 }
