@@ -24,7 +24,8 @@ namespace Slub.Rcu;
 /// already safe. <see cref="Synchronize"/> waits for a full grace period (spinning, then yielding: readers
 /// never block, so the wait is bounded by the longest read section) and frees everything retired before it
 /// was called. Read sections nest. Calling <see cref="Synchronize"/> inside a read section of the same
-/// reclaimer would wait for itself and throws <see cref="InvalidOperationException"/> instead.</para>
+/// reclaimer would wait for itself and throws <see cref="InvalidOperationException"/> instead. A free action or
+/// callback that throws does not keep the others of its pass from running; the first exception is rethrown after them.</para>
 /// <para><b>Users.</b> The XArray (nodes freed by erase, shrinking, destroy and migration); meant for the
 /// dentry cache as well.</para>
 /// </remarks>
@@ -268,12 +269,20 @@ public sealed class EpochReclaimer
             if (ready is null) return 0;
             _pending.RemoveRange(keep, _pending.Count - keep);
         }
+        // Every item runs even when one throws: they are off the pending list, so one that did not run now would
+        // never run (an XArray's retired nodes would stay allocated for good). The first exception goes on afterwards.
+        Exception? failure = null;
         foreach (var p in ready)
         {
-            if (p.Free is not null) p.Free(p.Item);
-            else p.Callback!();
+            try
+            {
+                if (p.Free is not null) p.Free(p.Item);
+                else p.Callback!();
+            }
+            catch (Exception e) { failure ??= e; }
         }
         Interlocked.Add(ref _freed, ready.Count);
+        if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         return ready.Count;
     }
 }
