@@ -219,14 +219,33 @@ public sealed unsafe partial class KmemCache
             i = TakeReservedBulk(ctx, objects);
             if (i == objects.Length) return i;
         }
-        if (node < 0) return i + AllocBulkFromCpus(objects[i..]);
-        for (; i < objects.Length; i++)
+        return AllocBulkRest(objects, i, node);
+    }
+
+    /// <summary>
+    /// <see cref="AllocBulk"/> past the reserved target's slots (<paramref name="done"/> objects are in already).
+    /// When a constructor throws, every object of the call goes back before the exception leaves: the caller
+    /// cannot free objects it never learnt about.
+    /// </summary>
+    private int AllocBulkRest(Span<nint> objects, int done, int node)
+    {
+        int i = done;
+        try
         {
-            nint obj = AllocFrom(_cpus[_allocator.CurrentCpu()], node);
-            if (obj == 0) break;
-            objects[i] = obj;
+            if (node < 0) return i + AllocBulkFromCpus(objects[i..]);   // gives its own objects back when it throws
+            for (; i < objects.Length; i++)
+            {
+                nint obj = AllocFrom(_cpus[_allocator.CurrentCpu()], node);
+                if (obj == 0) break;
+                objects[i] = obj;
+            }
+            return i;
         }
-        return i;
+        catch
+        {
+            FreeBulkToCpus(objects[..i]);
+            throw;
+        }
     }
 
     /// <summary>Bulk allocation from the per-CPU layer (the magazine refill uses it too).</summary>
@@ -246,11 +265,27 @@ public sealed unsafe partial class KmemCache
             }
             c.Freelist = obj;
             if (i == objects.Length) { SpinLockWord.Exit(ref c.LockWord); break; }
-            nint one = AllocSlow(c, -1);  // refills and releases the lock
+            nint one = AllocSlowInBulk(c, objects[..i]);  // refills and releases the lock
             if (one == 0) break;
             objects[i++] = one;
         }
         return i;
+    }
+
+    /// <summary>
+    /// The refill of a bulk allocation (CPU lock held; released on return). When a constructor throws, the objects
+    /// the batch already took (<paramref name="taken"/>) go back first: a magazine refill would otherwise lose them
+    /// for good, counted in use with no owner.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private nint AllocSlowInBulk(KmemCacheCpu c, ReadOnlySpan<nint> taken)
+    {
+        try { return AllocSlow(c, -1); }
+        catch
+        {
+            FreeBulkToCpus(taken);
+            throw;
+        }
     }
 
     /// <summary>Frees an object allocated from this cache. Thread-safe; any thread may free any object.</summary>

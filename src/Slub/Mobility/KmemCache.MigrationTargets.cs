@@ -44,7 +44,22 @@ public sealed unsafe partial class KmemCache
                 }
                 if (i == objects.Length) return i;
             }
-            if (ctx.Exhausted || !ReserveTarget(ctx)) return i;
+            if (ctx.Exhausted || !ReserveTargetInBulk(ctx, objects[..i])) return i;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="ReserveTarget"/> in the middle of a batch: when a new target slab's constructor throws, the
+    /// slots the batch already took (<paramref name="taken"/>) go back first, or nobody could ever free them.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool ReserveTargetInBulk(MigrationContext ctx, ReadOnlySpan<nint> taken)
+    {
+        try { return ReserveTarget(ctx); }
+        catch
+        {
+            FreeBulkToCpus(taken);
+            throw;
         }
     }
 

@@ -24,7 +24,9 @@ namespace Slub.Rcu;
 /// already safe. <see cref="Synchronize"/> waits for a full grace period (spinning, then yielding: readers
 /// never block, so the wait is bounded by the longest read section) and frees everything retired before it
 /// was called. Read sections nest. Calling <see cref="Synchronize"/> inside a read section of the same
-/// reclaimer would wait for itself and throws <see cref="InvalidOperationException"/> instead.</para>
+/// reclaimer would wait for itself and throws <see cref="InvalidOperationException"/> instead. A free action or
+/// callback that throws does not keep the others of its pass from running; the failures are counted and
+/// reported together by the next explicit <see cref="Poll"/> or <see cref="Synchronize"/>.</para>
 /// <para><b>Users.</b> The XArray (nodes freed by erase, shrinking, destroy and migration); meant for the
 /// dentry cache as well.</para>
 /// </remarks>
