@@ -179,12 +179,32 @@ public sealed partial class SlabAllocator : IDisposable
         }
     }
 
-    /// <summary>Typed <see cref="CreateCache(string,int,int,SlabFlags,ObjectConstructor)"/> for an unmanaged struct. Thread-safe.</summary>
+    /// <summary>
+    /// Typed <see cref="CreateCache(string,int,int,SlabFlags,ObjectConstructor)"/> for an unmanaged struct. With
+    /// <paramref name="align"/> 0 the objects get at least <typeparamref name="T"/>'s own alignment as the runtime
+    /// lays it out (16 for <c>Vector128</c>, 32 for <c>Vector256</c>), not just the kernel's word alignment.
+    /// Thread-safe.
+    /// </summary>
     public unsafe KmemCache<T> CreateCache<T>(string name, int align = 0, SlabFlags flags = SlabFlags.None, ObjectConstructor<T>? ctor = null)
         where T : unmanaged
     {
         ObjectConstructor? raw = ctor is null ? null : obj => ctor(ref *(T*)obj);
+        if (align == 0 && AlignmentOf<T>() is var natural && natural > CacheGeometry.WordSize) align = natural;
         return new KmemCache<T>(CreateCache(name, sizeof(T), align, flags, raw));
+    }
+
+    /// <summary>The alignment the runtime gives a field of type <typeparamref name="T"/>: its offset after one byte.</summary>
+    private static int AlignmentOf<T>() where T : unmanaged
+    {
+        var probe = default(AlignmentProbe<T>);
+        return (int)System.Runtime.CompilerServices.Unsafe.ByteOffset(ref probe.Byte, ref System.Runtime.CompilerServices.Unsafe.As<T, byte>(ref probe.Value));
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct AlignmentProbe<T> where T : unmanaged
+    {
+        public byte Byte;
+        public T Value;
     }
 
     private static void ValidateName(string name)
