@@ -374,7 +374,9 @@ public sealed unsafe partial class KmemCache
     /// <summary>
     /// Frees every object in <paramref name="objects"/> (<c>kmem_cache_free_bulk</c>): objects of the CPU slab
     /// go onto the CPU free list; each run of objects from one other slab is chained and handed over under a
-    /// single slab lock. Thread-safe. Every pointer is checked before anything is freed.
+    /// single slab lock. Thread-safe. Every pointer is checked to be an object of this cache before anything is
+    /// freed; a double free is caught only where the loop meets it (the CPU slab's free-list head, or a repeat
+    /// inside a run of one slab), after the objects before it were freed, and other repeats only by slub_debug.
     /// </summary>
     public void FreeBulk(ReadOnlySpan<nint> objects)
     {
