@@ -163,7 +163,9 @@ internal static class ReplayReportWriter
         string I(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
 
         console.MarkupLine($"[bold]{Markup.Escape(r.FileName)}[/]: {I(r.Lines)} lines, {I(r.Events)} slab events over {r.Seconds.ToString("0.###", CultureInfo.InvariantCulture)} s on {r.Cpus} CPUs ({Markup.Escape(r.CpusSource)})");
+        long unseen = r.Caches.Sum(c => c.UnseenFrees);
         console.MarkupLine($"replayed {I(r.ReplayedEvents)} events; skipped {I(r.SkippedFrees)} frees of objects allocated before the capture"
+            + (unseen > 0 ? $"; {I(unseen)} frees the trace missed (a pointer allocated again while live)" : "")
             + (r.OtherEvents > 0 ? $"; ignored {I(r.OtherEvents)} other events" : "")
             + (r.LargeKmallocs > 0 ? $"; {I(r.LargeKmallocs)} page-sized kmallocs not replayed" : "")
             + (r.NullPointers > 0 ? $"; {I(r.NullPointers)} NULL pointers" : ""));

@@ -8,7 +8,7 @@ namespace Slub.Dcache;
 public sealed unsafe partial class DentryCache
 {
     /// <summary>Why isolate left an object of the slab alone, or that it put it on the shrink list.</summary>
-    private enum IsolateReason : byte { Busy, Pinned, Isolated }
+    private enum IsolateReason : byte { Busy, Pinned, Isolated, IsolatedReferenced }
 
     /// <summary>
     /// Private state handed from isolate to migrate: the shrink list and, per slot of the object vector, what
@@ -116,10 +116,10 @@ public sealed unsafe partial class DentryCache
                     _lru.Remove(p);
                     _lru.Exit();
                 }
-                if ((flags & (uint)DentryFlags.Referenced) != 0) Interlocked.Increment(ref _partialShrinkEvictedReferenced);
                 d->Flags = flags | (uint)(DentryFlags.ShrinkList | DentryFlags.LruList);
                 state.List.Add(p);
-                state.Reasons[i] = IsolateReason.Isolated;
+                // Counted as evicted only if the shrink kills it: it may gain a reference before then.
+                state.Reasons[i] = (flags & (uint)DentryFlags.Referenced) != 0 ? IsolateReason.IsolatedReferenced : IsolateReason.Isolated;
             }
             Unlock(d);
         }
@@ -194,7 +194,10 @@ public sealed unsafe partial class DentryCache
                         default:
                             nint p = state.List.Take();
                             if (p != objects[i]) throw new InvalidOperationException($"d_partial_shrink: shrink list out of order at 0x{p:x}");
-                            results[i] = ShrinkOneTreeLocked(p, toFree) == ShrinkOutcome.Freed ? MigrateResult.Freed : MigrateResult.Later;
+                            var outcome = ShrinkOneTreeLocked(p, toFree);
+                            results[i] = outcome == ShrinkOutcome.Busy ? MigrateResult.Later : MigrateResult.Freed;
+                            if (outcome == ShrinkOutcome.Freed && state.Reasons[i] == IsolateReason.IsolatedReferenced)
+                                Interlocked.Increment(ref _partialShrinkEvictedReferenced);
                             break;
                     }
                 }

@@ -131,8 +131,8 @@ public sealed unsafe partial class DentryCache
         }
     }
 
-    /// <summary>The outcome of one entry of a shrink list.</summary>
-    private enum ShrinkOutcome : byte { Freed, Busy }
+    /// <summary>The outcome of one entry of a shrink list: killed and freed by us, killed by somebody else and freed by us (they left the free to the list owner), or left alone.</summary>
+    private enum ShrinkOutcome : byte { Freed, FreedKilledElsewhere, Busy }
 
     /// <summary>
     /// One step of <c>shrink_dentry_list</c>: takes <paramref name="p"/> off the caller's shrink list; frees it if
@@ -149,7 +149,7 @@ public sealed unsafe partial class DentryCache
         {
             Unlock(d);
             toFree.Add(p);
-            return ShrinkOutcome.Freed;
+            return ShrinkOutcome.FreedKilledElsewhere;
         }
         if (d->Count != 0)
         {

@@ -94,6 +94,12 @@ public sealed class BackgroundDefragmenter : IDisposable
     /// <summary>The kernel thread id of the defragmenter's thread (0 before it started): /proc/self/task/&lt;id&gt;.</summary>
     public int OsThreadId => _osThreadId;
 
+    /// <summary>Caches the defragmenter keeps state for (for tests).</summary>
+    internal int TrackedCaches
+    {
+        get { lock (_states) return _states.Count; }
+    }
+
     /// <summary>True until disposed.</summary>
     public bool IsRunning => !_stop.IsCancellationRequested;
 
@@ -163,9 +169,11 @@ public sealed class BackgroundDefragmenter : IDisposable
         Iteration result;
         try
         {
+            int seen = 0;
             foreach (var cache in _allocator.CachesLocked)
             {
                 if (!cache.IsMovable) break;   // movable caches are at the front of the list
+                seen++;
                 var settings = cache.ActiveDefrag;
                 CacheState state;
                 lock (_states)
@@ -200,6 +208,7 @@ public sealed class BackgroundDefragmenter : IDisposable
                     best = cache; bestWaste = waste; bestState = state;
                 }
             }
+            ForgetDestroyed(seen);
             if (best is null)
             {
                 Interlocked.Add(ref _cpuNs, OsThreadClock.NowNanoseconds() - cpu0);
@@ -268,6 +277,25 @@ public sealed class BackgroundDefragmenter : IDisposable
         Interlocked.Add(ref cache.Defrag._bgCpuNs, cost);
         Interlocked.Increment(ref cache.Defrag._bgSteps);
         return new Iteration(cache, node, cost, share, sleep, progress);
+    }
+
+    // A cache destroyed since the last pass is off the list: drop its state, or a stale "running" one would
+    // keep the idle loop waking every millisecond (IdleWaitMs) and the cache reporting itself running.
+    private void ForgetDestroyed(int listed)
+    {
+        lock (_states)
+        {
+            if (_states.Count <= listed) return;
+            List<KmemCache>? gone = null;
+            foreach (var cache in _states.Keys)
+                if (cache.IsDestroyed) (gone ??= new()).Add(cache);
+            if (gone is null) return;
+            foreach (var cache in gone)
+            {
+                SetRunning(cache, _states[cache], false);
+                _states.Remove(cache);
+            }
+        }
     }
 
     private static void SetRunning(KmemCache cache, CacheState state, bool running)

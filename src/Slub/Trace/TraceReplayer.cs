@@ -89,7 +89,10 @@ public sealed unsafe class TraceReplayer : IDisposable
     private const int RecentSlots = 64;
     private readonly (byte[]? Name, ReplayCache? Cache)[] _recent = new (byte[]?, ReplayCache?)[RecentSlots];
     private readonly Dictionary<int, ReplayCache?> _kmallocCaches = new();
-    private readonly Dictionary<ulong, ReplayCache> _kmallocOwner = new();
+    // The cache of every live replayed object by trace pointer: one address holds one object, whatever its
+    // cache, and kfree does not name the cache. A null value is an object of a filtered-out cache (recorded
+    // only with a filter), so its kfree is not taken for a free from before the capture.
+    private readonly Dictionary<ulong, ReplayCache?> _owner = new();
     private readonly HashSet<ulong> _large = new();
     private readonly List<BadLine> _badLines = new();
     private readonly List<TimelineSample> _timeline = new();
@@ -215,44 +218,54 @@ public sealed unsafe class TraceReplayer : IDisposable
             case TraceEventKind.CacheAlloc:
                 if (ev.Ptr == 0) { _null++; return; }
                 rc = Lookup(ev.CacheName, ev.BytesAlloc);
-                if (rc is null) return;
+                if (rc is null) { FilteredAlloc(ev.Ptr, ev.Cpu); return; }
                 Alloc(rc, ev.Ptr, ev.Cpu);
                 break;
             case TraceEventKind.Kmalloc:
                 if (ev.Ptr == 0) { _null++; return; }
-                if (ev.BytesAlloc > Kmalloc.MaxCacheSize) { _large.Add(ev.Ptr); _largeCount++; return; }
+                if (ev.BytesAlloc > Kmalloc.MaxCacheSize)
+                {
+                    if (_owner.Remove(ev.Ptr, out var old) && old is not null) UnseenFree(old, ev.Ptr, ev.Cpu);
+                    _large.Add(ev.Ptr);
+                    _largeCount++;
+                    return;
+                }
                 rc = KmallocCache(ref ev);
-                if (rc is null) return;
+                if (rc is null) { FilteredAlloc(ev.Ptr, ev.Cpu); return; }
                 Alloc(rc, ev.Ptr, ev.Cpu);
-                _kmallocOwner[ev.Ptr] = rc;
                 break;
             case TraceEventKind.CacheFree:
                 rc = Lookup(ev.CacheName, -1, out bool known);
                 if (rc is null)
                 {
                     if (!known && !IsFiltered(ev.CacheName)) _skippedFrees++;   // a cache never allocated from in the trace
+                    else if (known && _o.Caches is not null) FilteredFree(ev.Ptr);
                     return;
                 }
-                if (_kmallocOwner.Count > 0) _kmallocOwner.Remove(ev.Ptr);
                 Free(rc, ev.Ptr, ev.Cpu);
                 break;
             case TraceEventKind.Kfree:
                 if (ev.Ptr == 0) { _null++; return; }
-                if (_kmallocOwner.Remove(ev.Ptr, out rc)) { Free(rc, ev.Ptr, ev.Cpu); break; }
+                // kfree() frees kmalloc objects and, on current kernels, kmem_cache_alloc() ones.
+                if (_owner.TryGetValue(ev.Ptr, out rc))
+                {
+                    if (rc is null) { _owner.Remove(ev.Ptr); return; }   // an object of a filtered-out cache
+                    Free(rc, ev.Ptr, ev.Cpu);
+                    break;
+                }
                 if (_large.Remove(ev.Ptr)) return;
-                // kfree() also frees kmem_cache_alloc() objects on current kernels.
-                foreach (var c in _caches)
-                    if (c.Maps[0].ContainsKey(ev.Ptr)) { Free(c, ev.Ptr, ev.Cpu); goto done; }
                 _skippedFrees++;
                 return;
         }
-        done:
         _replayed++;
         if (_o.RecordTimeline && ++_sinceSample >= _sampleEvery) Sample();
     }
 
     private void Alloc(ReplayCache rc, ulong ptr, int cpu)
     {
+        ref ReplayCache? owner = ref CollectionsMarshal.GetValueRefOrAddDefault(_owner, ptr, out bool live);
+        if (live && owner != rc && owner is not null) UnseenFree(owner, ptr, cpu);   // its slab was freed and reused
+        owner = rc;
         rc.Allocs++;
         for (int w = 0; w < rc.Kc.Length; w++)
         {
@@ -287,7 +300,31 @@ public sealed unsafe class TraceReplayer : IDisposable
             }
             rc.Kc[w].FreeOnCpu(cpu, obj);
         }
+        _owner.Remove(ptr);
         rc.Frees++;
+    }
+
+    // The kernel freed this object without an event the trace has: counted, and freed in the model.
+    private static void UnseenFree(ReplayCache rc, ulong ptr, int cpu)
+    {
+        for (int w = 0; w < rc.Kc.Length; w++)
+            if (rc.Maps[w].Remove(ptr, out nint obj)) rc.Kc[w].FreeOnCpu(cpu, obj);
+        rc.UnseenFrees++;
+    }
+
+    // With a cache filter, objects of filtered-out caches are remembered by pointer (kfree does not name the
+    // cache), so freeing one is neither a free from before the capture nor another cache's object.
+    private void FilteredAlloc(ulong ptr, int cpu)
+    {
+        if (_o.Caches is null) return;
+        ref ReplayCache? owner = ref CollectionsMarshal.GetValueRefOrAddDefault(_owner, ptr, out bool live);
+        if (live && owner is not null) UnseenFree(owner, ptr, cpu);
+        owner = null;
+    }
+
+    private void FilteredFree(ulong ptr)
+    {
+        if (_owner.TryGetValue(ptr, out var owner) && owner is null) _owner.Remove(ptr);
     }
 
     private bool IsFiltered(ReadOnlySpan<byte> name) =>

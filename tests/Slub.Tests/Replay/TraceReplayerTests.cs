@@ -29,7 +29,7 @@ public class TraceReplayerTests
             "# tracer: nop",
             Alloc(0, P(1), "dentry", 192),
             Alloc(1, P(2), "dentry", 192),
-            Alloc(0, P(1), "filp", 256),          // same ptr value, other cache: a different object
+            Alloc(0, P(3), "filp", 256),          // one address is one object: see PointerReuseTests
             Free(1, P(1), "dentry"),
             Free(0, P(99), "dentry"),              // allocated before the capture
             Free(0, P(98), "never_allocated"),     // a cache the trace never allocates from
