@@ -27,6 +27,7 @@ internal static class ReplayReportWriter
             w.WriteNumber("skipped_frees", r.SkippedFrees);
             w.WriteNumber("other_events", r.OtherEvents);
             w.WriteNumber("lost_events", r.LostEvents);
+            w.WriteNumber("out_of_order_events", r.OutOfOrderEvents);
             w.WriteNumber("null_pointers", r.NullPointers);
             w.WriteNumber("large_kmallocs", r.LargeKmallocs);
             w.WriteNumber("bad_lines", r.BadLineCount);
@@ -171,6 +172,9 @@ internal static class ReplayReportWriter
             + (r.NullPointers > 0 ? $"; {I(r.NullPointers)} NULL pointers" : ""));
         if (r.LostEvents > 0)
             console.MarkupLine($"[yellow]the kernel lost {I(r.LostEvents)} events: some objects will not pair up[/]");
+        if (r.OutOfOrderEvents > 0)
+            console.MarkupLine($"[yellow]{I(r.OutOfOrderEvents)} events are stamped earlier than an event before them (first at line {I(r.FirstOutOfOrderLine)}): "
+                + "the input is not in time order (per_cpu files joined?), and the replay pairs by line order; sort it by timestamp first[/]");
 
         var t = new Table().Border(TableBorder.Rounded).Title("End of trace (as /sys/kernel/slab would show it)");
         foreach (var h in new[] { "cache", "objects", "slabs", "partial", "cpu", "objs/slab", "order", "optimal", "pages" })

@@ -109,8 +109,16 @@ public sealed record ReplayResult
     public required string CpusSource { get; init; }
     /// <summary>Timestamp of the first slab event in nanoseconds (0 without events).</summary>
     public required long FirstTimestampNs { get; init; }
-    /// <summary>Timestamp of the last slab event in nanoseconds (0 without events).</summary>
+    /// <summary>Latest timestamp of a slab event in nanoseconds (0 without events).</summary>
     public required long LastTimestampNs { get; init; }
+    /// <summary>
+    /// Slab events stamped earlier than an event before them in the input. ftrace's <c>trace</c> and <c>trace_pipe</c>
+    /// are in time order; a capture glued from <c>per_cpu</c> files is not, and the replay (which goes by line
+    /// order) then pairs frees and allocations wrongly. 0 for a well-formed capture.
+    /// </summary>
+    public long OutOfOrderEvents { get; init; }
+    /// <summary>Line of the first event counted in <see cref="OutOfOrderEvents"/> (0 if none).</summary>
+    public long FirstOutOfOrderLine { get; init; }
     /// <summary>The defrag policies compared, in the order asked, duplicates removed.</summary>
     public required IReadOnlyList<DefragPolicy> Policies { get; init; }
     /// <summary>Null: the what-if ran <c>kmem_cache_shrink</c> (ratio 100); else the reclaim-path defrag with this ratio.</summary>

@@ -103,6 +103,7 @@ public sealed unsafe class TraceReplayer : IDisposable
     private string _cpusSource = "";
     private long _lines, _events, _replayed, _skippedFrees, _other, _lost, _null, _largeCount, _bad;
     private long _firstTs = -1, _lastTs;
+    private long _outOfOrder, _firstOutOfOrderLine;
     private long _sampleEvery = 256, _sinceSample;
     private bool _finished;
 
@@ -207,7 +208,13 @@ public sealed unsafe class TraceReplayer : IDisposable
         _events++;
         if (_worlds is null) Start();
         if (_firstTs < 0) _firstTs = ev.TimestampNs;
-        _lastTs = ev.TimestampNs;
+        if (ev.TimestampNs < _lastTs)
+        {
+            // ftrace's trace and trace_pipe merge the CPUs' buffers in time order; per_cpu files glued together
+            // are not, and pairing by line order would then free objects before they were allocated.
+            if (_outOfOrder++ == 0) _firstOutOfOrderLine = _lineNumber;
+        }
+        else _lastTs = ev.TimestampNs;
         if ((uint)ev.Cpu >= (uint)_cpus)
             throw new TraceReplayException(_fileName, _lineNumber,
                 $"CPU {ev.Cpu} but the replay models {_cpus} CPUs ({_cpusSource}); pass --cpus with the traced machine's CPU count");
@@ -565,6 +572,8 @@ public sealed unsafe class TraceReplayer : IDisposable
             CpusSource = _cpusSource,
             FirstTimestampNs = Math.Max(_firstTs, 0),
             LastTimestampNs = _lastTs,
+            OutOfOrderEvents = _outOfOrder,
+            FirstOutOfOrderLine = _firstOutOfOrderLine,
             Policies = _policies,
             DefragUsedRatio = _o.DefragUsedRatio,
             Caches = results,

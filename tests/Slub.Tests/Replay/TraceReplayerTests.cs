@@ -23,6 +23,24 @@ public class TraceReplayerTests
     private static string P(int i) => i.ToString("x16");
 
     [Fact]
+    public void EventsOutOfTimeOrderAreCountedWithTheFirstLine()
+    {
+        // Two per_cpu files joined: CPU 1's events (later lines) start before CPU 0's last one.
+        var r = Replay([
+            Alloc(0, P(1), "dentry", 192, ts: 1.0),
+            Free(0, P(1), "dentry", ts: 3.0),
+            Alloc(1, P(2), "dentry", 192, ts: 2.0),   // line 3
+            Free(1, P(2), "dentry", ts: 2.5),
+            Alloc(1, P(3), "dentry", 192, ts: 4.0),
+        ]);
+        Assert.Equal(2, r.OutOfOrderEvents);
+        Assert.Equal(3, r.FirstOutOfOrderLine);
+        Assert.Equal(3.0, r.Seconds);   // the span runs to the latest stamp, not to the last line's
+        var inOrder = Replay([Alloc(0, P(1), "dentry", 192, ts: 1.0), Alloc(1, P(2), "dentry", 192, ts: 1.0), Free(0, P(1), "dentry", ts: 2.0)]);
+        Assert.Equal(0, inOrder.OutOfOrderEvents);   // equal stamps are in order
+    }
+
+    [Fact]
     public void PairsByPointerWithinACache_AndSkipsFreesFromBeforeTheCapture()
     {
         var r = Replay([
