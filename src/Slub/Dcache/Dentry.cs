@@ -6,7 +6,9 @@ namespace Slub.Dcache;
 /// that the caller gives back with <see cref="DentryCache.Put"/>.
 /// </summary>
 /// <remarks>The properties read the native fields without locks: exact while the caller holds a reference and
-/// nobody renames the dentry, snapshots otherwise. Use them only on dentries you hold.</remarks>
+/// nobody renames the dentry, snapshots otherwise. Use them only on dentries you hold: like the kernel's pointer,
+/// a handle whose reference was given back, or whose <see cref="DentryCache"/> was disposed (every reference is
+/// then void), names memory the cache may have freed or reused, and reading it is undefined.</remarks>
 public readonly unsafe struct Dentry : IEquatable<Dentry>
 {
     /// <summary>Address of the object in the <c>dentry</c> slab cache.</summary>
