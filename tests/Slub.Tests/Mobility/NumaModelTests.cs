@@ -152,9 +152,10 @@ public unsafe class NumaModelTests
                     break;
                 case Op.MoveNode:
                 {
-                    var before = Snapshot();
+                    var before = BeginMove(flush: true);
                     long left = _table.Cache.MoveNode(a, b);
-                    foreach (var (h, (addr, node)) in before)
+                    EndMove(before, a == b ? 0 : 1);
+                    foreach (var (h, (addr, node)) in before.Where)
                     {
                         nint now = _table.AddressOf(h);
                         if (node != a) Assert.Equal(addr, now);                  // other nodes are left alone
@@ -167,9 +168,10 @@ public unsafe class NumaModelTests
                 }
                 case Op.MoveToNode:
                 {
-                    var before = Snapshot();
+                    var before = BeginMove(flush: true);
                     long elsewhere = _table.Cache.MoveToNode(a);
-                    foreach (var (h, (addr, node)) in before)
+                    EndMove(before, _nodes - 1);
+                    foreach (var (h, (addr, node)) in before.Where)
                     {
                         nint now = _table.AddressOf(h);
                         if (node == a) Assert.Equal(addr, now);
@@ -182,9 +184,10 @@ public unsafe class NumaModelTests
                 }
                 case Op.Balance:
                 {
-                    var before = Snapshot();
+                    var before = BeginMove(flush: true);
                     _table.Cache.Balance();
-                    foreach (var (h, (addr, node)) in before)
+                    EndMove(before, _nodes * _nodes);   // a run per surplus and deficit pair
+                    foreach (var (h, (addr, node)) in before.Where)
                         if (_table.AddressOf(h) != addr) Assert.NotEqual(node, NodeOf(h));   // a balance move crosses nodes
                     var counts = CheckCounts();
                     if (!AnyReserved) Assert.True(counts.Max() - counts.Min() <= PerSlab, $"unbalanced: {string.Join(",", counts)}");
@@ -192,10 +195,11 @@ public unsafe class NumaModelTests
                 }
                 case Op.Shrink:
                 {
-                    var before = Snapshot();
+                    var before = BeginMove(flush: true);
                     _table.Cache.Shrink();
+                    EndMove(before, 0);
                     _plain.Shrink();
-                    foreach (var (h, (_, node)) in before) Assert.Equal(node, NodeOf(h));   // shrink compacts each node in place
+                    foreach (var (h, (_, node)) in before.Where) Assert.Equal(node, NodeOf(h));   // shrink compacts each node in place
                     CheckCounts();
                     CheckPlainCounts();
                     // kmem_cache_shrink frees every empty slab, min_partial notwithstanding.
@@ -205,9 +209,10 @@ public unsafe class NumaModelTests
                 }
                 case Op.Defragment:
                 {
-                    var before = Snapshot();
+                    var before = BeginMove(flush: false);   // it flushes no CPU: neither may the test
                     _table.Cache.DefragmentNode(a);
-                    foreach (var (h, (addr, node)) in before)
+                    EndMove(before, 0);
+                    foreach (var (h, (addr, node)) in before.Where)
                     {
                         if (node != a) Assert.Equal(addr, _table.AddressOf(h));
                         else Assert.Equal(a, NodeOf(h));
@@ -271,8 +276,29 @@ public unsafe class NumaModelTests
             _freed.Add(h);
         }
 
-        private Dictionary<long, (nint Address, int Node)> Snapshot() =>
-            _live.ToDictionary(h => h, h => (_table.AddressOf(h), NodeOf(h)));
+        private sealed record Before(Dictionary<long, (nint Address, int Node)> Where, long Slabs, long Moved);
+
+        /// <summary>Where every object is before a move, and the cache's slabs (after the flush the move starts with, if it does).</summary>
+        private Before BeginMove(bool flush)
+        {
+            if (flush) _table.Cache.FlushAll();
+            return new(_live.ToDictionary(h => h, h => (_table.AddressOf(h), NodeOf(h))), _table.Cache.GetStatistics().Slabs,
+                _table.Cache.Defrag.ObjectsMoved);
+        }
+
+        /// <summary>
+        /// The objects whose address changed are the ones the counters say moved, and the move made no more slabs than
+        /// those objects fill plus one partly used target per migration run (a compaction, with no run to another
+        /// node, only fills slabs it has).
+        /// </summary>
+        private void EndMove(Before before, int runs)
+        {
+            long moved = before.Where.Count(x => _table.AddressOf(x.Key) != x.Value.Address);
+            Assert.Equal(before.Moved + moved, _table.Cache.Defrag.ObjectsMoved);
+            long slabs = _table.Cache.GetStatistics().Slabs;
+            long allowed = before.Slabs + (runs == 0 ? 0 : (moved + PerSlab - 1) / PerSlab + runs);
+            Assert.True(slabs <= allowed, $"{slabs} slabs after moving {moved} objects, {before.Slabs} before ({PerSlab} per slab, {runs} runs)");
+        }
 
         /// <summary>Takes every free block of one node's arena, largest first (as ArenaExhaustionTests does).</summary>
         private List<Reserve> ExhaustNode(int node)
