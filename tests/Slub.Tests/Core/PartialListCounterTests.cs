@@ -7,7 +7,8 @@ namespace Slub.Tests.Core;
 /// </summary>
 public unsafe class PartialListCounterTests
 {
-    private static void AssertCountersMatchRecount(KmemCache cache, ref int bucketedNodesSeen)
+    /// <summary>Every node's partial-list counters equal a walk of its list; counts the nodes seen bucketed with more than one slab.</summary>
+    internal static void AssertCountersMatchRecount(KmemCache cache, ref int bucketedNodesSeen)
     {
         for (int node = 0; node < cache.Nodes.Length; node++)
         {
