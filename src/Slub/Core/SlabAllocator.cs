@@ -24,6 +24,7 @@ public sealed partial class SlabAllocator : IDisposable
     private readonly int _cpuMask;
     private readonly SlubDebugOption _slubDebug;
     private int _disposed;   // 1 once Dispose has started
+    private readonly List<Action> _disposeHooks = new();
 
     /// <summary>The process-wide allocator with default options (1 GiB of address space per node).</summary>
     public static SlabAllocator Shared => s_shared.Value;
@@ -344,6 +345,16 @@ public sealed partial class SlabAllocator : IDisposable
         return Pages.ReportFreePages();
     }
 
+    /// <summary>
+    /// Registers <paramref name="hook"/> to run inside <see cref="Dispose"/>, after the caches' fast paths are emptied
+    /// and before the memory is released: how a higher layer (the XArray, whose arrays hold nodes in this
+    /// allocator) detaches its users without this layer knowing it. Thread-safe.
+    /// </summary>
+    internal void OnDispose(Action hook)
+    {
+        lock (SlabMutex) _disposeHooks.Add(hook);
+    }
+
     /// <summary>True once <see cref="Dispose"/> has started. Thread-safe.</summary>
     public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
@@ -374,11 +385,12 @@ public sealed partial class SlabAllocator : IDisposable
         BackgroundDefrag?.Dispose();
         _endpoint?.Dispose();
         KmemCache[] caches;
-        lock (SlabMutex) caches = _caches.ToArray();
+        Action[] hooks;
+        lock (SlabMutex) (caches, hooks) = (_caches.ToArray(), _disposeHooks.ToArray());
         // Empty every fast path (magazines, CPU free lists), so the next allocation or free of any cache reaches
         // a slow path and its disposed check instead of the unmapped memory.
         foreach (var c in caches) c.RetireFastPaths();
-        XArray.XArray.DetachAll(this);
+        foreach (var hook in hooks) hook();
         Pages.Dispose();
     }
 }

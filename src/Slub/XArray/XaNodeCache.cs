@@ -64,6 +64,7 @@ public sealed unsafe class XaNodeCache
             {
                 c = new XaNodeCache(allocator);
                 s_caches.Add(allocator, c);
+                allocator.OnDispose(() => XArray.DetachAll(allocator));   // its arrays' nodes go with the memory
             }
             return c;
         }
