@@ -36,7 +36,7 @@ public class ConcurrentNumaPropertyTests
     [Fact]
     public void WorkersAndRacingNumaMovesKeepEveryObjectAndTheCounts()
     {
-        GenRun.Sample(run => Execute(run.Nodes, run.Seed, run.First, run.Second), iter: 20, threads: 1,
+        GenRun.Sample(run => Execute(run.Nodes, run.Seed, run.First, run.Second), iter: 40, threads: 1,
             print: run => $"nodes {run.Nodes}, seed {run.Seed}: [{string.Join(", ", run.First)}] / [{string.Join(", ", run.Second)}]");
         // A schedule may move nothing (e.g. only flushes); all of them together must have.
         Assert.True(Interlocked.Read(ref s_movedInAllRuns) > 0, "no run moved anything");
