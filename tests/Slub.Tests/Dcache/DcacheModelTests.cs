@@ -45,7 +45,81 @@ public unsafe class DcacheModelTests
 
     private static long s_smoFreed;
 
-    internal sealed class Run(bool evictAll)
+    /// <summary>
+    /// The same sequences with a second thread shrinking (SMO shrink, node defrag, LRU prune) while each operation
+    /// runs; it is paused (a handshake, not a sleep) for the checks between operations, which need a quiet cache.
+    /// </summary>
+    [Fact]
+    public void RandomDcacheOperationsWithAConcurrentShrinkerAgreeWithTheModel()
+    {
+        GenRun.Sample(run => new Run(run.EvictAll, concurrentShrinker: true).Execute(run.Ops), iter: 100, threads: 1,
+            print: run => $"evictAll {run.EvictAll}: " + string.Join(", ", run.Ops.Select(o => o.ToString())));
+    }
+
+    /// <summary>A thread that shrinks the cache in rounds while resumed; <see cref="Pause"/> returns once no round is running.</summary>
+    private sealed class Shrinker : IDisposable
+    {
+        private readonly object _gate = new();
+        private readonly Thread _thread;
+        private bool _paused = true, _active, _stop;
+        private Exception? _failure;
+
+        public Shrinker(DentryCache dc)
+        {
+            _thread = new Thread(() =>
+            {
+                for (int round = 0; ; round++)
+                {
+                    lock (_gate)
+                    {
+                        while (_paused && !_stop) Monitor.Wait(_gate);
+                        if (_stop) return;
+                        _active = true;
+                    }
+                    try
+                    {
+                        switch (round % 4)
+                        {
+                            case 0: dc.Cache.Shrink(); break;
+                            case 1: dc.Cache.DefragmentNode(0); break;
+                            case 2: dc.Prune(3); break;
+                            default: dc.Cache.Shrink(DefragPolicy.EmptyAllCandidates); break;
+                        }
+                    }
+                    catch (Exception e) { _failure ??= e; }
+                    lock (_gate)
+                    {
+                        _active = false;
+                        Monitor.PulseAll(_gate);
+                    }
+                }
+            }) { IsBackground = true };
+            _thread.Start();
+        }
+
+        public void Resume()
+        {
+            lock (_gate) { _paused = false; Monitor.PulseAll(_gate); }
+        }
+
+        public void Pause()
+        {
+            lock (_gate)
+            {
+                _paused = true;
+                while (_active) Monitor.Wait(_gate);
+            }
+            if (_failure is not null) throw new InvalidOperationException("the shrinker thread failed", _failure);
+        }
+
+        public void Dispose()
+        {
+            lock (_gate) { _stop = true; Monitor.PulseAll(_gate); }
+            _thread.Join();
+        }
+    }
+
+    internal sealed class Run(bool evictAll, bool concurrentShrinker = false)
     {
         private readonly string _root = Path.GetTempPath().TrimEnd('/');
         private readonly Dictionary<string, InodeKind> _disk = new()   // relative path → kind; the root is implied
@@ -85,10 +159,15 @@ public unsafe class DcacheModelTests
                 Probe = Probe, HashBits = 8, PartialShrink = evictAll ? PartialShrinkMode.EvictAllUnused : PartialShrinkMode.WholeSlabsOnly,
             });
             _dc.Cache.DefragUsedRatio = 100;   // every partial slab is a candidate of a node defrag
-            foreach (var (op, p, q, n) in ops)
+            using (var shrinker = concurrentShrinker ? new Shrinker(_dc) : null)
             {
-                Apply(op, p, q, n);
-                Check();
+                foreach (var (op, p, q, n) in ops)
+                {
+                    shrinker?.Resume();
+                    Apply(op, p, q, n);
+                    shrinker?.Pause();
+                    Check();
+                }
             }
             foreach (var d in _held) _dc.Put(d);
             _held.Clear();
