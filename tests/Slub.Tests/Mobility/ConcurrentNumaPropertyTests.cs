@@ -27,8 +27,9 @@ public class ConcurrentNumaPropertyTests
     private static readonly Gen<(Maint Op, int A, int B)> GenMaint =
         Gen.Select(Gen.Enum<Maint>(), Gen.Int[0, 2], Gen.Int[0, 2]);
 
-    private static readonly Gen<(int Nodes, int Seed, (Maint Op, int A, int B)[] First, (Maint Op, int A, int B)[] Second)> GenRun =
-        Gen.Select(Gen.Int[2, 3], Gen.Int[0, 1 << 20], GenMaint.Array[1, 8], GenMaint.Array[1, 8]);
+    private static readonly Gen<(int Nodes, bool Debug, int Seed, (Maint Op, int A, int B)[] First, (Maint Op, int A, int B)[] Second)> GenRun =
+        Gen.Select(Gen.Int[2, 3], Gen.Int[0, 3], Gen.Int[0, 1 << 20], GenMaint.Array[1, 8], GenMaint.Array[1, 8])
+            .Select((nodes, debug, seed, first, second) => (nodes, debug == 0, seed, first, second));   // a quarter under slub_debug=FZ
 
     private const int Workers = 2, OpsPerWorker = 3000, Payload = 56;
     private static long s_movedInAllRuns;
@@ -36,8 +37,8 @@ public class ConcurrentNumaPropertyTests
     [Fact]
     public void WorkersAndRacingNumaMovesKeepEveryObjectAndTheCounts()
     {
-        GenRun.Sample(run => Execute(run.Nodes, run.Seed, run.First, run.Second), iter: 40, threads: 1,
-            print: run => $"nodes {run.Nodes}, seed {run.Seed}: [{string.Join(", ", run.First)}] / [{string.Join(", ", run.Second)}]");
+        GenRun.Sample(run => Execute(run.Nodes, run.Debug, run.Seed, run.First, run.Second), iter: 40, threads: 1,
+            print: run => $"nodes {run.Nodes}, debug {run.Debug}, seed {run.Seed}: [{string.Join(", ", run.First)}] / [{string.Join(", ", run.Second)}]");
         // A schedule may move nothing (e.g. only flushes); all of them together must have.
         Assert.True(Interlocked.Read(ref s_movedInAllRuns) > 0, "no run moved anything");
     }
@@ -53,9 +54,10 @@ public class ConcurrentNumaPropertyTests
         return true;
     }
 
-    private static void Execute(int nodes, int seed, (Maint Op, int A, int B)[] first, (Maint Op, int A, int B)[] second)
+    private static void Execute(int nodes, bool debug, int seed, (Maint Op, int A, int B)[] first, (Maint Op, int A, int B)[] second)
     {
-        using var a = TestAllocator.Create(nodes: nodes, cpus: 3, mbPerNode: 16);
+        // Under FZ the cache tracks its full slabs on a list and checks every object on free; plain ones scan for them.
+        using var a = TestAllocator.Create(nodes: nodes, cpus: 3, mbPerNode: 16, slubDebug: debug ? "FZ" : "-");
         var table = new MovableHandleTable(a, "numa_race", Payload);
         var cache = table.Cache;
         var liveNow = new ConcurrentDictionary<long, int>();   // every handle live at this moment, with its worker
