@@ -357,31 +357,39 @@ public sealed class EpochReclaimer
     private void RunReady(List<Retired> ready, RunningPass pass)
     {
         List<Exception>? failed = null;
-        foreach (var p in ready)
+        try
         {
-            // One bad callback must not strand the rest: they were taken off the pending list already.
-            try
+            foreach (var p in ready)
             {
-                if (p.Free is not null) p.Free(p.Item);
-                else p.Callback!();
+                // One bad callback must not strand the rest: they were taken off the pending list already.
+                try
+                {
+                    if (p.Free is not null) p.Free(p.Item);
+                    else p.Callback!();
+                }
+                catch (Exception e)
+                {
+                    (failed ??= new()).Add(e);
+                }
             }
-            catch (Exception e)
+            Interlocked.Add(ref _freed, ready.Count);
+            if (failed is not null) Interlocked.Add(ref _callbackFailures, failed.Count);
+        }
+        finally
+        {
+            // Whatever happened (even an exception no catch above could keep), the pass ends: a Synchronize waiting
+            // for it must not wait forever.
+            lock (_pendingLock)
             {
-                (failed ??= new()).Add(e);
+                // Failures are recorded before the pass counts as done, so a Synchronize that waited for it reports them.
+                if (failed is not null) (_unreported ??= new()).AddRange(failed);
+                _running.Remove(pass);
             }
-        }
-        Interlocked.Add(ref _freed, ready.Count);
-        if (failed is not null) Interlocked.Add(ref _callbackFailures, failed.Count);
-        lock (_pendingLock)
-        {
-            // Failures are recorded before the pass counts as done, so a Synchronize that waited for it reports them.
-            if (failed is not null) (_unreported ??= new()).AddRange(failed);
-            _running.Remove(pass);
-        }
-        lock (pass)
-        {
-            pass.Done = true;
-            Monitor.PulseAll(pass);
+            lock (pass)
+            {
+                pass.Done = true;
+                Monitor.PulseAll(pass);
+            }
         }
     }
 }
