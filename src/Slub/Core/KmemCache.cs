@@ -67,11 +67,19 @@ public sealed unsafe partial class KmemCache
     /// <summary>Empty slabs kept on a node's partial list before further empties are freed (sysfs <c>min_partial</c>).</summary>
     public int MinPartial { get; internal set; }
 
-    /// <summary>Free objects a CPU may keep on its partial slabs before they go back to the node (sysfs <c>cpu_partial</c>).</summary>
-    public int CpuPartial { get; internal set; }
+    /// <summary>
+    /// Free objects a CPU may keep on its partial slabs before they go back to the node (sysfs <c>cpu_partial</c>):
+    /// an unsigned int, as the kernel's <c>s-&gt;cpu_partial</c>, so any value <c>kstrtouint</c> accepts is kept as written.
+    /// </summary>
+    public uint CpuPartial { get; internal set; }
 
-    /// <summary>Per-CPU partial slabs allowed when <see cref="SlabOptions.CpuPartialCountsSlabs"/> is on: ceil(2 × <see cref="CpuPartial"/> / objects per slab), the kernel's <c>cpu_partial_slabs</c>.</summary>
-    public int CpuPartialSlabs => (CpuPartial * 2 + ObjectsPerSlab - 1) / ObjectsPerSlab;
+    /// <summary>
+    /// Per-CPU partial slabs allowed when <see cref="SlabOptions.CpuPartialCountsSlabs"/> is on: ceil(2 × <see cref="CpuPartial"/> /
+    /// objects per slab), the kernel's <c>cpu_partial_slabs</c>, capped at <see cref="int.MaxValue"/>. Computed in 64 bits:
+    /// the kernel's <c>DIV_ROUND_UP(nr_objects * 2, …)</c> is 32-bit unsigned arithmetic, which wraps from 2^31 on and turns
+    /// a huge <c>cpu_partial</c> into a tiny slab limit; here a huge value means a practically unlimited chain.
+    /// </summary>
+    public int CpuPartialSlabs => (int)Math.Min((2L * CpuPartial + ObjectsPerSlab - 1) / ObjectsPerSlab, int.MaxValue);
 
     /// <summary>Percent chance (0..100) to take partial slabs from other nodes before allocating a new slab (sysfs <c>remote_node_defrag_ratio</c>).</summary>
     public int RemoteNodeDefragRatio { get; internal set; } = 100;
@@ -99,7 +107,7 @@ public sealed unsafe partial class KmemCache
         _failSlab = (flags & SlabFlags.FailSlab) != 0;
         _sizeReciprocal = ulong.MaxValue / (ulong)_size + 1;
         MinPartial = Math.Clamp(System.Numerics.BitOperations.Log2((uint)_size) / 2, MinPartialFloor, MaxPartial);
-        CpuPartial = _debug ? 0 : _size >= OsMemory.PageSize ? 6 : _size >= 1024 ? 24 : _size >= 256 ? 52 : 120;
+        CpuPartial = _debug ? 0u : _size >= OsMemory.PageSize ? 6u : _size >= 1024 ? 24u : _size >= 256 ? 52u : 120u;
         var topo = allocator.Topology;
         _nodes = new KmemCacheNode[topo.NodeCount];
         for (int n = 0; n < _nodes.Length; n++) _nodes[n] = new KmemCacheNode(n);

@@ -19,6 +19,27 @@ namespace Slub;
 /// and is skipped), allocates the replacement on the requested node, copies, updates the table and leaves
 /// the old object to the core (<see cref="MigrateResult.MovedOldLeft"/>). No isolate callback is needed: frozen slabs never hand out their free slots again, so
 /// a freed object's header cannot be reused during the move.</para>
+/// <para><b>Handle reuse: what the checks catch, and their limits.</b> A handle is a positive <c>long</c>:
+/// 28 bits of slot index, 19 bits of generation (<see cref="HandleGenerations"/>) and 16 bits of table tag
+/// (<see cref="TableTags"/>); the 63 bits are all used, so neither field can widen without a wider handle type.
+/// Both fields wrap, and only code that misuses handles (keeps one after <see cref="Free"/>, or passes one to
+/// another table) can notice:
+/// <list type="bullet">
+/// <item>Generation: a slot's generation goes up by one each time the slot is reused, modulo 2^19. A stale handle is
+/// refused as long as its slot has been reused fewer than 524 288 times since it was freed (or a non-multiple of
+/// that); after exactly k·2^19 reuses, while the slot is live, the stale handle equals the live one bit for bit and
+/// is taken for it: <see cref="Access"/> reaches, and <see cref="Free"/> frees, the new owner's object. Freed slots
+/// are reused last-freed first, so an allocate/free loop on an otherwise quiet table reuses one slot every
+/// iteration and brings a stale handle back after 524 288 iterations. For a stale handle used after an
+/// unpredictable number of reuses the chance of being accepted is about 1 in 524 288 (1.9·10⁻⁶) per use.</item>
+/// <item>Tag: the tag is the table's creation number in the process modulo 65 536, so the 65 537th table shares
+/// the first one's tag. A handle passed to a different table with the same tag is taken for that table's own
+/// handle with the same index and generation, if that one is live (tables with the same history hand out the
+/// same handles); a table with another tag always refuses it.</item>
+/// </list>
+/// Neither case reaches freed or foreign memory: an accepted handle always names a live object of the table it
+/// was passed to (its header holds exactly that handle). The harm is acting on another owner's object, which is
+/// what the checks exist to report, so they are a diagnostic for misuse, not a guarantee.</para>
 /// <para>All members are thread-safe. Keep <see cref="Access"/> scopes short and never call
 /// <see cref="Free"/>, <see cref="Allocate"/> or a second <see cref="Access"/> inside one: when the handles share a
 /// stripe that would wait for itself, and throws <see cref="InvalidOperationException"/> instead.</para>
@@ -36,10 +57,16 @@ public sealed unsafe class MovableHandleTable
     private const long GenerationMask = ((1L << GenerationBits) - 1) << IndexBits;
     private static int s_nextTag;
 
+    /// <summary>Generations a slot goes through before its handles repeat (2^19): see the remarks on handle reuse.</summary>
+    public const int HandleGenerations = 1 << GenerationBits;
+
+    /// <summary>Distinct table tags (2^16): the tag is the table's creation number modulo this; see the remarks on handle reuse.</summary>
+    public const int TableTags = 1 << 16;
+
     private readonly nint[]?[] _chunks = new nint[]?[MaxChunks];
     private readonly int[] _stripeLocks = new int[Stripes * 16];   // one lock word per cache line
     private readonly Stack<long> _freeHandles = new();
-    private readonly long _tag = (long)(Interlocked.Increment(ref s_nextTag) & 0xFFFF) << TagShift;
+    private readonly long _tag;
     private long _nextIndex = 1;   // index 0 is never used
     private long _live;
 
@@ -52,10 +79,18 @@ public sealed unsafe class MovableHandleTable
     /// <summary>Live objects.</summary>
     public long Count => Interlocked.Read(ref _live);
 
+    /// <summary>The table's tag (its creation number modulo <see cref="TableTags"/>).</summary>
+    internal int Tag => (int)(_tag >> TagShift);
+
     /// <summary>Creates the table and its movable cache <paramref name="cacheName"/> in <paramref name="allocator"/>. Thread-safe.</summary>
     public MovableHandleTable(SlabAllocator allocator, string cacheName, int payloadSize, SlabFlags flags = SlabFlags.None)
+        : this(allocator, cacheName, payloadSize, flags, Interlocked.Increment(ref s_nextTag)) { }
+
+    /// <summary>A table whose creation number is <paramref name="creationNumber"/> (tests: the tag wrap without creating 65 536 tables).</summary>
+    internal MovableHandleTable(SlabAllocator allocator, string cacheName, int payloadSize, SlabFlags flags, int creationNumber)
     {
         if (payloadSize < 1) throw new ArgumentOutOfRangeException(nameof(payloadSize));
+        _tag = (long)(creationNumber & (TableTags - 1)) << TagShift;
         PayloadSize = payloadSize;
         int objectSize = HeaderSize + payloadSize;
         // The header is rewritten by Allocate, so a free object's header can hold the free pointer: no word

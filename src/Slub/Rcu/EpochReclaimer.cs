@@ -22,8 +22,10 @@ namespace Slub.Rcu;
 /// <para><b>API.</b> <see cref="Retire(nint, Action{nint})"/> never blocks: it queues the object and, every
 /// <see cref="PollThreshold"/> retirements, runs a non-blocking pass (<see cref="Poll"/>) that frees what is
 /// already safe. <see cref="Synchronize"/> waits for a full grace period (spinning, then yielding: readers
-/// never block, so the wait is bounded by the longest read section) and frees everything retired before it
-/// was called. Read sections nest. Calling <see cref="Synchronize"/> inside a read section of the same
+/// never block, so the wait is bounded by the longest read section) and returns only once everything retired
+/// before it was called has been freed: the items still pending run on the calling thread, and items another
+/// thread's pass had already taken are waited for (a pass takes its items off the pending list before running
+/// them; see <see cref="Synchronize"/>). Read sections nest. Calling <see cref="Synchronize"/> inside a read section of the same
 /// reclaimer would wait for itself and throws <see cref="InvalidOperationException"/> instead. A free action or
 /// callback that throws does not keep the others of its pass from running; the failures are counted and
 /// reported together by the next explicit <see cref="Poll"/> or <see cref="Synchronize"/>.</para>
@@ -233,14 +235,26 @@ public sealed class EpochReclaimer
             long a = Volatile.Read(ref r.Active);
             if (a != 0 && a < safe) safe = a;
         }
-        return FreeBelow(safe, report);
+        return FreeBelow(safe, report, waitForEarlierPasses: false);
     }
 
     /// <summary>
-    /// Waits for a grace period (<c>synchronize_rcu</c> followed by running the callbacks it covers): every
-    /// read section that was running when it was called has ended, and every item retired before the call has
-    /// been freed. Throws if the calling thread is inside a read section of this reclaimer. Thread-safe.
+    /// Waits for a grace period and for the callbacks it covers (<c>synchronize_rcu</c> then <c>rcu_barrier</c>):
+    /// when it returns, every read section that was running when it was called has ended, and every item retired
+    /// before the call has had its free action or callback run to completion — whether this call ran it or a
+    /// pass on another thread (<see cref="Poll"/>, an automatic pass of Retire, another Synchronize) had taken it
+    /// and was still running it; such passes are waited for (blocking, not spinning: a callback may block).
+    /// Items retired after the call may or may not have run. Throws if the calling thread is inside a read
+    /// section of this reclaimer. Thread-safe.
     /// </summary>
+    /// <remarks>
+    /// Called from inside a free action or callback of this reclaimer (a pass is running on the calling thread),
+    /// it runs what is pending but does not wait for passes already running: not for its own, which is up the
+    /// stack, nor for another thread's, whose callback might be waiting for this one. Items the caller's own pass
+    /// has not reached yet, or that another running pass holds, may then still be outstanding when it returns.
+    /// A Synchronize outside a callback that waits for a pass whose callback waits for that Synchronize's
+    /// caller deadlocks, as <c>rcu_barrier</c> would.
+    /// </remarks>
     /// <exception cref="AggregateException">Callbacks or free actions threw (see <see cref="Poll"/>); all the others ran.</exception>
     public void Synchronize() => SynchronizeCore(report: true);
 
@@ -265,7 +279,7 @@ public sealed class EpochReclaimer
             }
         }
         Interlocked.Increment(ref _gracePeriods);
-        FreeBelow(now, report);
+        FreeBelow(now, report, waitForEarlierPasses: true);
     }
 
     /// <summary>Failures of callbacks and free actions so far (each is also reported once by <see cref="Poll"/> or <see cref="Synchronize()"/>).</summary>
@@ -273,9 +287,25 @@ public sealed class EpochReclaimer
     private long _callbackFailures;
     private List<Exception>? _unreported;   // guarded by _pendingLock
 
-    private int FreeBelow(long safe, bool report)
+    /// <summary>
+    /// A pass that has taken its ready items off <see cref="_pending"/> and is running them. Registered in
+    /// <see cref="_running"/> (under <see cref="_pendingLock"/>) in the same critical section that takes the items,
+    /// so an item retired before a <see cref="Synchronize()"/> is, at the moment that call takes its own items,
+    /// either still pending (it takes it) or in a pass registered by then (it waits for that pass).
+    /// </summary>
+    private sealed class RunningPass
+    {
+        public readonly Thread Runner = Thread.CurrentThread;
+        public bool Done;   // guarded by the object's monitor
+    }
+
+    private readonly List<RunningPass> _running = new();   // guarded by _pendingLock
+
+    private int FreeBelow(long safe, bool report, bool waitForEarlierPasses)
     {
         List<Retired>? ready = null;
+        RunningPass? mine = null;
+        RunningPass[]? earlier = null;
         lock (_pendingLock)
         {
             int keep = 0;
@@ -285,32 +315,81 @@ public sealed class EpochReclaimer
                 if (p.Epoch < safe) (ready ??= new()).Add(p);
                 else _pending[keep++] = p;
             }
-            if (ready is null) return 0;
-            _pending.RemoveRange(keep, _pending.Count - keep);
+            // Passes of other threads may still be running items retired before this Synchronize: wait for them.
+            // Not from inside a free action or callback (a pass of this thread is up the stack): waiting for its own
+            // pass would never end, and waiting for another thread's pass could close a cycle if that pass's callback
+            // is itself waiting for this one.
+            if (waitForEarlierPasses && _running.Count > 0 && !_running.Exists(static r => r.Runner == Thread.CurrentThread))
+                earlier = _running.ToArray();
+            if (ready is not null)
+            {
+                _pending.RemoveRange(keep, _pending.Count - keep);
+                _running.Add(mine = new RunningPass());
+            }
         }
-        List<Exception>? failed = null;
-        foreach (var p in ready)
+        int count = 0;
+        if (ready is not null)
         {
-            // One bad callback must not strand the rest: they were taken off the pending list already.
-            try
+            count = ready.Count;
+            RunReady(ready, mine!);
+        }
+        if (earlier is not null)
+        {
+            foreach (var pass in earlier)
             {
-                if (p.Free is not null) p.Free(p.Item);
-                else p.Callback!();
-            }
-            catch (Exception e)
-            {
-                (failed ??= new()).Add(e);
+                lock (pass)
+                {
+                    while (!pass.Done) Monitor.Wait(pass);
+                }
             }
         }
-        Interlocked.Add(ref _freed, ready.Count);
-        if (failed is not null) Interlocked.Add(ref _callbackFailures, failed.Count);
+        if (ready is null && !report) return 0;
         List<Exception>? toThrow = null;
         lock (_pendingLock)
         {
-            if (failed is not null) (_unreported ??= new()).AddRange(failed);
             if (report && _unreported is not null) { toThrow = _unreported; _unreported = null; }
         }
         if (toThrow is not null) throw new AggregateException("EpochReclaimer: retired callbacks threw; every other one ran", toThrow);
-        return ready.Count;
+        return count;
+    }
+
+    /// <summary>Runs a pass's items, records their failures, then marks the pass done (waking any waiting <see cref="Synchronize()"/>).</summary>
+    private void RunReady(List<Retired> ready, RunningPass pass)
+    {
+        List<Exception>? failed = null;
+        try
+        {
+            foreach (var p in ready)
+            {
+                // One bad callback must not strand the rest: they were taken off the pending list already.
+                try
+                {
+                    if (p.Free is not null) p.Free(p.Item);
+                    else p.Callback!();
+                }
+                catch (Exception e)
+                {
+                    (failed ??= new()).Add(e);
+                }
+            }
+            Interlocked.Add(ref _freed, ready.Count);
+            if (failed is not null) Interlocked.Add(ref _callbackFailures, failed.Count);
+        }
+        finally
+        {
+            // Whatever happened (even an exception no catch above could keep), the pass ends: a Synchronize waiting
+            // for it must not wait forever.
+            lock (_pendingLock)
+            {
+                // Failures are recorded before the pass counts as done, so a Synchronize that waited for it reports them.
+                if (failed is not null) (_unreported ??= new()).AddRange(failed);
+                _running.Remove(pass);
+            }
+            lock (pass)
+            {
+                pass.Done = true;
+                Monitor.PulseAll(pass);
+            }
+        }
     }
 }

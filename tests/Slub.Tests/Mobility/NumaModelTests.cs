@@ -259,7 +259,7 @@ public unsafe class NumaModelTests
                     var cache = pb % 2 == 0 ? _table.Cache : _plain;
                     int v = (amount - 1) * 3;   // 0 included: no per-CPU partial slabs at all
                     _a.Sysfs.Write($"{_a.Sysfs.DirectoryName(cache)}/cpu_partial", v + "\n");
-                    Assert.Equal(v, cache.CpuPartial);
+                    Assert.Equal((uint)v, cache.CpuPartial);
                     break;
                 }
             }

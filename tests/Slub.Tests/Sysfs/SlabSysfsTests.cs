@@ -94,6 +94,39 @@ public class SlabSysfsTests
         Assert.Equal("1\n", a.Sysfs.Read("dbgc/sanity_checks"));
     }
 
+    /// <summary>
+    /// cpu_partial_store parses with kstrtouint: every unsigned int is accepted and stored as written (cpu_partial_show
+    /// prints it with %u). Values above int.MaxValue used to be refused with EINVAL.
+    /// </summary>
+    [Theory]
+    [InlineData("2147483648")]
+    [InlineData("4294967295")]
+    [InlineData("4294967295\n")]
+    [InlineData("+3000000000")]
+    public void CpuPartialTakesTheWholeUnsignedIntRange(string value)
+    {
+        using var a = TestAllocator.Create();
+        var c = a.CreateCache("cpuparts", 64, flags: SlabFlags.NoMerge);
+        a.Sysfs.Write("cpuparts/cpu_partial", value);
+        uint expected = uint.Parse(value.TrimStart('+').TrimEnd('\n'));
+        Assert.Equal(expected, c.CpuPartial);
+        Assert.Equal(expected + "\n", a.Sysfs.Read("cpuparts/cpu_partial"));
+        // The slab limit is the kernel's ceil(2 × cpu_partial / objs_per_slab), computed without the kernel's
+        // 32-bit wrap (which would make it tiny for these values) and capped at int.MaxValue.
+        long slabs = Math.Min((2L * expected + c.ObjectsPerSlab - 1) / c.ObjectsPerSlab, int.MaxValue);
+        Assert.Equal(slabs, c.CpuPartialSlabs);
+        // The cache still works with a practically unlimited per-CPU partial chain.
+        var objs = Enumerable.Range(0, 20 * c.ObjectsPerSlab).Select(_ => c.Alloc()).ToList();
+        for (int i = 0; i < objs.Count; i += 2) c.Free(objs[i]);
+        Assert.Empty(c.Validate());
+        for (int i = 1; i < objs.Count; i += 2) c.Free(objs[i]);
+        c.Shrink();
+        Assert.Equal(0, c.GetStatistics().Objects);
+        Assert.Empty(c.Validate());
+        a.Sysfs.Write("cpuparts/cpu_partial", "0");
+        Assert.Equal(0u, c.CpuPartial);
+    }
+
     [Fact]
     public void MergeableCachesLiveUnderAUniqueIdWithAliasLinks()
     {
