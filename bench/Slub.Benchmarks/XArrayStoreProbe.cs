@@ -76,7 +76,9 @@ public static class XArrayStoreProbe
         Console.WriteLine($"{layout}: ns per key, thread CPU time, best of {rounds} rounds x {N} keys; ratio = XArray / Dictionary (below 1 is faster)");
         Console.WriteLine($"{"phase",-32} {"XArray",9} {"Dictionary",11} {"SortedDict",11} {"ratio",7}");
         for (int p = 0; p < Phases.Length; p++)
-            Console.WriteLine($"{Phases[p],-32} {xa[p],9:F1} {dict[p],11:F1} {sorted[p],11:F1} {xa[p] / dict[p],6:F2}x");
+            Console.WriteLine(xarrayOnly
+                ? $"{Phases[p],-32} {xa[p],9:F1}"
+                : $"{Phases[p],-32} {xa[p],9:F1} {dict[p],11:F1} {sorted[p],11:F1} {xa[p] / dict[p],6:F2}x");
     }
 
     private static double[] Fill(int n)

@@ -11,7 +11,33 @@ public sealed unsafe partial class XArray
     /// </summary>
     internal XaError StoreCore(ulong index, int order, ulong entry, out ulong old)
     {
-        old = LoadLocked(index);
+        if (order == 0)
+        {
+            // One walk (the leaf directory's two reads when it names the leaf) finds the old entry and, for the
+            // common cases, the slot to write: replacing or erasing an existing entry, or filling an empty slot of
+            // an existing leaf. Everything else (growing, new nodes, the head) takes the general path below.
+            old = WalkLocked(index, out XaNode* w, out int woff);
+            if (w != null)
+            {
+                if (old != 0)
+                {
+                    if (entry != 0) ReplaceInPlace(w, woff, entry);   // the whole entry, whatever its order
+                    else
+                    {
+                        ClearRange(w, woff, SiblingCount(w, woff));
+                        DeleteIfEmpty(w);
+                        ShrinkRoot();
+                    }
+                    return XaError.None;
+                }
+                if (entry != 0 && w->Shift == 0)
+                {
+                    PlaceEntry(w, woff, 0, entry);
+                    return XaError.None;
+                }
+            }
+        }
+        else old = LoadLocked(index);
         ulong mask = order == 64 ? ulong.MaxValue : (1UL << order) - 1;
         ulong first = index & ~mask, last = first | mask;
         int s = order - order % XaCodec.ChunkShift;

@@ -463,7 +463,38 @@ public sealed unsafe partial class XArray : IDisposable
         return e | ((ulong)(shift / XaCodec.ChunkShift + 1) << 56);
     }
 
-    internal ulong LoadLocked(ulong index) => Walk(index, out _, out _);
+    internal ulong LoadLocked(ulong index) => WalkLocked(index, out _, out _);
+
+    /// <summary>
+    /// <see cref="Walk"/> for writers (lock held): through the leaf directory when it names the leaf covering
+    /// <paramref name="index"/> (under the lock every entry is exact: the linked leaf there, or <see cref="NoLeaf"/>),
+    /// else down the tree.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ulong WalkLocked(ulong index, out XaNode* node, out int offset)
+    {
+        nint d = _dir;
+        ulong key = index >> XaCodec.ChunkShift;
+        if (key < DirectoryLength(d))
+        {
+            ulong leaf = DirectoryEntries(d)[key];
+            if (leaf != NoLeaf)
+            {
+                XaNode* n = (XaNode*)XaCodec.ToNode(leaf);
+                int off = (int)(index & XaCodec.ChunkMask);
+                ulong e = n->Slots[off];
+                if (XaCodec.IsSibling(e))
+                {
+                    off = XaCodec.SiblingOffset(e);
+                    e = n->Slots[off];
+                }
+                node = n;
+                offset = off;
+                return e;
+            }
+        }
+        return Walk(index, out node, out offset);
+    }
 
     /// <summary>The array's id and flags and whether it is empty; entries are not listed.</summary>
     public override string ToString() => $"XArray#{Id} (flags={Flags}, {(IsEmpty ? "empty" : "non-empty")})";
