@@ -103,12 +103,17 @@ public sealed unsafe partial class XArray
             if (n == null) return null;
             _nodes.CountAllocation();
         }
-        XaNode.Clear(n);
+        // Free nodes are in the constructor's state (every slot null; see XaNodeCache): a sparse node touches only
+        // the cache lines it uses instead of all nine. Every header field and mark word is written here.
         n->Shift = (byte)shift;
         n->Offset = (byte)offset;
+        n->Count = 0;
+        n->NrValues = 0;
         n->Parent = parent;
         n->DirKey = shift == 0 ? DirKeyOf(index) : XaNode.NoDirKey;
-        if (_trackFree) n->Marks[0] = ulong.MaxValue;
+        n->Marks[0] = _trackFree ? ulong.MaxValue : 0;
+        n->Marks[1] = 0;
+        n->Marks[2] = 0;
         Volatile.Write(ref n->Array, Id);
         return n;
     }
@@ -358,11 +363,17 @@ public sealed unsafe partial class XArray
         }
     }
 
-    /// <summary>Turns every slot into a retry entry, marks the node retired and hands it to the reclaimer.</summary>
+    /// <summary>
+    /// Turns every slot of a non-empty node into a retry entry, marks the node retired and hands it to the reclaimer.
+    /// An empty node (deleted by <see cref="DeleteIfEmpty"/>) keeps its null slots: a reader still inside it reads
+    /// "nothing here", true at the moment the node was unlinked, which lies inside that reader's section; its
+    /// parent pointer still leads a forward search back into the tree. Its slots stay null until it is reused.
+    /// </summary>
     internal void RetireNode(XaNode* n)
     {
         if (n->Shift == 0) LeafRetired(n);
-        for (int i = 0; i < XaCodec.ChunkSize; i++) XaNode.WriteSlot(n, i, XaCodec.RetryEntry);
+        if (n->Count != 0)
+            for (int i = 0; i < XaCodec.ChunkSize; i++) XaNode.WriteSlot(n, i, XaCodec.RetryEntry);
         Volatile.Write(ref n->Array, XaNode.RetiredArray);
         _nodes.Retire(n);
     }
