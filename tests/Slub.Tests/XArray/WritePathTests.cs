@@ -1,0 +1,130 @@
+using Slub.XArray;
+
+namespace Slub.Tests.XArray;
+
+/// <summary>
+/// The write paths' shortcuts (docs/xarray.md, "Write paths"): order-0 stores and erases that reuse the walk for
+/// the old entry, empty nodes deleted without retry entries, and free <c>xa_node</c> objects kept in the
+/// constructor's state so that a new node is not zeroed.
+/// </summary>
+public unsafe class WritePathTests : XaTest
+{
+    [Fact]
+    public void OrderZeroStoreOverAMultiIndexEntryReplacesItWholeAndKeepsItsMarks()
+    {
+        foreach (int order in new[] { 2, 6, 8 })
+        {
+            var xa = New();
+            xa.StoreOrder(256, order, XaEntry.FromValue(1));
+            xa.SetMark(256, XaMark.Mark1);
+            ulong last = 256 + (1UL << order) - 1;
+            // Through a sibling slot, or (order 6 and up) an entry in an interior node.
+            Is(XaEntry.FromValue(1), xa.Store(last, XaEntry.FromValue(2)));
+            xa.Validate();
+            Is(XaEntry.FromValue(2), xa.Load(256));
+            Is(XaEntry.FromValue(2), xa.Load(last));
+            Assert.Equal(order, xa.GetOrder(last));
+            Assert.True(xa.GetMark(256, XaMark.Mark1));
+            // An order-0 erase inside it removes all of it.
+            Is(XaEntry.FromValue(2), xa.Erase(257));
+            xa.Validate();
+            Is(XaEntry.Null, xa.Load(256));
+            Is(XaEntry.Null, xa.Load(last));
+            Assert.True(xa.IsEmpty);
+        }
+    }
+
+    [Fact]
+    public void StoresAndErasesKeepCountsMarksAndTheDirectoryExact()
+    {
+        // Dense keys (the directory names the leaves), sparse keys (it does not), reservations and a free-tracking array.
+        foreach (var flags in new[] { XaFlags.None, XaFlags.Alloc })
+        {
+            var xa = New(flags);
+            var rnd = new Random(5);
+            var model = new Dictionary<ulong, ulong>();
+            for (int step = 0; step < 20_000; step++)
+            {
+                ulong k = step % 2 == 0 ? (ulong)rnd.Next(4096) : (ulong)rnd.NextInt64(1L << 40);
+                switch (rnd.Next(4))
+                {
+                    case 0:
+                    case 1:
+                        xa.StoreValue(k, k + (ulong)step);
+                        model[k] = k + (ulong)step;
+                        break;
+                    case 2:
+                        xa.Erase(k);
+                        model.Remove(k);
+                        break;
+                    default:
+                        if (!model.ContainsKey(k) && xa.Load(k).IsNull) xa.Reserve(k);   // a reservation, then a store over it
+                        xa.StoreValue(k, 1);
+                        model[k] = 1;
+                        if (rnd.Next(2) == 0) xa.SetMark(k, XaMark.Mark2);
+                        break;
+                }
+                if (step % 2_000 == 0) xa.Validate();
+            }
+            xa.Validate();
+            foreach (var (k, v) in model) Is(v, xa.Load(k).Value);
+            Assert.Equal(model.Count, xa.Count());
+        }
+    }
+
+    [Fact]
+    public void ACursorInsideALeafDeletedAsEmptyStillFindsTheEntriesAfterIt()
+    {
+        var xa = New();
+        xa.StoreValue(64, 64);          // alone in its leaf (64..127)
+        xa.StoreValue(1000, 1000);      // in a later leaf
+        xa.StoreValue(1L << 30, 1);     // under another interior node
+        using (xa.ReadLock())
+        {
+            var xas = new XaState(xa, 0);
+            Is(XaEntry.FromValue(64), xas.Find());
+            nint leaf = xas.NodeAddress;
+            xa.Erase(64);               // the leaf is now empty: deleted and retired, still allocated for this section
+            Assert.Equal(XaNode.RetiredArray, ((XaNode*)leaf)->Array);
+            Is(XaEntry.FromValue(1000), xas.Find());
+            Is(1000UL, xas.Index);
+            Is(XaEntry.FromValue(1), xas.Find());
+            Assert.True(xas.Find().IsNull);
+            // Reload of a slot in the deleted leaf: nothing there, as at the moment it was unlinked.
+            var back = new XaState(xa, 64);
+            Is(XaEntry.Null, back.Load());
+        }
+        xa.Validate();
+    }
+
+    [Fact]
+    public void NodesFreedAfterRetirementComeBackFromTheCacheWithNullSlots()
+    {
+        var xa = New();
+        // Nodes retired with entries (destroy: every slot a retry entry) and nodes deleted empty (erase).
+        for (ulong i = 0; i < 64 * 200; i += 3) xa.StoreValue(i, i);
+        for (ulong i = 0; i < 64 * 20; i++) xa.Erase(i);
+        xa.Destroy();
+        xa.Reclaimer.Synchronize();
+        // The per-CPU free lists hand recently freed objects out first: every one must be all nulls.
+        var held = new List<nint>();
+        for (int i = 0; i < 600; i++) held.Add(xa.NodeCache.Alloc());
+        try
+        {
+            foreach (nint p in held)
+            {
+                var n = (XaNode*)p;
+                for (int s = 0; s < 64; s++)
+                    if (n->Slots[s] != 0) Assert.Fail($"node 0x{p:x} slot {s} holds 0x{n->Slots[s]:x} after it was freed");
+            }
+        }
+        finally
+        {
+            foreach (nint p in held) xa.NodeCache.Free(p);
+        }
+        // And an array built from them is sound.
+        for (ulong i = 0; i < 64 * 200; i += 5) xa.StoreValue(i, i);
+        xa.Validate();
+        for (ulong i = 0; i < 64 * 200; i++) Is(i % 5 == 0 ? XaEntry.FromValue(i) : XaEntry.Null, xa.Load(i));
+    }
+}
