@@ -1,5 +1,7 @@
 using System.Collections;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace Slub.XArray;
 
@@ -93,16 +95,31 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
                 n = p;
                 continue;
             }
-            if (!first && (filter <= 2 || filter == FilterFree))
+            ulong e;
+            if (!first && filter >= FilterPresent && filter != FilterFree)
             {
-                ulong bits = Volatile.Read(ref n->Marks[filter == FilterFree ? 0 : filter]) >> off;
-                if (bits == 0) { off = XaCodec.ChunkSize; continue; }
-                off += BitOperations.TrailingZeroCount(bits);
-                if (off >= SlotLimit(n)) continue;
+                // Present entries: step over null slots without the checks below (sparse nodes are mostly null).
+                e = XaNode.ReadSlot(n, off);
+                if (e == 0)
+                {
+                    int lim = SlotLimit(n);
+                    while (++off < lim && (e = XaNode.ReadSlot(n, off)) == 0) { }
+                    if (e == 0) continue;   // off == lim: up to the parent
+                }
+            }
+            else
+            {
+                if (!first)
+                {
+                    ulong bits = Volatile.Read(ref n->Marks[filter == FilterFree ? 0 : filter]) >> off;
+                    if (bits == 0) { off = XaCodec.ChunkSize; continue; }
+                    off += BitOperations.TrailingZeroCount(bits);
+                    if (off >= SlotLimit(n)) continue;
+                }
+                e = XaNode.ReadSlot(n, off);
             }
             ulong slotStart = nb + ((ulong)off << n->Shift);
             if (!first && slotStart > max) return false;
-            ulong e = XaNode.ReadSlot(n, off);
             if (e == XaCodec.RetryEntry)
             {
                 if (!first) start = slotStart;
@@ -111,6 +128,7 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
             if (n->Shift > 0 && XaCodec.IsNode(e))
             {
                 XaNode* c = (XaNode*)XaCodec.ToNode(e);
+                if (!first) PrefetchNode(c);   // a scan enters it at slot 0 (the first descent reads one slot per level)
                 nb = slotStart;
                 off = first ? (int)((start >> c->Shift) & XaCodec.ChunkMask) : 0;
                 n = c;
@@ -141,6 +159,19 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
             first = false;
             off++;
         }
+    }
+
+    /// <summary>
+    /// Asks for every cache line of <paramref name="n"/> at once before a search scans it: the scan's loads would
+    /// otherwise miss one line after another (a sparse tree's nodes are scattered over many pages).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchNode(XaNode* n)
+    {
+        if (!Sse.IsSupported) return;
+        byte* p = (byte*)((nint)n & ~(nint)63);
+        byte* end = (byte*)n + sizeof(XaNode);
+        for (; p < end; p += 64) Sse.Prefetch0(p);
     }
 
     /// <summary>Number of indices the entry found at (node, offset) covers, minus one.</summary>
