@@ -216,9 +216,31 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
     /// </summary>
     private bool FindUser(ulong start, ulong max, int filter, bool after, out Found found)
     {
+        bool viaDirectory = after;
         while (true)
         {
+            if (viaDirectory)
+            {
+                // Enumeration's step (xa_find_after): when the leaf directory names the leaf holding start, scan on
+                // from there instead of walking down from the root. The leaf was linked when its entry was read (or
+                // has been unlinked since: null slots lead up through its parents, retry entries restart the
+                // search from the root). A sibling at start is skipped, as "after" skips its entry anyway.
+                viaDirectory = false;
+                nint d = Volatile.Read(ref _dir);
+                ulong key = start >> XaCodec.ChunkShift;
+                if (key < DirectoryLength(d))
+                {
+                    ulong leaf = Volatile.Read(ref DirectoryEntries(d)[key]);
+                    if (leaf != NoLeaf)
+                    {
+                        if (!FindCore(start, max, filter, out found, (XaNode*)XaCodec.ToNode(leaf),
+                                (int)(start & XaCodec.ChunkMask), start & ~(ulong)XaCodec.ChunkMask)) return false;
+                        goto check;
+                    }
+                }
+            }
             if (!FindCore(start, max, filter, out found)) return false;
+        check:
             if (found.Entry != XaCodec.ZeroEntry && !(after && found.Base < start)) return true;
             ulong end = found.Base + EntryLastOffset(found);
             if (end >= max) return false;
