@@ -127,4 +127,70 @@ public unsafe class WritePathTests : XaTest
         xa.Validate();
         for (ulong i = 0; i < 64 * 200; i++) Is(i % 5 == 0 ? XaEntry.FromValue(i) : XaEntry.Null, xa.Load(i));
     }
+
+    [Fact]
+    public void CursorAndForEachStepsMatchAModelWithReservationsMultiIndexEntriesAndBounds()
+    {
+        var xa = New();
+        var rnd = new Random(11);
+        var model = new SortedDictionary<ulong, (ulong First, XaEntry Entry, int Order)>();   // by first index
+        for (int i = 0; i < 3000; i++)
+        {
+            ulong k = (ulong)rnd.Next(20_000);
+            int order = rnd.Next(8) == 0 ? 2 : 0;
+            k &= ~((1UL << order) - 1);
+            bool free = true;
+            for (ulong j = k; j < k + (1UL << order); j++) if (!xa.Load(j).IsNull || model.ContainsKey(j)) free = false;
+            if (!free) continue;
+            if (order == 0 && rnd.Next(6) == 0) { xa.Reserve(k); model[k] = (k, XaEntry.Zero, 0); }
+            else { xa.StoreOrder(k, order, XaEntry.FromValue(k)); model[k] = (k, XaEntry.FromValue(k), order); }
+        }
+        xa.Validate();
+        foreach (ulong max in new[] { ulong.MaxValue, 5000UL, 12_345UL })
+        {
+            var expected = model.Values.Where(v => v.First <= max).ToList();
+            var got = new List<(ulong, XaEntry)>();
+            using (xa.ReadLock())
+            {
+                var xas = new XaState(xa, 0);
+                for (var e = xas.Find(max); !e.IsNull; e = xas.Find(max)) got.Add((xas.Index, e));
+                Assert.True(xas.IsAtBounds);
+            }
+            Assert.Equal(expected.Select(v => (v.First, v.Entry)), got);
+            // foreach (xa_find_after per step) skips reservations and reports each multi-index entry once.
+            var listed = xa.Enumerate(0, max).Select(kv => (kv.Key, kv.Value)).ToList();
+            Assert.Equal(expected.Where(v => !v.Entry.IsZero).Select(v => (v.First, v.Entry)), listed);
+        }
+    }
+
+    [Fact]
+    public void CursorFindStopsAtMaxInsideALeaf()
+    {
+        var xa = New();
+        for (ulong i = 0; i < 100; i++) xa.StoreValue(i, i);
+        using (xa.ReadLock())
+        {
+            var xas = new XaState(xa, 10);
+            ulong n = 0;
+            for (var e = xas.Find(50); !e.IsNull; e = xas.Find(50)) Is(10 + n++, e.Value);
+            Is(41UL, n);
+            Assert.True(xas.IsAtBounds);
+        }
+    }
+
+    [Fact]
+    public void ForEachDoesNotReturnEntriesErasedAheadOfItNorLoseTheOnesAfterADeletedLeaf()
+    {
+        var xa = New();
+        for (ulong i = 0; i < 4096; i++) xa.StoreValue(i, i);
+        var seen = new List<ulong>();
+        foreach (var kv in xa)
+        {
+            seen.Add(kv.Key);
+            // Erase the rest of this leaf and the next one: their leaves are deleted under the enumeration.
+            if (kv.Key % 128 == 0) for (ulong j = kv.Key + 1; j < kv.Key + 128; j++) xa.Erase(j);
+        }
+        Assert.Equal(Enumerable.Range(0, 32).Select(i => (ulong)i * 128), seen);
+        xa.Validate();
+    }
 }
