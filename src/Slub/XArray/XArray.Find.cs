@@ -1,4 +1,5 @@
 using System.Collections;
+using Slub.Rcu;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
@@ -188,8 +189,10 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
     {
         int f = FilterOf(filter);
         if (index > max) return XaEntry.Null;
-        using var rs = _rcu.EnterRead();
-        if (!FindUser(index, max, f, after: false, out var found)) return XaEntry.Null;
+        var r = _rcu.EnterReadFast();
+        bool ok = FindUser(index, max, f, after: false, out var found);
+        EpochReclaimer.ExitReadFast(r);
+        if (!ok) return XaEntry.Null;
         index = found.Index;
         return new XaEntry(found.Entry);
     }
@@ -203,8 +206,10 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
     {
         int f = FilterOf(filter);
         if (index == ulong.MaxValue || index >= max) return XaEntry.Null;
-        using var rs = _rcu.EnterRead();
-        if (!FindUser(index + 1, max, f, after: true, out var found)) return XaEntry.Null;
+        var r = _rcu.EnterReadFast();   // the search cannot throw: no try/finally needed
+        bool ok = FindUser(index + 1, max, f, after: true, out var found);
+        EpochReclaimer.ExitReadFast(r);
+        if (!ok) return XaEntry.Null;
         index = found.Index;
         return new XaEntry(found.Entry);
     }
