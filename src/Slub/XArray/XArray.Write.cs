@@ -189,10 +189,10 @@ public sealed unsafe partial class XArray
     private void ReplaceInPlace(XaNode* n, int canonical, ulong entry)
     {
         ulong oldEntry = n->Slots[canonical];
-        int span = SiblingCount(n, canonical) + 1;
-        int delta = ((XaCodec.IsValue(entry) ? 1 : 0) - (XaCodec.IsValue(oldEntry) ? 1 : 0)) * span;
+        int change = (XaCodec.IsValue(entry) ? 1 : 0) - (XaCodec.IsValue(oldEntry) ? 1 : 0);
         XaNode.WriteSlot(n, canonical, entry);
-        n->NrValues = (byte)(n->NrValues + delta);
+        // Value for value (or pointer for pointer): the header's line is not touched.
+        if (change != 0) n->NrValues = (byte)(n->NrValues + change * (SiblingCount(n, canonical) + 1));
     }
 
     /// <summary>Puts an entry in slots [off, off+sibs] of <paramref name="n"/>, replacing whole smaller entries and subtrees there.</summary>
@@ -203,7 +203,8 @@ public sealed unsafe partial class XArray
         for (int i = off; i <= off + sibs; i++)
         {
             ulong e = n->Slots[i];
-            for (int m = 0; m < 3; m++) if ((n->Marks[m] & (1UL << i)) != 0) marks |= 1 << m;
+            if (_headMarks != 0)   // else nothing in the array is marked: the marks' line is not read
+                for (int m = 0; m < 3; m++) if ((n->Marks[m] & (1UL << i)) != 0) marks |= 1 << m;
             if (e == 0) continue;
             count--;
             if (XaCodec.IsValue(e) || (XaCodec.IsSibling(e) && XaCodec.IsValue(n->Slots[XaCodec.SiblingOffset(e)]))) values--;
@@ -405,6 +406,8 @@ public sealed unsafe partial class XArray
     /// <summary>Clears mark bits of <paramref name="n"/> and, while a node is left with no bit of that mark, its parent's bit.</summary>
     private void ClearMarkBits(XaNode* n, ulong bits, int m)
     {
+        // The head's bit aggregates the whole tree: clear, and no node has a bit of this mark to clear.
+        if ((_headMarks & (1 << m)) == 0) return;
         while (true)
         {
             if (n == null) { _headMarks &= ~(1 << m); return; }
