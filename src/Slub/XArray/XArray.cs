@@ -183,10 +183,13 @@ public sealed unsafe partial class XArray : IDisposable
         offset = 0;
         if (!XaCodec.IsNode(e)) return index == 0 ? e : 0;
         XaNode* n = (XaNode*)XaCodec.ToNode(e);
-        if ((index >> n->Shift) > XaCodec.ChunkMask) return 0;
+        int shift = n->Shift;
+        if ((index >> shift) > XaCodec.ChunkMask) return 0;
         while (true)
         {
-            int off = (int)((index >> n->Shift) & XaCodec.ChunkMask);
+            // The shift of each level follows from the root's (a child sits 6 bits below its parent, in any node a
+            // reader can reach, retired ones included), so a level costs the slot's line, not the header's too.
+            int off = (int)((index >> shift) & XaCodec.ChunkMask);
             e = XaNode.ReadSlot(n, off);
             if (XaCodec.IsSibling(e))
             {
@@ -199,8 +202,9 @@ public sealed unsafe partial class XArray : IDisposable
             if (e == XaCodec.RetryEntry) goto restart;
             node = n;
             offset = off;
-            if (n->Shift == 0 || !XaCodec.IsNode(e)) return e;
+            if (shift == 0 || !XaCodec.IsNode(e)) return e;
             n = (XaNode*)XaCodec.ToNode(e);
+            shift -= XaCodec.ChunkShift;
         }
     }
 
