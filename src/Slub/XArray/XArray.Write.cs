@@ -16,7 +16,7 @@ public sealed unsafe partial class XArray
             // One walk (the leaf directory's two reads when it names the leaf) finds the old entry and, for the
             // common cases, the slot to write: replacing or erasing an existing entry, or filling an empty slot of
             // an existing leaf. Everything else (growing, new nodes, the head) takes the general path below.
-            old = WalkLocked(index, out XaNode* w, out int woff);
+            old = WalkLocked(index, out XaNode* w, out int woff, forErase: entry == 0);
             if (w != null)
             {
                 if (old != 0)

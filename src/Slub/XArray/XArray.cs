@@ -475,7 +475,7 @@ public sealed unsafe partial class XArray : IDisposable
     /// else down the tree.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal ulong WalkLocked(ulong index, out XaNode* node, out int offset)
+    internal ulong WalkLocked(ulong index, out XaNode* node, out int offset, bool forErase = false)
     {
         nint d = _dir;
         ulong key = index >> XaCodec.ChunkShift;
@@ -497,7 +497,39 @@ public sealed unsafe partial class XArray : IDisposable
                 return e;
             }
         }
-        return Walk(index, out node, out offset);
+        return WalkTreeLocked(index, out node, out offset, forErase);
+    }
+
+    /// <summary>
+    /// <see cref="Walk"/> under the lock (no retry entries in live nodes). For an erase (<paramref name="forErase"/>)
+    /// it asks for each node's header line on the way down: an erase that empties a node climbs the parent chain
+    /// through the headers (count, parent, offset), which are then on their way instead of missed one by one.
+    /// </summary>
+    private ulong WalkTreeLocked(ulong index, out XaNode* node, out int offset, bool forErase)
+    {
+        ulong e = _head;
+        node = null;
+        offset = 0;
+        if (!XaCodec.IsNode(e)) return index == 0 ? e : 0;
+        XaNode* n = (XaNode*)XaCodec.ToNode(e);
+        int shift = n->Shift;
+        if ((index >> shift) > XaCodec.ChunkMask) return 0;
+        while (true)
+        {
+            if (forErase && System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.Prefetch0(n);
+            int off = (int)((index >> shift) & XaCodec.ChunkMask);
+            e = n->Slots[off];
+            if (XaCodec.IsSibling(e))
+            {
+                off = XaCodec.SiblingOffset(e);
+                e = n->Slots[off];
+            }
+            node = n;
+            offset = off;
+            if (shift == 0 || !XaCodec.IsNode(e)) return e;
+            n = (XaNode*)XaCodec.ToNode(e);
+            shift -= XaCodec.ChunkShift;
+        }
     }
 
     /// <summary>The array's id and flags and whether it is empty; entries are not listed.</summary>
