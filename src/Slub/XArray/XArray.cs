@@ -15,8 +15,9 @@ namespace Slub.XArray;
 /// <para><b>Concurrency.</b> Writers serialise on the array's lock (<see cref="Lock"/>; the normal API takes
 /// it). Readers (<see cref="Load"/>, <see cref="Find"/>, marks, enumeration) never block: they run inside an
 /// epoch read section of <see cref="Reclaimer"/>, and every node unlinked by erase, shrinking, destroy or
-/// migration has its slots overwritten with retry entries and is freed only after a grace period, so a
-/// reader never touches freed memory and restarts its walk when it meets a retry entry. Loads below index 2^26
+/// migration is freed only after a grace period, so a reader never touches freed memory; a node unlinked with
+/// entries in it has its slots overwritten with retry entries, and a reader restarts its walk when it meets one
+/// (an empty node deleted by erase keeps its null slots: "nothing here" was true when it was unlinked). Loads below index 2^26
 /// go through the leaf directory first (<c>index &gt;&gt; 6</c> → leaf; XArray.LeafDirectory.cs), whose entries
 /// writers clear before unlinking a leaf.</para>
 /// <para><b>Memory.</b> Nodes are native memory: dispose the array to free them.</para>
