@@ -272,6 +272,9 @@ public sealed class EpochReclaimer
     public long CallbackFailures => Volatile.Read(ref _callbackFailures);
     private long _callbackFailures;
     private List<Exception>? _unreported;   // guarded by _pendingLock
+    /// <summary>The list of a finished pass, reused by the next (guarded by <see cref="_pendingLock"/>): passes run every <see cref="PollThreshold"/> retirements.</summary>
+    private List<Retired>? _spareReady;
+    private const int MaxSpareReady = 16 * PollThreshold;
 
     private int FreeBelow(long safe, bool report)
     {
@@ -282,7 +285,11 @@ public sealed class EpochReclaimer
             for (int i = 0; i < _pending.Count; i++)
             {
                 var p = _pending[i];
-                if (p.Epoch < safe) (ready ??= new()).Add(p);
+                if (p.Epoch < safe)
+                {
+                    if (ready is null) { ready = _spareReady ?? new(); _spareReady = null; }
+                    ready.Add(p);
+                }
                 else _pending[keep++] = p;
             }
             if (ready is null) return 0;
@@ -302,15 +309,18 @@ public sealed class EpochReclaimer
                 (failed ??= new()).Add(e);
             }
         }
-        Interlocked.Add(ref _freed, ready.Count);
+        int count = ready.Count;
+        Interlocked.Add(ref _freed, count);
         if (failed is not null) Interlocked.Add(ref _callbackFailures, failed.Count);
+        ready.Clear();   // drops the delegates; the list is kept for the next pass (no garbage per pass)
         List<Exception>? toThrow = null;
         lock (_pendingLock)
         {
+            if (ready.Capacity <= MaxSpareReady) _spareReady ??= ready;
             if (failed is not null) (_unreported ??= new()).AddRange(failed);
             if (report && _unreported is not null) { toThrow = _unreported; _unreported = null; }
         }
         if (toThrow is not null) throw new AggregateException("EpochReclaimer: retired callbacks threw; every other one ran", toThrow);
-        return ready.Count;
+        return count;
     }
 }
