@@ -30,10 +30,16 @@ public sealed unsafe partial class XArray
                     }
                     return XaError.None;
                 }
-                if (entry != 0 && w->Shift == 0)
+                if (entry != 0)
                 {
-                    PlaceEntry(w, woff, 0, entry);
-                    return XaError.None;
+                    if (w->Shift == 0)
+                    {
+                        PlaceEntry(w, woff, 0, entry);
+                        return XaError.None;
+                    }
+                    // The walk ended on a null slot of an interior node: hang a chain of new nodes there (what the
+                    // general path does after walking down again, whose header reads would now miss).
+                    return AddChain(w, woff, index, entry);
                 }
             }
         }
@@ -89,6 +95,36 @@ public sealed unsafe partial class XArray
                 e = XaCodec.MkNode((nint)c);
             }
             n = (XaNode*)XaCodec.ToNode(e);
+        }
+    }
+
+    /// <summary>
+    /// Stores order-0 <paramref name="entry"/> at <paramref name="index"/> below the null slot <paramref name="off"/>
+    /// of interior node <paramref name="n"/>: one new node per level down to a leaf, each linked as it is made.
+    /// </summary>
+    private XaError AddChain(XaNode* n, int off, ulong index, ulong entry)
+    {
+        while (true)
+        {
+            XaNode* c = NewNode(n->Shift - XaCodec.ChunkShift, n, off, index);
+            if (c == null)
+            {
+                DeleteIfEmpty(n);
+                ShrinkRoot();
+                return XaError.NoMemory;
+            }
+            n->Count++;
+            XaNode.WriteSlot(n, off, XaCodec.MkNode((nint)c));
+            // Mark bits of the slot need no change: an empty child carries no marks, and in a free-tracking
+            // array the slot was free and the child is all free.
+            if (c->Shift == 0)
+            {
+                LeafLinked(c);
+                PlaceEntry(c, (int)(index & XaCodec.ChunkMask), 0, entry);
+                return XaError.None;
+            }
+            n = c;
+            off = (int)((index >> c->Shift) & XaCodec.ChunkMask);
         }
     }
 

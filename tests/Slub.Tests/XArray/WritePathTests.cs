@@ -73,6 +73,41 @@ public unsafe class WritePathTests : XaTest
     }
 
     [Fact]
+    public void AStoreThatRunsOutOfNodesPartWayDownLeavesNoEmptyNodes()
+    {
+        var xa = New();
+        xa.StoreValue(0, 0);
+        xa.StoreValue(1UL << 30, 1);   // root at shift 30; a key at 5 << 24 needs a chain of four new nodes
+        ulong key = 5UL << 24;
+        int nodes = xa.Validate().Nodes;
+        // No new slabs, and every free node taken: then hand back k nodes, so the (k+1)-th of the chain fails.
+        Alloc.Faults.CacheName = XaNodeCache.CacheName;
+        Alloc.Faults.FailEveryNth = 1;
+        var held = new List<nint>();
+        for (nint p; (p = xa.NodeCache.TryAlloc()) != 0;) held.Add(p);
+        try
+        {
+            for (int k = 0; k < 4; k++)
+            {
+                for (int i = 0; i < k; i++) { xa.NodeCache.Free(held[^1]); held.RemoveAt(held.Count - 1); }
+                Assert.Equal(XaError.NoMemory, xa.TryStore(key, XaEntry.FromValue(5), out _));
+                Assert.Equal(nodes, xa.Validate().Nodes);   // the nodes made before the failure were deleted again
+                Is(XaEntry.Null, xa.Load(key));
+                xa.Reclaimer.Synchronize();                  // they go back to the cache: take them again
+                for (nint p; (p = xa.NodeCache.TryAlloc()) != 0;) held.Add(p);
+            }
+        }
+        finally
+        {
+            Alloc.Faults.FailEveryNth = 0;
+            foreach (nint p in held) xa.NodeCache.Free(p);
+        }
+        xa.StoreValue(key, 5);
+        Assert.Equal(nodes + 4, xa.Validate().Nodes);
+        Is(5UL, xa.Load(key).Value);
+    }
+
+    [Fact]
     public void ACursorInsideALeafDeletedAsEmptyStillFindsTheEntriesAfterIt()
     {
         var xa = New();
