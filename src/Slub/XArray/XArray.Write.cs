@@ -14,8 +14,9 @@ public sealed unsafe partial class XArray
         if (order == 0)
         {
             // One walk (the leaf directory's two reads when it names the leaf) finds the old entry and, for the
-            // common cases, the slot to write: replacing or erasing an existing entry, or filling an empty slot of
-            // an existing leaf. Everything else (growing, new nodes, the head) takes the general path below.
+            // common cases, the slot to write: replacing or erasing an existing entry, filling an empty slot of an
+            // existing leaf, or hanging new nodes from an empty interior slot. Everything else (growing the tree,
+            // the head) takes the general path below.
             old = WalkLocked(index, out XaNode* w, out int woff, forErase: entry == 0);
             if (w != null)
             {
