@@ -34,7 +34,7 @@ public static class Program
             case ["--xarray-cpu-time"]: XArrayLoadProbe.Run(); return 0;
             case ["--xarray-cpu-time", "--keys", var keys]: XArrayLoadProbe.Run(int.Parse(keys, System.Globalization.CultureInfo.InvariantCulture)); return 0;
             case ["--xarray-load-breakdown"]: XArrayLoadBreakdown.Run(); return 0;
-            case ["--xarray-store-cpu-time"]: XArrayStoreProbe.Run(); return 0;
+            case ["--xarray-store-cpu-time", ..]: XArrayStoreProbe.Run(args); return 0;
             case ["--replay-cpu-time"]: ReplayCpuTimeProbe.Run(); return 0;
             case ["redis-defrag", ..]: return Defrag.RedisDefragScenario.Run(args);
         }

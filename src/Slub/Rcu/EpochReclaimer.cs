@@ -286,6 +286,9 @@ public sealed class EpochReclaimer
     public long CallbackFailures => Volatile.Read(ref _callbackFailures);
     private long _callbackFailures;
     private List<Exception>? _unreported;   // guarded by _pendingLock
+    /// <summary>The list of a finished pass, reused by the next (guarded by <see cref="_pendingLock"/>): passes run every <see cref="PollThreshold"/> retirements.</summary>
+    private List<Retired>? _spareReady;
+    private const int MaxSpareReady = 16 * PollThreshold;
 
     /// <summary>
     /// A pass that has taken its ready items off <see cref="_pending"/> and is running them. Registered in
@@ -312,7 +315,11 @@ public sealed class EpochReclaimer
             for (int i = 0; i < _pending.Count; i++)
             {
                 var p = _pending[i];
-                if (p.Epoch < safe) (ready ??= new()).Add(p);
+                if (p.Epoch < safe)
+                {
+                    if (ready is null) { ready = _spareReady ?? new(); _spareReady = null; }
+                    ready.Add(p);
+                }
                 else _pending[keep++] = p;
             }
             // Passes of other threads may still be running items retired before this Synchronize: wait for them.
@@ -379,11 +386,13 @@ public sealed class EpochReclaimer
         {
             // Whatever happened (even an exception no catch above could keep), the pass ends: a Synchronize waiting
             // for it must not wait forever.
+            ready.Clear();   // drops the delegates; the list is kept for the next pass (no garbage per pass)
             lock (_pendingLock)
             {
                 // Failures are recorded before the pass counts as done, so a Synchronize that waited for it reports them.
                 if (failed is not null) (_unreported ??= new()).AddRange(failed);
                 _running.Remove(pass);
+                if (ready.Capacity <= MaxSpareReady) _spareReady ??= ready;
             }
             lock (pass)
             {

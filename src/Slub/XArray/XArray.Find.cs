@@ -1,5 +1,8 @@
 using System.Collections;
+using Slub.Rcu;
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace Slub.XArray;
 
@@ -93,16 +96,31 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
                 n = p;
                 continue;
             }
-            if (!first && (filter <= 2 || filter == FilterFree))
+            ulong e;
+            if (!first && filter >= FilterPresent && filter != FilterFree)
             {
-                ulong bits = Volatile.Read(ref n->Marks[filter == FilterFree ? 0 : filter]) >> off;
-                if (bits == 0) { off = XaCodec.ChunkSize; continue; }
-                off += BitOperations.TrailingZeroCount(bits);
-                if (off >= SlotLimit(n)) continue;
+                // Present entries: step over null slots without the checks below (sparse nodes are mostly null).
+                e = XaNode.ReadSlot(n, off);
+                if (e == 0)
+                {
+                    int lim = SlotLimit(n);
+                    while (++off < lim && (e = XaNode.ReadSlot(n, off)) == 0) { }
+                    if (e == 0) continue;   // off == lim: up to the parent
+                }
+            }
+            else
+            {
+                if (!first)
+                {
+                    ulong bits = Volatile.Read(ref n->Marks[filter == FilterFree ? 0 : filter]) >> off;
+                    if (bits == 0) { off = XaCodec.ChunkSize; continue; }
+                    off += BitOperations.TrailingZeroCount(bits);
+                    if (off >= SlotLimit(n)) continue;
+                }
+                e = XaNode.ReadSlot(n, off);
             }
             ulong slotStart = nb + ((ulong)off << n->Shift);
             if (!first && slotStart > max) return false;
-            ulong e = XaNode.ReadSlot(n, off);
             if (e == XaCodec.RetryEntry)
             {
                 if (!first) start = slotStart;
@@ -111,6 +129,7 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
             if (n->Shift > 0 && XaCodec.IsNode(e))
             {
                 XaNode* c = (XaNode*)XaCodec.ToNode(e);
+                if (!first) PrefetchNode(c);   // a scan enters it at slot 0 (the first descent reads one slot per level)
                 nb = slotStart;
                 off = first ? (int)((start >> c->Shift) & XaCodec.ChunkMask) : 0;
                 n = c;
@@ -143,6 +162,19 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
         }
     }
 
+    /// <summary>
+    /// Asks for every cache line of <paramref name="n"/> at once before a search scans it: the scan's loads would
+    /// otherwise miss one line after another (a sparse tree's nodes are scattered over many pages).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchNode(XaNode* n)
+    {
+        if (!Sse.IsSupported) return;
+        byte* p = (byte*)((nint)n & ~(nint)63);
+        byte* end = (byte*)n + sizeof(XaNode);
+        for (; p < end; p += 64) Sse.Prefetch0(p);
+    }
+
     /// <summary>Number of indices the entry found at (node, offset) covers, minus one.</summary>
     internal static ulong EntryLastOffset(in Found f) =>
         f.Node == null ? 0 : ((ulong)(SiblingCount(f.Node, f.Offset) + 1) << f.Node->Shift) - 1;
@@ -157,8 +189,10 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
     {
         int f = FilterOf(filter);
         if (index > max) return XaEntry.Null;
-        using var rs = _rcu.EnterRead();
-        if (!FindUser(index, max, f, after: false, out var found)) return XaEntry.Null;
+        var r = _rcu.EnterReadFast();
+        bool ok = FindUser(index, max, f, after: false, out var found);
+        EpochReclaimer.ExitReadFast(r);
+        if (!ok) return XaEntry.Null;
         index = found.Index;
         return new XaEntry(found.Entry);
     }
@@ -172,8 +206,10 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
     {
         int f = FilterOf(filter);
         if (index == ulong.MaxValue || index >= max) return XaEntry.Null;
-        using var rs = _rcu.EnterRead();
-        if (!FindUser(index + 1, max, f, after: true, out var found)) return XaEntry.Null;
+        var r = _rcu.EnterReadFast();   // the search cannot throw: no try/finally needed
+        bool ok = FindUser(index + 1, max, f, after: true, out var found);
+        EpochReclaimer.ExitReadFast(r);
+        if (!ok) return XaEntry.Null;
         index = found.Index;
         return new XaEntry(found.Entry);
     }
@@ -185,9 +221,31 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
     /// </summary>
     private bool FindUser(ulong start, ulong max, int filter, bool after, out Found found)
     {
+        bool viaDirectory = after;
         while (true)
         {
+            if (viaDirectory)
+            {
+                // Enumeration's step (xa_find_after): when the leaf directory names the leaf holding start, scan on
+                // from there instead of walking down from the root. The leaf was linked when its entry was read (or
+                // has been unlinked since: null slots lead up through its parents, retry entries restart the
+                // search from the root). A sibling at start is skipped, as "after" skips its entry anyway.
+                viaDirectory = false;
+                nint d = Volatile.Read(ref _dir);
+                ulong key = start >> XaCodec.ChunkShift;
+                if (key < DirectoryLength(d))
+                {
+                    ulong leaf = Volatile.Read(ref DirectoryEntries(d)[key]);
+                    if (leaf != NoLeaf)
+                    {
+                        if (!FindCore(start, max, filter, out found, (XaNode*)XaCodec.ToNode(leaf),
+                                (int)(start & XaCodec.ChunkMask), start & ~(ulong)XaCodec.ChunkMask)) return false;
+                        goto check;
+                    }
+                }
+            }
             if (!FindCore(start, max, filter, out found)) return false;
+        check:
             if (found.Entry != XaCodec.ZeroEntry && !(after && found.Base < start)) return true;
             ulong end = found.Base + EntryLastOffset(found);
             if (end >= max) return false;

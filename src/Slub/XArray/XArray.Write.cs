@@ -11,7 +11,40 @@ public sealed unsafe partial class XArray
     /// </summary>
     internal XaError StoreCore(ulong index, int order, ulong entry, out ulong old)
     {
-        old = LoadLocked(index);
+        if (order == 0)
+        {
+            // One walk (the leaf directory's two reads when it names the leaf) finds the old entry and, for the
+            // common cases, the slot to write: replacing or erasing an existing entry, filling an empty slot of an
+            // existing leaf, or hanging new nodes from an empty interior slot. Everything else (growing the tree,
+            // the head) takes the general path below.
+            old = WalkLocked(index, out XaNode* w, out int woff, forErase: entry == 0);
+            if (w != null)
+            {
+                if (old != 0)
+                {
+                    if (entry != 0) ReplaceInPlace(w, woff, entry);   // the whole entry, whatever its order
+                    else
+                    {
+                        ClearRange(w, woff, SiblingCount(w, woff));
+                        DeleteIfEmpty(w);
+                        ShrinkRoot();
+                    }
+                    return XaError.None;
+                }
+                if (entry != 0)
+                {
+                    if (w->Shift == 0)
+                    {
+                        PlaceEntry(w, woff, 0, entry);
+                        return XaError.None;
+                    }
+                    // The walk ended on a null slot of an interior node: hang a chain of new nodes there (what the
+                    // general path does after walking down again, whose header reads would now miss).
+                    return AddChain(w, woff, index, entry);
+                }
+            }
+        }
+        else old = LoadLocked(index);
         ulong mask = order == 64 ? ulong.MaxValue : (1UL << order) - 1;
         ulong first = index & ~mask, last = first | mask;
         int s = order - order % XaCodec.ChunkShift;
@@ -66,6 +99,36 @@ public sealed unsafe partial class XArray
         }
     }
 
+    /// <summary>
+    /// Stores order-0 <paramref name="entry"/> at <paramref name="index"/> below the null slot <paramref name="off"/>
+    /// of interior node <paramref name="n"/>: one new node per level down to a leaf, each linked as it is made.
+    /// </summary>
+    private XaError AddChain(XaNode* n, int off, ulong index, ulong entry)
+    {
+        while (true)
+        {
+            XaNode* c = NewNode(n->Shift - XaCodec.ChunkShift, n, off, index);
+            if (c == null)
+            {
+                DeleteIfEmpty(n);
+                ShrinkRoot();
+                return XaError.NoMemory;
+            }
+            n->Count++;
+            XaNode.WriteSlot(n, off, XaCodec.MkNode((nint)c));
+            // Mark bits of the slot need no change: an empty child carries no marks, and in a free-tracking
+            // array the slot was free and the child is all free.
+            if (c->Shift == 0)
+            {
+                LeafLinked(c);
+                PlaceEntry(c, (int)(index & XaCodec.ChunkMask), 0, entry);
+                return XaError.None;
+            }
+            n = c;
+            off = (int)((index >> c->Shift) & XaCodec.ChunkMask);
+        }
+    }
+
     /// <summary>Allocates and initialises a node (from the preallocation of the store in progress, if any) to cover <paramref name="index"/>.</summary>
     private XaNode* NewNode(int shift, XaNode* parent, int offset, ulong index)
     {
@@ -77,12 +140,17 @@ public sealed unsafe partial class XArray
             if (n == null) return null;
             _nodes.CountAllocation();
         }
-        XaNode.Clear(n);
+        // Free nodes are in the constructor's state (every slot null; see XaNodeCache): a sparse node touches only
+        // the cache lines it uses instead of all nine. Every header field and mark word is written here.
         n->Shift = (byte)shift;
         n->Offset = (byte)offset;
+        n->Count = 0;
+        n->NrValues = 0;
         n->Parent = parent;
         n->DirKey = shift == 0 ? DirKeyOf(index) : XaNode.NoDirKey;
-        if (_trackFree) n->Marks[0] = ulong.MaxValue;
+        n->Marks[0] = _trackFree ? ulong.MaxValue : 0;
+        n->Marks[1] = 0;
+        n->Marks[2] = 0;
         Volatile.Write(ref n->Array, Id);
         return n;
     }
@@ -158,10 +226,10 @@ public sealed unsafe partial class XArray
     private void ReplaceInPlace(XaNode* n, int canonical, ulong entry)
     {
         ulong oldEntry = n->Slots[canonical];
-        int span = SiblingCount(n, canonical) + 1;
-        int delta = ((XaCodec.IsValue(entry) ? 1 : 0) - (XaCodec.IsValue(oldEntry) ? 1 : 0)) * span;
+        int change = (XaCodec.IsValue(entry) ? 1 : 0) - (XaCodec.IsValue(oldEntry) ? 1 : 0);
         XaNode.WriteSlot(n, canonical, entry);
-        n->NrValues = (byte)(n->NrValues + delta);
+        // Value for value (or pointer for pointer): the header's line is not touched.
+        if (change != 0) n->NrValues = (byte)(n->NrValues + change * (SiblingCount(n, canonical) + 1));
     }
 
     /// <summary>Puts an entry in slots [off, off+sibs] of <paramref name="n"/>, replacing whole smaller entries and subtrees there.</summary>
@@ -172,7 +240,8 @@ public sealed unsafe partial class XArray
         for (int i = off; i <= off + sibs; i++)
         {
             ulong e = n->Slots[i];
-            for (int m = 0; m < 3; m++) if ((n->Marks[m] & (1UL << i)) != 0) marks |= 1 << m;
+            if (_headMarks != 0)   // else nothing in the array is marked: the marks' line is not read
+                for (int m = 0; m < 3; m++) if ((n->Marks[m] & (1UL << i)) != 0) marks |= 1 << m;
             if (e == 0) continue;
             count--;
             if (XaCodec.IsValue(e) || (XaCodec.IsSibling(e) && XaCodec.IsValue(n->Slots[XaCodec.SiblingOffset(e)]))) values--;
@@ -332,11 +401,17 @@ public sealed unsafe partial class XArray
         }
     }
 
-    /// <summary>Turns every slot into a retry entry, marks the node retired and hands it to the reclaimer.</summary>
+    /// <summary>
+    /// Turns every slot of a non-empty node into a retry entry, marks the node retired and hands it to the reclaimer.
+    /// An empty node (deleted by <see cref="DeleteIfEmpty"/>) keeps its null slots: a reader still inside it reads
+    /// "nothing here", true at the moment the node was unlinked, which lies inside that reader's section; its
+    /// parent pointer still leads a forward search back into the tree. Its slots stay null until it is reused.
+    /// </summary>
     internal void RetireNode(XaNode* n)
     {
         if (n->Shift == 0) LeafRetired(n);
-        for (int i = 0; i < XaCodec.ChunkSize; i++) XaNode.WriteSlot(n, i, XaCodec.RetryEntry);
+        if (n->Count != 0)
+            for (int i = 0; i < XaCodec.ChunkSize; i++) XaNode.WriteSlot(n, i, XaCodec.RetryEntry);
         Volatile.Write(ref n->Array, XaNode.RetiredArray);
         _nodes.Retire(n);
     }
@@ -368,6 +443,8 @@ public sealed unsafe partial class XArray
     /// <summary>Clears mark bits of <paramref name="n"/> and, while a node is left with no bit of that mark, its parent's bit.</summary>
     private void ClearMarkBits(XaNode* n, ulong bits, int m)
     {
+        // The head's bit aggregates the whole tree: clear, and no node has a bit of this mark to clear.
+        if ((_headMarks & (1 << m)) == 0) return;
         while (true)
         {
             if (n == null) { _headMarks &= ~(1 << m); return; }

@@ -15,8 +15,9 @@ namespace Slub.XArray;
 /// <para><b>Concurrency.</b> Writers serialise on the array's lock (<see cref="Lock"/>; the normal API takes
 /// it). Readers (<see cref="Load"/>, <see cref="Find"/>, marks, enumeration) never block: they run inside an
 /// epoch read section of <see cref="Reclaimer"/>, and every node unlinked by erase, shrinking, destroy or
-/// migration has its slots overwritten with retry entries and is freed only after a grace period, so a
-/// reader never touches freed memory and restarts its walk when it meets a retry entry. Loads below index 2^26
+/// migration is freed only after a grace period, so a reader never touches freed memory; a node unlinked with
+/// entries in it has its slots overwritten with retry entries, and a reader restarts its walk when it meets one
+/// (an empty node deleted by erase keeps its null slots: "nothing here" was true when it was unlinked). Loads below index 2^26
 /// go through the leaf directory first (<c>index &gt;&gt; 6</c> → leaf; XArray.LeafDirectory.cs), whose entries
 /// writers clear before unlinking a leaf.</para>
 /// <para><b>Memory.</b> Nodes are native memory: dispose the array to free them.</para>
@@ -183,10 +184,13 @@ public sealed unsafe partial class XArray : IDisposable
         offset = 0;
         if (!XaCodec.IsNode(e)) return index == 0 ? e : 0;
         XaNode* n = (XaNode*)XaCodec.ToNode(e);
-        if ((index >> n->Shift) > XaCodec.ChunkMask) return 0;
+        int shift = n->Shift;
+        if ((index >> shift) > XaCodec.ChunkMask) return 0;
         while (true)
         {
-            int off = (int)((index >> n->Shift) & XaCodec.ChunkMask);
+            // The shift of each level follows from the root's (a child sits 6 bits below its parent, in any node a
+            // reader can reach, retired ones included), so a level costs the slot's line, not the header's too.
+            int off = (int)((index >> shift) & XaCodec.ChunkMask);
             e = XaNode.ReadSlot(n, off);
             if (XaCodec.IsSibling(e))
             {
@@ -199,8 +203,9 @@ public sealed unsafe partial class XArray : IDisposable
             if (e == XaCodec.RetryEntry) goto restart;
             node = n;
             offset = off;
-            if (n->Shift == 0 || !XaCodec.IsNode(e)) return e;
+            if (shift == 0 || !XaCodec.IsNode(e)) return e;
             n = (XaNode*)XaCodec.ToNode(e);
+            shift -= XaCodec.ChunkShift;
         }
     }
 
@@ -463,7 +468,70 @@ public sealed unsafe partial class XArray : IDisposable
         return e | ((ulong)(shift / XaCodec.ChunkShift + 1) << 56);
     }
 
-    internal ulong LoadLocked(ulong index) => Walk(index, out _, out _);
+    internal ulong LoadLocked(ulong index) => WalkLocked(index, out _, out _);
+
+    /// <summary>
+    /// <see cref="Walk"/> for writers (lock held): through the leaf directory when it names the leaf covering
+    /// <paramref name="index"/> (under the lock every entry is exact: the linked leaf there, or <see cref="NoLeaf"/>),
+    /// else down the tree.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ulong WalkLocked(ulong index, out XaNode* node, out int offset, bool forErase = false)
+    {
+        nint d = _dir;
+        ulong key = index >> XaCodec.ChunkShift;
+        if (key < DirectoryLength(d))
+        {
+            ulong leaf = DirectoryEntries(d)[key];
+            if (leaf != NoLeaf)
+            {
+                XaNode* n = (XaNode*)XaCodec.ToNode(leaf);
+                int off = (int)(index & XaCodec.ChunkMask);
+                ulong e = n->Slots[off];
+                if (XaCodec.IsSibling(e))
+                {
+                    off = XaCodec.SiblingOffset(e);
+                    e = n->Slots[off];
+                }
+                node = n;
+                offset = off;
+                return e;
+            }
+        }
+        return WalkTreeLocked(index, out node, out offset, forErase);
+    }
+
+    /// <summary>
+    /// <see cref="Walk"/> under the lock (no retry entries in live nodes). For an erase (<paramref name="forErase"/>)
+    /// it asks for each node's header line on the way down: an erase that empties a node climbs the parent chain
+    /// through the headers (count, parent, offset), which are then on their way instead of missed one by one.
+    /// </summary>
+    private ulong WalkTreeLocked(ulong index, out XaNode* node, out int offset, bool forErase)
+    {
+        ulong e = _head;
+        node = null;
+        offset = 0;
+        if (!XaCodec.IsNode(e)) return index == 0 ? e : 0;
+        XaNode* n = (XaNode*)XaCodec.ToNode(e);
+        int shift = n->Shift;
+        if ((index >> shift) > XaCodec.ChunkMask) return 0;
+        while (true)
+        {
+            if (forErase && System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.Prefetch0(n);
+            int off = (int)((index >> shift) & XaCodec.ChunkMask);
+            e = n->Slots[off];
+            if (XaCodec.IsSibling(e))
+            {
+                off = XaCodec.SiblingOffset(e);
+                e = n->Slots[off];
+            }
+            node = n;
+            offset = off;
+            if (shift == 0 || !XaCodec.IsNode(e)) return e;
+            n = (XaNode*)XaCodec.ToNode(e);
+            shift -= XaCodec.ChunkShift;
+        }
+    }
 
     /// <summary>The array's id and flags and whether it is empty; entries are not listed.</summary>
     public override string ToString() => $"XArray#{Id} (flags={Flags}, {(IsEmpty ? "empty" : "non-empty")})";

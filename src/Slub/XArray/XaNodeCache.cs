@@ -48,7 +48,11 @@ public sealed unsafe class XaNodeCache
         _free = p =>
         {
             if (cache.Allocator.IsDisposed) return;   // a node retired before the memory went: nothing left to free
-            Volatile.Write(ref ((XaNode*)p)->Array, XaNode.NoArray);
+            var n = (XaNode*)p;
+            // Back to the constructor's state (null slots), which NewNode relies on: nodes retired with entries
+            // (retry entries, Count kept) are cleared now, after their grace period; empty ones already are.
+            if (n->Count != 0) XaNode.Clear(n);
+            Volatile.Write(ref n->Array, XaNode.NoArray);
             cache.Free(p);
         };
     }

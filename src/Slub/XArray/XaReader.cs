@@ -20,7 +20,8 @@ namespace Slub.XArray;
 /// from inside it throws.</para>
 /// <para><b>The leaf directory.</b> A load first reads the array's leaf directory (index >> 6 → leaf; see
 /// docs/xarray.md): a leaf named there is live or was unlinked after the entry was read — then it shows retry
-/// entries before any later write and is not freed before this section ends. So a slot holding a user entry or null
+/// entries before any later write (or, deleted empty, null slots, true at its unlinking) and is not freed before
+/// this section ends. So a slot holding a user entry or null
 /// is the answer; anything internal (retry, sibling, reservation, or the directory's all-retry <c>NoLeaf</c>) takes
 /// the walk.</para>
 /// <para><b>The walk.</b> What the directory does not answer walks from the head, read afresh for every walk (one

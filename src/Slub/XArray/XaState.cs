@@ -179,7 +179,23 @@ public unsafe struct XaState
     }
 
     /// <summary><c>xas_find</c>: the next non-null entry (reservations included) up to <paramref name="max"/>; the first call looks at <see cref="Index"/> itself. Null at the end.</summary>
-    public XaEntry Find(ulong max = ulong.MaxValue) => FindFiltered(max, XArray.FilterPresentOrZero);
+    public XaEntry Find(ulong max = ulong.MaxValue)
+    {
+        // The common step of a scan: the next slot of the leaf the cursor is on holds a plain entry (not null,
+        // not internal: no sibling, retry or reservation), so it is the next entry. Everything else searches.
+        if (_status == Status.Positioned && _node != null && _offset < XaCodec.ChunkMask && _node->Shift == 0)
+        {
+            ulong e = XaNode.ReadSlot(_node, _offset + 1);
+            ulong index = _nodeBase + (ulong)(_offset + 1);
+            if (e != 0 && ((e - 2) & 3) != 0 && index <= max)
+            {
+                _offset++;
+                Index = index;
+                return new XaEntry(e);
+            }
+        }
+        return FindFiltered(max, XArray.FilterPresentOrZero);
+    }
 
     /// <summary><c>xas_find_marked</c>: like <see cref="Find"/> for entries carrying <paramref name="mark"/>.</summary>
     public XaEntry FindMarked(XaMark mark, ulong max = ulong.MaxValue)

@@ -28,6 +28,31 @@ public class ReclaimerCallbackFailureTests
     }
 
     [Fact]
+    public void FreeActionsThatRetireMoreDuringAPassRunOnceEach()
+    {
+        // Passes reuse one list for their ready items; a free action that retires (and so may run a nested pass)
+        // must neither lose nor repeat items.
+        var rcu = new EpochReclaimer();
+        var freed = new int[3 * EpochReclaimer.PollThreshold];
+        Action<nint> free = null!;
+        free = i =>
+        {
+            freed[i]++;
+            if (i < EpochReclaimer.PollThreshold) rcu.Retire(i + EpochReclaimer.PollThreshold, free);   // a second generation
+        };
+        for (int round = 0; round < 3; round++)
+        {
+            Array.Clear(freed);
+            for (nint i = 0; i < EpochReclaimer.PollThreshold; i++) rcu.Retire(i, free);
+            rcu.Synchronize();
+            rcu.Synchronize();
+            Assert.Equal(0, rcu.PendingCount);
+            for (int i = 0; i < 2 * EpochReclaimer.PollThreshold; i++) Assert.Equal(1, freed[i]);
+        }
+        Assert.Equal(rcu.RetiredCount, rcu.FreedCount);
+    }
+
+    [Fact]
     public void XArrayEraseSurvivesAThrowingCallbackOnItsReclaimer()
     {
         using var a = TestAllocator.Create();
