@@ -81,7 +81,7 @@ public sealed unsafe partial class XArray
             if (!_started)
             {
                 _started = true;
-                return Search(xa, _start, after: false);
+                return First(xa);
             }
             ulong index = _index;
             if (index >= _last) { _done = true; return false; }   // also index == ulong.MaxValue
@@ -122,21 +122,34 @@ public sealed unsafe partial class XArray
                 }
             }
         search:
-            EpochReclaimer.ExitReadFast(r);
-            return Search(xa, next, after: true);
+            return After(xa, next, r);
         }
 
-        /// <summary>The general step: <c>xa_find</c> at <paramref name="start"/> or <c>xa_find_after</c> its predecessor.</summary>
+        /// <summary>The general step (<c>xa_find_after</c>), inside the section <see cref="MoveNext"/> entered.</summary>
         [MethodImpl(MethodImplOptions.NoInlining)]
-        private bool Search(XArray xa, ulong start, bool after)
+        private bool After(XArray xa, ulong next, EpochReclaimer.ReaderRecord? r)
         {
-            var r = xa._rcu.EnterReadFast();
-            bool ok = xa.FindUser(start, _last, _filter, after, out var found);
+            bool ok = xa.FindUser(next, _last, _filter, after: true, out var found);
             EpochReclaimer.ExitReadFast(r);
+            return Found(ok, in found);
+        }
+
+        private bool Found(bool ok, in Found found)
+        {
             if (!ok) { _done = true; return false; }
             _index = found.Index;
             _entry = found.Entry;
             return true;
+        }
+
+        /// <summary>The first step: <c>xa_find</c> at the start of the range.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private bool First(XArray xa)
+        {
+            var r = xa._rcu.EnterReadFast();
+            bool ok = xa.FindUser(_start, _last, _filter, after: false, out var found);
+            EpochReclaimer.ExitReadFast(r);
+            return Found(ok, in found);
         }
 
         /// <summary>Back to the start of the range.</summary>
