@@ -220,17 +220,19 @@ public class EnumeratorTests : XaTest
         var xa = New();
         var other = New();
         for (ulong i = 0; i < 64 * 20; i++) StoreIndex(xa, i);
+        ulong otherNext = 0;
         var seen = new List<ulong>();
         foreach (var kv in xa)
         {
             seen.Add(kv.Key);
+            Is(V(kv.Key), kv.Value);
             if (kv.Key % 64 == 10)
             {
                 ulong leaf = kv.Key & ~63UL;
                 for (ulong k = leaf; k < leaf + 64; k++) xa.Erase(k);   // the whole leaf: deleted and retired
                 xa.Reclaimer.Synchronize();
                 xa.Reclaimer.Synchronize();
-                for (ulong k = 0; k < 64; k++) other.StoreValue(k * 64, 0x1234);   // reuse freed nodes
+                for (ulong k = 0; k < 4 * 64; k++) other.StoreValue(otherNext++, 0x1234);   // new leaves: reuse freed nodes
                 for (ulong k = leaf + 20; k < leaf + 64; k += 2) StoreIndex(xa, k);   // a new leaf, ahead
             }
         }
