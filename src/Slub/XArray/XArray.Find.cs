@@ -256,27 +256,21 @@ public sealed unsafe partial class XArray : IEnumerable<KeyValuePair<ulong, XaEn
     /// <summary>
     /// <c>xa_for_each_range</c> / <c>xa_for_each_marked</c>: entries with index in [<paramref name="start"/>,
     /// <paramref name="last"/>] (present, or carrying <paramref name="filter"/>'s mark), in index order, each
-    /// multi-index entry once. Safe against concurrent modification (not a snapshot); O(log n) per step. Use
-    /// <see cref="XaState"/> for the fastest iteration.
+    /// multi-index entry once (at its first index, or at <paramref name="start"/> if that lies inside it);
+    /// reservations skipped. Safe against concurrent modification (not a snapshot): every step is a fresh
+    /// lock-free <c>xa_find_after</c> in its own read section. <c>foreach</c> binds to the struct
+    /// <see cref="Enumerator"/> without allocating; LINQ and the interfaces box it.
     /// </summary>
-    public IEnumerable<KeyValuePair<ulong, XaEntry>> Enumerate(ulong start = 0, ulong last = ulong.MaxValue, XaMark filter = XaMark.Present)
-    {
-        FilterOf(filter);
-        ulong index = start;
-        var e = Find(ref index, last, filter);
-        while (!e.IsNull)
-        {
-            yield return new KeyValuePair<ulong, XaEntry>(index, e);
-            e = FindAfter(ref index, last, filter);
-        }
-    }
+    public EntryRange Enumerate(ulong start = 0, ulong last = ulong.MaxValue, XaMark filter = XaMark.Present) =>
+        new(this, start, last, FilterOf(filter));
 
     /// <summary>Entries carrying <paramref name="mark"/> (<c>xa_for_each_marked</c>). Lock-free, like <see cref="Enumerate"/>.</summary>
-    public IEnumerable<KeyValuePair<ulong, XaEntry>> EnumerateMarked(XaMark mark, ulong start = 0, ulong last = ulong.MaxValue) =>
+    public EntryRange EnumerateMarked(XaMark mark, ulong start = 0, ulong last = ulong.MaxValue) =>
         Enumerate(start, last, mark);
 
     /// <summary><c>xa_for_each</c>. Lock-free, like <see cref="Enumerate"/>; the enumerator itself belongs to one thread.</summary>
-    public IEnumerator<KeyValuePair<ulong, XaEntry>> GetEnumerator() => Enumerate().GetEnumerator();
+    public Enumerator GetEnumerator() => new(this, 0, ulong.MaxValue, FilterPresent);
+    IEnumerator<KeyValuePair<ulong, XaEntry>> IEnumerable<KeyValuePair<ulong, XaEntry>>.GetEnumerator() => GetEnumerator();
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
     /// <summary>
