@@ -81,18 +81,8 @@ public sealed unsafe partial class XArray
             if (e != 0 && !XaCodec.IsNode(e)) { ReplaceInPlace(n, off, entry); return XaError.None; }
             if (e == 0)
             {
-                XaNode* c = NewNode(n->Shift - XaCodec.ChunkShift, n, off, first);
-                if (c == null)
-                {
-                    DeleteIfEmpty(n);
-                    ShrinkRoot();
-                    return XaError.NoMemory;
-                }
-                n->Count++;
-                XaNode.WriteSlot(n, off, XaCodec.MkNode((nint)c));
-                if (c->Shift == 0) LeafLinked(c);
-                // Mark bits of the slot need no change: an empty child carries no marks, and in a
-                // free-tracking array the slot was free and the child is all free.
+                XaNode* c = LinkNewChild(n, off, first);
+                if (c == null) return XaError.NoMemory;
                 e = XaCodec.MkNode((nint)c);
             }
             n = (XaNode*)XaCodec.ToNode(e);
@@ -107,26 +97,38 @@ public sealed unsafe partial class XArray
     {
         while (true)
         {
-            XaNode* c = NewNode(n->Shift - XaCodec.ChunkShift, n, off, index);
-            if (c == null)
-            {
-                DeleteIfEmpty(n);
-                ShrinkRoot();
-                return XaError.NoMemory;
-            }
-            n->Count++;
-            XaNode.WriteSlot(n, off, XaCodec.MkNode((nint)c));
-            // Mark bits of the slot need no change: an empty child carries no marks, and in a free-tracking
-            // array the slot was free and the child is all free.
+            XaNode* c = LinkNewChild(n, off, index);
+            if (c == null) return XaError.NoMemory;
             if (c->Shift == 0)
             {
-                LeafLinked(c);
                 PlaceEntry(c, (int)(index & XaCodec.ChunkMask), 0, entry);
                 return XaError.None;
             }
             n = c;
             off = (int)((index >> c->Shift) & XaCodec.ChunkMask);
         }
+    }
+
+    /// <summary>
+    /// Makes an empty child of interior node <paramref name="n"/> covering <paramref name="index"/> and links it
+    /// into the null slot <paramref name="off"/> (a new leaf also into the directory). Out of nodes, it deletes
+    /// what the store left empty and returns null (the caller reports <see cref="XaError.NoMemory"/>).
+    /// </summary>
+    private XaNode* LinkNewChild(XaNode* n, int off, ulong index)
+    {
+        XaNode* c = NewNode(n->Shift - XaCodec.ChunkShift, n, off, index);
+        if (c == null)
+        {
+            DeleteIfEmpty(n);
+            ShrinkRoot();
+            return null;
+        }
+        n->Count++;
+        XaNode.WriteSlot(n, off, XaCodec.MkNode((nint)c));
+        if (c->Shift == 0) LeafLinked(c);
+        // Mark bits of the slot need no change: an empty child carries no marks, and in a free-tracking array the
+        // slot was free and the child is all free.
+        return c;
     }
 
     /// <summary>Allocates and initialises a node (from the preallocation of the store in progress, if any) to cover <paramref name="index"/>.</summary>
