@@ -22,12 +22,13 @@ public class DcachePathFormsTests
         t.File("a/..twodots");
         t.File("a/" + Max);
         t.File("a/" + MaxUtf8);
+        t.File("a/del\u007fname");
         return t;
     }
 
     private static readonly string[] Canonical =
     [
-        "a/b/c/leaf.txt", "a/x.txt", "a/b", "docs/ünïcødé-名前.txt", "a/.hidden", "a/..twodots", "a/" + Max, "a/" + MaxUtf8,
+        "a/b/c/leaf.txt", "a/x.txt", "a/b", "docs/ünïcødé-名前.txt", "a/.hidden", "a/..twodots", "a/" + Max, "a/" + MaxUtf8, "a/del\u007fname",
         "a/missing", "top.txt/x", "a/" + Max + "m", "a/" + MaxUtf8 + "z", "a/é" + Max[2..], "",
     ];
 
@@ -84,6 +85,35 @@ public class DcachePathFormsTests
         Assert.Equal(InodeKind.Negative, dc.LookupPath("a//nul\0name/").Kind);
         Assert.Throws<ArgumentException>(() => dc.LookupPath(t.Root + "/a/nul\0name"));   // Path.GetFullPath's check
         Assert.Throws<ArgumentException>(() => dc.LookupPath("./a/nul\0name"));
+    }
+
+    [Theory]
+    [InlineData("plain.txt")]
+    [InlineData("del\u007fand~")]
+    [InlineData("\u0001")]
+    [InlineData("ünïcødé-名前")]
+    [InlineData("mixed-ascii-then-é")]
+    [InlineData("emoji-\U0001F600")]
+    [InlineData("nul\0inside")]
+    [InlineData("slash/inside")]
+    [InlineData("\u0080")]
+    public void EncodeGivesTheUtf8BytesOrRejects(string name)
+    {
+        var buf = new byte[DentryName.MaxLength * 3];
+        int len = DentryName.Encode(name, buf);
+        if (name.Contains('\0') || name.Contains('/')) Assert.Equal(-1, len);
+        else Assert.Equal(System.Text.Encoding.UTF8.GetBytes(name), buf[..len]);
+    }
+
+    [Fact]
+    public void EncodeAtAndPastTheLengthLimit()
+    {
+        var buf = new byte[DentryName.MaxLength * 3];
+        Assert.Equal(DentryName.MaxLength, DentryName.Encode(Max, buf));
+        Assert.Equal(DentryName.MaxLength, DentryName.Encode(MaxUtf8, buf));
+        Assert.Equal(System.Text.Encoding.UTF8.GetBytes(MaxUtf8), buf[..DentryName.MaxLength]);
+        Assert.True(DentryName.Encode(Max + "m", buf) > DentryName.MaxLength);   // the walk rejects it
+        Assert.True(DentryName.Encode(MaxUtf8 + "z", buf) > DentryName.MaxLength);
     }
 
     [Fact]
