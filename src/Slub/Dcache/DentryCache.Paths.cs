@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Slub.Dcache;
 
 // Path walk over the real tree (fs/namei.c's link_path_walk / walk_component / lookup_slow, in REF-walk
@@ -32,6 +34,7 @@ public sealed unsafe partial class DentryCache
     /// <paramref name="rel"/> may still hold empty components ("a//b", a trailing '/'), which are skipped, but
     /// no "." or ".." (<see cref="TryWalkable"/>).
     /// </remarks>
+    [SkipLocalsInit]   // the name buffer is only read where Encode wrote it: zeroing its 765 bytes per call is waste
     private bool TryLockedWalk(ReadOnlySpan<char> rel, out LookupResult result)
     {
         Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
