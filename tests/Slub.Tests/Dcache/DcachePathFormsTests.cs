@@ -166,4 +166,26 @@ public class DcachePathFormsTests
         Assert.Equal(12, after.Hits - before.Hits);
         Assert.Equal(before.Misses, after.Misses);
     }
+
+    [Fact]
+    public void CountersAreExactAfterConcurrentCachedLookups()
+    {
+        using var a = TestAllocator.Create();
+        using var t = Tree();
+        using var dc = new DentryCache(t.Root, a);
+        string[] paths = ["a/b/c/leaf.txt", t.Root + "/a/x.txt", "a//b/", "missing", "top.txt/x"];   // 4 + 2 + 2 + 1 + 1 components
+        foreach (var p in paths) dc.LookupPath(p);
+        var before = dc.GetStatistics();
+        const int Threads = 4, Rounds = 2_000;
+        var threads = Enumerable.Range(0, Threads).Select(_ => new Thread(() =>
+        {
+            for (int r = 0; r < Rounds; r++) foreach (var p in paths) dc.LookupPath(p);
+        })).ToArray();
+        foreach (var th in threads) th.Start();
+        foreach (var th in threads) th.Join();
+        var after = dc.GetStatistics();
+        Assert.Equal(Threads * Rounds * 10L, after.Lookups - before.Lookups);
+        Assert.Equal(Threads * Rounds * 10L, after.Hits - before.Hits);
+        Assert.Equal(before.Misses, after.Misses);
+    }
 }
