@@ -15,6 +15,9 @@ namespace Slub.Benchmarks;
 public class DcacheBenchmarks
 {
     private const int Paths = 1_690;
+
+    /// <summary>Paths per pass (for the CPU-time probe).</summary>
+    public const int PathCount = Paths;
     private string _root = "";
     private string[] _relative = [];
     private string[] _full = [];
@@ -76,6 +79,14 @@ public class DcacheBenchmarks
     {
         int found = 0;
         foreach (var p in _relative) if (_dcache!.LookupPath(p).Exists) found++;
+        return found;
+    }
+
+    /// <summary>The same walk given absolute paths under the root (not a BenchmarkDotNet case; used by <see cref="DcacheCpuTimeProbe"/>).</summary>
+    public int DentryCacheLookupAbsolute()
+    {
+        int found = 0;
+        foreach (var p in _full) if (_dcache!.LookupPath(p).Exists) found++;
         return found;
     }
 

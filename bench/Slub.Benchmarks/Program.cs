@@ -15,7 +15,7 @@ namespace Slub.Benchmarks;
 /// (<c>-- --defrag-profile N</c>: N shrinks of the defrag probe's cache in one process, for perf record;
 /// <c>-- --defrag-first-shrinks</c>: the first three shrinks of a fresh process, which the probe runs as a child);
 /// <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/>, <c>-- --xarray-store-cpu-time</c> <see cref="XArrayStoreProbe"/> and <c>-- --replay-cpu-time</c>
-/// <see cref="ReplayCpuTimeProbe"/> (CPU time, no BenchmarkDotNet); <c>-- redis-defrag</c> runs the
+/// <see cref="ReplayCpuTimeProbe"/>, <c>-- --dcache-cpu-time</c> <see cref="DcacheCpuTimeProbe"/> (CPU time, no BenchmarkDotNet); <c>-- redis-defrag</c> runs the
 /// background-defragmentation acceptance scenario (<see cref="Defrag.RedisDefragScenario"/>, a long plain run).
 /// </summary>
 public static class Program
@@ -35,6 +35,7 @@ public static class Program
             case ["--xarray-cpu-time", "--keys", var keys]: XArrayLoadProbe.Run(int.Parse(keys, System.Globalization.CultureInfo.InvariantCulture)); return 0;
             case ["--xarray-load-breakdown"]: XArrayLoadBreakdown.Run(); return 0;
             case ["--xarray-store-cpu-time", ..]: XArrayStoreProbe.Run(args); return 0;
+            case ["--dcache-cpu-time"]: DcacheCpuTimeProbe.Run(); return 0;
             case ["--replay-cpu-time"]: ReplayCpuTimeProbe.Run(); return 0;
             case ["redis-defrag", ..]: return Defrag.RedisDefragScenario.Run(args);
         }

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Slub.Dcache;
 
 // Path walk over the real tree (fs/namei.c's link_path_walk / walk_component / lookup_slow, in REF-walk
@@ -13,8 +15,10 @@ public sealed unsafe partial class DentryCache
     /// <exception cref="ArgumentException">An absolute path outside the root.</exception>
     public LookupResult LookupPath(string path)
     {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(path);
+        if (TryWalkable(path, out int start) && TryLockedWalk(path.AsSpan(start), out var cached)) return cached;
         string rel = Relative(path);
-        if (TryLockedWalk(rel, out var cached)) return cached;
         nint p = Walk(rel, out int queries, out bool complete);
         try { return Answer(p, queries, complete); }
         finally { Put(new Dentry(p)); }
@@ -26,7 +30,12 @@ public sealed unsafe partial class DentryCache
     /// answers is touched: if it is unused on the LRU it gets the referenced bit, as a get/put pair would give
     /// it. Returns false at the first component that is not cached; the caller then walks again in ref mode.
     /// </summary>
-    private bool TryLockedWalk(string rel, out LookupResult result)
+    /// <remarks>
+    /// <paramref name="rel"/> may still hold empty components ("a//b", a trailing '/'), which are skipped, but
+    /// no "." or ".." (<see cref="TryWalkable"/>).
+    /// </remarks>
+    [SkipLocalsInit]   // the name buffer is only read where Encode wrote it: zeroing its 765 bytes per call is waste
+    private bool TryLockedWalk(ReadOnlySpan<char> rel, out LookupResult result)
     {
         Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
         result = default;
@@ -36,9 +45,12 @@ public sealed unsafe partial class DentryCache
         {
             nint cur = _root;
             bool complete = true;
-            foreach (Range part in rel.AsSpan().Split('/'))
+            for (ReadOnlySpan<char> rest = rel; !rest.IsEmpty;)
             {
-                var component = rel.AsSpan(part);
+                int slash = rest.IndexOf('/');
+                ReadOnlySpan<char> component;
+                if (slash < 0) { component = rest; rest = default; }
+                else { component = rest[..slash]; rest = rest[(slash + 1)..]; }
                 if (component.IsEmpty) continue;
                 if (((DentryData*)cur)->Kind != InodeKind.Directory) { complete = false; break; }
                 int len = DentryName.Encode(component, buf);
@@ -345,6 +357,30 @@ public sealed unsafe partial class DentryCache
         FreeDentry(p);
     }
 
+    /// <summary>
+    /// The cheap case of <see cref="Relative"/> for the cached walk, with no string built: true when
+    /// <paramref name="path"/> from <paramref name="start"/> on is already a walkable relative path — relative
+    /// with no "." or ".." component, or absolute as the root followed by such a path. Repeated and trailing
+    /// '/' are left in (the walk skips empty components, as <see cref="Relative"/>'s normalisation would drop
+    /// them). False sends the caller to <see cref="Relative"/> (which also throws for a path outside the root).
+    /// </summary>
+    private bool TryWalkable(string path, out int start)
+    {
+        start = 0;
+        if (Path.IsPathRooted(path))
+        {
+            string root = RootPath;
+            if (!path.StartsWith(root, StringComparison.Ordinal)) return false;
+            if (root.EndsWith('/')) start = root.Length;
+            else if (path.Length == root.Length) start = root.Length;
+            else if (path[root.Length] == '/') start = root.Length + 1;
+            else return false;
+        }
+        var rest = path.AsSpan(start);
+        // A "." or ".." component starts the path or follows a '/': look for those places only.
+        return !(rest.StartsWith('.') || rest.IndexOf("/.", StringComparison.Ordinal) >= 0) || !HasDotComponent(rest);
+    }
+
     /// <summary>The path relative to the root, '/'-separated, without "." or ".." components or a trailing '/'.</summary>
     private string Relative(string path)
     {
@@ -360,10 +396,10 @@ public sealed unsafe partial class DentryCache
         return full[prefix.Length..].TrimEnd('/');
     }
 
-    private static bool HasDotComponent(string path)
+    private static bool HasDotComponent(ReadOnlySpan<char> path)
     {
-        foreach (Range part in path.AsSpan().Split('/'))
-            if (path.AsSpan(part) is "." or "..") return true;
+        foreach (Range part in path.Split('/'))
+            if (path[part] is "." or "..") return true;
         return false;
     }
 }

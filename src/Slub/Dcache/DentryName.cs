@@ -34,8 +34,24 @@ internal static unsafe class DentryName
     }
 
     /// <summary>Encodes a component to UTF-8 into <paramref name="buffer"/>; returns the length, or -1 if it does not fit or holds NUL/'/'.</summary>
+    /// <remarks>
+    /// A component of at most <see cref="MaxLength"/> ASCII characters other than NUL and '/' (the common case)
+    /// is narrowed in one scalar pass (a name is a few dozen characters: too short for the vectorised
+    /// converters to pay off); any other goes through the checks and the UTF-8 encoder. Both give the same bytes.
+    /// </remarks>
     public static int Encode(ReadOnlySpan<char> component, Span<byte> buffer)
     {
+        if (component.Length <= MaxLength && component.Length <= buffer.Length)
+        {
+            int i = 0;
+            for (; i < component.Length; i++)
+            {
+                char c = component[i];
+                if (c - 1u >= 0x7Fu || c == '/') break;   // NUL, '/' or not ASCII: the slow path decides
+                buffer[i] = (byte)c;
+            }
+            if (i == component.Length) return i;
+        }
         if (component.IndexOfAny('\0', '/') >= 0) return -1;
         if (!Encoding.UTF8.TryGetBytes(component, buffer, out int written)) return -1;
         return written;
