@@ -12,7 +12,13 @@ namespace Slub.Benchmarks;
 /// order with a cursor (<see cref="XaState.Find"/> in one read section) and with <c>foreach</c>
 /// (<see cref="XArray.XArray.GetEnumerator"/>, one <c>xa_find_after</c> per entry), then erase every key in random
 /// order (N → empty). Dictionary iterates unordered (its <c>foreach</c> in both iteration rows); SortedDictionary
-/// in key order. Best of <c>--rounds</c> rounds (default 9 dense, 5 sparse), the containers alternating.
+/// in key order. Then marked enumeration (<c>xa_for_each_marked</c>, <see cref="XArray.XArray.EnumerateMarked"/> of
+/// <see cref="XaMark.Mark1"/>, set on every even key outside the timed phases), in the same array and in an
+/// allocating one (<see cref="XaFlags.Alloc"/>, mark 0 being its free mark) holding the same keys; those two rows are
+/// ns per <i>marked</i> entry, and the peers' rows filter their own <c>foreach</c> by the same key test. A line after the
+/// table gives one <c>EnumerateMarked(Mark0)</c> over the allocating array (the free mark: it yields nothing), in µs
+/// per call. Best of
+/// <c>--rounds</c> rounds (default 9 dense, 5 sparse), the containers alternating.
 /// Node (and leaf directory) growth is inside the store phase, retiring nodes inside the erase phase.
 /// <code>
 /// dotnet run -c Release --project bench/Slub.Benchmarks -- --xarray-store-cpu-time               # both layouts
@@ -25,7 +31,14 @@ public static class XArrayStoreProbe
     private const int N = 100_000;
 
     private static readonly string[] Phases =
-        ["store (new container)", "overwrite in random order", "iterate, cursor (XaState.Find)", "iterate, foreach", "erase in random order"];
+        ["store (new container)", "overwrite in random order", "iterate, cursor (XaState.Find)", "iterate, foreach",
+         "marked foreach (per marked)", "marked foreach, ALLOC array", "erase in random order"];
+
+    /// <summary>Rows 4 and 5 count marked entries, not keys.</summary>
+    private const int FirstMarkedPhase = 4, LastMarkedPhase = 5;
+
+    /// <summary>Which keys carry the mark: a bit of the key itself, so every container tests the same set.</summary>
+    private static bool IsMarked(ulong k) => (k & 1) == 0;
 
     public static void Run(string[] args)
     {
@@ -61,24 +74,32 @@ public static class XArrayStoreProbe
     {
         ulong[] random = (ulong[])insertion.Clone();
         new Random(1).Shuffle(random);
-        ulong expectedSum = 0;
-        foreach (ulong k in insertion) expectedSum += k + 1;
+        ulong expectedSum = 0, expectedMarked = 0;
+        int marked = 0;
+        foreach (ulong k in insertion)
+        {
+            expectedSum += k + 1;
+            if (IsMarked(k)) { expectedMarked += k + 1; marked++; }
+        }
         var xa = Fill(Phases.Length);
         var dict = Fill(Phases.Length);
         var sorted = Fill(Phases.Length);
+        double freeMarkUs = double.MaxValue;
         for (int round = 0; round < rounds; round++)
         {
-            Min(xa, XArrayRound(alloc, insertion, random, expectedSum));
+            Min(xa, XArrayRound(alloc, insertion, random, expectedSum, expectedMarked, marked, out double us));
+            freeMarkUs = Math.Min(freeMarkUs, us);
             if (xarrayOnly) continue;
-            Min(dict, DictionaryRound(new Dictionary<ulong, ulong>(), insertion, random, expectedSum));
-            Min(sorted, SortedRound(new SortedDictionary<ulong, ulong>(), insertion, random, expectedSum));
+            Min(dict, DictionaryRound(new Dictionary<ulong, ulong>(), insertion, random, expectedSum, expectedMarked, marked));
+            Min(sorted, SortedRound(new SortedDictionary<ulong, ulong>(), insertion, random, expectedSum, expectedMarked, marked));
         }
-        Console.WriteLine($"{layout}: ns per key, thread CPU time, best of {rounds} rounds x {N} keys; ratio = XArray / Dictionary (below 1 is faster)");
+        Console.WriteLine($"{layout}: ns per key ({marked} marked for the marked rows), thread CPU time, best of {rounds} rounds x {N} keys; ratio = XArray / Dictionary (below 1 is faster)");
         Console.WriteLine($"{"phase",-32} {"XArray",9} {"Dictionary",11} {"SortedDict",11} {"ratio",7}");
         for (int p = 0; p < Phases.Length; p++)
             Console.WriteLine(xarrayOnly
                 ? $"{Phases[p],-32} {xa[p],9:F1}"
                 : $"{Phases[p],-32} {xa[p],9:F1} {dict[p],11:F1} {sorted[p],11:F1} {xa[p] / dict[p],6:F2}x");
+        Console.WriteLine($"EnumerateMarked(Mark0) on the ALLOC array (free mark, yields nothing): {freeMarkUs:F1} us per call");
     }
 
     private static double[] Fill(int n)
@@ -93,79 +114,118 @@ public static class XArrayStoreProbe
         for (int i = 0; i < best.Length; i++) best[i] = Math.Min(best[i], round[i]);
     }
 
-    private static double[] XArrayRound(SlabAllocator alloc, ulong[] insertion, ulong[] random, ulong expectedSum)
+    private static double[] XArrayRound(SlabAllocator alloc, ulong[] insertion, ulong[] random, ulong expectedSum, ulong expectedMarked, int marked, out double freeMarkUs)
     {
         using var xa = new XArray.XArray(XaFlags.None, alloc);
-        var t = new long[Phases.Length + 1];
-        t[0] = ThreadCpuClock.NowNanoseconds();
+        using var xaAlloc = new XArray.XArray(XaFlags.Alloc, alloc);
+        var ns = new long[Phases.Length];
+        long t = ThreadCpuClock.NowNanoseconds();
         foreach (ulong k in insertion) xa.StoreValue(k, k);
-        t[1] = ThreadCpuClock.NowNanoseconds();
+        t = Lap(ns, 0, t);
         foreach (ulong k in random) xa.StoreValue(k, k + 1);
-        t[2] = ThreadCpuClock.NowNanoseconds();
+        t = Lap(ns, 1, t);
         ulong sum = 0;
         using (xa.ReadLock())
         {
             var xas = new XaState(xa, 0);
             for (var e = xas.Find(); !e.IsNull; e = xas.Find()) sum += e.Value;
         }
-        t[3] = ThreadCpuClock.NowNanoseconds();
+        t = Lap(ns, 2, t);
         ulong sum2 = 0;
         foreach (var kv in xa) sum2 += kv.Value.Value;
-        t[4] = ThreadCpuClock.NowNanoseconds();
+        Lap(ns, 3, t);
+        // Untimed: mark the even keys in both arrays, and give the allocating one the same keys.
+        foreach (ulong k in insertion) xaAlloc.StoreValue(k, k + 1);
+        foreach (ulong k in insertion)
+            if (IsMarked(k)) { xa.SetMark(k, XaMark.Mark1); xaAlloc.SetMark(k, XaMark.Mark1); }
+        t = ThreadCpuClock.NowNanoseconds();
+        ulong sum3 = 0;
+        foreach (var kv in xa.EnumerateMarked(XaMark.Mark1)) sum3 += kv.Value.Value;
+        t = Lap(ns, 4, t);
+        ulong sum4 = 0;
+        foreach (var kv in xaAlloc.EnumerateMarked(XaMark.Mark1)) sum4 += kv.Value.Value;
+        t = Lap(ns, 5, t);
+        int free = 0;
+        foreach (var kv in xaAlloc.EnumerateMarked(XaMark.Mark0)) free++;
+        long after = ThreadCpuClock.NowNanoseconds();
+        freeMarkUs = (after - t) / 1000.0;
+        t = after;
+        if (free != 0) throw new InvalidOperationException("an entry carries the free mark");
         foreach (ulong k in random) xa.Erase(k);
-        t[5] = ThreadCpuClock.NowNanoseconds();
+        Lap(ns, 6, t);
         if (sum != expectedSum || sum2 != expectedSum) throw new InvalidOperationException("XArray iteration missed entries");
+        if (sum3 != expectedMarked || sum4 != expectedMarked) throw new InvalidOperationException("XArray marked iteration missed entries");
         if (!xa.IsEmpty) throw new InvalidOperationException("XArray not empty after erasing every key");
-        return PerKey(t);
+        return PerKey(ns, marked);
     }
 
-    private static double[] DictionaryRound(Dictionary<ulong, ulong> d, ulong[] insertion, ulong[] random, ulong expectedSum)
+    private static double[] DictionaryRound(Dictionary<ulong, ulong> d, ulong[] insertion, ulong[] random, ulong expectedSum, ulong expectedMarked, int marked)
     {
         // Written twice (here and SortedRound), not through IDictionary: each peer runs its own code, devirtualised.
-        var t = new long[Phases.Length + 1];
-        t[0] = ThreadCpuClock.NowNanoseconds();
+        var ns = new long[Phases.Length];
+        long t = ThreadCpuClock.NowNanoseconds();
         foreach (ulong k in insertion) d[k] = k;
-        t[1] = ThreadCpuClock.NowNanoseconds();
+        t = Lap(ns, 0, t);
         foreach (ulong k in random) d[k] = k + 1;
-        t[2] = ThreadCpuClock.NowNanoseconds();
+        t = Lap(ns, 1, t);
         ulong sum = 0;
         foreach (var kv in d) sum += kv.Value;
-        t[3] = ThreadCpuClock.NowNanoseconds();
+        t = Lap(ns, 2, t);
         ulong sum2 = 0;
         foreach (var kv in d) sum2 += kv.Value;
-        t[4] = ThreadCpuClock.NowNanoseconds();
+        t = Lap(ns, 3, t);
+        ulong sum3 = 0;
+        foreach (var kv in d) if (IsMarked(kv.Key)) sum3 += kv.Value;
+        t = Lap(ns, 4, t);
+        ulong sum4 = 0;
+        foreach (var kv in d) if (IsMarked(kv.Key)) sum4 += kv.Value;
+        t = Lap(ns, 5, t);
         foreach (ulong k in random) d.Remove(k);
-        t[5] = ThreadCpuClock.NowNanoseconds();
-        if (sum != expectedSum || sum2 != expectedSum) throw new InvalidOperationException("iteration missed entries");
+        Lap(ns, 6, t);
+        if (sum != expectedSum || sum2 != expectedSum || sum3 != expectedMarked || sum4 != expectedMarked) throw new InvalidOperationException("iteration missed entries");
         if (d.Count != 0) throw new InvalidOperationException("not empty after removing every key");
-        return PerKey(t);
+        return PerKey(ns, marked);
     }
 
-    private static double[] SortedRound(SortedDictionary<ulong, ulong> d, ulong[] insertion, ulong[] random, ulong expectedSum)
+    private static double[] SortedRound(SortedDictionary<ulong, ulong> d, ulong[] insertion, ulong[] random, ulong expectedSum, ulong expectedMarked, int marked)
     {
-        var t = new long[Phases.Length + 1];
-        t[0] = ThreadCpuClock.NowNanoseconds();
+        var ns = new long[Phases.Length];
+        long t = ThreadCpuClock.NowNanoseconds();
         foreach (ulong k in insertion) d[k] = k;
-        t[1] = ThreadCpuClock.NowNanoseconds();
+        t = Lap(ns, 0, t);
         foreach (ulong k in random) d[k] = k + 1;
-        t[2] = ThreadCpuClock.NowNanoseconds();
+        t = Lap(ns, 1, t);
         ulong sum = 0;
         foreach (var kv in d) sum += kv.Value;
-        t[3] = ThreadCpuClock.NowNanoseconds();
+        t = Lap(ns, 2, t);
         ulong sum2 = 0;
         foreach (var kv in d) sum2 += kv.Value;
-        t[4] = ThreadCpuClock.NowNanoseconds();
+        t = Lap(ns, 3, t);
+        ulong sum3 = 0;
+        foreach (var kv in d) if (IsMarked(kv.Key)) sum3 += kv.Value;
+        t = Lap(ns, 4, t);
+        ulong sum4 = 0;
+        foreach (var kv in d) if (IsMarked(kv.Key)) sum4 += kv.Value;
+        t = Lap(ns, 5, t);
         foreach (ulong k in random) d.Remove(k);
-        t[5] = ThreadCpuClock.NowNanoseconds();
-        if (sum != expectedSum || sum2 != expectedSum) throw new InvalidOperationException("iteration missed entries");
+        Lap(ns, 6, t);
+        if (sum != expectedSum || sum2 != expectedSum || sum3 != expectedMarked || sum4 != expectedMarked) throw new InvalidOperationException("iteration missed entries");
         if (d.Count != 0) throw new InvalidOperationException("not empty after removing every key");
-        return PerKey(t);
+        return PerKey(ns, marked);
     }
 
-    private static double[] PerKey(long[] t)
+    /// <summary>Charges the CPU time since <paramref name="since"/> to phase <paramref name="phase"/>; returns now.</summary>
+    private static long Lap(long[] ns, int phase, long since)
     {
-        var r = new double[t.Length - 1];
-        for (int i = 0; i < r.Length; i++) r[i] = (t[i + 1] - t[i]) / (double)N;
+        long now = ThreadCpuClock.NowNanoseconds();
+        ns[phase] = now - since;
+        return now;
+    }
+
+    private static double[] PerKey(long[] ns, int marked)
+    {
+        var r = new double[ns.Length];
+        for (int i = 0; i < r.Length; i++) r[i] = ns[i] / (double)(i is >= FirstMarkedPhase and <= LastMarkedPhase ? marked : N);
         return r;
     }
 }

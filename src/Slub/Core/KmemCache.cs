@@ -70,8 +70,25 @@ public sealed unsafe partial class KmemCache
     /// <summary>
     /// Free objects a CPU may keep on its partial slabs before they go back to the node (sysfs <c>cpu_partial</c>):
     /// an unsigned int, as the kernel's <c>s-&gt;cpu_partial</c>, so any value <c>kstrtouint</c> accepts is kept as written.
+    /// Read-only here: it changes through the attribute tree (<c>&lt;cache&gt;/cpu_partial</c>), whose write also flushes
+    /// every CPU, as the kernel's <c>cpu_partial_store</c> does (see <see cref="SetCpuPartial"/>). No public setter, because
+    /// a property assignment that walks every CPU's lock and drains every thread's magazine would hide a flush.
     /// </summary>
-    public uint CpuPartial { get; internal set; }
+    public uint CpuPartial { get; private set; }
+
+    /// <summary>
+    /// The kernel's <c>cpu_partial_store</c> after parsing: sets <see cref="CpuPartial"/>, then flushes every CPU's slab
+    /// and per-CPU partial chain (and every thread's magazine) back to the node lists, as its <c>flush_all(s)</c> does, so
+    /// no CPU keeps more than the new limit allows. The flush is <see cref="FlushAll"/>: thread-safe, each CPU under its own
+    /// lock, and threads that keep allocating meanwhile simply refill under the new limit. Throws
+    /// <see cref="ObjectDisposedException"/> and changes nothing once the allocator is disposed.
+    /// </summary>
+    internal void SetCpuPartial(uint objects)
+    {
+        _allocator.ThrowIfDisposed(Name);
+        CpuPartial = objects;
+        FlushAll();
+    }
 
     /// <summary>
     /// Per-CPU partial slabs allowed when <see cref="SlabOptions.CpuPartialCountsSlabs"/> is on: ceil(2 × <see cref="CpuPartial"/> /

@@ -12,13 +12,15 @@ public sealed unsafe partial class DentryCache
     /// answer cached — a missing name as a negative dentry. Logical "." and ".." are resolved textually first.
     /// Thread-safe; answers are as fresh as the last <see cref="Invalidate"/> for a changed path.
     /// </summary>
-    /// <exception cref="ArgumentException">An absolute path outside the root.</exception>
+    /// <exception cref="ArgumentException">An absolute path outside the root, or a path holding a NUL character ('\0'):
+    /// a Linux pathname ends at its first NUL, so no path can contain one. Every path-taking member of the cache refuses
+    /// it the same way, naming the parameter and the dcache, before it walks, asks the file system, caches or
+    /// invalidates anything.</exception>
     public LookupResult LookupPath(string path)
     {
-        ThrowIfDisposed();
-        ArgumentNullException.ThrowIfNull(path);
+        CheckPath(path, nameof(path));
         if (TryWalkable(path, out int start) && TryLockedWalk(path.AsSpan(start), out var cached)) return cached;
-        string rel = Relative(path);
+        string rel = Relative(path, nameof(path));
         nint p = Walk(rel, out int queries, out bool complete);
         try { return Answer(p, queries, complete); }
         finally { Put(new Dentry(p)); }
@@ -78,9 +80,10 @@ public sealed unsafe partial class DentryCache
     /// empty path), or the file or directory that made the rest of the path impossible. Holding it pins it, as
     /// an open file or a working directory pins a dentry. Thread-safe.
     /// </summary>
+    /// <exception cref="ArgumentException">As <see cref="LookupPath"/>: outside the root, or a NUL in the path.</exception>
     public Dentry Resolve(string path, out LookupResult result)
     {
-        nint p = Walk(Relative(path), out int queries, out bool complete);
+        nint p = Walk(Relative(path, nameof(path)), out int queries, out bool complete);
         result = Answer(p, queries, complete);
         return new Dentry(p);
     }
@@ -139,6 +142,7 @@ public sealed unsafe partial class DentryCache
     }
 
     /// <summary>True if <paramref name="path"/> exists (file or directory), answered through the cache. Thread-safe.</summary>
+    /// <exception cref="ArgumentException">As <see cref="LookupPath"/>: outside the root, or a NUL in the path.</exception>
     public bool Exists(string path) => LookupPath(path).Exists;
 
     /// <summary>
@@ -147,9 +151,11 @@ public sealed unsafe partial class DentryCache
     /// (<c>d_drop</c>) and its unused descendants freed, so the next lookup asks the file system. Lookups that
     /// raced with the change do not cache what they saw. The root itself invalidates everything. Thread-safe.
     /// </summary>
+    /// <exception cref="ArgumentException">As <see cref="LookupPath"/>: outside the root, or a NUL in the path
+    /// (nothing is invalidated then).</exception>
     public void Invalidate(string path)
     {
-        string rel = Relative(path);
+        string rel = Relative(path, nameof(path));
         Interlocked.Increment(ref _generation);
         nint p = WalkCached(rel, stopAtBlocker: true);
         if (p == 0) return;
@@ -180,9 +186,10 @@ public sealed unsafe partial class DentryCache
     /// not ask the file system. A peek: asks nothing, takes no reference and leaves the LRU and its referenced
     /// bits alone (the walk holds the tree lock for reading instead). Thread-safe.
     /// </summary>
+    /// <exception cref="ArgumentException">As <see cref="LookupPath"/>: outside the root, or a NUL in the path.</exception>
     public bool IsCached(string path)
     {
-        string rel = Relative(path);
+        string rel = Relative(path, nameof(path));
         Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
         _tree.EnterReadLock();
         try
@@ -204,15 +211,17 @@ public sealed unsafe partial class DentryCache
     }
 
     /// <summary>Tells the cache <paramref name="path"/> was created: drops the negative dentry that cached its absence. Thread-safe.</summary>
+    /// <exception cref="ArgumentException">As <see cref="Invalidate"/>: outside the root, or a NUL in the path.</exception>
     public void NotifyCreated(string path) => Invalidate(path);
 
     /// <summary>
     /// Tells the cache <paramref name="path"/> was deleted: a cached positive dentry becomes negative in place when
     /// nobody else uses it (<c>d_delete</c>), otherwise it is unhashed. Thread-safe.
     /// </summary>
+    /// <exception cref="ArgumentException">As <see cref="Invalidate"/>: outside the root, or a NUL in the path.</exception>
     public void NotifyDeleted(string path)
     {
-        string rel = Relative(path);
+        string rel = Relative(path, nameof(path));
         Interlocked.Increment(ref _generation);
         nint p = WalkCached(rel, stopAtBlocker: false);
         if (p == 0 || p == _root || ((DentryData*)p)->Kind == InodeKind.Negative)
@@ -230,9 +239,11 @@ public sealed unsafe partial class DentryCache
     /// destination directory are cached, the dentry is moved (<c>d_move</c>), keeping its cached subtree;
     /// otherwise both paths are invalidated. Thread-safe.
     /// </summary>
+    /// <exception cref="ArgumentException">Either path outside the root or holding a NUL character; both are checked
+    /// before anything changes, and the exception names the one that was refused.</exception>
     public void NotifyRenamed(string from, string to)
     {
-        string relFrom = Relative(from), relTo = Relative(to);
+        string relFrom = Relative(from, nameof(from)), relTo = Relative(to, nameof(to));
         Interlocked.Increment(ref _generation);
         int slash = relTo.LastIndexOf('/');
         string toParent = slash < 0 ? "" : relTo[..slash];
@@ -381,18 +392,39 @@ public sealed unsafe partial class DentryCache
         return !(rest.StartsWith('.') || rest.IndexOf("/.", StringComparison.Ordinal) >= 0) || !HasDotComponent(rest);
     }
 
-    /// <summary>The path relative to the root, '/'-separated, without "." or ".." components or a trailing '/'.</summary>
-    private string Relative(string path)
+    /// <summary>
+    /// The checks every public path-taking member makes before it touches any state: the cache is not disposed
+    /// (<see cref="ObjectDisposedException"/>), the path is not null, and it holds no NUL character. A NUL cannot be
+    /// part of a Linux pathname (the C string ends there; the kernel never sees what follows), and .NET's path APIs
+    /// refuse it in some places and not others, so every member refuses it the same way: an
+    /// <see cref="ArgumentException"/> naming the parameter and the dcache, with nothing walked, asked of the file
+    /// system, cached or invalidated. (A single component with a NUL passed to <see cref="Lookup"/> is simply not
+    /// cached, and <see cref="Alloc"/> and <see cref="Move"/> refuse it as an invalid name.)
+    /// </summary>
+    private void CheckPath(string path, string paramName)
     {
-        ThrowIfDisposed();   // every path operation starts here
-        ArgumentNullException.ThrowIfNull(path);
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(path, paramName);
+        int nul = path.IndexOf('\0');
+        if (nul >= 0)
+            throw new ArgumentException($"dcache {RootPath}: '{path.Replace("\0", "\\0", StringComparison.Ordinal)}' holds a NUL character " +
+                $"at {nul}; a path cannot contain one", paramName);
+    }
+
+    /// <summary>
+    /// The path relative to the root, '/'-separated, without "." or ".." components or a trailing '/', after
+    /// <see cref="CheckPath"/>. <paramref name="paramName"/> is the caller's parameter, named by the exceptions.
+    /// </summary>
+    private string Relative(string path, string paramName)
+    {
+        CheckPath(path, paramName);   // every path operation starts here
         bool rooted = Path.IsPathRooted(path);
         if (!rooted && !HasDotComponent(path)) return path.EndsWith('/') ? path.TrimEnd('/') : path;
         string full = Path.GetFullPath(rooted ? path : Path.Join(RootPath, path));
         if (full == RootPath || full + "/" == RootPath) return "";
         string prefix = RootPath.EndsWith('/') ? RootPath : RootPath + "/";
         if (!full.StartsWith(prefix, StringComparison.Ordinal))
-            throw new ArgumentException($"'{path}' is not under the dcache root {RootPath}", nameof(path));
+            throw new ArgumentException($"'{path}' is not under the dcache root {RootPath}", paramName);
         return full[prefix.Length..].TrimEnd('/');
     }
 

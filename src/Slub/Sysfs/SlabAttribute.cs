@@ -34,7 +34,7 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
         {
             ulong objects = ParseUnsigned(path, v, uint.MaxValue);
             if (objects != 0 && c.IsDebug) throw new SysfsException(Errno.EINVAL, path, "per-CPU partial slabs are off for debug caches");
-            c.CpuPartial = (uint)objects;   // kstrtouint's whole range, kept as written (cpu_partial_show prints %u)
+            c.SetCpuPartial((uint)objects);   // kstrtouint's whole range, kept as written (cpu_partial_show prints %u); flushes all CPUs
         }),
         Ro("objects", c => PerNode(c, n => n.Objects)),
         Ro("objects_partial", c => PerNode(c, n => n.ObjectsPartial)),

@@ -11,7 +11,7 @@ namespace Slub.Tests.XArray;
 /// </summary>
 public class PropertyTests : XaTest
 {
-    private enum Op { Store, StoreOrder, Erase, Insert, Cmpxchg, SetMark, ClearMark, Find, Shrink, MigrateAll }
+    private enum Op { Store, StoreOrder, Erase, Insert, Cmpxchg, SetMark, ClearMark, Find, Shrink, MigrateAll, Alloc, MarkedRange }
 
     private sealed class Model
     {
@@ -83,6 +83,86 @@ public class PropertyTests : XaTest
             };
             return (op, k, v, o);
         });
+
+    /// <summary>
+    /// Operations for allocating arrays: the plain ones plus ID allocation (<c>xa_alloc</c> within a random limit) and
+    /// marked enumeration over random ranges, the latter often enough that the leaf step and the general search both
+    /// meet entries stored, erased, allocated and marked in between.
+    /// </summary>
+    private static readonly Gen<(Op, ulong, ulong, int)> GenAllocOp =
+        Gen.Select(Gen.Int[0, 99], GenKey, Gen.ULong[0, long.MaxValue], Gen.Int[0, 6]).Select((p, k, v, o) =>
+        {
+            Op op = p switch
+            {
+                < 20 => Op.Store, < 25 => Op.StoreOrder, < 40 => Op.Erase, < 44 => Op.Insert, < 48 => Op.Cmpxchg,
+                < 60 => Op.SetMark, < 65 => Op.ClearMark, < 70 => Op.Find, < 82 => Op.Alloc, < 97 => Op.MarkedRange,
+                < 98 => Op.Shrink, _ => Op.MigrateAll,
+            };
+            return (op, k, v, o);
+        });
+
+    /// <summary>
+    /// Marked enumeration in allocating arrays (<see cref="XaFlags.Alloc"/>, <see cref="XaFlags.Alloc1"/>), where mark 0
+    /// is the free mark: <c>EnumerateMarked</c>, the <c>Find</c>/<c>FindAfter</c> loop and <c>Extract</c> of marks 1 and 2
+    /// over random ranges agree with the model after random stores, multi-index stores, erases, ID allocations and
+    /// defragmentation; mark 0 yields nothing in every form, the cursor's included.
+    /// </summary>
+    [Fact]
+    public void MarkedEnumerationInAllocatingArraysMatchesTheModel()
+    {
+        Gen.Select(Gen.Bool, GenAllocOp.Array[1, 150]).Sample((alloc1, ops) =>
+        {
+            using var xa = new XA(alloc1 ? XaFlags.Alloc1 : XaFlags.Alloc, Alloc);
+            var model = new Model();
+            foreach (var (op, key, value, order) in ops) Apply(xa, model, op, key, value, order);
+            Compare(xa, model);
+            CheckMarkedRange(xa, model, 0, ulong.MaxValue, XaMark.Mark1);
+            CheckMarkedRange(xa, model, 0, ulong.MaxValue, XaMark.Mark2);
+        }, iter: 150, threads: 1, print: t => $"{(t.Item1 ? "Alloc1" : "Alloc")}: " + string.Join(", ", t.Item2.Select(o => o.ToString())));
+    }
+
+    /// <summary>
+    /// <c>xa_for_each_marked</c> over [<paramref name="start"/>, <paramref name="last"/>] against the model: each entry
+    /// carrying the mark and overlapping the range, once, at max(first index, start), by the struct enumerator, by the
+    /// Find/FindAfter loop and by Extract; and nothing at all for mark 0 of an allocating array.
+    /// </summary>
+    private static void CheckMarkedRange(XA xa, Model model, ulong start, ulong last, XaMark mark)
+    {
+        int bit = 1 << (int)mark;
+        var expected = new List<(ulong, ulong)>();
+        if (start <= last)
+            foreach (var (b, (order, marks)) in model.Entries)
+            {
+                ulong end = b + ((1UL << order) - 1);
+                if ((marks & bit) != 0 && end >= start && b <= last) expected.Add((Math.Max(b, start), model.Values[b]));
+            }
+        var viaForeach = new List<(ulong, ulong)>();
+        foreach (var kv in xa.EnumerateMarked(mark, start, last)) viaForeach.Add((kv.Key, kv.Value.Value));
+        Assert.Equal(expected, viaForeach);
+        var viaFind = new List<(ulong, ulong)>();
+        ulong index = start;
+        if (start <= last)
+            for (var e = xa.Find(ref index, last, mark); !e.IsNull; e = xa.FindAfter(ref index, last, mark)) viaFind.Add((index, e.Value));
+        Assert.Equal(expected, viaFind);
+        var extracted = new XaEntry[Math.Min(expected.Count + 1, 64)];
+        int n = start <= last ? xa.Extract(extracted, start, last, mark) : 0;
+        Assert.Equal(expected.Take(extracted.Length).Select(x => XaEntry.FromValue(x.Item2)), extracted.Take(n));
+
+        if (!xa.IsAllocating) return;
+        // Mark 0 is the free mark: set on empty slots only, so no entry carries it, whatever the range.
+        foreach (var _ in xa.EnumerateMarked(XaMark.Mark0, start, last)) Assert.Fail("an entry carries the free mark");
+        ulong at = start;
+        Assert.True(xa.Find(ref at, last, XaMark.Mark0).IsNull);
+        Assert.Equal(start, at);
+        at = start;
+        Assert.True(xa.FindAfter(ref at, last, XaMark.Mark0).IsNull);
+        Assert.Equal(0, xa.Extract(extracted, start, last, XaMark.Mark0));
+        using (xa.ReadLock())
+        {
+            var xas = new XaState(xa, start);
+            Assert.True(xas.FindMarked(XaMark.Mark0, last).IsNull);
+        }
+    }
 
     [Fact]
     public void RandomOperationsMatchTheModelAcrossDefragmentation()
@@ -230,6 +310,36 @@ public class PropertyTests : XaTest
                 if (exp.Item2 == ulong.MaxValue) Assert.Equal(XaEntry.Null, e);
                 else { Assert.Equal(XaEntry.FromValue(exp.Item2), e); Assert.Equal(exp.Item1, index); }
                 Assert.Equal(model.GetMark(key, 1), xa.GetMark(key, XaMark.Mark1));
+                break;
+            }
+            case Op.Alloc:
+            {
+                // xa_alloc within [min, max]: the lowest index there that no entry covers (index 0 never with ALLOC1).
+                uint min = (uint)(key % 400), max = min + (uint)(value % 300);
+                ulong expect = (xa.Flags & XaFlags.ZeroBusy) != 0 && min == 0 ? 1 : min;
+                while (expect <= max && model.Load(expect).HasValue) expect++;
+                var err = xa.TryAlloc(XaEntry.FromValue(value), new XaLimit(min, max), out uint id);
+                if (expect > max) Assert.Equal(XaError.Busy, err);
+                else
+                {
+                    Assert.Equal(XaError.None, err);
+                    Assert.Equal(expect, (ulong)id);
+                    model.Store(id, 0, value);
+                }
+                key = expect > max ? key : expect;   // the check below loads the allocated index
+                break;
+            }
+            case Op.MarkedRange:
+            {
+                ulong span = (value >> 2) % 5000;
+                ulong last = (value & 3) switch
+                {
+                    0 => ulong.MaxValue,
+                    1 => key,
+                    2 => ulong.MaxValue - key < span ? ulong.MaxValue : key + span,
+                    _ => key - 1,   // start > last (or, from 0, the whole space)
+                };
+                CheckMarkedRange(xa, model, key, last, (value >> 20 & 1) == 0 ? XaMark.Mark1 : XaMark.Mark2);
                 break;
             }
             case Op.Shrink:
