@@ -11,7 +11,7 @@ public sealed class SlabOptions
     /// <summary>Emulate this many NUMA nodes (like <c>numa=fake=N</c>); null = the machine's real nodes.</summary>
     public int? EmulatedNodes { get; init; }
 
-    /// <summary>Number of CPUs with per-CPU state; null = <see cref="Environment.ProcessorCount"/>.</summary>
+    /// <summary>Number of CPUs with per-CPU state (at least 1; 1..1024 with <see cref="EmulatedNodes"/>); null = <see cref="Environment.ProcessorCount"/>.</summary>
     public int? Cpus { get; init; }
 
     /// <summary>
@@ -24,7 +24,7 @@ public sealed class SlabOptions
     /// <summary>Merge compatible caches as SLUB does (off with the kernel's <c>slab_nomerge</c>).</summary>
     public bool Merge { get; init; } = true;
 
-    /// <summary>Minimum objects per slab used by the order calculation (slub_min_objects); 0 = derived from the CPU count.</summary>
+    /// <summary>Minimum objects per slab used by the order calculation (slub_min_objects); 0 = derived from the CPU count. Not negative.</summary>
     public int MinObjects { get; init; }
 
     /// <summary>Highest order a slab normally uses (slub_max_order, PAGE_ALLOC_COSTLY_ORDER = 3); 0..10.</summary>

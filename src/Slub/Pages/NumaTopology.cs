@@ -41,6 +41,7 @@ public sealed class NumaTopology
     public static NumaTopology Detect(int? cpus = null)
     {
         int ncpu = cpus ?? Environment.ProcessorCount;
+        if (ncpu < 1) throw new ArgumentOutOfRangeException(nameof(cpus), ncpu, "at least 1 CPU");
         var map = new int[ncpu];
         int nodes = 1;
         const string root = "/sys/devices/system/node";
