@@ -89,7 +89,9 @@ public sealed unsafe class MovableHandleTable
     /// <summary>A table whose creation number is <paramref name="creationNumber"/> (tests: the tag wrap without creating 65 536 tables).</summary>
     internal MovableHandleTable(SlabAllocator allocator, string cacheName, int payloadSize, SlabFlags flags, int creationNumber)
     {
-        if (payloadSize < 1) throw new ArgumentOutOfRangeException(nameof(payloadSize));
+        ArgumentNullException.ThrowIfNull(allocator);
+        if (payloadSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(payloadSize), payloadSize, $"{cacheName}: payload size must be at least 1 byte");
         _tag = (long)(creationNumber & (TableTags - 1)) << TagShift;
         PayloadSize = payloadSize;
         int objectSize = HeaderSize + payloadSize;

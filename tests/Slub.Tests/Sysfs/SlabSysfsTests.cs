@@ -268,4 +268,17 @@ public class SlabSysfsTests
         ns.ReadExactly(body);
         return Encoding.UTF8.GetString(body);
     }
+
+    [Fact]
+    public void NullArgumentsAreArgumentNullExceptions()
+    {
+        // Each was a NullReferenceException from inside the path parser or the attribute's store.
+        using var a = TestAllocator.Create();
+        a.CreateCache("nulls", 64, flags: SlabFlags.NoMerge);
+        Assert.Equal("path", Assert.Throws<ArgumentNullException>(() => a.Sysfs.Read(null!)).ParamName);
+        Assert.Equal("path", Assert.Throws<ArgumentNullException>(() => a.Sysfs.Write(null!, "1")).ParamName);
+        Assert.Equal("value", Assert.Throws<ArgumentNullException>(() => a.Sysfs.Write("nulls/min_partial", null!)).ParamName);
+        Assert.Equal("allocator", Assert.Throws<ArgumentNullException>(() => new SlabSysfs(null!)).ParamName);
+        Assert.Equal("5\n", a.Sysfs.Read("nulls/min_partial"));   // the refused write changed nothing
+    }
 }
