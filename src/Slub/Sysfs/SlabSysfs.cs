@@ -83,8 +83,12 @@ public sealed class SlabSysfs
     /// Writes the tree to <paramref name="directory"/> as real files: one directory per cache holding its
     /// readable attributes, one symlink per alias. Write-only files are written empty, as sysfs reads them.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The allocator is disposed: nothing is written (some attributes, such as
+    /// <c>slab_occupancy</c>, flush the CPUs and would fail part way, leaving a partial tree).</exception>
     public void Export(string directory)
     {
+        ArgumentNullException.ThrowIfNull(directory);
+        _allocator.ThrowIfDisposed("Export");
         Directory.CreateDirectory(directory);
         foreach (var e in Entries())
         {
