@@ -2,7 +2,10 @@ using Slub.Pages;
 
 namespace Slub;
 
-/// <summary>Settings of one <see cref="SlabAllocator"/> (the "boot options" of this user-space kernel).</summary>
+/// <summary>Settings of one <see cref="SlabAllocator"/> (the "boot options" of this user-space kernel). Init-only properties:
+/// immutable once constructed, so one instance may be shared by threads and allocators. Values are checked when an
+/// allocator is created from them (<see cref="ArgumentOutOfRangeException"/>, or <see cref="FormatException"/> for
+/// <see cref="SlubDebug"/>).</summary>
 public sealed class SlabOptions
 {
     /// <summary>Bytes of address space reserved per NUMA node (multiple of 4 MiB). Only touched pages use memory.</summary>

@@ -174,7 +174,10 @@ public sealed unsafe class MovableHandleTable
         return new Scope(this, handle, obj + HeaderSize);
     }
 
-    /// <summary>An access to one object's payload; the object cannot move or be freed until disposal.</summary>
+    /// <summary>An access to one object's payload; the object cannot move or be freed until disposal. A <c>ref struct</c>:
+    /// it stays on the thread that called <see cref="Access"/>. The payload memory itself is not synchronised: the scope
+    /// keeps the object in place, but two threads holding scopes of the same handle one after the other see each other's
+    /// writes only through the stripe lock the scope holds (which orders them), never at the same time.</summary>
     public readonly ref struct Scope
     {
         private readonly MovableHandleTable _table;

@@ -3,6 +3,7 @@ namespace Slub.Pages;
 /// <summary>
 /// Which NUMA nodes exist and which CPUs belong to each. Either read from the machine
 /// (<c>/sys/devices/system/node</c>) or emulated, like the kernel's <c>numa=fake=N</c>.
+/// Immutable once built: every member is thread-safe.
 /// </summary>
 public sealed class NumaTopology
 {
