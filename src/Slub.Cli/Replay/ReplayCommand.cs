@@ -24,9 +24,9 @@ internal static class ReplayCommand
         var cpuPartial = new Option<string>("--cpu-partial") { Description = "Per-CPU partial limit: slabs (Linux 5.16+, default) or objects (older kernels, and the library's default).", DefaultValueFactory = _ => "slabs" };
         cpuPartial.AcceptOnlyFromAmong("slabs", "objects");
         var arena = new Option<int>("--arena-gib") { Description = "Address space for the replayed caches, in GiB (only touched pages use memory).", DefaultValueFactory = _ => 1 };
-        ratio.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 0 or > 100) r.AddError("--defrag-used-ratio must be 0..100"); });
-        cpus.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1 or > 4096) r.AddError("--cpus must be 1..4096"); });
-        arena.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 256) r.AddError("--arena-gib must be 1..256"); });
+        RequireRange(ratio, 0, 100);
+        RequireRange(cpus, 1, 4096);
+        RequireRange(arena, 1, 256);
         foreach (var o in new[] { caches, movable })
             o.Validators.Add(r =>
             {
@@ -60,6 +60,21 @@ internal static class ReplayCommand
         });
         return cmd;
     }
+
+    /// <summary>
+    /// Refuses a number outside <paramref name="min"/>..<paramref name="max"/> with "OPTION must be MIN..MAX". Reads the
+    /// option's word itself: asking System.CommandLine for the value of a word that did not convert (<c>--cpus abc</c>)
+    /// throws from inside the parser, an unhandled exception; such a word is left to the parser's own error
+    /// ("Cannot parse argument 'abc' for option '--cpus'"). An option left out (its default) is not checked.
+    /// </summary>
+    private static void RequireRange(Option option, int min, int max) =>
+        option.Validators.Add(r =>
+        {
+            if (r.Tokens.Count != 1
+                || !int.TryParse(r.Tokens[0].Value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int value))
+                return;
+            if (value < min || value > max) r.AddError($"{option.Name} must be {min}..{max}");
+        });
 
     internal sealed record ReplayArguments(string Trace, bool Json, string? Caches, string? Geometry, int? DefragUsedRatio,
         string? Movable, bool SkipBad, string? Plot, string Policy, int? Cpus, int ArenaGib)

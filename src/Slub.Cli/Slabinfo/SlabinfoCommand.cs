@@ -19,7 +19,10 @@ internal static class SlabinfoCommand
                           "--compat smo|current, --json, --map CACHE",
             Arity = ArgumentArity.ZeroOrMore,
         };
-        var cmd = new Command("slabinfo", "Report on slab caches like the kernel's slabinfo tool (SMO series version).")
+        // 'slub slabinfo -h' is the C tool's usage, byte for byte, so the root help is where the additions are named.
+        var cmd = new Command("slabinfo", "Report on slab caches like the kernel's slabinfo tool (SMO series version; " +
+                                          "'slub slabinfo -h' lists its options). Ours besides: --sysfs DIR (an exported tree), " +
+                                          "--pid PID (a live Slub.NET process), --compat smo|current, --json, --map CACHE.")
         {
             words,
         };

@@ -20,6 +20,7 @@ namespace Slub;
 /// </code>
 /// Without a constructor, RCU or poisoning the free pointer sits in the middle of the free object, as
 /// current SLUB does, so an overflow off the end of one object does not hit the next one's link.
+/// <para>An immutable value (pure arithmetic): every member is thread-safe.</para>
 /// </remarks>
 public readonly record struct CacheGeometry
 {

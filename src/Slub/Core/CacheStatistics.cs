@@ -11,6 +11,8 @@ public readonly record struct CpuPartialStatistics(int Cpu, int Slabs, int Objec
 /// A snapshot of a cache's counts, computed the way SLUB's sysfs does (<c>show_slab_objects</c>):
 /// <see cref="Objects"/> counts every object not free on a node partial slab, so objects on per-CPU free
 /// lists count as in use, exactly as the kernel reports them.
+/// An immutable snapshot (thread-safe to share); under concurrent allocation its figures are each read once, not as
+/// one atomic view of the cache.
 /// </summary>
 public sealed record CacheStatistics(
     string Name, int ObjectSize, int SlabSize, int ObjectsPerSlab, int Order,

@@ -71,7 +71,11 @@ public sealed class Kmalloc
         {
             case Slab slab: slab.Cache.Free(ptr); break;
             case LargeAllocation large when large.Address == ptr: _allocator.Pages.Free(large); break;
-            default: throw new InvalidFreeException("kmalloc", ptr, $"kfree: invalid pointer 0x{ptr:x}");
+            case LargeAllocation large:
+                throw new InvalidFreeException("kmalloc", ptr, $"kfree: invalid pointer 0x{ptr:x}: inside the large kmalloc block at 0x{large.Address:x}, not its start");
+            case null:
+                throw new InvalidFreeException("kmalloc", ptr, $"kfree: invalid pointer 0x{ptr:x}: not in an allocated block (never allocated, or already freed)");
+            default: throw new InvalidFreeException("kmalloc", ptr, $"kfree: invalid pointer 0x{ptr:x}: inside a page block that is not a slab or a kmalloc block");
         }
     }
 

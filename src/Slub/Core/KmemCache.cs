@@ -200,6 +200,7 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Allocates an object on NUMA node <paramref name="node"/> (-1: any), as <c>kmem_cache_alloc_node</c>. Falls back to other nodes only when the node has no memory left. Thread-safe.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="node"/> is not -1 or a node of the allocator (so do <see cref="TryAllocNode"/>, <see cref="AllocBulk"/> and <see cref="TryAllocOnCpu"/>).</exception>
     public nint AllocNode(int node)
     {
         nint obj = TryAllocNode(node);
@@ -212,7 +213,7 @@ public sealed unsafe partial class KmemCache
     /// run's target node come from a target slab the core reserved (see <see cref="MigrateCallback"/>).</remarks>
     public nint TryAllocNode(int node)
     {
-        if (node >= _nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
+        if ((uint)(node + 1) > (uint)_nodes.Length) ThrowNoNode(node);
         if (Volatile.Read(ref _migrationRuns) != 0 && MigrationContext.Current is { } ctx && ctx.Cache == this && (node < 0 || node == ctx.Node) && TakeReserved(ctx) is var obj && obj != 0)
             return obj;
         return AllocFrom(_cpus[_allocator.CurrentCpu()], node);
@@ -222,7 +223,7 @@ public sealed unsafe partial class KmemCache
     public nint TryAllocOnCpu(int cpu, int node = -1)
     {
         if ((uint)cpu >= (uint)_cpus.Length) throw new ArgumentOutOfRangeException(nameof(cpu), cpu, $"CPUs: 0..{_cpus.Length - 1}");
-        if (node >= _nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
+        if ((uint)(node + 1) > (uint)_nodes.Length) ThrowNoNode(node);
         return AllocFrom(_cpus[cpu], node);
     }
 
@@ -237,7 +238,7 @@ public sealed unsafe partial class KmemCache
     /// (see <see cref="MigrateCallback"/>).</remarks>
     public int AllocBulk(Span<nint> objects, int node = -1)
     {
-        if (node >= _nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
+        if ((uint)(node + 1) > (uint)_nodes.Length) ThrowNoNode(node);
         int i = 0;
         if (Volatile.Read(ref _migrationRuns) != 0 && MigrationContext.Current is { } ctx && ctx.Cache == this && (node < 0 || node == ctx.Node))
         {
@@ -516,6 +517,11 @@ public sealed unsafe partial class KmemCache
         };
         throw new InvalidFreeException(Name, obj, $"kmem_cache_free({Name}): invalid object pointer 0x{obj:x}: {why}");
     }
+
+    /// <summary>A node argument outside -1 (any node, the kernel's <c>NUMA_NO_NODE</c>) .. nodes - 1.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal void ThrowNoNode(int node) =>
+        throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node} (nodes 0..{_nodes.Length - 1}, or -1 for any)");
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowOutOfMemory(int node) =>

@@ -77,6 +77,8 @@ public sealed partial class SlabAllocator : IDisposable
         Options = options ?? new SlabOptions();
         if ((uint)Options.MinOrder > BuddyArena.MaxOrder || (uint)Options.MaxOrder > BuddyArena.MaxOrder)
             throw new ArgumentOutOfRangeException(nameof(options), $"slab orders must be 0..{BuddyArena.MaxOrder} (MinOrder {Options.MinOrder}, MaxOrder {Options.MaxOrder})");
+        if (Options.MinObjects < 0)
+            throw new ArgumentOutOfRangeException(nameof(options), $"MinObjects must be 0 (derived from the CPU count) or positive, not {Options.MinObjects}");
         Topology = Options.BuildTopology();
         _slubDebug = SlubDebugOption.Parse(Options.SlubDebug ?? Environment.GetEnvironmentVariable("SLUB_DEBUG"));
         Pages = new PageAllocator(Topology, Options.BytesPerNode, Options.FreePageReportingDelay);
@@ -148,6 +150,10 @@ public sealed partial class SlabAllocator : IDisposable
     private CacheGeometry ComputeGeometry(string name, int objectSize, int align, ref SlabFlags flags, bool hasCtor, int freePointerOffset)
     {
         const SlabFlags metadata = SlabFlags.RedZone | SlabFlags.Poison | SlabFlags.StoreUser;
+        // The kernel refuses flags outside SLAB_FLAGS_PERMITTED (kmem_cache_create: -EINVAL); an undefined bit here
+        // would otherwise be kept in Flags and shown by nothing.
+        if ((flags & ~SlabFlags.All) != 0)
+            throw new ArgumentOutOfRangeException(nameof(flags), flags, $"kmem_cache_create({name}): undefined flag bits 0x{(int)(flags & ~SlabFlags.All):x}");
         flags |= _slubDebug.FlagsFor(name);
         var g = CacheGeometry.Compute(objectSize, align, flags, hasCtor, Topology.CpuCount,
             Options.MinObjects, Options.MinOrder, Options.MaxOrder, freePointerOffset);
@@ -210,6 +216,7 @@ public sealed partial class SlabAllocator : IDisposable
 
     private static void ValidateName(string name)
     {
+        ArgumentNullException.ThrowIfNull(name);
         if (string.IsNullOrEmpty(name) || name.Length > 64 || name.Contains('/') || name.Any(char.IsWhiteSpace) || name.StartsWith(':'))
             throw new ArgumentException($"kmem_cache_create: invalid cache name '{name}' (1..64 characters, no '/', no blanks, not starting with ':')", nameof(name));
     }
@@ -307,7 +314,8 @@ public sealed partial class SlabAllocator : IDisposable
     /// </summary>
     public long DefragSlabs(int node = -1)
     {
-        if (node >= Topology.NodeCount) throw new ArgumentOutOfRangeException(nameof(node), node, $"no node {node}");
+        if ((uint)(node + 1) > (uint)Topology.NodeCount)
+            throw new ArgumentOutOfRangeException(nameof(node), node, $"no node {node} (nodes 0..{Topology.NodeCount - 1}, or -1 for every node)");
         ThrowIfDisposed("kmem_defrag_slabs");
         if (!SlabMutex.TryEnter()) return 0;
         try

@@ -31,4 +31,8 @@ public enum SlabFlags
 
     /// <summary>All debug flags (what bare <c>slub_debug</c> turns on).</summary>
     DebugFlags = ConsistencyChecks | RedZone | Poison | StoreUser,
+
+    /// <summary>Every defined flag; cache creation refuses any other bit (<see cref="ArgumentOutOfRangeException"/>), as the
+    /// kernel refuses flags outside <c>SLAB_FLAGS_PERMITTED</c>.</summary>
+    All = DebugFlags | Trace | HwCacheAlign | ReclaimAccount | TypesafeByRcu | NoMerge | Panic | FailSlab,
 }

@@ -2,7 +2,10 @@ using Slub.Pages;
 
 namespace Slub;
 
-/// <summary>Settings of one <see cref="SlabAllocator"/> (the "boot options" of this user-space kernel).</summary>
+/// <summary>Settings of one <see cref="SlabAllocator"/> (the "boot options" of this user-space kernel). Init-only properties:
+/// immutable once constructed, so one instance may be shared by threads and allocators. Values are checked when an
+/// allocator is created from them (<see cref="ArgumentOutOfRangeException"/>, or <see cref="FormatException"/> for
+/// <see cref="SlubDebug"/>).</summary>
 public sealed class SlabOptions
 {
     /// <summary>Bytes of address space reserved per NUMA node (multiple of 4 MiB). Only touched pages use memory.</summary>
@@ -11,7 +14,7 @@ public sealed class SlabOptions
     /// <summary>Emulate this many NUMA nodes (like <c>numa=fake=N</c>); null = the machine's real nodes.</summary>
     public int? EmulatedNodes { get; init; }
 
-    /// <summary>Number of CPUs with per-CPU state; null = <see cref="Environment.ProcessorCount"/>.</summary>
+    /// <summary>Number of CPUs with per-CPU state (at least 1; 1..1024 with <see cref="EmulatedNodes"/>); null = <see cref="Environment.ProcessorCount"/>.</summary>
     public int? Cpus { get; init; }
 
     /// <summary>
@@ -24,7 +27,7 @@ public sealed class SlabOptions
     /// <summary>Merge compatible caches as SLUB does (off with the kernel's <c>slab_nomerge</c>).</summary>
     public bool Merge { get; init; } = true;
 
-    /// <summary>Minimum objects per slab used by the order calculation (slub_min_objects); 0 = derived from the CPU count.</summary>
+    /// <summary>Minimum objects per slab used by the order calculation (slub_min_objects); 0 = derived from the CPU count. Not negative.</summary>
     public int MinObjects { get; init; }
 
     /// <summary>Highest order a slab normally uses (slub_max_order, PAGE_ALLOC_COSTLY_ORDER = 3); 0..10.</summary>

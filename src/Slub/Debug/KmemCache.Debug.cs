@@ -68,21 +68,21 @@ public sealed unsafe partial class KmemCache
         byte val = active ? RedActive : RedInactive;
         if ((Flags & SlabFlags.RedZone) != 0)
         {
-            if (FindMismatch(obj - g.RedLeftPad, g.RedLeftPad, val, out detail)) return "Left Redzone overwritten";
-            if (FindMismatch(obj + g.ObjectSize, g.Inuse - g.ObjectSize, val, out detail)) return "Right Redzone overwritten";
+            if (FindMismatch(slab, obj - g.RedLeftPad, g.RedLeftPad, val, out detail)) return "Left Redzone overwritten";
+            if (FindMismatch(slab, obj + g.ObjectSize, g.Inuse - g.ObjectSize, val, out detail)) return "Right Redzone overwritten";
         }
         else if (_poison && g.Inuse > g.ObjectSize)
         {
-            if (FindMismatch(obj + g.ObjectSize, g.Inuse - g.ObjectSize, PoisonInuse, out detail)) return "Alignment padding overwritten";
+            if (FindMismatch(slab, obj + g.ObjectSize, g.Inuse - g.ObjectSize, PoisonInuse, out detail)) return "Alignment padding overwritten";
         }
         if (_poison && !active)
         {
-            if (FindMismatch(obj, g.ObjectSize - 1, PoisonFree, out detail)
-                || FindMismatch(obj + g.ObjectSize - 1, 1, PoisonEnd, out detail))
+            if (FindMismatch(slab, obj, g.ObjectSize - 1, PoisonFree, out detail)
+                || FindMismatch(slab, obj + g.ObjectSize - 1, 1, PoisonEnd, out detail))
                 return "Poison overwritten";
         }
         if ((Flags & SlabFlags.Poison) != 0 && PaddingBytes is var pad and > 0
-            && FindMismatch(obj + g.PaddingOffset, pad, PoisonInuse, out detail))
+            && FindMismatch(slab, obj + g.PaddingOffset, pad, PoisonInuse, out detail))
             return "Object padding overwritten";
         if (!active)
         {
@@ -99,14 +99,17 @@ public sealed unsafe partial class KmemCache
     /// <summary>Bytes from <see cref="CacheGeometry.PaddingOffset"/> to the next slot's left red zone.</summary>
     private int PaddingBytes => Geometry.Size - Geometry.RedLeftPad - Geometry.PaddingOffset;
 
-    private static bool FindMismatch(nint start, int length, byte expected, out string detail)
+    /// <summary>The kernel's <c>check_bytes_and_report</c>: finds bytes of <paramref name="length"/> from <paramref name="start"/>
+    /// that differ from <paramref name="expected"/> and describes them; <c>@offset</c> is the first one's distance from the start
+    /// of <paramref name="slab"/> (the kernel's <c>fault - slab_address(slab)</c>), as in the <c>Object</c> and padding lines.</summary>
+    private static bool FindMismatch(Slab slab, nint start, int length, byte expected, out string detail)
     {
         var span = new ReadOnlySpan<byte>((void*)start, length);
         int i = span.IndexOfAnyExcept(expected);
         if (i < 0) { detail = ""; return false; }
         int last = i;
         for (int j = length - 1; j > i; j--) if (span[j] != expected) { last = j; break; }
-        detail = $"0x{start + i:x}-0x{start + last:x} @offset={i}. First byte 0x{span[i]:x} instead of 0x{expected:x}";
+        detail = $"0x{start + i:x}-0x{start + last:x} @offset={(long)(start + i - slab.Address)}. First byte 0x{span[i]:x} instead of 0x{expected:x}";
         return true;
     }
 

@@ -4,6 +4,7 @@ namespace Slub;
 /// Parses the kernel's <c>slub_debug=</c> syntax: <c>[flags][,cache[,cache...]][;[flags],cache...]</c>.
 /// Flags: F sanity checks, Z red zone, P poison, U store user, T trace, A failslab mark, O no debug metadata
 /// where it would raise the slab order, - clears the letters before it; no letters = F,Z,P,U.
+/// Immutable once parsed: every member is thread-safe.
 /// </summary>
 public sealed class SlubDebugOption
 {

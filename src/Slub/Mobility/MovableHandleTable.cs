@@ -89,7 +89,9 @@ public sealed unsafe class MovableHandleTable
     /// <summary>A table whose creation number is <paramref name="creationNumber"/> (tests: the tag wrap without creating 65 536 tables).</summary>
     internal MovableHandleTable(SlabAllocator allocator, string cacheName, int payloadSize, SlabFlags flags, int creationNumber)
     {
-        if (payloadSize < 1) throw new ArgumentOutOfRangeException(nameof(payloadSize));
+        ArgumentNullException.ThrowIfNull(allocator);
+        if (payloadSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(payloadSize), payloadSize, $"{cacheName}: payload size must be at least 1 byte");
         _tag = (long)(creationNumber & (TableTags - 1)) << TagShift;
         PayloadSize = payloadSize;
         int objectSize = HeaderSize + payloadSize;
@@ -172,7 +174,10 @@ public sealed unsafe class MovableHandleTable
         return new Scope(this, handle, obj + HeaderSize);
     }
 
-    /// <summary>An access to one object's payload; the object cannot move or be freed until disposal.</summary>
+    /// <summary>An access to one object's payload; the object cannot move or be freed until disposal. A <c>ref struct</c>:
+    /// it stays on the thread that called <see cref="Access"/>. The payload memory itself is not synchronised: the scope
+    /// keeps the object in place, but two threads holding scopes of the same handle one after the other see each other's
+    /// writes only through the stripe lock the scope holds (which orders them), never at the same time.</summary>
     public readonly ref struct Scope
     {
         private readonly MovableHandleTable _table;

@@ -3,6 +3,7 @@ namespace Slub.Pages;
 /// <summary>
 /// Which NUMA nodes exist and which CPUs belong to each. Either read from the machine
 /// (<c>/sys/devices/system/node</c>) or emulated, like the kernel's <c>numa=fake=N</c>.
+/// Immutable once built: every member is thread-safe.
 /// </summary>
 public sealed class NumaTopology
 {
@@ -41,6 +42,7 @@ public sealed class NumaTopology
     public static NumaTopology Detect(int? cpus = null)
     {
         int ncpu = cpus ?? Environment.ProcessorCount;
+        if (ncpu < 1) throw new ArgumentOutOfRangeException(nameof(cpus), ncpu, "at least 1 CPU");
         var map = new int[ncpu];
         int nodes = 1;
         const string root = "/sys/devices/system/node";

@@ -5,6 +5,8 @@ namespace Slub.Pages;
 /// Every frame of the block maps to the same descriptor, so an address inside the block finds it in O(1).
 /// Higher layers derive from it (a slab is a page block with slab state), which keeps the page allocator
 /// ignorant of what the memory is used for.
+/// <para>Thread-safety: the page allocator sets the public fields under its zone lock while it allocates or frees the
+/// block; read them while you own the block (e.g. through <see cref="PageAllocator.OwnerOf"/> for memory you allocated).</para>
 /// </summary>
 public abstract class PageBlock
 {

@@ -17,7 +17,7 @@ public sealed class SlabSysfs
     private readonly SlabAllocator _allocator;
 
     /// <summary>The attribute tree of <paramref name="allocator"/>; <see cref="SlabAllocator.Sysfs"/> already holds one.</summary>
-    public SlabSysfs(SlabAllocator allocator) => _allocator = allocator;
+    public SlabSysfs(SlabAllocator allocator) => _allocator = allocator ?? throw new ArgumentNullException(nameof(allocator));
 
     /// <summary>The root entries in cache-list order: each cache's directory, then its alias links.</summary>
     public IReadOnlyList<SlabEntry> Entries()
@@ -45,8 +45,10 @@ public sealed class SlabSysfs
 
     /// <summary>Reads <c>cache/attribute</c> (the cache by directory or alias name).</summary>
     /// <exception cref="SysfsException">ENOENT for an unknown cache or attribute, EACCES for a write-only file.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> is null.</exception>
     public string Read(string path)
     {
+        ArgumentNullException.ThrowIfNull(path);
         var (cache, attr) = Resolve(path);
         if (attr.Show is null) throw new SysfsException(Errno.EACCES, path, "not readable");
         return attr.Show(cache);
@@ -54,8 +56,11 @@ public sealed class SlabSysfs
 
     /// <summary>Writes <c>cache/attribute</c>. A bad value changes nothing and throws with the kernel's error kind.</summary>
     /// <exception cref="SysfsException">ENOENT unknown, EIO read-only attribute, EINVAL/ERANGE bad value.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> or <paramref name="value"/> is null.</exception>
     public void Write(string path, string value)
     {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(value);
         var (cache, attr) = Resolve(path);
         if (attr.Store is null) throw new SysfsException(Errno.EIO, path, "read-only attribute");
         attr.Store(cache, path, value);
@@ -78,8 +83,12 @@ public sealed class SlabSysfs
     /// Writes the tree to <paramref name="directory"/> as real files: one directory per cache holding its
     /// readable attributes, one symlink per alias. Write-only files are written empty, as sysfs reads them.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The allocator is disposed: nothing is written (some attributes, such as
+    /// <c>slab_occupancy</c>, flush the CPUs and would fail part way, leaving a partial tree).</exception>
     public void Export(string directory)
     {
+        ArgumentNullException.ThrowIfNull(directory);
+        _allocator.ThrowIfDisposed("Export");
         Directory.CreateDirectory(directory);
         foreach (var e in Entries())
         {

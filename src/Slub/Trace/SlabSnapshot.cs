@@ -10,6 +10,7 @@ public sealed record SlabSnapshotCache(string Name, int ObjectSize, int SlabSize
 /// <c>objs_per_slab</c>, <c>order</c> and optionally <c>objects</c>, <c>slabs</c>, <c>partial</c>; alias
 /// symlinks are followed) or a flat file of <c>cache/attribute value</c> lines such as
 /// <c>grep . /sys/kernel/slab/*/order</c> style dumps (<c>dentry/order 0</c>).
+/// Immutable once loaded: every member is thread-safe.
 /// </summary>
 public sealed class SlabSnapshot
 {

@@ -5,7 +5,8 @@ using System.Text.RegularExpressions;
 
 namespace Slub.Trace;
 
-/// <summary>Settings of a <see cref="TraceReplayer"/>.</summary>
+/// <summary>Settings of a <see cref="TraceReplayer"/>. Not thread-safe: fill them in before passing them to a replayer,
+/// which keeps and reads them while it runs, and do not change them meanwhile.</summary>
 public sealed class TraceReplayOptions
 {
     /// <summary>Replay only caches whose name matches (null: all).</summary>

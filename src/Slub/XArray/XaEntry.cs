@@ -13,6 +13,7 @@ namespace Slub.XArray;
 /// node pointers (address | 2, above 4096) and errors (−errno). Only <see cref="Zero"/> may be stored through the
 /// normal API; the others are produced by the array itself and are visible only through <see cref="XaState"/>.</description></item>
 /// </list>
+/// <para>An immutable value: every member is thread-safe.</para>
 /// </remarks>
 public readonly struct XaEntry : IEquatable<XaEntry>
 {

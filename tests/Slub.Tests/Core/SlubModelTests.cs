@@ -287,6 +287,21 @@ public unsafe class SlubModelTests
     }
 
     [Fact]
+    public void KfreeSaysWhyALargePointerIsInvalid()
+    {
+        // Both used to say only "kfree: invalid pointer 0x…".
+        using var a = TestAllocator.Create();
+        nint large = a.Kmalloc.Alloc(100_000), other = a.Kmalloc.Alloc(100_000);
+        var inside = Assert.Throws<InvalidFreeException>(() => a.Kmalloc.Free(large + 4096));
+        Assert.Contains($"kfree: invalid pointer 0x{large + 4096:x}: inside the large kmalloc block at 0x{large:x}, not its start", inside.Message);
+        a.Kmalloc.Free(large);
+        var twice = Assert.Throws<InvalidFreeException>(() => a.Kmalloc.Free(large));
+        Assert.Contains($"kfree: invalid pointer 0x{large:x}: not in an allocated block (never allocated, or already freed)", twice.Message);
+        Assert.Equal(large, twice.Object);
+        a.Kmalloc.Free(other);                          // the refused frees changed nothing
+    }
+
+    [Fact]
     public void KmallocAboveTheLargestPageBlockIsRefusedByItsSize()
     {
         using var a = TestAllocator.Create();

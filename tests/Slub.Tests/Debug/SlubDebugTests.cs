@@ -36,7 +36,30 @@ public unsafe class SlubDebugTests
         var e = Assert.Throws<SlabCorruptionException>(() => c.Free(p));
         Assert.Equal("Right Redzone overwritten", e.Problem);
         Assert.Contains("First byte 0x0 instead of 0xcc", e.Message);
-        Assert.Contains("@offset=0", e.Message);
+        // The kernel's check_bytes_and_report: @offset is the faulting byte's distance from the slab's start
+        // (fault - slab_address), here the red zone's first byte; p is the fresh slab's first object.
+        long offset = c.Geometry.RedLeftPad + 64;
+        Assert.Contains($"0x{p + 64:x}-0x{p + 64:x} @offset={offset}. First byte", e.Message);
+    }
+
+    [Fact]
+    public void ByteReportsGiveTheOffsetFromTheSlabStart()
+    {
+        var (a, c) = Debug();
+        using var _ = a;
+        nint first = c.Alloc(), second = c.Alloc();   // a fresh slab's first two objects
+        nint slab = first - c.Geometry.RedLeftPad;
+
+        ((byte*)second)[-1] = 1;   // the second object's left red zone, last byte
+        var e = Assert.Throws<SlabCorruptionException>(() => c.Free(second));
+        Assert.Equal("Left Redzone overwritten", e.Problem);
+        Assert.Contains($"0x{second - 1:x}-0x{second - 1:x} @offset={second - 1 - slab}. First byte 0x1 instead of 0xcc", e.Message);
+        Assert.Contains($"Object 0x{second:x} @offset={second - slab}", e.Message);
+
+        c.Free(first);
+        ((byte*)first)[5] = 0;   // write after free: poison
+        Assert.Contains(c.Validate(), r => r.Contains("Poison overwritten")
+            && r.Contains($"0x{first + 5:x}-0x{first + 5:x} @offset={first + 5 - slab}. First byte 0x0 instead of 0x6b"));
     }
 
     [Fact]

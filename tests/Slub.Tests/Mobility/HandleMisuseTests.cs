@@ -71,4 +71,17 @@ public class HandleMisuseTests
         Assert.True(t.Cache.Defrag.ObjectsMoved > movedBefore);
         foreach (long h in live) using (var s = t.Access(h)) Assert.Equal(h, BitConverter.ToInt64(s.Bytes));
     }
+
+    [Fact]
+    public void ConstructorArgumentsAreCheckedByName()
+    {
+        // A null allocator was a NullReferenceException; a payload of 0 said only "Specified argument was out of the
+        // range of valid values".
+        Assert.Equal("allocator", Assert.Throws<ArgumentNullException>(() => new MovableHandleTable(null!, "misuse_ctor", 16)).ParamName);
+        using var a = TestAllocator.Create();
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new MovableHandleTable(a, "misuse_ctor", 0));
+        Assert.Equal("payloadSize", e.ParamName);
+        Assert.Contains("misuse_ctor: payload size must be at least 1 byte", e.Message);
+        Assert.Null(a.FindCache("misuse_ctor"));
+    }
 }

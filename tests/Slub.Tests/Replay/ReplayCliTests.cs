@@ -104,4 +104,29 @@ public class ReplayCliTests
         Assert.Contains($"--plot: unsupported image format {named}: the file name must end in .svg or .png", stderr);
         Assert.False(File.Exists(path));
     }
+
+    [Theory]
+    [InlineData("--cpus", "abc")]
+    [InlineData("--defrag-used-ratio", "half")]
+    [InlineData("--arena-gib", "1.5")]
+    public void ANumberOptionThatIsNotANumberIsAParseErrorNotACrash(string option, string word)
+    {
+        // The range checks asked System.CommandLine for the value, which throws when the word did not convert:
+        // an unhandled InvalidOperationException with a stack trace and exit code 134 (SIGABRT).
+        var (code, stdout, stderr) = Run(null, Fixtures.SampleTrace, option, word);
+        Assert.Equal(1, code);
+        Assert.Contains($"Cannot parse argument '{word}' for option '{option}'", stderr);
+        Assert.DoesNotContain("Unhandled exception", stderr);
+        Assert.DoesNotContain("End of trace", stdout);
+    }
+
+    [Theory]
+    [InlineData("--cpus", "0", "--cpus must be 1..4096")]
+    [InlineData("--defrag-used-ratio", "101", "--defrag-used-ratio must be 0..100")]
+    [InlineData("--arena-gib", "0", "--arena-gib must be 1..256")]
+    public void ANumberOutOfRangeIsRefusedWithTheRange(string option, string word, string message)
+    {
+        var result = Slub.Cli.Program.BuildRoot().Parse(["replay", Fixtures.SampleTrace, option, word]);
+        Assert.Contains(result.Errors, e => e.Message == message);
+    }
 }

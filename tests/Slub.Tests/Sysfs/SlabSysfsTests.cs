@@ -268,4 +268,31 @@ public class SlabSysfsTests
         ns.ReadExactly(body);
         return Encoding.UTF8.GetString(body);
     }
+
+    [Fact]
+    public void NullArgumentsAreArgumentNullExceptions()
+    {
+        // Each was a NullReferenceException from inside the path parser or the attribute's store.
+        using var a = TestAllocator.Create();
+        a.CreateCache("nulls", 64, flags: SlabFlags.NoMerge);
+        Assert.Equal("path", Assert.Throws<ArgumentNullException>(() => a.Sysfs.Read(null!)).ParamName);
+        Assert.Equal("path", Assert.Throws<ArgumentNullException>(() => a.Sysfs.Write(null!, "1")).ParamName);
+        Assert.Equal("value", Assert.Throws<ArgumentNullException>(() => a.Sysfs.Write("nulls/min_partial", null!)).ParamName);
+        Assert.Equal("allocator", Assert.Throws<ArgumentNullException>(() => new SlabSysfs(null!)).ParamName);
+        Assert.Equal("5\n", a.Sysfs.Read("nulls/min_partial"));   // the refused write changed nothing
+    }
+
+    [Fact]
+    public void ExportOfADisposedAllocatorWritesNothing()
+    {
+        // It used to create the directory and write the first cache's files up to slab_occupancy, whose read flushes the
+        // CPUs, and throw there naming that cache: a partial snapshot that slabinfo --sysfs would read as a whole one.
+        var a = TestAllocator.Create();
+        a.CreateCache("gone", 64, flags: SlabFlags.NoMerge);
+        a.Dispose();
+        string dir = Path.Combine(Path.GetTempPath(), $"sysfs-export-disposed-{Guid.NewGuid():N}");
+        var e = Assert.Throws<ObjectDisposedException>(() => a.Sysfs.Export(dir));
+        Assert.Contains("Export: its SlabAllocator has been disposed", e.Message);
+        Assert.False(Directory.Exists(dir));
+    }
 }
