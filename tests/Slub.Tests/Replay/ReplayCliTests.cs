@@ -115,15 +115,17 @@ public class ReplayCliTests
         // an unhandled InvalidOperationException with a stack trace and exit code 134 (SIGABRT).
         var (code, stdout, stderr) = Run(null, Fixtures.SampleTrace, option, word);
         Assert.Equal(1, code);
-        Assert.Contains($"Cannot parse argument '{word}' for option '{option}'", stderr);
+        Assert.Contains($"{option} must be a whole number in ", stderr);
+        Assert.Contains($", not '{word}'", stderr);
+        Assert.DoesNotContain("System.", stderr);
         Assert.DoesNotContain("Unhandled exception", stderr);
         Assert.DoesNotContain("End of trace", stdout);
     }
 
     [Theory]
-    [InlineData("--cpus", "0", "--cpus must be 1..4096")]
-    [InlineData("--defrag-used-ratio", "101", "--defrag-used-ratio must be 0..100")]
-    [InlineData("--arena-gib", "0", "--arena-gib must be 1..256")]
+    [InlineData("--cpus", "0", "--cpus must be a whole number in 1..4096, not '0'")]
+    [InlineData("--defrag-used-ratio", "101", "--defrag-used-ratio must be a whole number in 0..100, not '101'")]
+    [InlineData("--arena-gib", "0", "--arena-gib must be a whole number in 1..256, not '0'")]
     public void ANumberOutOfRangeIsRefusedWithTheRange(string option, string word, string message)
     {
         var result = Slub.Cli.Program.BuildRoot().Parse(["replay", Fixtures.SampleTrace, option, word]);
