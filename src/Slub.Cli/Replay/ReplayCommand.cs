@@ -93,6 +93,7 @@ internal static class ReplayCommand
             using (var replayer = new TraceReplayer(options))
                 result = RunWithProgress(replayer, reader, stderr);
 
+            if (result.Events == 0) WarnNoSlabEvents(result, stderr);
             if (a.Json) ReplayReportWriter.WriteJson(result, stdout);
             else ReplayReportWriter.WriteTables(result, stdout);
             if (a.Plot is not null)
@@ -108,6 +109,21 @@ internal static class ReplayCommand
             stderr.WriteLine($"slub replay: {e.Message}");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// A trace without one slab event (an empty file, only comments, only other events) is a valid capture with
+    /// nothing to replay, most likely taken without the kmem events enabled: warned about on stderr, exit code 0
+    /// (as <c>trace-cmd report</c> and <c>perf script</c> do with an empty capture), and the report stays whole.
+    /// </summary>
+    private static void WarnNoSlabEvents(ReplayResult r, TextWriter stderr)
+    {
+        string name = r.FileName == "-" ? "standard input" : r.FileName;
+        string what = r.Lines == 0 ? "the file is empty"
+            : $"{Plural.Count(r.Lines, "line")} read, {Plural.Count(r.OtherEvents, "other event")}"
+              + (r.BadLineCount > 0 ? $", {Plural.Count(r.BadLineCount, "malformed line")} skipped" : "");
+        stderr.WriteLine($"slub replay: warning: {name} holds no slab events (kmem_cache_alloc, kmem_cache_free, kmalloc, kfree): {what}; "
+                         + "nothing was replayed. Were the kmem events enabled during the capture?");
     }
 
     private static ReplayResult RunWithProgress(TraceReplayer replayer, TraceLineReader reader, TextWriter stderr)

@@ -176,6 +176,12 @@ internal static class ReplayReportWriter
             console.MarkupLine($"[yellow]{I(r.OutOfOrderEvents)} events are stamped earlier than an event before them (first at line {I(r.FirstOutOfOrderLine)}): "
                 + "the input is not in time order (per_cpu files joined?), and the replay pairs by line order; sort it by timestamp first[/]");
 
+        if (r.Events == 0)
+        {
+            WriteBadLines(r, console);   // nothing replayed: no empty tables (the command warns on stderr)
+            return;
+        }
+
         var t = new Table().Border(TableBorder.Rounded).Title("End of trace (as /sys/kernel/slab would show it)");
         foreach (var h in new[] { "cache", "objects", "slabs", "partial", "cpu", "objs/slab", "order", "optimal", "pages" })
             t.AddColumn(new TableColumn(h).RightAligned());
@@ -215,11 +221,14 @@ internal static class ReplayReportWriter
                 + (tot.Moved == 0 ? "" : $" ({Bytes(tot.Bytes)}) in {Cpu(tot.Cpu)} of CPU, {I((long)Math.Round(tot.Cpu.Ticks * 100.0 / tot.Moved))} ns per object"));
         foreach (var c in r.Caches.Where(c => c.GeometryNote is not null))
             console.MarkupLine($"[yellow]{Markup.Escape(c.Name)}: {Markup.Escape(c.GeometryNote!)}[/]");
-        if (r.BadLineCount > 0)
-        {
-            console.MarkupLine($"[yellow]{I(r.BadLineCount)} malformed lines skipped[/], the first ones:");
-            foreach (var b in r.BadLines)
-                console.MarkupLine($"  {Markup.Escape(r.FileName)}:{b.LineNumber}: {Markup.Escape(b.Reason)}: {Markup.Escape(b.Text)}");
-        }
+        WriteBadLines(r, console);
+    }
+
+    private static void WriteBadLines(ReplayResult r, IAnsiConsole console)
+    {
+        if (r.BadLineCount == 0) return;
+        console.MarkupLine($"[yellow]{Plural.Count(r.BadLineCount, "malformed line")} skipped[/], the first {Plural.Noun(r.BadLines.Count, "one")}:");
+        foreach (var b in r.BadLines)
+            console.MarkupLine($"  {Markup.Escape(r.FileName)}:{b.LineNumber}: {Markup.Escape(b.Reason)}: {Markup.Escape(b.Text)}");
     }
 }
