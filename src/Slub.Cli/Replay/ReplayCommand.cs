@@ -114,7 +114,7 @@ internal static class ReplayCommand
     /// <summary>
     /// A trace without one slab event (an empty file, only comments, only other events) is a valid capture with
     /// nothing to replay, most likely taken without the kmem events enabled: warned about on stderr, exit code 0
-    /// (as <c>trace-cmd report</c> and <c>perf script</c> do with an empty capture), and the report stays whole.
+    /// (an empty but valid capture is not an error to kernel tracing tools either), and the JSON report stays whole.
     /// </summary>
     private static void WarnNoSlabEvents(ReplayResult r, TextWriter stderr)
     {
