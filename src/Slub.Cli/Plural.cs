@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Slub.Cli;
 
-/// <summary>Counts with their noun for the CLI's own messages: "1 page", "2 pages", "3,696 pages".</summary>
+/// <summary>Counts with their noun for the CLI's own messages: "1 page", "2 pages", "2,292 pages".</summary>
 internal static class Plural
 {
     /// <summary><paramref name="n"/> (grouped by thousands) and the noun, singular for exactly 1.</summary>
