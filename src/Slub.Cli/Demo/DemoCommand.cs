@@ -11,9 +11,9 @@ internal static class DemoCommand
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of tables." };
-        var seed = new Option<int>("--seed") { Description = "Random seed of the workload.", DefaultValueFactory = _ => 7 };
-        var scale = new Option<double>("--scale") { Description = "Multiply the object counts (1 = 300k + 60k + 200k objects).", DefaultValueFactory = _ => 1.0 };
-        var nodes = new Option<int?>("--nodes") { Description = "Emulate this many NUMA nodes (default: the machine's)." };
+        var seed = NumberOptions.Int("--seed", "Random seed of the workload.", defaultValue: 7);
+        var scale = NumberOptions.Double("--scale", "Multiply the object counts (1 = 300k + 60k + 200k objects), in (0, 20].", defaultValue: 1.0, exclusiveMin: 0, max: 20);
+        var nodes = NumberOptions.NullableInt("--nodes", "Emulate this many NUMA nodes, 1..64 (default: the machine's).", min: 1, max: 64);
         var hold = new Option<bool>("--hold")
         {
             Description = "After the report, keep running with the live endpoint open (slub slabinfo --pid) and the Slub meter published (dotnet-counters) until Ctrl+C or SIGTERM.",
@@ -28,8 +28,6 @@ internal static class DemoCommand
 
     private static int Run(bool json, int seed, double scale, int? nodes, bool hold)
     {
-        if (scale <= 0 || scale > 20) { Console.Error.WriteLine("slub demo: --scale must be in (0, 20]"); return 1; }
-        if (nodes is < 1 or > 64) { Console.Error.WriteLine("slub demo: --nodes must be 1..64"); return 1; }
         using var allocator = new SlabAllocator(new SlabOptions { EmulatedNodes = nodes, BytesPerNode = 2L << 30 });
         // Published from the start, so a watcher's counters include the demo's own defragmentation.
         using var metrics = hold ? new Slub.Diagnostics.SlubMetrics(allocator) : null;

@@ -26,9 +26,7 @@ internal static class DemoRenderer
         }
         AnsiConsole.Write(t);
         if (r.Dcache is { } d)
-            AnsiConsole.MarkupLine($"dentry: {d.Paths:N0} paths of {Markup.Escape(d.Root)} walked, LRU pressure, then SMO partial shrink; " +
-                $"hot paths still cached {d.HotCachedAfterSmo}/{d.HotPaths} (before SMO {d.HotCachedBeforeSmo}); " +
-                $"{d.PathsVerified:N0} paths re-resolved, {(d.Mismatches == 0 ? "[green]0 mismatches[/]" : $"[red]{d.Mismatches} mismatches[/]")}.");
+            AnsiConsole.MarkupLine(DcacheLine(d));
         AnsiConsole.MarkupLine($"Resident memory: start {Mb(r.RssBytesStart)}, after the churn {Mb(r.RssBytes)}, after shrink {Mb(r.RssBytesAfter)}.");
         var b = new Table().Border(TableBorder.Rounded).Title("buddyinfo: free blocks per order (before → after)");
         b.AddColumn("node");
@@ -51,6 +49,12 @@ internal static class DemoRenderer
             AnsiConsole.MarkupLine($"verified after move: {(c.AfterMove.Verified ? "[green]ok[/]" : "[red]FAILED[/]")}, after balance: {(c.AfterBalance!.Verified ? "[green]ok[/]" : "[red]FAILED[/]")}");
         }
     }
+
+    /// <summary>The dentry workload's summary line (Spectre markup).</summary>
+    internal static string DcacheLine(DcacheReport d) =>
+        $"dentry: {Plural.Count(d.Paths, "path")} of {Markup.Escape(d.Root)} walked, LRU pressure, then SMO partial shrink; " +
+        $"hot paths still cached {d.HotCachedAfterSmo}/{d.HotPaths} (before SMO {d.HotCachedBeforeSmo}); " +
+        $"{Plural.Count(d.PathsVerified, "path")} re-resolved, {(d.Mismatches == 0 ? "[green]0 mismatches[/]" : $"[red]{Plural.Count(d.Mismatches, "mismatch", "mismatches")}[/]")}.";
 
     private static string Mb(long bytes) => $"{bytes / (1024.0 * 1024):F1} MiB";
 }

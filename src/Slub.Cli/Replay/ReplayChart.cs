@@ -41,7 +41,7 @@ internal sealed class ReplayChart
         var chart = new ReplayChart { Width = PanelWidth * Columns, Height = PanelHeight * rows + 40 };
         long recovered = r.Caches.Sum(c => c.AfterDefrag.Count > 0 ? c.AfterDefrag[0].PagesRecovered : 0);
         long pages = r.Caches.Sum(c => c.Pages);
-        chart.Texts.Add(new ChartText(10, 20, Invariant($"{Path.GetFileName(r.FileName)}: slabs held vs. slabs needed; defrag recovers {recovered:N0} of {pages:N0} pages"), TextColour, Title: true));
+        chart.Texts.Add(new ChartText(10, 20, Invariant($"{Path.GetFileName(r.FileName)}: slabs held vs. slabs needed; defrag recovers {recovered:N0} of {Plural.Count(pages, "page")}"), TextColour, Title: true));
         if (top.Count == 0)
             chart.Texts.Add(new ChartText(10, 50, "no cache held any slab", TextColour));
         for (int p = 0; p < top.Count; p++)
@@ -62,7 +62,7 @@ internal sealed class ReplayChart
         double Y(double v) => y0 + h - h * v / yMax;
 
         Texts.Add(new ChartText(x0, oy + 20, cache.Name, TextColour, Bold: true));
-        Texts.Add(new ChartText(x0 + w, oy + 20, Invariant($"{cache.ObjectsPerSlab} objs per order-{cache.Order} slab"), TextColour, Anchor.End));
+        Texts.Add(new ChartText(x0 + w, oy + 20, Invariant($"{Plural.Count(cache.ObjectsPerSlab, "obj")} per order-{cache.Order} slab"), TextColour, Anchor.End));
         Frames.Add(new ChartRect(x0, y0, w, h, FrameColour));
         for (int k = 0; k <= 4; k++)
         {
@@ -94,7 +94,7 @@ internal sealed class ReplayChart
             var outcome = cache.AfterDefrag[0];
             Dots.Add(new ChartDot(x0 + w, Y(outcome.Slabs), 4, DefragColour));
             Texts.Add(new ChartText(lx, y0 + 38, Invariant($"defrag {outcome.Slabs:N0}"), DefragColour));
-            Texts.Add(new ChartText(lx, y0 + 52, Invariant($"+{outcome.PagesRecovered:N0} pages"), DefragColour));
+            Texts.Add(new ChartText(lx, y0 + 52, $"+{Plural.Count(outcome.PagesRecovered, "page")}", DefragColour));
             Texts.Add(new ChartText(lx, y0 + 66, Invariant($"{outcome.ObjectsMoved:N0} moved"), DefragColour));
         }
         else Texts.Add(new ChartText(lx, y0 + 38, "not movable", MutedColour));

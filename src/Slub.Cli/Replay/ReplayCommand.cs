@@ -14,19 +14,16 @@ internal static class ReplayCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of tables." };
         var caches = new Option<string?>("--caches") { Description = "Replay only caches whose name matches this regular expression." };
         var geometry = new Option<string?>("--geometry") { Description = "A /sys/kernel/slab snapshot (directory per cache, or a 'cache/attribute value' file): slot size and order of the caches it has." };
-        var ratio = new Option<int?>("--defrag-used-ratio") { Description = "Run the reclaim-path defrag with this defrag_used_ratio (0..100) instead of kmem_cache_shrink." };
+        var ratio = NumberOptions.NullableInt("--defrag-used-ratio", "Run the reclaim-path defrag with this defrag_used_ratio (0..100) instead of kmem_cache_shrink.", min: 0, max: 100);
         var movable = new Option<string?>("--movable") { Description = "Treat only caches matching this regular expression as movable (default: all)." };
         var skipBad = new Option<bool>("--skip-bad") { Description = "Count malformed lines and report them at the end instead of stopping." };
         var plot = new Option<string?>("--plot") { Description = "Write an SVG or PNG (by the file name's extension) of slabs held vs. slabs needed over the trace for the top caches, with the pages defrag recovers." };
         var policy = new Option<string>("--policy") { Description = "Defrag policy of the what-if: fill-fullest (ours), empty-all (the series'), or both.", DefaultValueFactory = _ => "fill-fullest" };
         policy.AcceptOnlyFromAmong("fill-fullest", "empty-all", "both");
-        var cpus = new Option<int?>("--cpus") { Description = "CPUs of the traced machine (default: the trace's '#P:' header, else this machine's)." };
+        var cpus = NumberOptions.NullableInt("--cpus", "CPUs of the traced machine, 1..4096 (default: the trace's '#P:' header, else this machine's).", min: 1, max: 4096);
         var cpuPartial = new Option<string>("--cpu-partial") { Description = "Per-CPU partial limit: slabs (Linux 5.16+, default) or objects (older kernels, and the library's default).", DefaultValueFactory = _ => "slabs" };
         cpuPartial.AcceptOnlyFromAmong("slabs", "objects");
-        var arena = new Option<int>("--arena-gib") { Description = "Address space for the replayed caches, in GiB (only touched pages use memory).", DefaultValueFactory = _ => 1 };
-        RequireRange(ratio, 0, 100);
-        RequireRange(cpus, 1, 4096);
-        RequireRange(arena, 1, 256);
+        var arena = NumberOptions.Int("--arena-gib", "Address space for the replayed caches, in GiB, 1..256 (only touched pages use memory).", defaultValue: 1, min: 1, max: 256);
         foreach (var o in new[] { caches, movable })
             o.Validators.Add(r =>
             {
@@ -60,21 +57,6 @@ internal static class ReplayCommand
         });
         return cmd;
     }
-
-    /// <summary>
-    /// Refuses a number outside <paramref name="min"/>..<paramref name="max"/> with "OPTION must be MIN..MAX". Reads the
-    /// option's word itself: asking System.CommandLine for the value of a word that did not convert (<c>--cpus abc</c>)
-    /// throws from inside the parser, an unhandled exception; such a word is left to the parser's own error
-    /// ("Cannot parse argument 'abc' for option '--cpus'"). An option left out (its default) is not checked.
-    /// </summary>
-    private static void RequireRange(Option option, int min, int max) =>
-        option.Validators.Add(r =>
-        {
-            if (r.Tokens.Count != 1
-                || !int.TryParse(r.Tokens[0].Value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int value))
-                return;
-            if (value < min || value > max) r.AddError($"{option.Name} must be {min}..{max}");
-        });
 
     internal sealed record ReplayArguments(string Trace, bool Json, string? Caches, string? Geometry, int? DefragUsedRatio,
         string? Movable, bool SkipBad, string? Plot, string Policy, int? Cpus, int ArenaGib)
@@ -111,6 +93,7 @@ internal static class ReplayCommand
             using (var replayer = new TraceReplayer(options))
                 result = RunWithProgress(replayer, reader, stderr);
 
+            if (result.Events == 0) WarnNoSlabEvents(result, stderr);
             if (a.Json) ReplayReportWriter.WriteJson(result, stdout);
             else ReplayReportWriter.WriteTables(result, stdout);
             if (a.Plot is not null)
@@ -126,6 +109,21 @@ internal static class ReplayCommand
             stderr.WriteLine($"slub replay: {e.Message}");
             return 1;
         }
+    }
+
+    /// <summary>
+    /// A trace without one slab event (an empty file, only comments, only other events) is a valid capture with
+    /// nothing to replay, most likely taken without the kmem events enabled: warned about on stderr, exit code 0
+    /// (an empty but valid capture is not an error to kernel tracing tools either), and the JSON report stays whole.
+    /// </summary>
+    private static void WarnNoSlabEvents(ReplayResult r, TextWriter stderr)
+    {
+        string name = r.FileName == "-" ? "standard input" : r.FileName;
+        string what = r.Lines == 0 ? "the file is empty"
+            : $"{Plural.Count(r.Lines, "line")} read, {Plural.Count(r.OtherEvents, "other event")}"
+              + (r.BadLineCount > 0 ? $", {Plural.Count(r.BadLineCount, "malformed line")} skipped" : "");
+        stderr.WriteLine($"slub replay: warning: {name} holds no slab events (kmem_cache_alloc, kmem_cache_free, kmalloc, kfree): {what}; "
+                         + "nothing was replayed. Were the kmem events enabled during the capture?");
     }
 
     private static ReplayResult RunWithProgress(TraceReplayer replayer, TraceLineReader reader, TextWriter stderr)

@@ -162,19 +162,26 @@ internal static class ReplayReportWriter
         });
         if (!ReferenceEquals(output, Console.Out) || Console.IsOutputRedirected) console.Profile.Width = 200;
         string I(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+        string N(long v, string singular, string? plural = null) => Plural.Count(v, singular, plural);
 
-        console.MarkupLine($"[bold]{Markup.Escape(r.FileName)}[/]: {I(r.Lines)} lines, {I(r.Events)} slab events over {r.Seconds.ToString("0.###", CultureInfo.InvariantCulture)} s on {r.Cpus} CPUs ({Markup.Escape(r.CpusSource)})");
+        console.MarkupLine($"[bold]{Markup.Escape(r.FileName)}[/]: {N(r.Lines, "line")}, {N(r.Events, "slab event")} over {r.Seconds.ToString("0.###", CultureInfo.InvariantCulture)} s on {N(r.Cpus, "CPU")} ({Markup.Escape(r.CpusSource)})");
         long unseen = r.Caches.Sum(c => c.UnseenFrees);
-        console.MarkupLine($"replayed {I(r.ReplayedEvents)} events; skipped {I(r.SkippedFrees)} frees of objects allocated before the capture"
-            + (unseen > 0 ? $"; {I(unseen)} frees the trace missed (a pointer allocated again while live)" : "")
-            + (r.OtherEvents > 0 ? $"; ignored {I(r.OtherEvents)} other events" : "")
-            + (r.LargeKmallocs > 0 ? $"; {I(r.LargeKmallocs)} page-sized kmallocs not replayed" : "")
-            + (r.NullPointers > 0 ? $"; {I(r.NullPointers)} NULL pointers" : ""));
+        console.MarkupLine($"replayed {N(r.ReplayedEvents, "event")}; skipped {N(r.SkippedFrees, "free")} of {Plural.Noun(r.SkippedFrees, "an object", "objects")} allocated before the capture"
+            + (unseen > 0 ? $"; {N(unseen, "free")} the trace missed (a pointer allocated again while live)" : "")
+            + (r.OtherEvents > 0 ? $"; ignored {N(r.OtherEvents, "other event")}" : "")
+            + (r.LargeKmallocs > 0 ? $"; {N(r.LargeKmallocs, "page-sized kmalloc")} not replayed" : "")
+            + (r.NullPointers > 0 ? $"; {N(r.NullPointers, "NULL pointer")}" : ""));
         if (r.LostEvents > 0)
-            console.MarkupLine($"[yellow]the kernel lost {I(r.LostEvents)} events: some objects will not pair up[/]");
+            console.MarkupLine($"[yellow]the kernel lost {N(r.LostEvents, "event")}: some objects will not pair up[/]");
         if (r.OutOfOrderEvents > 0)
-            console.MarkupLine($"[yellow]{I(r.OutOfOrderEvents)} events are stamped earlier than an event before them (first at line {I(r.FirstOutOfOrderLine)}): "
+            console.MarkupLine($"[yellow]{N(r.OutOfOrderEvents, "event")} {Plural.Noun(r.OutOfOrderEvents, "is", "are")} stamped earlier than an event before {Plural.Noun(r.OutOfOrderEvents, "it", "them")} (first at line {I(r.FirstOutOfOrderLine)}): "
                 + "the input is not in time order (per_cpu files joined?), and the replay pairs by line order; sort it by timestamp first[/]");
+
+        if (r.Events == 0)
+        {
+            WriteBadLines(r, console);   // nothing replayed: no empty tables (the command warns on stderr)
+            return;
+        }
 
         var t = new Table().Border(TableBorder.Rounded).Title("End of trace (as /sys/kernel/slab would show it)");
         foreach (var h in new[] { "cache", "objects", "slabs", "partial", "cpu", "objs/slab", "order", "optimal", "pages" })
@@ -203,7 +210,7 @@ internal static class ReplayReportWriter
                 long shrinkPages = o.ShrinkOnlySlabs is long s ? c.Pages - (s << c.Order) : 0;
                 d.AddRow(Markup.Escape(c.Name), PolicyName(o.Policy), I(o.Slabs), I(o.Partial), I(o.ObjectsMoved), Bytes(o.BytesMoved),
                     Cpu(o.CpuTime), o.NanosecondsPerMovedObject is double ns ? I((long)Math.Round(ns)) : "", I(o.Pages), I(o.PagesRecovered),
-                    o.ShrinkOnlySlabs is null ? "" : $"{I(shrinkPages)} pages");
+                    o.ShrinkOnlySlabs is null ? "" : N(shrinkPages, "page"));
                 var tot = totals.GetValueOrDefault(o.Policy);
                 totals[o.Policy] = (tot.Pages + o.Pages, tot.Recovered + o.PagesRecovered, tot.Moved + o.ObjectsMoved, tot.Bytes + o.BytesMoved, tot.Cpu + o.CpuTime);
             }
@@ -211,15 +218,18 @@ internal static class ReplayReportWriter
         console.Write(d);
         long before = r.Caches.Sum(c => c.Pages);
         foreach (var (p, tot) in totals)
-            console.MarkupLine($"{PolicyName(p)}: {I(before)} pages held → {I(before - tot.Recovered)} after defrag: [bold]{I(tot.Recovered)} pages recovered[/] ({(before == 0 ? 0 : 100.0 * tot.Recovered / before).ToString("0.#", CultureInfo.InvariantCulture)}%), {I(tot.Moved)} objects moved"
+            console.MarkupLine($"{PolicyName(p)}: {N(before, "page")} held → {I(before - tot.Recovered)} after defrag: [bold]{N(tot.Recovered, "page")} recovered[/] ({(before == 0 ? 0 : 100.0 * tot.Recovered / before).ToString("0.#", CultureInfo.InvariantCulture)}%), {N(tot.Moved, "object")} moved"
                 + (tot.Moved == 0 ? "" : $" ({Bytes(tot.Bytes)}) in {Cpu(tot.Cpu)} of CPU, {I((long)Math.Round(tot.Cpu.Ticks * 100.0 / tot.Moved))} ns per object"));
         foreach (var c in r.Caches.Where(c => c.GeometryNote is not null))
             console.MarkupLine($"[yellow]{Markup.Escape(c.Name)}: {Markup.Escape(c.GeometryNote!)}[/]");
-        if (r.BadLineCount > 0)
-        {
-            console.MarkupLine($"[yellow]{I(r.BadLineCount)} malformed lines skipped[/], the first ones:");
-            foreach (var b in r.BadLines)
-                console.MarkupLine($"  {Markup.Escape(r.FileName)}:{b.LineNumber}: {Markup.Escape(b.Reason)}: {Markup.Escape(b.Text)}");
-        }
+        WriteBadLines(r, console);
+    }
+
+    private static void WriteBadLines(ReplayResult r, IAnsiConsole console)
+    {
+        if (r.BadLineCount == 0) return;
+        console.MarkupLine($"[yellow]{Plural.Count(r.BadLineCount, "malformed line")} skipped[/], the first {Plural.Noun(r.BadLines.Count, "one")}:");
+        foreach (var b in r.BadLines)
+            console.MarkupLine($"  {Markup.Escape(r.FileName)}:{b.LineNumber}: {Markup.Escape(b.Reason)}: {Markup.Escape(b.Text)}");
     }
 }

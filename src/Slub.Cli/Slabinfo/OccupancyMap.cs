@@ -103,17 +103,27 @@ public static class OccupancyMap
             }
             rows.Add(new Markup(line.ToString()));
         }
-        var full = counts.Count(n => n >= capacity && capacity > 0);
-        var empty = counts.Count(n => n == 0);
-        var inUse = counts.Sum(n => (long)n);
-        var slots = (long)counts.Length * capacity;
         rows.Add(new Text(""));
-        rows.Add(new Text($"{counts.Length} slabs, {capacity} objects per slab, {inUse} objects in use ({(slots == 0 ? 0 : inUse * 100 / slots)}% of slots)"));
-        rows.Add(new Text($"{full} full, {counts.Length - full - empty} partial, {empty} empty"));
+        foreach (var summary in Summary(counts, capacity))
+            rows.Add(new Text(summary));
         rows.Add(new Markup("[grey]·[/] empty  [red]░[/] <⅓  [orange1]▒[/] <⅔  [yellow]▓[/] <full  [green]█[/] full"));
         if (counts.Length == 0)
             rows.Insert(0, new Text("(no slabs)"));
         console.Write(new Panel(new Rows(rows)) { Header = new PanelHeader(Markup.Escape(title)) });
+    }
+
+    /// <summary>The two summary lines under the map: slabs, capacity and objects in use; full, partial and empty slabs.</summary>
+    internal static string[] Summary(int[] counts, int capacity)
+    {
+        var full = counts.Count(n => n >= capacity && capacity > 0);
+        var empty = counts.Count(n => n == 0);
+        var inUse = counts.Sum(n => (long)n);
+        var slots = (long)counts.Length * capacity;
+        return
+        [
+            $"{counts.Length} {Plural.Noun(counts.Length, "slab")}, {capacity} {Plural.Noun(capacity, "object")} per slab, {inUse} {Plural.Noun(inUse, "object")} in use ({(slots == 0 ? 0 : inUse * 100 / slots)}% of slots)",
+            $"{full} full, {counts.Length - full - empty} partial, {empty} empty",
+        ];
     }
 
     private static IAnsiConsole CreateConsole(TextWriter output)

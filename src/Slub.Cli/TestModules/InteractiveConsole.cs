@@ -110,7 +110,7 @@ internal sealed class InteractiveConsole
     {
         if (!_allocator.Caches.Contains(c)) { _out.MarkupLine($"[grey]({Markup.Escape(c.Name)}: cache destroyed)[/]"); return; }
         var st = c.GetStatistics();
-        _out.MarkupLine($"  [bold]{Markup.Escape(c.Name)}[/]: objects [bold]{st.Objects}[/] of {st.TotalObjects} slots, " +
+        _out.MarkupLine($"  [bold]{Markup.Escape(c.Name)}[/]: objects [bold]{st.Objects}[/] of {st.TotalObjects} {Plural.Noun(st.TotalObjects, "slot")}, " +
                         $"slabs [bold]{st.Slabs}[/] (full {st.Slabs - st.Partial}, partial {st.Partial}, cpu {st.CpuSlabs})");
         _out.MarkupLine($"  objs_per_slab {st.ObjectsPerSlab}, movable {(c.IsMovable ? "[green]yes[/]" : "no")}");
         var occupancy = c.SlabOccupancy();

@@ -52,16 +52,17 @@ internal static class TestModuleCommand
                           "which is what the series' expected numbers assume; '-' turns debugging off (then per-CPU slabs change the counts).",
             DefaultValueFactory = _ => "FZPU",
         };
-        var nodes = new Option<int>("--nodes")
+        var nodes = NumberOptions.Int("--nodes",
+            "Emulated NUMA nodes, 1..64 (alloc N NODE takes 0..nodes-1). Default 1, so allocations cannot spread over nodes.",
+            defaultValue: 1, min: 1, max: 64);
+        var memory = NumberOptions.Int("--memory-mb",
+            "Address space per node in MiB (a multiple of 4 in 4..65536); allocations fail when it is used up.",
+            defaultValue: 256, min: 4, max: 64 * 1024, multipleOf: 4);
+        slubDebug.Validators.Add(r =>
         {
-            Description = "Emulated NUMA nodes (alloc N NODE takes 0..nodes-1). Default 1, so allocations cannot spread over nodes.",
-            DefaultValueFactory = _ => 1,
-        };
-        var memory = new Option<int>("--memory-mb")
-        {
-            Description = "Address space per node in MiB (a multiple of 4); allocations fail when it is used up.",
-            DefaultValueFactory = _ => 256,
-        };
+            try { SlubDebugOption.Parse(r.GetValueOrDefault<string>()); }
+            catch (FormatException e) { r.AddError($"--slub-debug: {e.Message}"); }
+        });
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not copy the module's log to stderr." };
         var cmd = new Command(name, description)
         {
@@ -77,10 +78,6 @@ internal static class TestModuleCommand
     private static int Run(string name, Func<SlabAllocator, IHostedModule> load, HostSettings s)
     {
         string me = $"slub test-module {name}";
-        if (s.Nodes is < 1 or > 64) return Usage(me, "--nodes must be 1..64");
-        if (s.MemoryMb < 4 || s.MemoryMb % 4 != 0 || s.MemoryMb > 64 * 1024) return Usage(me, "--memory-mb must be a multiple of 4 in 4..65536");
-        try { SlubDebugOption.Parse(s.SlubDebug); }
-        catch (FormatException e) { return Usage(me, $"--slub-debug: {e.Message}"); }
 
         using var allocator = new SlabAllocator(new SlabOptions
         {
@@ -162,12 +159,6 @@ internal static class TestModuleCommand
         Thread.Sleep(100);
         endpoint.Dispose();
         return rc;
-    }
-
-    private static int Usage(string me, string message)
-    {
-        Console.Error.WriteLine($"{me}: {message}");
-        return 2;
     }
 
     /// <summary>True when stdin is a pipe or socket (a parent holding it): its end of file means "exit".</summary>

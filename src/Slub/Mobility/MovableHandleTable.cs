@@ -40,11 +40,16 @@ namespace Slub;
 /// Neither case reaches freed or foreign memory: an accepted handle always names a live object of the table it
 /// was passed to (its header holds exactly that handle). The harm is acting on another owner's object, which is
 /// what the checks exist to report, so they are a diagnostic for misuse, not a guarantee.</para>
-/// <para>All members are thread-safe. Keep <see cref="Access"/> scopes short and never call
-/// <see cref="Free"/>, <see cref="Allocate"/> or a second <see cref="Access"/> inside one: when the handles share a
-/// stripe that would wait for itself, and throws <see cref="InvalidOperationException"/> instead.</para>
+/// <para>All members but <see cref="Dispose"/> are thread-safe. Keep <see cref="Access"/> scopes short and never call
+/// <see cref="Free"/>, <see cref="Allocate"/>, a second <see cref="Access"/> or an enumeration of <see cref="Handles"/>
+/// inside one: when the handles share a stripe that would wait for itself, and throws
+/// <see cref="InvalidOperationException"/> instead.</para>
+/// <para><b>Lifetime.</b> <see cref="Dispose"/> frees every live object and destroys the table's cache
+/// (<c>kmem_cache_destroy</c>), so its slabs' pages go back to the allocator; afterwards every member throws
+/// <see cref="ObjectDisposedException"/> naming the table's cache. It must not race with any other member of the
+/// table (a background defragmenter moving the cache's objects meanwhile is fine).</para>
 /// </remarks>
-public sealed unsafe class MovableHandleTable
+public sealed unsafe class MovableHandleTable : IDisposable
 {
     private const int HeaderSize = 8;
     private const int ChunkShift = 16, ChunkSize = 1 << ChunkShift, MaxChunks = 4096;
@@ -67,17 +72,68 @@ public sealed unsafe class MovableHandleTable
     private readonly int[] _stripeLocks = new int[Stripes * 16];   // one lock word per cache line
     private readonly Stack<long> _freeHandles = new();
     private readonly long _tag;
+    private readonly KmemCache _cache;
+    private readonly int _payloadSize;
     private long _nextIndex = 1;   // index 0 is never used
     private long _live;
+    private int _disposed;
 
     /// <summary>The cache holding the objects (its object size is the payload plus an 8-byte header).</summary>
-    public KmemCache Cache { get; }
+    /// <exception cref="ObjectDisposedException">The table has been disposed (its cache destroyed).</exception>
+    public KmemCache Cache
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _cache;
+        }
+    }
 
     /// <summary>Payload bytes per object.</summary>
-    public int PayloadSize { get; }
+    /// <exception cref="ObjectDisposedException">The table has been disposed.</exception>
+    public int PayloadSize
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _payloadSize;
+        }
+    }
 
-    /// <summary>Live objects.</summary>
-    public long Count => Interlocked.Read(ref _live);
+    /// <summary>Live objects (live handles). Thread-safe; under concurrent <see cref="Allocate"/>/<see cref="Free"/> a
+    /// value the count had at some moment of the call.</summary>
+    /// <exception cref="ObjectDisposedException">The table has been disposed.</exception>
+    public long Count
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return Interlocked.Read(ref _live);
+        }
+    }
+
+    /// <summary>
+    /// The live handles, in slot order (not allocation order). Thread-safe and <b>weakly consistent</b>, not a
+    /// snapshot: the enumeration visits each slot once, taking that slot's stripe lock for the read, so
+    /// <list type="bullet">
+    /// <item>a handle live for the whole enumeration is yielded exactly once, wherever defragmentation moves its object;</item>
+    /// <item>every handle yielded was live at the moment its slot was read (it may be freed right after);</item>
+    /// <item>a handle allocated or freed while the enumeration runs may or may not be yielded; no handle is yielded twice.</item>
+    /// </list>
+    /// Concurrent <see cref="Allocate"/>, <see cref="Free"/> and shrinks never make it throw. It holds no lock between
+    /// items, so freeing the yielded handles as they come is fine; enumerating inside an <see cref="Access"/> scope is
+    /// not (see the remarks). Each slot costs one uncontended lock: O(handles ever allocated), not O(live).
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The table has been disposed (also from <c>MoveNext</c> of an enumeration
+    /// begun before).</exception>
+    public IEnumerable<long> Handles
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return EnumerateHandles(Interlocked.Read(ref _nextIndex));
+        }
+    }
 
     /// <summary>The table's tag (its creation number modulo <see cref="TableTags"/>).</summary>
     internal int Tag => (int)(_tag >> TagShift);
@@ -93,20 +149,92 @@ public sealed unsafe class MovableHandleTable
         if (payloadSize < 1)
             throw new ArgumentOutOfRangeException(nameof(payloadSize), payloadSize, $"{cacheName}: payload size must be at least 1 byte");
         _tag = (long)(creationNumber & (TableTags - 1)) << TagShift;
-        PayloadSize = payloadSize;
+        _payloadSize = payloadSize;
         int objectSize = HeaderSize + payloadSize;
         // The header is rewritten by Allocate, so a free object's header can hold the free pointer: no word
         // after each object (158-byte objects: 160-byte slots instead of 168, 25 per page instead of 24).
-        Cache = allocator.CreateCache(cacheName, objectSize, 8, flags, obj => new Span<byte>((void*)obj, objectSize).Clear(),
+        _cache = allocator.CreateCache(cacheName, objectSize, 8, flags, obj => new Span<byte>((void*)obj, objectSize).Clear(),
             new KmemCacheArgs { FreePointerOffset = 0 });
-        Cache.SetupMobility(null, Migrate);
+        _cache.SetupMobility(null, Migrate);
+    }
+
+    /// <summary>
+    /// Frees every live object and destroys the table's cache (<see cref="SlabAllocator.DestroyCache"/>), returning its
+    /// slabs' pages to the allocator. Idempotent. Not thread-safe: it must not race with any other member of this table
+    /// (an object being allocated, freed or accessed meanwhile would be lost or reach freed memory); a defragmenter
+    /// moving the cache's objects meanwhile is fine (each free takes the object's stripe lock, as a move does). After a
+    /// <see cref="SlabAllocator.Dispose"/> the memory is already gone and the table is only marked disposed.
+    /// Afterwards every member throws <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        lock (_freeHandles) _freeHandles.Clear();
+        if (_cache.Allocator.IsDisposed) return;
+        long bound = Interlocked.Read(ref _nextIndex);
+        for (long index = 1; index < bound; index++)
+        {
+            ref int l = ref StripeLock(index);
+            EnterStripe(ref l, index);
+            try
+            {
+                ref nint slot = ref Slot(index);
+                if (slot == 0) continue;
+                _cache.Free(slot);
+                slot = 0;
+            }
+            finally
+            {
+                SpinLockWord.Exit(ref l);
+            }
+            Interlocked.Decrement(ref _live);
+        }
+        _cache.Allocator.DestroyCache(_cache);
+    }
+
+    private void ThrowIfDisposed()
+    {
+        if (Volatile.Read(ref _disposed) != 0) ThrowTableDisposed();
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void ThrowTableDisposed() =>
+        throw new ObjectDisposedException($"MovableHandleTable({_cache.Name})",
+            $"MovableHandleTable {_cache.Name}: the table has been disposed; its objects were freed and its cache destroyed");
+
+    private IEnumerable<long> EnumerateHandles(long bound)
+    {
+        for (long index = 1; index < bound; index++)
+        {
+            ThrowIfDisposed();
+            long handle = ReadHandle(index);
+            if (handle != 0) yield return handle;
+        }
+    }
+
+    /// <summary>The live handle of slot <paramref name="index"/> (below the bound), or 0: read under the slot's stripe
+    /// lock, so the object cannot be freed or moved between reading the slot and reading its header.</summary>
+    private long ReadHandle(long index)
+    {
+        ref int l = ref StripeLock(index);
+        EnterStripe(ref l, index);
+        try
+        {
+            nint obj = Slot(index);
+            return obj == 0 ? 0 : *(long*)obj;
+        }
+        finally
+        {
+            SpinLockWord.Exit(ref l);
+        }
     }
 
     /// <summary>Allocates an object (on <paramref name="node"/>, -1 any) and returns its handle; the payload is zeroed. Thread-safe.</summary>
     public long Allocate(int node = -1)
     {
-        nint obj = Cache.AllocNode(node);
-        new Span<byte>((void*)obj, HeaderSize + PayloadSize).Clear();
+        ThrowIfDisposed();
+        nint obj = _cache.AllocNode(node);
+        new Span<byte>((void*)obj, HeaderSize + _payloadSize).Clear();
         long handle;
         lock (_freeHandles)
         {
@@ -118,7 +246,7 @@ public sealed unsafe class MovableHandleTable
             {
                 long index = _nextIndex;
                 int chunk = (int)(index >> ChunkShift);
-                if (chunk >= MaxChunks) { Cache.Free(obj); throw new InvalidOperationException($"{Cache.Name}: handle table full"); }
+                if (chunk >= MaxChunks) { _cache.Free(obj); throw new InvalidOperationException($"{_cache.Name}: handle table full"); }
                 // Publish the chunk before the index bound, so readers that pass the bound find it.
                 if (_chunks[chunk] is null) Volatile.Write(ref _chunks[chunk], new nint[ChunkSize]);
                 Interlocked.Exchange(ref _nextIndex, index + 1);
@@ -139,7 +267,8 @@ public sealed unsafe class MovableHandleTable
     /// reused since is stale and refused too), or from another table.</exception>
     public void Free(long handle)
     {
-        if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);   // before the slot is cleared
+        ThrowIfDisposed();
+        if (_cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(_cache.Name);   // before the slot is cleared
         ref int l = ref StripeLock(handle);
         EnterStripe(ref l, handle);
         nint obj;
@@ -148,7 +277,7 @@ public sealed unsafe class MovableHandleTable
             obj = LiveObject(handle);
             if (obj == 0) ThrowNotLive(handle);
             Slot(handle) = 0;
-            Cache.Free(obj);
+            _cache.Free(obj);
         }
         finally
         {
@@ -162,7 +291,8 @@ public sealed unsafe class MovableHandleTable
     public Scope Access(long handle)
     {
         // The payload address would point into unmapped memory; one field read, no lock.
-        if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);
+        ThrowIfDisposed();
+        if (_cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(_cache.Name);
         ref int l = ref StripeLock(handle);
         EnterStripe(ref l, handle);
         nint obj = LiveObject(handle);
@@ -187,7 +317,7 @@ public sealed unsafe class MovableHandleTable
         public nint Payload { get; }
 
         /// <summary>The payload as bytes.</summary>
-        public Span<byte> Bytes => new((void*)Payload, _table.PayloadSize);
+        public Span<byte> Bytes => new((void*)Payload, _table._payloadSize);
 
         internal Scope(MovableHandleTable table, long handle, nint payload)
         {
@@ -212,7 +342,8 @@ public sealed unsafe class MovableHandleTable
     /// <summary>The current address of a handle's payload, or 0 when the handle is not live (for diagnostics; it may move right after). Thread-safe.</summary>
     public nint AddressOf(long handle)
     {
-        if (Cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(Cache.Name);
+        ThrowIfDisposed();
+        if (_cache.Allocator.IsDisposed) SlabAllocator.ThrowDisposed(_cache.Name);
         nint obj = LiveObject(handle);
         return obj == 0 ? 0 : obj + HeaderSize;
     }
@@ -238,7 +369,7 @@ public sealed unsafe class MovableHandleTable
                 ref nint slot = ref Slot(handle);
                 if (slot != old) { results[i] = MigrateResult.Skipped; continue; }   // freed since isolation
                 fresh.TryTake(out nint moved);
-                Buffer.MemoryCopy((void*)old, (void*)moved, HeaderSize + PayloadSize, HeaderSize + PayloadSize);
+                Buffer.MemoryCopy((void*)old, (void*)moved, HeaderSize + _payloadSize, HeaderSize + _payloadSize);
                 Volatile.Write(ref slot, moved);
                 results[i] = MigrateResult.MovedOldLeft;   // the core frees the slab's old objects in one step
             }
@@ -261,7 +392,7 @@ public sealed unsafe class MovableHandleTable
     private void EnterStripeContended(ref int l, int me, long handle)
     {
         if (Volatile.Read(ref l) == me)
-            throw new InvalidOperationException($"{Cache.Name}: handle {handle} shares its lock stripe with an Access scope this thread holds; " +
+            throw new InvalidOperationException($"{_cache.Name}: handle {handle} shares its lock stripe with an Access scope this thread holds; " +
                 "Allocate, Free, a second Access or a shrink inside a scope would wait for itself. Dispose the scope first.");
         // Sleeps after a short spin, as the defragmenter does on lock words: holders are users' Access scopes.
         var spinner = new SpinWait();
@@ -294,6 +425,6 @@ public sealed unsafe class MovableHandleTable
         string why = handle > 0 && (handle & ~(GenerationMask | IndexMask)) != _tag
             ? "it belongs to another table"
             : "never allocated, already freed, or stale (its slot was reused)";
-        throw new ArgumentException($"{Cache.Name}: handle {handle} is not live: {why}", nameof(handle));
+        throw new ArgumentException($"{_cache.Name}: handle {handle} is not live: {why}", nameof(handle));
     }
 }

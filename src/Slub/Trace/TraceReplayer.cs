@@ -428,6 +428,12 @@ public sealed unsafe class TraceReplayer : IDisposable
             order = g.Order;
             source = "snapshot";
         }
+        // The allocator's largest object (half the largest page block), whether or not the cache is movable (whose
+        // object is the slot less the free pointer's word): checked here, so the message names the trace's own number.
+        int maxSlot = (Pages.OsMemory.PageSize << Pages.BuddyArena.MaxOrder) / 2;
+        if (bytesAlloc > maxSlot)
+            throw new TraceReplayException(_fileName, _lineNumber,
+                $"cache {name}: bytes_alloc={bytesAlloc} is too large: a slot must be {CacheGeometry.WordSize}..{maxSlot} bytes ({maxSlot >> 20} MiB) to be modelled");
         if (slot % CacheGeometry.WordSize != 0)
             throw new TraceReplayException(_fileName, _lineNumber,
                 $"cache {name}: slot size {slot} is not a multiple of {CacheGeometry.WordSize} (a 64-bit kernel's slab_size always is)");

@@ -46,6 +46,17 @@ public class DemoCommandTests
     }
 
     [Fact]
+    public void TheDcacheLineCountsInTheSingularForOne()
+    {
+        var one = new Slub.Cli.Demo.DcacheReport("/r", 1, 1, 1, 1, 1, 1, 0, 1, 1);
+        Assert.Equal("dentry: 1 path of /r walked, LRU pressure, then SMO partial shrink; hot paths still cached 1/1 (before SMO 1); "
+                     + "1 path re-resolved, [red]1 mismatch[/].", Slub.Cli.Demo.DemoRenderer.DcacheLine(one));
+        var many = new Slub.Cli.Demo.DcacheReport("/r", 1200, 1, 1, 10, 9, 8, 0, 1200, 0);
+        Assert.Equal("dentry: 1,200 paths of /r walked, LRU pressure, then SMO partial shrink; hot paths still cached 8/10 (before SMO 9); "
+                     + "1,200 paths re-resolved, [green]0 mismatches[/].", Slub.Cli.Demo.DemoRenderer.DcacheLine(many));
+    }
+
+    [Fact]
     public void NodesOptionMovesAndBalances()
     {
         var (code, stdout, stderr) = CliRunner.Run("demo", "--json", "--scale", "0.05", "--nodes", "3");

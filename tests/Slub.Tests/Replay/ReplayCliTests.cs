@@ -115,18 +115,92 @@ public class ReplayCliTests
         // an unhandled InvalidOperationException with a stack trace and exit code 134 (SIGABRT).
         var (code, stdout, stderr) = Run(null, Fixtures.SampleTrace, option, word);
         Assert.Equal(1, code);
-        Assert.Contains($"Cannot parse argument '{word}' for option '{option}'", stderr);
+        Assert.Contains($"{option} must be a whole number in ", stderr);
+        Assert.Contains($", not '{word}'", stderr);
+        Assert.DoesNotContain("System.", stderr);
         Assert.DoesNotContain("Unhandled exception", stderr);
         Assert.DoesNotContain("End of trace", stdout);
     }
 
     [Theory]
-    [InlineData("--cpus", "0", "--cpus must be 1..4096")]
-    [InlineData("--defrag-used-ratio", "101", "--defrag-used-ratio must be 0..100")]
-    [InlineData("--arena-gib", "0", "--arena-gib must be 1..256")]
+    [InlineData("--cpus", "0", "--cpus must be a whole number in 1..4096, not '0'")]
+    [InlineData("--defrag-used-ratio", "101", "--defrag-used-ratio must be a whole number in 0..100, not '101'")]
+    [InlineData("--arena-gib", "0", "--arena-gib must be a whole number in 1..256, not '0'")]
     public void ANumberOutOfRangeIsRefusedWithTheRange(string option, string word, string message)
     {
         var result = Slub.Cli.Program.BuildRoot().Parse(["replay", Fixtures.SampleTrace, option, word]);
         Assert.Contains(result.Errors, e => e.Message == message);
+    }
+
+    private static (int Code, string Stdout, string Stderr) RunInProcess(string trace, bool json)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Slub.Cli.Replay.ReplayCommand.Run(
+            new(trace, json, null, null, null, null, false, null, "fill-fullest", 2, 1), stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Theory]
+    [InlineData("", "the file is empty")]
+    [InlineData("# tracer: nop\n#\n\n", "3 lines read, 0 other events")]
+    [InlineData("# tracer: nop\n  a-1 [000] ..... 1.0: sched_switch: prev_comm=a prev_pid=1 next_comm=b next_pid=2\n", "2 lines read, 1 other event")]
+    public void ATraceWithoutSlabEventsWarnsOnStderrAndExitsZero(string text, string detail)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"replay-empty-{Guid.NewGuid():N}.trace");
+        File.WriteAllText(path, text);
+        try
+        {
+            var (code, stdout, stderr) = RunInProcess(path, json: false);
+            Assert.Equal(0, code);
+            string warning = $"slub replay: warning: {path} holds no slab events (kmem_cache_alloc, kmem_cache_free, kmalloc, kfree): {detail}; "
+                             + "nothing was replayed. Were the kmem events enabled during the capture?";
+            Assert.Equal(warning + Environment.NewLine, stderr);
+            Assert.Contains("0 slab events", stdout);
+            Assert.DoesNotContain("End of trace", stdout);   // no empty tables
+            Assert.DoesNotContain("What-if", stdout);
+
+            (code, stdout, stderr) = RunInProcess(path, json: true);
+            Assert.Equal(0, code);
+            Assert.Equal(warning + Environment.NewLine, stderr);
+            using var doc = JsonDocument.Parse(stdout);
+            Assert.Equal(0, doc.RootElement.GetProperty("events").GetInt64());
+            Assert.Equal(0, doc.RootElement.GetProperty("caches").GetArrayLength());
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void ATraceOfOnlyMalformedLinesSkippedWarnsAndStillListsThem()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"replay-bad-only-{Guid.NewGuid():N}.trace");
+        File.WriteAllText(path, "oops, not a trace line\n");
+        try
+        {
+            var stdout = new StringWriter();
+            var stderr = new StringWriter();
+            int code = Slub.Cli.Replay.ReplayCommand.Run(
+                new(path, false, null, null, null, null, true, null, "fill-fullest", 2, 1), stdout, stderr);
+            Assert.Equal(0, code);
+            Assert.Contains(": 1 line read, 0 other events, 1 malformed line skipped; nothing was replayed.", stderr.ToString());
+            Assert.Contains("1 malformed line skipped, the first one:", stdout.ToString());
+            Assert.Contains($"{path}:1: no [CPU] column: oops, not a trace line", stdout.ToString());
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void ATraceWithSlabEventsHasNoWarning()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"replay-one-{Guid.NewGuid():N}.trace");
+        File.WriteAllText(path, "  a-1 [000] ..... 1.0: kmem_cache_alloc: call_site=f ptr=0000000000000001 name=dentry bytes_req=192 bytes_alloc=192 gfp_flags=GFP_KERNEL node=-1 accounted=false\n");
+        try
+        {
+            var (code, stdout, stderr) = RunInProcess(path, json: false);
+            Assert.Equal(0, code);
+            Assert.Equal("", stderr);
+            Assert.Contains("End of trace", stdout);
+        }
+        finally { File.Delete(path); }
     }
 }

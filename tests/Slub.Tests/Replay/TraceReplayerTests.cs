@@ -114,6 +114,29 @@ public class TraceReplayerTests
         Assert.Contains("--cpus", e.Message);
     }
 
+    [Theory]
+    [InlineData(99_999_992, null)]
+    [InlineData(99_999_992, "^$")]          // not movable: the whole slot is the object
+    [InlineData(2_097_160, null)]
+    [InlineData(4_194_304, "^$")]
+    public void ASlotTooLargeToModelIsOneMessageWithFileLineCacheAndTheTracesSize(int bytes, string? movable)
+    {
+        // Was the allocator's ArgumentOutOfRangeException text: "object size must be 1..2 MiB (Parameter 'objectSize')"
+        // and, on a second line, "Actual value was 99999984" (the slot less the free pointer's word).
+        var options = new TraceReplayOptions { Cpus = 2, Movable = movable is null ? null : new Regex(movable) };
+        var e = Assert.Throws<TraceReplayException>(() => Replay([Alloc(0, P(1), "dentry", 192), Alloc(1, P(2), "huge", bytes)], options));
+        Assert.Equal(2, e.LineNumber);
+        Assert.Equal($"test.trace:2: cache huge: bytes_alloc={bytes} is too large: a slot must be 8..2097152 bytes (2 MiB) to be modelled", e.Message);
+        Assert.DoesNotContain("\n", e.Message.ReplaceLineEndings("\n"));
+    }
+
+    [Fact]
+    public void TheLargestModelledSlotIsReplayed()
+    {
+        var r = Replay([Alloc(0, P(1), "huge", 2_097_152)]);
+        Assert.Equal(2_097_152, r.Caches.Single().SlabSize);
+    }
+
     [Fact]
     public void TheCpuCountComesFromTheHeader()
     {

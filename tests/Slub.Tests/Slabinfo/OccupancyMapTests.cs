@@ -19,6 +19,15 @@ public class OccupancyMapTests
         Assert.Contains("███░░░▒░ ", r.Out);
     }
 
+    [Fact]
+    public void TheSummaryCountsInTheSingularForOne()
+    {
+        Assert.Equal(["1 slab, 1 object per slab, 1 object in use (100% of slots)", "1 full, 0 partial, 0 empty"],
+            OccupancyMap.Summary([1], 1));
+        Assert.Equal(["2 slabs, 21 objects per slab, 0 objects in use (0% of slots)", "0 full, 0 partial, 2 empty"],
+            OccupancyMap.Summary([0, 0], 21));
+    }
+
     [Theory]
     [InlineData(0, 21, '·')]
     [InlineData(3, 21, '░')]

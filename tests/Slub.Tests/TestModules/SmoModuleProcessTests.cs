@@ -49,11 +49,14 @@ public sealed class SmoModuleProcessTests
     }
 
     [Fact]
-    public void BadOption_IsAUsageError()
+    public void BadOption_IsAParseError()
     {
+        // Checked by the parser (usage, exit 1, as for every subcommand), not after the command started.
         var (code, _, err) = Slub.Tests.Cli.CliRunner.Run("test-module", "smo", "--nodes", "0");
-        Assert.Equal(2, code);
-        Assert.Contains("--nodes must be 1..64", err);
+        Assert.Equal(1, code);
+        Assert.Contains("--nodes must be a whole number in 1..64, not '0'", err);
+        var bad = Slub.Cli.Program.BuildRoot().Parse(["test-module", "smo", "--slub-debug", "Q"]);
+        Assert.Single(bad.Errors, e => e.Message.StartsWith("--slub-debug: ", StringComparison.Ordinal));
     }
 
     /// <summary>The console runs the same commands as callfn and shows the figures; the endpoint sees the same module.</summary>
