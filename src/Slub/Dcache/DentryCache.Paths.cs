@@ -346,7 +346,7 @@ public sealed unsafe partial class DentryCache
         }
     }
 
-    /// <summary>Frees a dentry from <see cref="AllocDentry"/> that was never linked or hashed. No locks held.</summary>
+    /// <summary>Frees a dentry from <see cref="AllocDentry"/> that was never linked or hashed: no walker can have seen it, so at once. No locks held.</summary>
     private void DiscardUnpublished(nint p)
     {
         var d = (DentryData*)p;
@@ -354,7 +354,7 @@ public sealed unsafe partial class DentryCache
         d->Count = DentryData.DeadCount;
         Unlock(d);
         Interlocked.Decrement(ref _nrDentry);
-        FreeDentry(p);
+        FreeDentryNow(p);
     }
 
     /// <summary>
