@@ -2,8 +2,9 @@ using System.Runtime.CompilerServices;
 
 namespace Slub.Dcache;
 
-// Path walk over the real tree (fs/namei.c's link_path_walk / walk_component / lookup_slow, in REF-walk
-// mode only) and the notifications that keep the cache coherent with the disk.
+// Path walk over the real tree (fs/namei.c's link_path_walk / walk_component / lookup_slow: RCU-walk first,
+// see DentryCache.RcuWalk.cs, then a walk under the tree read lock, then ref-walk) and the notifications that
+// keep the cache coherent with the disk.
 public sealed unsafe partial class DentryCache
 {
     /// <summary>
@@ -17,7 +18,11 @@ public sealed unsafe partial class DentryCache
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(path);
-        if (TryWalkable(path, out int start) && TryLockedWalk(path.AsSpan(start), out var cached)) return cached;
+        if (TryWalkable(path, out int start))
+        {
+            var span = path.AsSpan(start);
+            if (TryRcuWalk(span, WalkFinish.MarkReferenced, out _, out var cached) || TryLockedWalk(span, out cached)) return cached;
+        }
         string rel = Relative(path);
         nint p = Walk(rel, out int queries, out bool complete);
         try { return Answer(p, queries, complete); }
@@ -25,10 +30,11 @@ public sealed unsafe partial class DentryCache
     }
 
     /// <summary>
-    /// The fast path (the analogue of the kernel's RCU-walk): with the tree lock held for reading nothing can be
-    /// unhashed or freed, so the walk follows the hash table without taking references. Only the dentry that
-    /// answers is touched: if it is unused on the LRU it gets the referenced bit, as a get/put pair would give
-    /// it. Returns false at the first component that is not cached; the caller then walks again in ref mode.
+    /// The fallback of <see cref="TryRcuWalk"/> (a miss, or a failed validation): with the tree lock held for
+    /// reading nothing can be unhashed or renamed, so the walk follows the hash table without taking references
+    /// or validating. Only the dentry that answers is touched: if it is unused on the LRU it gets the referenced
+    /// bit, as a get/put pair would give it. Returns false at the first component that is not cached; the caller
+    /// then walks again in ref mode.
     /// </summary>
     /// <remarks>
     /// <paramref name="rel"/> may still hold empty components ("a//b", a trailing '/'), which are skipped, but
@@ -67,8 +73,7 @@ public sealed unsafe partial class DentryCache
             Unlock(d);
         }
         finally { _tree.ExitReadLock(); }
-        Interlocked.Add(ref _lookups, components);
-        Interlocked.Add(ref _hits, components);
+        Interlocked.Add(ref _walkHits, components);
         return true;
     }
 
@@ -80,6 +85,10 @@ public sealed unsafe partial class DentryCache
     /// </summary>
     public Dentry Resolve(string path, out LookupResult result)
     {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(path);
+        if (TryWalkable(path, out int start) && TryRcuWalk(path.AsSpan(start), WalkFinish.TakeReference, out nint held, out result))
+            return new Dentry(held);
         nint p = Walk(Relative(path), out int queries, out bool complete);
         result = Answer(p, queries, complete);
         return new Dentry(p);
@@ -178,10 +187,13 @@ public sealed unsafe partial class DentryCache
     /// <summary>
     /// True if every component of <paramref name="path"/> is cached (positive or negative), so a lookup would
     /// not ask the file system. A peek: asks nothing, takes no reference and leaves the LRU and its referenced
-    /// bits alone (the walk holds the tree lock for reading instead). Thread-safe.
+    /// bits alone (an RCU-walk, or, when that fails, a walk under the tree lock held for reading). Thread-safe.
     /// </summary>
     public bool IsCached(string path)
     {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(path);
+        if (TryWalkable(path, out int start) && TryRcuWalk(path.AsSpan(start), WalkFinish.Peek, out _, out _)) return true;
         string rel = Relative(path);
         Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
         _tree.EnterReadLock();

@@ -18,8 +18,9 @@ namespace Slub.Dcache;
 /// links — readers are the fallback lookups, writers are add, drop, delete, move and kill) → a per-dentry spin
 /// lock (count, flags, inode, LRU bits) → the LRU lock. At most one dentry lock is held at a time; no lock of
 /// this class is held while a dentry is allocated or freed, so the SMO isolate callback, which runs under a slab
-/// lock and takes dentry locks and the LRU lock, cannot deadlock with them. Dentries and external names are freed only
-/// after a grace period of the cache's <see cref="EpochReclaimer"/>, for lock-free walkers.</para>
+/// lock and takes dentry locks and the LRU lock, cannot deadlock with them. Cached path lookups first walk with
+/// no lock at all (RCU-walk), validated by seqcounts; dentries and external names are therefore freed only
+/// after a grace period of the cache's <see cref="EpochReclaimer"/>.</para>
 /// </remarks>
 public sealed unsafe partial class DentryCache : IDisposable
 {
@@ -39,6 +40,8 @@ public sealed unsafe partial class DentryCache : IDisposable
     /// <summary><c>rename_lock</c>'s counter: odd while a dentry is unhashed or renamed (under the tree write lock).</summary>
     private uint _renameSeq;
     private long _nrDentry, _nrNegative, _lookups, _hits, _misses, _generation, _nextIno;
+    /// <summary>Components cached walks found (each one lookup and one hit): one atomic add per walk instead of two.</summary>
+    private long _walkHits;
     private bool _disposed;
 
     /// <summary>The slab cache holding the dentries.</summary>
@@ -116,7 +119,7 @@ public sealed unsafe partial class DentryCache : IDisposable
         var st = Cache.GetStatistics();
         return new DcacheStatistics(
             Volatile.Read(ref _nrDentry), _lru.Count, Volatile.Read(ref _nrNegative),
-            Volatile.Read(ref _lookups), Volatile.Read(ref _hits), Volatile.Read(ref _misses),
+            Volatile.Read(ref _lookups) + Volatile.Read(ref _walkHits), Volatile.Read(ref _hits) + Volatile.Read(ref _walkHits), Volatile.Read(ref _misses),
             st.Slabs, st.Objects, st.OptimalSlabs, st.ObjectsPerSlab);
     }
 
