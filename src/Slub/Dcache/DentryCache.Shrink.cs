@@ -36,14 +36,17 @@ public sealed unsafe partial class DentryCache
     /// <summary>
     /// Waits for a grace period of the lock-free walkers (<c>synchronize_rcu</c> + <c>rcu_barrier</c>): every
     /// dentry and name retired before the call is back in its slab afterwards. Kills on other paths (dput of an
-    /// unhashed dentry, drop, delete, rename) only retire; their memory comes back at the reclaimer's next pass.
+    /// unhashed dentry, drop, rename) only retire, one dentry at a time; their memory comes back at the
+    /// reclaimer's next pass (every <see cref="Slub.Rcu.EpochReclaimer.PollThreshold"/> retirements), at the next
+    /// drain, or — for dentries of a slab SMO isolates — in that migrate call.
     /// No lock of the cache may be held (a walker may be spinning on a dentry lock inside its read section).
     /// </summary>
     private void DrainFrees() => _rcu.Synchronize();
 
     /// <summary>
     /// <c>shrink_dcache_parent</c>: frees every unused dentry below <paramref name="dentry"/> (which the caller
-    /// holds). Dentries in use, and their ancestors, stay. Returns the dentries freed. Thread-safe.
+    /// holds). Dentries in use, and their ancestors, stay. Returns the dentries freed; their memory is back in the
+    /// slab when it returns (<see cref="DrainFrees"/>). Thread-safe.
     /// </summary>
     public int ShrinkParent(Dentry dentry)
     {
@@ -140,8 +143,11 @@ public sealed unsafe partial class DentryCache
             finally { _tree.ExitWriteLock(); }
             FreeAll(toFree);
             freed += toFree.Count;
-            if (toFree.Count == 0) return freed;
+            if (toFree.Count == 0) break;
         }
+        // A subtree can be large (an invalidated directory): its memory is back when this returns, as Prune's is.
+        if (freed > 0) DrainFrees();
+        return freed;
     }
 
     /// <summary>The outcome of one entry of a shrink list: killed and freed by us, killed by somebody else and freed by us (they left the free to the list owner), or left alone.</summary>
