@@ -127,7 +127,7 @@ public sealed unsafe partial class DentryCache
                 nint next = LookupFast(cur, hash, name);
                 if (next == 0)
                 {
-                    next = LookupSlow(cur, hash, name, rel, part.End.Value);
+                    next = LookupSlow(cur, hash, name);
                     queries++;
                 }
                 nint prev = cur;
@@ -312,17 +312,21 @@ public sealed unsafe partial class DentryCache
     }
 
     /// <summary>
-    /// <c>lookup_slow</c>: asks the file system about <c>rel[..end]</c> with no lock held, then under the tree
+    /// <c>lookup_slow</c>: asks the file system about the child's path as the cache knows its parent now (see
+    /// <see cref="DiskPathOf"/>) with no lock held, then under the tree
     /// lock either takes the dentry another thread added meanwhile, or links, instantiates and hashes a new
     /// one. If an invalidation ran while the file system was being asked, the answer may be stale: ask again
     /// (a few times), and in the end return it without caching it (an unhashed dentry, dying at its dput).
     /// </summary>
-    private nint LookupSlow(nint parent, uint hash, ReadOnlySpan<byte> name, string rel, int end)
+    private nint LookupSlow(nint parent, uint hash, ReadOnlySpan<byte> name)
     {
-        string full = RootPath.EndsWith('/') ? RootPath + rel[..end] : string.Concat(RootPath, "/", rel.AsSpan(0, end));
         for (int attempt = 0; ; attempt++)
         {
             long generation = Volatile.Read(ref _generation);
+            // Where the parent is now, not the path the walk was given: a directory renamed since the walk reached
+            // it (or during a probe) would otherwise be asked about under its old name, and the answer cached under
+            // its new one.
+            string full = DiskPathOf(parent, name);
             InodeKind kind = _probe(full);
             Interlocked.Increment(ref _misses);
             nint fresh = AllocDentry(parent, hash, name);
@@ -356,6 +360,30 @@ public sealed unsafe partial class DentryCache
             if (fresh != 0) DiscardUnpublished(fresh);
             if (result != 0) return result;
         }
+    }
+
+    /// <summary>
+    /// The disk path of child <paramref name="name"/> of <paramref name="parent"/> (which the caller holds) as the
+    /// cache knows the parent now: its names up to the root, read under the tree lock for reading.
+    /// </summary>
+    private string DiskPathOf(nint parent, ReadOnlySpan<byte> name)
+    {
+        var parts = new List<string>();
+        _tree.EnterReadLock();
+        try
+        {
+            for (nint a = parent; a != _root; a = ((DentryData*)a)->Parent) parts.Add(DentryName.ToString((DentryData*)a));
+        }
+        finally { _tree.ExitReadLock(); }
+        var sb = new System.Text.StringBuilder(RootPath);
+        for (int i = parts.Count - 1; i >= 0; i--)
+        {
+            if (sb[^1] != '/') sb.Append('/');
+            sb.Append(parts[i]);
+        }
+        if (sb[^1] != '/') sb.Append('/');
+        sb.Append(System.Text.Encoding.UTF8.GetString(name));
+        return sb.ToString();
     }
 
     /// <summary>Frees a dentry from <see cref="AllocDentry"/> that was never linked or hashed: no walker can have seen it, so at once. No locks held.</summary>
