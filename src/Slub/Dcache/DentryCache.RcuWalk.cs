@@ -33,8 +33,9 @@ public sealed unsafe partial class DentryCache
     /// RCU-walk: follows <paramref name="rel"/> through the hash table with no lock and no reference, inside a read
     /// section of <see cref="_rcu"/> (so no dentry or name it reads is freed under it). Each dentry's
     /// <see cref="DentryData.Seq"/> is sampled when it is found; a parent whose sample moved while its child was
-    /// looked up ends the walk. The last dentry is legitimised under its lock: still hashed (or the root) and alive,
-    /// its own sample unchanged, and the rename sequence unchanged since the walk began — no dentry anywhere was
+    /// looked up ends the walk. The last dentry is legitimised (<see cref="Legitimate"/>) after a full fence — under
+    /// its lock when there is something to write, else after the counter's atomic add: still hashed (or the root)
+    /// and alive, its own sample unchanged, and the rename sequence unchanged since the walk began — no dentry anywhere was
     /// unhashed or renamed meanwhile, so every dentry on the way was hashed under the name it matched at that
     /// moment and the answer is the one the locked walk would have given then. Only then is
     /// <paramref name="finish"/> applied. False on a miss, an odd (in-progress) seqcount or a failed check: the
