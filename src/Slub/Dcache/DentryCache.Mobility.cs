@@ -17,6 +17,8 @@ public sealed unsafe partial class DentryCache
     private sealed class IsolateState
     {
         public ShrinkList List;
+        /// <summary>Isolate dropped a killed dentry whose free waits for a grace period: migrate must wait for it, or the slab cannot empty.</summary>
+        public bool SawRetired;
         public readonly IsolateReason[] Reasons;
         public readonly List<nint> ToFree;
 
@@ -61,6 +63,7 @@ public sealed unsafe partial class DentryCache
     private void ReturnState(IsolateState s)
     {
         s.List = default;
+        s.SawRetired = false;
         s.ToFree.Clear();
         var pool = _isolatePool;
         for (int i = 0; i < pool.Length; i++)
@@ -105,7 +108,11 @@ public sealed unsafe partial class DentryCache
             Lock(d);
             int count = d->Count;
             uint flags = d->Flags;
-            if (count < 0) objects[i] = 0;
+            if (count < 0)
+            {
+                objects[i] = 0;
+                if ((flags & (uint)DentryFlags.Killed) != 0) state.SawRetired = true;   // freed later, or already (harmless)
+            }
             else if ((flags & (uint)DentryFlags.Root) != 0) state.Reasons[i] = IsolateReason.Pinned;
             else if (count > 0 || (flags & (uint)DentryFlags.ShrinkList) != 0) state.Reasons[i] = IsolateReason.Busy;
             else
@@ -169,6 +176,9 @@ public sealed unsafe partial class DentryCache
     /// (<see cref="MigrateResult.Later"/>); dentries isolate found in use are <see cref="MigrateResult.Later"/>,
     /// the root <see cref="MigrateResult.CannotMove"/>. A directory of the slab freed because its last child
     /// went is reported freed too. The target node is ignored: dentries are freed, never moved.
+    /// Frees go through the reclaimer (lock-free walkers may hold any dentry); one grace period at the end of the
+    /// call, not one per object, puts every dentry reported freed — and every one killed earlier whose free was
+    /// still waiting — back in the slab before the call returns, so the core can free the slab in this run.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // runs in defrag bursts: see MigrateCallback
     private void Migrate(KmemCache cache, ReadOnlySpan<nint> objects, int node, object? privateState, Span<MigrateResult> results)
@@ -208,6 +218,8 @@ public sealed unsafe partial class DentryCache
                 for (int i = 0; i < objects.Length; i++)
                     if (objects[i] == f) results[i] = MigrateResult.Freed;
             FreeAll(toFree);
+            // Quietly: another retirement's failing free action is not this migration's failure.
+            if (toFree.Count > 0 || state.SawRetired) _rcu.SynchronizeQuietly();
         }
         finally { ReturnState(state); }
     }

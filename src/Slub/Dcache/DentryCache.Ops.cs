@@ -54,6 +54,8 @@ public sealed unsafe partial class DentryCache
         CheckHeld(dentry);
         if (kind is InodeKind.Unknown or InodeKind.Negative) throw new ArgumentOutOfRangeException(nameof(kind), kind, "d_instantiate needs an inode");
         var d = dentry.D;
+        // The tree lock serialises every writer of d_seq (a hashed negative dentry may be instantiated in place).
+        _tree.EnterWriteLock();
         Lock(d);
         try
         {
@@ -61,7 +63,11 @@ public sealed unsafe partial class DentryCache
                 throw new InvalidOperationException($"d_instantiate: {dentry} already has an inode");
             InstantiateLocked(d, kind);
         }
-        finally { Unlock(d); }
+        finally
+        {
+            Unlock(d);
+            _tree.ExitWriteLock();
+        }
     }
 
     /// <summary>
@@ -140,13 +146,18 @@ public sealed unsafe partial class DentryCache
             Lock(d);
             if (d->Count == 1 && d->Children == 0 && d->Kind != InodeKind.Negative)
             {
-                d->Seq++;
+                SeqCount.WriteBegin(ref d->Seq);
                 d->SetKind(InodeKind.Negative);
                 d->Inode = 0;
                 Interlocked.Increment(ref _nrNegative);
-                d->Seq++;
+                SeqCount.WriteEnd(ref d->Seq);
             }
-            else if (d->Kind != InodeKind.Negative) _hash.Remove(dentry.Address);
+            else if (d->Kind != InodeKind.Negative)
+            {
+                SeqCount.WriteBegin(ref d->Seq);
+                UnhashLocked(dentry.Address);
+                SeqCount.WriteEnd(ref d->Seq);
+            }
             Unlock(d);
         }
         finally { _tree.ExitWriteLock(); }
@@ -180,6 +191,7 @@ public sealed unsafe partial class DentryCache
         nint oldExternal = 0;
         var toFree = new List<nint>(2);
         var d = dentry.D;
+        bool renaming = false;
         _tree.EnterWriteLock();
         try
         {
@@ -195,18 +207,23 @@ public sealed unsafe partial class DentryCache
                 oldExternal = external;   // same place, same name: nothing to do
                 return;
             }
+            // One rename section for the whole move: lock-free walkers that overlap any part of it fall back.
+            // (Nothing below unhashes through UnhashLocked: the target and the dentry are removed directly, and
+            // a dentry killed on the way — the target, the old parent — is unhashed by then.)
+            SeqCount.WriteBegin(ref _renameSeq);
+            renaming = true;
             if (target != 0)
             {
                 var t = (DentryData*)target;
                 Lock(t);
-                t->Seq++;
+                SeqCount.WriteBegin(ref t->Seq);
                 _hash.Remove(target);
-                t->Seq++;
+                SeqCount.WriteEnd(ref t->Seq);
                 if (t->Count == 0) KillAndAncestorsLocked(target, toFree, killAncestors: false);
                 else Unlock(t);
             }
             Lock(d);
-            d->Seq++;
+            SeqCount.WriteBegin(ref d->Seq);   // odd until the dentry is rehashed under its new name
             _hash.Remove(dentry.Address);
             Unlock(d);
             nint oldParent = d->Parent;
@@ -222,13 +239,19 @@ public sealed unsafe partial class DentryCache
             }
             Lock(d);
             _hash.Insert(dentry.Address);
-            d->Seq++;
+            SeqCount.WriteEnd(ref d->Seq);
             Unlock(d);
         }
         finally
         {
+            if (renaming) SeqCount.WriteEnd(ref _renameSeq);
             _tree.ExitWriteLock();
-            if (oldExternal != 0) _kmalloc.Free(oldExternal);
+            // The replaced name may be under a lock-free walker's comparison: it waits for a grace period.
+            if (oldExternal != 0)
+            {
+                if (renaming) _rcu.Retire(oldExternal, _freeName);
+                else _kmalloc.Free(oldExternal);
+            }
         }
         FreeAll(toFree);
     }
@@ -286,9 +309,21 @@ public sealed unsafe partial class DentryCache
         return p;
     }
 
-    /// <summary>Frees a dead dentry: back to the constructed state (lock word untouched, count already dead; only <see cref="DentryFlags.Killed"/> stays set), then to the slab. No locks held.</summary>
-    private void FreeDentry(nint p)
+    /// <summary>
+    /// Frees a dead dentry once no lock-free walker can hold it: retired to the cache's reclaimer (RCU-delayed
+    /// <c>dentry_free</c>). Until its grace period ends the slot stays allocated and intact — dead
+    /// (<see cref="DentryData.DeadCount"/>, <see cref="DentryFlags.Killed"/>), which isolate skips. Any locks may be held.
+    /// </summary>
+    private void FreeDentry(nint p) => _rcu.Retire(p, _freeDentry);
+
+    /// <summary>
+    /// The free itself (a retired dentry's free action, or a dentry no walker ever saw): back to the constructed
+    /// state (lock word untouched, count already dead; only <see cref="DentryFlags.Killed"/> stays set), then to
+    /// the slab, and its external name to kmalloc. Nothing to do once the allocator's memory is gone.
+    /// </summary>
+    private void FreeDentryNow(nint p)
     {
+        if (_allocator.IsDisposed) return;
         var d = (DentryData*)p;
         nint external = DentryName.External(d);
         d->Flags = (uint)DentryFlags.Killed;   // tells isolate's estimate this slot is going, until reused
@@ -306,19 +341,24 @@ public sealed unsafe partial class DentryCache
         if (external != 0) _kmalloc.Free(external);
     }
 
+    private void FreeNameNow(nint external)
+    {
+        if (!_allocator.IsDisposed) _kmalloc.Free(external);
+    }
+
     private void FreeAll(List<nint> toFree)
     {
         foreach (var p in toFree) FreeDentry(p);
     }
 
-    /// <summary>Sets the kind and inode of a dentry. Its lock held.</summary>
+    /// <summary>Sets the kind and inode of a dentry. Tree lock held for writing, its lock held.</summary>
     private void InstantiateLocked(DentryData* d, InodeKind kind)
     {
         bool wasNegative = d->Kind == InodeKind.Negative;
-        d->Seq++;
+        SeqCount.WriteBegin(ref d->Seq);
         d->SetKind(kind);
         d->Inode = kind == InodeKind.Negative ? 0 : (ulong)Interlocked.Increment(ref _nextIno);
-        d->Seq++;
+        SeqCount.WriteEnd(ref d->Seq);
         if (kind == InodeKind.Negative && !wasNegative) Interlocked.Increment(ref _nrNegative);
         else if (kind != InodeKind.Negative && wasNegative) Interlocked.Decrement(ref _nrNegative);
     }
@@ -399,6 +439,20 @@ public sealed unsafe partial class DentryCache
         KillAndAncestorsLocked(p, toFree, killAncestors: false);
     }
 
+    /// <summary>
+    /// Takes a hashed dentry out of its chain inside a write section of the rename sequence, so lock-free walkers
+    /// that overlap it fall back (a reader standing on it may be carried along its old chain, or read it dying).
+    /// Tree lock held for writing, its lock held; not inside another rename section (<see cref="Move"/> removes directly).
+    /// </summary>
+    private void UnhashLocked(nint p)
+    {
+        if ((((DentryData*)p)->Flags & (uint)DentryFlags.Hashed) == 0) return;
+        System.Diagnostics.Debug.Assert(!SeqCount.IsWriting(_renameSeq), "nested rename section");
+        SeqCount.WriteBegin(ref _renameSeq);
+        _hash.Remove(p);
+        SeqCount.WriteEnd(ref _renameSeq);
+    }
+
     /// <summary>Unhash (<c>__d_drop</c>). Tree lock held for writing.</summary>
     private void DropTreeLocked(nint p)
     {
@@ -406,9 +460,9 @@ public sealed unsafe partial class DentryCache
         Lock(d);
         if ((d->Flags & (uint)DentryFlags.Hashed) != 0)
         {
-            d->Seq++;
-            _hash.Remove(p);
-            d->Seq++;
+            SeqCount.WriteBegin(ref d->Seq);
+            UnhashLocked(p);
+            SeqCount.WriteEnd(ref d->Seq);
         }
         // An unused dentry that can no longer be found would only wait for the LRU walk: kill it now.
         if (d->Count == 0 && d->Children == 0) KillAndAncestorsLocked(p, new List<nint>(0), killAncestors: false, freeNow: true);
@@ -456,7 +510,7 @@ public sealed unsafe partial class DentryCache
         var d = (DentryData*)p;
         if (d->Children != 0) { Unlock(d); throw new InvalidOperationException($"dentry 0x{p:x} killed with children"); }
         d->Count = DentryData.DeadCount;
-        d->Seq++;
+        SeqCount.WriteBegin(ref d->Seq);
         uint flags = d->Flags;
         if ((flags & (uint)(DentryFlags.LruList | DentryFlags.ShrinkList)) == (uint)DentryFlags.LruList)
         {
@@ -465,14 +519,14 @@ public sealed unsafe partial class DentryCache
             _lru.Exit();
             d->Flags &= ~(uint)(DentryFlags.LruList | DentryFlags.Referenced);
         }
-        _hash.Remove(p);
+        UnhashLocked(p);
         if (d->Kind == InodeKind.Negative) Interlocked.Decrement(ref _nrNegative);
         d->Inode = 0;
         nint parent = d->Parent;
         if (parent != p && parent != 0) UnlinkChild(parent, p);
         d->Flags |= (uint)DentryFlags.Killed;
         bool ownedByList = (flags & (uint)DentryFlags.ShrinkList) != 0;
-        d->Seq++;
+        SeqCount.WriteEnd(ref d->Seq);
         Unlock(d);
         Interlocked.Decrement(ref _nrDentry);
         if (!ownedByList) toFree.Add(p);

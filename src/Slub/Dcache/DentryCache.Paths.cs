@@ -2,8 +2,9 @@ using System.Runtime.CompilerServices;
 
 namespace Slub.Dcache;
 
-// Path walk over the real tree (fs/namei.c's link_path_walk / walk_component / lookup_slow, in REF-walk
-// mode only) and the notifications that keep the cache coherent with the disk.
+// Path walk over the real tree (fs/namei.c's link_path_walk / walk_component / lookup_slow: RCU-walk first,
+// see DentryCache.RcuWalk.cs, then a walk under the tree read lock, then ref-walk) and the notifications that
+// keep the cache coherent with the disk.
 public sealed unsafe partial class DentryCache
 {
     /// <summary>
@@ -19,7 +20,11 @@ public sealed unsafe partial class DentryCache
     public LookupResult LookupPath(string path)
     {
         CheckPath(path, nameof(path));
-        if (TryWalkable(path, out int start) && TryLockedWalk(path.AsSpan(start), out var cached)) return cached;
+        if (TryWalkable(path, out int start))
+        {
+            var span = path.AsSpan(start);
+            if (TryRcuWalk(span, WalkFinish.MarkReferenced, out _, out var cached) || TryLockedWalk(span, out cached)) return cached;
+        }
         string rel = Relative(path, nameof(path));
         nint p = Walk(rel, out int queries, out bool complete);
         try { return Answer(p, queries, complete); }
@@ -27,10 +32,11 @@ public sealed unsafe partial class DentryCache
     }
 
     /// <summary>
-    /// The fast path (the analogue of the kernel's RCU-walk): with the tree lock held for reading nothing can be
-    /// unhashed or freed, so the walk follows the hash table without taking references. Only the dentry that
-    /// answers is touched: if it is unused on the LRU it gets the referenced bit, as a get/put pair would give
-    /// it. Returns false at the first component that is not cached; the caller then walks again in ref mode.
+    /// The fallback of <see cref="TryRcuWalk"/> (a miss, or a failed validation): with the tree lock held for
+    /// reading nothing can be unhashed or renamed, so the walk follows the hash table without taking references
+    /// or validating. Only the dentry that answers is touched: if it is unused on the LRU it gets the referenced
+    /// bit, as a get/put pair would give it. Returns false at the first component that is not cached; the caller
+    /// then walks again in ref mode.
     /// </summary>
     /// <remarks>
     /// <paramref name="rel"/> may still hold empty components ("a//b", a trailing '/'), which are skipped, but
@@ -69,8 +75,7 @@ public sealed unsafe partial class DentryCache
             Unlock(d);
         }
         finally { _tree.ExitReadLock(); }
-        Interlocked.Add(ref _lookups, components);
-        Interlocked.Add(ref _hits, components);
+        Interlocked.Add(ref _walkHits, components);
         return true;
     }
 
@@ -83,6 +88,9 @@ public sealed unsafe partial class DentryCache
     /// <exception cref="ArgumentException">As <see cref="LookupPath"/>: outside the root, or a NUL in the path.</exception>
     public Dentry Resolve(string path, out LookupResult result)
     {
+        CheckPath(path, nameof(path));
+        if (TryWalkable(path, out int start) && TryRcuWalk(path.AsSpan(start), WalkFinish.TakeReference, out nint held, out result))
+            return new Dentry(held);
         nint p = Walk(Relative(path, nameof(path)), out int queries, out bool complete);
         result = Answer(p, queries, complete);
         return new Dentry(p);
@@ -121,7 +129,7 @@ public sealed unsafe partial class DentryCache
                 nint next = LookupFast(cur, hash, name);
                 if (next == 0)
                 {
-                    next = LookupSlow(cur, hash, name, rel, part.End.Value);
+                    next = LookupSlow(cur, hash, name);
                     queries++;
                 }
                 nint prev = cur;
@@ -184,11 +192,13 @@ public sealed unsafe partial class DentryCache
     /// <summary>
     /// True if every component of <paramref name="path"/> is cached (positive or negative), so a lookup would
     /// not ask the file system. A peek: asks nothing, takes no reference and leaves the LRU and its referenced
-    /// bits alone (the walk holds the tree lock for reading instead). Thread-safe.
+    /// bits alone (an RCU-walk, or, when that fails, a walk under the tree lock held for reading). Thread-safe.
     /// </summary>
     /// <exception cref="ArgumentException">As <see cref="LookupPath"/>: outside the root, or a NUL in the path.</exception>
     public bool IsCached(string path)
     {
+        CheckPath(path, nameof(path));
+        if (TryWalkable(path, out int start) && TryRcuWalk(path.AsSpan(start), WalkFinish.Peek, out _, out _)) return true;
         string rel = Relative(path, nameof(path));
         Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
         _tree.EnterReadLock();
@@ -311,17 +321,21 @@ public sealed unsafe partial class DentryCache
     }
 
     /// <summary>
-    /// <c>lookup_slow</c>: asks the file system about <c>rel[..end]</c> with no lock held, then under the tree
+    /// <c>lookup_slow</c>: asks the file system about the child's path as the cache knows its parent now (see
+    /// <see cref="DiskPathOf"/>) with no lock held, then under the tree
     /// lock either takes the dentry another thread added meanwhile, or links, instantiates and hashes a new
     /// one. If an invalidation ran while the file system was being asked, the answer may be stale: ask again
     /// (a few times), and in the end return it without caching it (an unhashed dentry, dying at its dput).
     /// </summary>
-    private nint LookupSlow(nint parent, uint hash, ReadOnlySpan<byte> name, string rel, int end)
+    private nint LookupSlow(nint parent, uint hash, ReadOnlySpan<byte> name)
     {
-        string full = RootPath.EndsWith('/') ? RootPath + rel[..end] : string.Concat(RootPath, "/", rel.AsSpan(0, end));
         for (int attempt = 0; ; attempt++)
         {
             long generation = Volatile.Read(ref _generation);
+            // Where the parent is now, not the path the walk was given: a directory renamed since the walk reached
+            // it (or during a probe) would otherwise be asked about under its old name, and the answer cached under
+            // its new one.
+            string full = DiskPathOf(parent, name);
             InodeKind kind = _probe(full);
             Interlocked.Increment(ref _misses);
             nint fresh = AllocDentry(parent, hash, name);
@@ -357,7 +371,31 @@ public sealed unsafe partial class DentryCache
         }
     }
 
-    /// <summary>Frees a dentry from <see cref="AllocDentry"/> that was never linked or hashed. No locks held.</summary>
+    /// <summary>
+    /// The disk path of child <paramref name="name"/> of <paramref name="parent"/> (which the caller holds) as the
+    /// cache knows the parent now: its names up to the root, read under the tree lock for reading.
+    /// </summary>
+    private string DiskPathOf(nint parent, ReadOnlySpan<byte> name)
+    {
+        var parts = new List<string>();
+        _tree.EnterReadLock();
+        try
+        {
+            for (nint a = parent; a != _root; a = ((DentryData*)a)->Parent) parts.Add(DentryName.ToString((DentryData*)a));
+        }
+        finally { _tree.ExitReadLock(); }
+        var sb = new System.Text.StringBuilder(RootPath);
+        for (int i = parts.Count - 1; i >= 0; i--)
+        {
+            if (sb[^1] != '/') sb.Append('/');
+            sb.Append(parts[i]);
+        }
+        if (sb[^1] != '/') sb.Append('/');
+        sb.Append(System.Text.Encoding.UTF8.GetString(name));
+        return sb.ToString();
+    }
+
+    /// <summary>Frees a dentry from <see cref="AllocDentry"/> that was never linked or hashed: no walker can have seen it, so at once. No locks held.</summary>
     private void DiscardUnpublished(nint p)
     {
         var d = (DentryData*)p;
@@ -365,7 +403,7 @@ public sealed unsafe partial class DentryCache
         d->Count = DentryData.DeadCount;
         Unlock(d);
         Interlocked.Decrement(ref _nrDentry);
-        FreeDentry(p);
+        FreeDentryNow(p);
     }
 
     /// <summary>

@@ -8,29 +8,45 @@ public sealed unsafe partial class DentryCache
     /// <c>prune_dcache_sb</c>: the memory-pressure shrinker. Walks up to <paramref name="nrToScan"/> entries from
     /// the old end of the LRU: a dentry in use is taken off the LRU; a referenced one loses the bit and moves to
     /// the young end (second chance); any other is moved to a private shrink list, which is then killed.
-    /// Parents left unused by that are killed too. Returns the dentries freed. Thread-safe.
+    /// Parents left unused by that are killed too. Returns the dentries freed: their memory is back in the slab
+    /// when it returns (one grace period for the whole batch, see <see cref="DrainFrees"/>). Thread-safe.
     /// </summary>
     public int Prune(long nrToScan)
     {
         ThrowIfDisposed();
-        return PruneLru(nrToScan, ignoreReferenced: false);
+        int freed = PruneLru(nrToScan, ignoreReferenced: false);
+        if (freed > 0) DrainFrees();
+        return freed;
     }
 
     /// <summary>
     /// <c>shrink_dcache_sb</c>: frees every unused dentry (ignoring the referenced bit), repeating until the LRU is
-    /// empty. Returns the dentries freed. Thread-safe.
+    /// empty. Returns the dentries freed. When it returns, every dentry killed before it (by any operation) is
+    /// back in the slab (<see cref="DrainFrees"/>). Thread-safe.
     /// </summary>
     public int ShrinkAll()
     {
         ThrowIfDisposed();
         int freed = 0;
         while (_lru.Count > 0) freed += PruneLru(1024, ignoreReferenced: true);
+        DrainFrees();
         return freed;
     }
 
     /// <summary>
+    /// Waits for a grace period of the lock-free walkers (<c>synchronize_rcu</c> + <c>rcu_barrier</c>): every
+    /// dentry and name retired before the call is back in its slab afterwards. Kills on other paths (dput of an
+    /// unhashed dentry, drop, rename) only retire, one dentry at a time; their memory comes back at the
+    /// reclaimer's next pass (every <see cref="Slub.Rcu.EpochReclaimer.PollThreshold"/> retirements), at the next
+    /// drain, or — for dentries of a slab SMO isolates — in that migrate call.
+    /// No lock of the cache may be held (a walker may be spinning on a dentry lock inside its read section).
+    /// </summary>
+    private void DrainFrees() => _rcu.Synchronize();
+
+    /// <summary>
     /// <c>shrink_dcache_parent</c>: frees every unused dentry below <paramref name="dentry"/> (which the caller
-    /// holds). Dentries in use, and their ancestors, stay. Returns the dentries freed. Thread-safe.
+    /// holds). Dentries in use, and their ancestors, stay. Returns the dentries freed; their memory is back in the
+    /// slab when it returns (<see cref="DrainFrees"/>). Thread-safe.
     /// </summary>
     public int ShrinkParent(Dentry dentry)
     {
@@ -127,8 +143,11 @@ public sealed unsafe partial class DentryCache
             finally { _tree.ExitWriteLock(); }
             FreeAll(toFree);
             freed += toFree.Count;
-            if (toFree.Count == 0) return freed;
+            if (toFree.Count == 0) break;
         }
+        // A subtree can be large (an invalidated directory): its memory is back when this returns, as Prune's is.
+        if (freed > 0) DrainFrees();
+        return freed;
     }
 
     /// <summary>The outcome of one entry of a shrink list: killed and freed by us, killed by somebody else and freed by us (they left the free to the list owner), or left alone.</summary>

@@ -1,3 +1,5 @@
+using Slub.Rcu;
+
 namespace Slub.Dcache;
 
 /// <summary>
@@ -13,10 +15,12 @@ namespace Slub.Dcache;
 /// operation must carry a reference the caller holds (from <see cref="Lookup(Dentry,string)"/>,
 /// <see cref="Alloc"/>, <see cref="Get"/> or <see cref="Root"/>).</para>
 /// <para><b>Locking</b> (docs/dcache.md): a tree lock (reader/writer: hash chains, names, parent and children
-/// links — readers are lookups, writers are add, drop, delete, move and kill) → a per-dentry spin lock
-/// (count, flags, inode, LRU bits) → the LRU lock. At most one dentry lock is held at a time; no lock of this
-/// class is held while a dentry is allocated or freed, so the SMO isolate callback, which runs under a slab
-/// lock and takes dentry locks and the LRU lock, cannot deadlock with them.</para>
+/// links — readers are the fallback lookups, writers are add, drop, delete, move and kill) → a per-dentry spin
+/// lock (count, flags, inode, LRU bits) → the LRU lock. At most one dentry lock is held at a time; no lock of
+/// this class is held while a dentry is allocated or freed, so the SMO isolate callback, which runs under a slab
+/// lock and takes dentry locks and the LRU lock, cannot deadlock with them. Cached path lookups first walk with
+/// no lock at all (RCU-walk), validated by seqcounts; dentries and external names are therefore freed only
+/// after a grace period of the cache's <see cref="EpochReclaimer"/>.</para>
 /// </remarks>
 public sealed unsafe partial class DentryCache : IDisposable
 {
@@ -30,7 +34,14 @@ public sealed unsafe partial class DentryCache : IDisposable
     private readonly Func<string, InodeKind> _probe;
     private readonly nint _sb = (nint)Interlocked.Increment(ref s_nextSb);
     private readonly nint _root;
+    /// <summary>The grace-period domain of this cache's lock-free walkers: dead dentries and replaced names are retired through it.</summary>
+    private readonly EpochReclaimer _rcu = new();
+    private readonly Action<nint> _freeDentry, _freeName;
+    /// <summary><c>rename_lock</c>'s counter: odd while a dentry is unhashed or renamed (under the tree write lock).</summary>
+    private uint _renameSeq;
     private long _nrDentry, _nrNegative, _lookups, _hits, _misses, _generation, _nextIno;
+    /// <summary>Components cached walks found (each one lookup and one hit): one atomic add per walk instead of two.</summary>
+    private long _walkHits;
     private bool _disposed;
 
     /// <summary>The slab cache holding the dentries.</summary>
@@ -69,6 +80,8 @@ public sealed unsafe partial class DentryCache : IDisposable
         _kmalloc = allocator.Kmalloc;
         _hash = new DentryHashTable(options.HashBits);
         _probe = options.Probe ?? FileSystemProbe.Probe;
+        _freeDentry = FreeDentryNow;
+        _freeName = FreeNameNow;
         PartialShrinkMode = options.PartialShrink;
         Cache = CreateSlabCache(allocator, options.CacheName);
         // Patch 13: mobility is set when the cache is created, before any dentry exists.
@@ -106,7 +119,7 @@ public sealed unsafe partial class DentryCache : IDisposable
         var st = Cache.GetStatistics();
         return new DcacheStatistics(
             Volatile.Read(ref _nrDentry), _lru.Count, Volatile.Read(ref _nrNegative),
-            Volatile.Read(ref _lookups), Volatile.Read(ref _hits), Volatile.Read(ref _misses),
+            Volatile.Read(ref _lookups) + Volatile.Read(ref _walkHits), Volatile.Read(ref _hits) + Volatile.Read(ref _walkHits), Volatile.Read(ref _misses),
             st.Slabs, st.Objects, st.OptimalSlabs, st.ObjectsPerSlab);
     }
 
@@ -149,6 +162,7 @@ public sealed unsafe partial class DentryCache : IDisposable
         }
         finally { _tree.ExitWriteLock(); }
         FreeAll(toFree);
+        _rcu.Synchronize();   // every retired dentry and name back in its slab before the cache goes
         _disposed = true;
         _allocator.DestroyCache(Cache);
         _tree.Dispose();
@@ -161,6 +175,9 @@ public sealed unsafe partial class DentryCache : IDisposable
             throw new ObjectDisposedException($"dcache {RootPath}", $"dcache {RootPath} (cache {Cache.Name}): " +
                 (_disposed ? "the dentry cache has been disposed" : "its SlabAllocator has been disposed"));
     }
+
+    /// <summary>The reclaimer lock-free walks read under (for tests: retired and freed counts).</summary>
+    internal EpochReclaimer Rcu => _rcu;
 
     private static void Lock(DentryData* d) => SpinLockWord.Enter(ref d->LockWord);
     private static void Unlock(DentryData* d) => SpinLockWord.Exit(ref d->LockWord);

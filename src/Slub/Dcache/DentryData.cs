@@ -13,7 +13,10 @@ namespace Slub.Dcache;
 /// kernel's <c>d_lockref</c>); the lock guards <see cref="Count"/>, <see cref="Flags"/>, <see cref="Inode"/>
 /// and the LRU/shrink-list membership bits. Hash links, parent, name and children/sibling links change only
 /// under the dcache's tree lock held for writing. <see cref="LruNext"/>/<see cref="LruPrev"/> are guarded by
-/// the LRU lock while on the LRU, and by the list owner while on a private shrink list.</para>
+/// the LRU lock while on the LRU, and by the list owner while on a private shrink list. <see cref="Seq"/> is a
+/// seqcount (<see cref="SeqCount"/>) written under the tree write lock and the dentry lock. Lock-free walkers
+/// (RCU-walk) read any field without a lock and validate what they read against <see cref="Seq"/> and the
+/// cache's rename sequence; a dentry's memory stays intact until their read sections end (frees are retired).</para>
 /// <para><b>Constructed state</b> (the series' patch 12): lock free, <see cref="Count"/> =
 /// <see cref="DeadCount"/>, everything else zero. A dentry gets that state back before it is freed, and
 /// the lock word is never re-initialised on allocation, so the evictor (isolate) may lock and inspect any
@@ -30,9 +33,9 @@ internal unsafe struct DentryData
 
     /// <summary><c>d_flags</c>.</summary>
     [FieldOffset(0)] public uint Flags;
-    /// <summary><c>d_seq</c>: bumped (to odd, then even) around renames and kills so optimistic readers can detect them.</summary>
+    /// <summary><c>d_seq</c>: a seqcount, odd while a rename, kill, unhash, instantiation or delete-in-place changes the dentry, so lock-free walkers can detect it.</summary>
     [FieldOffset(4)] public uint Seq;
-    /// <summary><c>d_hash</c>: next dentry in the hash bucket.</summary>
+    /// <summary><c>d_hash</c>: next dentry in the hash bucket; kept when the dentry is unhashed, for a lock-free walker standing on it.</summary>
     [FieldOffset(8)] public nint HashNext;
     /// <summary><c>d_hash</c>: previous dentry in the bucket, 0 for the first.</summary>
     [FieldOffset(16)] public nint HashPrev;
@@ -67,7 +70,8 @@ internal unsafe struct DentryData
     /// <summary><c>d_sb</c>: identity of the owning <see cref="DentryCache"/>; operations taking a handle (all but get/put) check it.</summary>
     [FieldOffset(152)] public nint Sb;
     // Bytes 160..191 correspond to the kernel's d_op, d_fsdata and the d_u union (inode alias list, RCU
-    // head); this implementation has no per-fs methods, no inode alias lists and no RCU, so they stay zero.
+    // head); this implementation has no per-fs methods and no inode alias lists, and its reclaimer queues
+    // retired dentries itself, so they stay zero.
 
     public readonly DentryFlags DFlags => (DentryFlags)Flags;
     public readonly InodeKind Kind => (InodeKind)((Flags & (uint)DentryFlags.TypeMask) >> 19);

@@ -7,7 +7,16 @@ namespace Slub.Dcache;
 /// dentries' <see cref="DentryData.HashNext"/>/<see cref="DentryData.HashPrev"/>, keyed by (parent, name hash,
 /// name). The bucket is chosen by the top bits of the 32-bit hash, as the kernel's <c>d_hash</c> does.
 /// </summary>
-/// <remarks>Not synchronised itself: walks need the dcache tree lock for reading, changes need it for writing.</remarks>
+/// <remarks>
+/// <para>Changes need the dcache tree lock for writing. Walks either hold it for reading (<see cref="Find"/>) or
+/// are lock-free inside a read section of the cache's reclaimer (<see cref="FindRcu"/>), so changes keep
+/// every chain walkable at every instant: a dentry is published at a bucket head only once fully initialised
+/// (a release store), and an unhashed dentry keeps its <see cref="DentryData.HashNext"/>, so a reader standing
+/// on it goes on along its old chain (it cannot be freed under the reader: frees wait for a grace period).</para>
+/// <para>What a lock-free walk cannot see is a dentry moved to another chain meanwhile (the reader follows it
+/// into the wrong chain and misses) or a name being rewritten; writers that unhash or rename bump the cache's
+/// rename sequence around the change, and readers validate against it (docs/dcache.md, "Locking").</para>
+/// </remarks>
 internal sealed unsafe class DentryHashTable
 {
     private readonly nint[] _buckets;
@@ -42,21 +51,50 @@ internal sealed unsafe class DentryHashTable
         ref nint head = ref Bucket(d->Hash);
         d->HashPrev = 0;
         d->HashNext = head;
-        if (head != 0) ((DentryData*)head)->HashPrev = p;
-        head = p;
         d->Flags |= (uint)DentryFlags.Hashed;
+        if (head != 0) ((DentryData*)head)->HashPrev = p;
+        Volatile.Write(ref head, p);   // publish: lock-free readers see every field written before this
     }
 
-    /// <summary><c>__d_drop</c>'s unhash: removes <paramref name="p"/> from its bucket. Tree lock held for writing, dentry lock held.</summary>
+    /// <summary>
+    /// <c>__d_drop</c>'s unhash (<c>hlist_bl_del_rcu</c>): removes <paramref name="p"/> from its bucket but leaves
+    /// its <see cref="DentryData.HashNext"/>, so a lock-free reader standing on it can go on. Tree lock held for
+    /// writing, dentry lock held, inside a write section of the rename sequence.
+    /// </summary>
     public void Remove(nint p)
     {
         var d = (DentryData*)p;
         if ((d->Flags & (uint)DentryFlags.Hashed) == 0) return;
-        if (d->HashPrev != 0) ((DentryData*)d->HashPrev)->HashNext = d->HashNext;
-        else Bucket(d->Hash) = d->HashNext;
-        if (d->HashNext != 0) ((DentryData*)d->HashNext)->HashPrev = d->HashPrev;
-        d->HashNext = d->HashPrev = 0;
+        nint next = d->HashNext;
+        if (d->HashPrev != 0) Volatile.Write(ref ((DentryData*)d->HashPrev)->HashNext, next);
+        else Volatile.Write(ref Bucket(d->Hash), next);
+        if (next != 0) ((DentryData*)next)->HashPrev = d->HashPrev;
+        d->HashPrev = 0;
         d->Flags &= ~(uint)DentryFlags.Hashed;
+    }
+
+    /// <summary>
+    /// <c>__d_lookup_rcu</c>: the dentry (parent, name) in the chain of <paramref name="hash"/>, or 0, with no
+    /// lock, inside a read section of the cache's reclaimer. <paramref name="seq"/> is the dentry's
+    /// <see cref="DentryData.Seq"/> sampled before its fields were compared. A hit is a candidate only: the name
+    /// may have been read while it was rewritten, and a miss may come from walking into another chain behind a
+    /// renamed dentry — the caller validates both against the seqcounts. Gives up (returns 0) after
+    /// <paramref name="maxSteps"/> dentries, so a reader dragged from chain to chain by renames cannot loop.
+    /// </summary>
+    public nint FindRcu(nint parent, uint hash, ReadOnlySpan<byte> name, int maxSteps, out uint seq)
+    {
+        for (nint p = Volatile.Read(ref Bucket(hash)); p != 0 && maxSteps-- > 0; p = Volatile.Read(ref ((DentryData*)p)->HashNext))
+        {
+            var d = (DentryData*)p;
+            uint s = SeqCount.ReadBegin(ref d->Seq);
+            if (d->Hash == hash && d->Parent == parent && DentryName.MatchesRcu(d, name))
+            {
+                seq = s;
+                return p;
+            }
+        }
+        seq = 0;
+        return 0;
     }
 
     /// <summary>Longest chain (for statistics). Tree lock held.</summary>

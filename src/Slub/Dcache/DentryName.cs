@@ -61,6 +61,29 @@ internal static unsafe class DentryName
     public static bool Matches(DentryData* d, ReadOnlySpan<byte> name) =>
         d->Length == name.Length && new ReadOnlySpan<byte>((void*)d->Name, d->Length).SequenceEqual(name);
 
+    /// <summary>
+    /// <see cref="Matches"/> for a lock-free reader, whose dentry may be renamed while it compares (the caller
+    /// validates the answer against the seqcounts afterwards): it must only never read outside the name's
+    /// storage. A rename writes the name pointer and the length one after the other, so the two may not belong
+    /// together: an inline name is compared only if <paramref name="name"/> fits inline (the bytes read stay in
+    /// the dentry); an external buffer is never rewritten and ends with a NUL, which <paramref name="name"/>
+    /// never holds, so comparing byte by byte stops at the buffer's end at the latest.
+    /// </summary>
+    public static bool MatchesRcu(DentryData* d, ReadOnlySpan<byte> name)
+    {
+        if (Volatile.Read(ref d->Length) != name.Length) return false;
+        byte* s = (byte*)Volatile.Read(ref d->Name);   // acquire: an external buffer's bytes were written before it was published
+        if (s == d->InlineName)
+        {
+            if (name.Length >= DentryData.InlineNameLength) return false;
+            return new ReadOnlySpan<byte>(s, name.Length).SequenceEqual(name);
+        }
+        if (s == null) return false;
+        for (int i = 0; i < name.Length; i++)
+            if (s[i] != name[i]) return false;
+        return true;
+    }
+
     /// <summary>Copies a name into a fresh dentry (<c>__d_alloc</c>'s name part): inline, or kmalloc'ed when too long.</summary>
     public static void Store(Kmalloc kmalloc, DentryData* d, ReadOnlySpan<byte> name, nint external)
     {
@@ -68,7 +91,7 @@ internal static unsafe class DentryName
         {
             name.CopyTo(new Span<byte>((void*)external, name.Length));
             ((byte*)external)[name.Length] = 0;
-            d->Name = external;
+            Volatile.Write(ref d->Name, external);   // lock-free readers see the bytes before the pointer
             d->Flags |= (uint)DentryFlags.ExternalName;
         }
         else
@@ -76,7 +99,7 @@ internal static unsafe class DentryName
             byte* inline = d->InlineName;
             name.CopyTo(new Span<byte>(inline, DentryData.InlineNameLength));
             inline[name.Length] = 0;
-            d->Name = (nint)inline;
+            Volatile.Write(ref d->Name, (nint)inline);
             d->Flags &= ~(uint)DentryFlags.ExternalName;
         }
         d->Length = name.Length;

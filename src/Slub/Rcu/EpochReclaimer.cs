@@ -29,8 +29,8 @@ namespace Slub.Rcu;
 /// reclaimer would wait for itself and throws <see cref="InvalidOperationException"/> instead. A free action or
 /// callback that throws does not keep the others of its pass from running; the failures are counted and
 /// reported together by the next explicit <see cref="Poll"/> or <see cref="Synchronize"/>.</para>
-/// <para><b>Users.</b> The XArray (nodes freed by erase, shrinking, destroy and migration); meant for the
-/// dentry cache as well.</para>
+/// <para><b>Users.</b> The XArray (nodes freed by erase, shrinking, destroy and migration) and the dentry
+/// cache (dead dentries and replaced names, for its lock-free path walk).</para>
 /// </remarks>
 public sealed class EpochReclaimer
 {

@@ -144,4 +144,38 @@ public class DcacheConcurrencyTests
             Assert.True(dc.IsCached("d0/late"));
         }
     }
+
+    [Fact]
+    public void ADirectoryRenamedWhileAChildIsProbedDoesNotCacheItsOldAnswerUnderTheNewName()
+    {
+        // The walk holds d0 and asks the disk about d0/f3; meanwhile d0 becomes e0 (disk, then d_move). The
+        // generation moved, so lookup_slow asks again — it must ask about e0/f3, where the dentry now is, not
+        // about the old path string (which says "missing" and would be cached as e0/f3).
+        using var a = TestAllocator.Create();
+        var tree = new SyntheticTree(1, 4);
+        DentryCache? dc = null;
+        int interfered = 0;
+        var asked = new List<string>();
+        InodeKind Probe(string full)
+        {
+            var answer = tree.Probe(full);
+            lock (asked) asked.Add(full[(tree.Root.Length + 1)..]);
+            if (full.EndsWith("/d0/f3", StringComparison.Ordinal) && Interlocked.Exchange(ref interfered, 1) == 0)
+            {
+                tree.Set("e0", InodeKind.Directory);
+                for (int f = 0; f < 4; f++) { tree.Set($"e0/f{f}", InodeKind.File); tree.Set($"d0/f{f}", InodeKind.Negative); }
+                tree.Set("d0", InodeKind.Negative);
+                dc!.NotifyRenamed("d0", "e0");
+            }
+            return answer;
+        }
+        using (dc = new DentryCache(tree.Root, a, new DentryCacheOptions { Probe = Probe, HashBits = 8 }))
+        {
+            Assert.Equal(InodeKind.Directory, dc.LookupPath("d0").Kind);
+            Assert.Equal(InodeKind.File, dc.LookupPath("d0/f3").Kind);   // the walk had d0: its child, wherever it is now
+            Assert.Equal(["d0", "d0/f3", "e0/f3"], asked);
+            Assert.Equal(InodeKind.File, dc.LookupPath("e0/f3").Kind);
+            Assert.Equal(InodeKind.Negative, dc.LookupPath("d0/f3").Kind);
+        }
+    }
 }
