@@ -38,7 +38,7 @@ public class ThreadMagazineTests
     {
         using var a = TestAllocator.Create(cpus: 2);
         var c = a.CreateCache("mag_dead", 64, flags: SlabFlags.NoMerge);
-        var t = new Thread(() => { var p = c.Alloc(); c.Free(p); });
+        var t = new GuardedThread(() => { var p = c.Alloc(); c.Free(p); });
         t.Start();
         t.Join();
         Assert.True(c.MagazineObjects() > 0);

@@ -16,7 +16,7 @@ public class DcacheConcurrencyTests
             int lookupsPerThread = 30_000, errors = 0, done = 0;
             var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
             int shrinking = 0;
-            var lookers = Enumerable.Range(0, 3).Select(t => new Thread(() =>
+            var lookers = Enumerable.Range(0, 3).Select(t => new GuardedThread(() =>
             {
                 // Start once the shrinker runs: on a loaded machine it might otherwise get its first time slice
                 // only after the lookups are over, and nothing would race.
@@ -43,7 +43,7 @@ public class DcacheConcurrencyTests
                 while (held.Count > 0) dc.Put(held.Dequeue());
                 Interlocked.Increment(ref done);
             })).ToList();
-            var shrinker = new Thread(() =>
+            var shrinker = new GuardedThread(() =>
             {
                 var rng = new Random(42);
                 Volatile.Write(ref shrinking, 1);
@@ -80,7 +80,7 @@ public class DcacheConcurrencyTests
         using var dc = tree.CreateCache(a);
         string[] toggled = ["d0/t", "d1/t", "d2/new/deeper"];
         int stop = 0;
-        var lookers = Enumerable.Range(0, 2).Select(t => new Thread(() =>
+        var lookers = Enumerable.Range(0, 2).Select(t => new GuardedThread(() =>
         {
             var rng = new Random(t);
             while (Volatile.Read(ref stop) == 0)

@@ -187,7 +187,7 @@ public class DcachePathFormsTests
         foreach (var p in paths) dc.LookupPath(p);
         var before = dc.GetStatistics();
         const int Threads = 4, Rounds = 2_000;
-        var threads = Enumerable.Range(0, Threads).Select(_ => new Thread(() =>
+        var threads = Enumerable.Range(0, Threads).Select(_ => new GuardedThread(() =>
         {
             for (int r = 0; r < Rounds; r++) foreach (var p in paths) dc.LookupPath(p);
         })).ToArray();

@@ -29,7 +29,7 @@ public class DcacheRcuWalkTests
         };
         T answer = default!;
         Exception? failure = null;
-        var reader = new Thread(() =>
+        var reader = new GuardedThread(() =>
         {
             try { answer = lookup(); }
             catch (Exception e) { failure = e; }
@@ -67,7 +67,7 @@ public class DcacheRcuWalkTests
         nint sb = dc.Root.D->Sb;
         long retriesBefore = dc.RcuWalkRetries, freedBefore = dc.Rcu.FreedCount;
         int shrinkDone = 0;
-        Thread? shrinker = null;
+        GuardedThread? shrinker = null;
         var seen = new ConcurrentQueue<string>();
         var answer = PauseReaderAt(dc, target, () => dc.LookupPath("d0/f1"),
             meanwhile: () =>
@@ -76,7 +76,7 @@ public class DcacheRcuWalkTests
                 dc.Invalidate("d0/f1");
                 Assert.True((new Dentry(target).Flags & DentryFlags.Killed) != 0);
                 // A grace period cannot end while the reader is inside its section: ShrinkAll waits for it.
-                shrinker = new Thread(() => { dc.ShrinkAll(); Volatile.Write(ref shrinkDone, 1); });
+                shrinker = new GuardedThread(() => { dc.ShrinkAll(); Volatile.Write(ref shrinkDone, 1); });
                 shrinker.Start();
                 Thread.Sleep(50);   // a chance to reach the wait (no timing is asserted)
             },
@@ -240,7 +240,7 @@ public class DcacheRcuWalkTests
             {
                 if (!ok || r.Exists != (r.Inode != 0)) failures.Enqueue($"{p}: {r}");
             }
-            var readers = Enumerable.Range(0, 3).Select(t => new Thread(() =>
+            var readers = Enumerable.Range(0, 3).Select(t => new GuardedThread(() =>
             {
                 var rng = new Random(t);
                 try

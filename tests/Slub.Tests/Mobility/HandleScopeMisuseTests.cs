@@ -39,7 +39,7 @@ public class HandleScopeMisuseTests
         s.Dispose();
         using var held = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
-        var other = new Thread(() =>
+        var other = new GuardedThread(() =>
         {
             using (t.Access(h)) { held.Set(); release.Wait(); }
         });

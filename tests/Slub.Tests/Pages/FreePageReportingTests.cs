@@ -143,14 +143,14 @@ public unsafe class FreePageReportingTests
         int stop = 0;
         using var reporterRunning = new ManualResetEventSlim();
         // Own threads, not the pool: with the suite's other tests running on two cores a pool task could start late.
-        var reporter = new Thread(() =>
+        var reporter = new GuardedThread(() =>
         {
             reporterRunning.Set();
             while (Volatile.Read(ref stop) == 0) Interlocked.Add(ref reported, pages.ReportFreePages());
         });
         reporter.Start();
         reporterRunning.Wait();
-        var workers = Enumerable.Range(0, 2).Select(w => new Thread(() =>
+        var workers = Enumerable.Range(0, 2).Select(w => new GuardedThread(() =>
         {
             var rng = new Random(w);
             var live = new List<(Block B, ulong Stamp)>();

@@ -27,12 +27,12 @@ public class SynchronizeWaitsForRunningPassesTests
             gate.Wait();
             Volatile.Write(ref finished, 1);
         });
-        var a = new Thread(() => runPassOnA(rcu)) { IsBackground = true };
+        var a = new GuardedThread(() => runPassOnA(rcu)) { IsBackground = true };
         a.Start();
         started.Wait();   // A has taken the item off the pending list and is running it
 
         int finishedWhenBReturned = -1;
-        var b = new Thread(() =>
+        var b = new GuardedThread(() =>
         {
             rcu.Synchronize();
             Volatile.Write(ref finishedWhenBReturned, Volatile.Read(ref finished));
@@ -81,11 +81,11 @@ public class SynchronizeWaitsForRunningPassesTests
             throw new InvalidOperationException("late failure");
         });
         // The automatic pass keeps failures for an explicit pass; the waiting Synchronize is one.
-        var a = new Thread(() => { for (int i = 1; i < EpochReclaimer.PollThreshold; i++) rcu.Retire(static () => { }); }) { IsBackground = true };
+        var a = new GuardedThread(() => { for (int i = 1; i < EpochReclaimer.PollThreshold; i++) rcu.Retire(static () => { }); }) { IsBackground = true };
         a.Start();
         started.Wait();
         Exception? seen = null;
-        var b = new Thread(() =>
+        var b = new GuardedThread(() =>
         {
             try { rcu.Synchronize(); }
             catch (Exception e) { seen = e; }
@@ -131,11 +131,11 @@ public class SynchronizeWaitsForRunningPassesTests
             Interlocked.Increment(ref done);
         }
         rcu.Retire(() => { xStarted.Set(); Body(); });
-        var a = new Thread(() => rcu.Poll()) { IsBackground = true };
+        var a = new GuardedThread(() => rcu.Poll()) { IsBackground = true };
         a.Start();
         xStarted.Wait();
         rcu.Retire(Body);
-        var b = new Thread(() => rcu.Poll()) { IsBackground = true };
+        var b = new GuardedThread(() => rcu.Poll()) { IsBackground = true };
         b.Start();
         // A deadlock detector, not a timing assertion: the two threads have nothing else to wait for.
         Assert.True(a.Join(TimeSpan.FromSeconds(60)) & b.Join(TimeSpan.FromSeconds(60)), "callbacks deadlocked in Synchronize");

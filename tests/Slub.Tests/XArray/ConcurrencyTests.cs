@@ -196,7 +196,7 @@ public class ConcurrencyTests : XaTest
         int freed = 0;
         using var inside = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
-        var reader = new Thread(() =>
+        var reader = new GuardedThread(() =>
         {
             using (rcu.EnterRead())
             {
@@ -237,7 +237,7 @@ public class ConcurrencyTests : XaTest
         int freed = 0;
         using var inside = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
-        var reader = new Thread(() =>
+        var reader = new GuardedThread(() =>
         {
             using (xa.ReadLock())
             {

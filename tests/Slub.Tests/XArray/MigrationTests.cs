@@ -101,7 +101,7 @@ public unsafe class MigrationTests : XaTest
         using var stored = new ManualResetEventSlim();
         XaEntry first = default, reloaded = default;
         nint oldLeaf = 0;
-        var reader = new Thread(() =>
+        var reader = new GuardedThread(() =>
         {
             using (xa.ReadLock())
             {
@@ -116,7 +116,7 @@ public unsafe class MigrationTests : XaTest
         reader.Start();
         loaded.Wait();
         MigrateResult[] results = [];
-        var migrator = new Thread(() => results = MigrateDirect(xa, new[] { oldLeaf }));
+        var migrator = new GuardedThread(() => results = MigrateDirect(xa, new[] { oldLeaf }));
         migrator.Start();
         // The move itself happens under the array lock; the migrator then waits for our reader's grace period.
         SpinWait.SpinUntil(() => Volatile.Read(ref ((XaNode*)oldLeaf)->Array) == XaNode.RetiredArray);
