@@ -53,13 +53,8 @@ public sealed unsafe partial class DentryCache
         {
             nint cur = _root;
             bool complete = true;
-            for (ReadOnlySpan<char> rest = rel; !rest.IsEmpty;)
+            for (ReadOnlySpan<char> rest = rel; NextComponent(ref rest, out var component);)
             {
-                int slash = rest.IndexOf('/');
-                ReadOnlySpan<char> component;
-                if (slash < 0) { component = rest; rest = default; }
-                else { component = rest[..slash]; rest = rest[(slash + 1)..]; }
-                if (component.IsEmpty) continue;
                 if (((DentryData*)cur)->Kind != InodeKind.Directory) { complete = false; break; }
                 int len = DentryName.Encode(component, buf);
                 if (len <= 0 || len > DentryName.MaxLength) return false;
@@ -428,6 +423,25 @@ public sealed unsafe partial class DentryCache
         var rest = path.AsSpan(start);
         // A "." or ".." component starts the path or follows a '/': look for those places only.
         return !(rest.StartsWith('.') || rest.IndexOf("/.", StringComparison.Ordinal) >= 0) || !HasDotComponent(rest);
+    }
+
+    /// <summary>
+    /// Takes the next non-empty '/'-separated component off the front of <paramref name="rest"/> (empty ones, from
+    /// "//" or a trailing '/', are skipped, as normalising would drop them). False when none is left. The cached
+    /// walks (locked and RCU) step through the caller's path with it, building no string.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static bool NextComponent(ref ReadOnlySpan<char> rest, out ReadOnlySpan<char> component)
+    {
+        while (!rest.IsEmpty)
+        {
+            int slash = rest.IndexOf('/');
+            if (slash < 0) { component = rest; rest = default; }
+            else { component = rest[..slash]; rest = rest[(slash + 1)..]; }
+            if (!component.IsEmpty) return true;
+        }
+        component = default;
+        return false;
     }
 
     /// <summary>

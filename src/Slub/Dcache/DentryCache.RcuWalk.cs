@@ -59,13 +59,8 @@ public sealed unsafe partial class DentryCache
             nint cur = _root;
             uint seq = SeqCount.ReadBegin(ref ((DentryData*)cur)->Seq);
             bool complete = true;
-            for (ReadOnlySpan<char> rest = rel; !rest.IsEmpty;)
+            for (ReadOnlySpan<char> rest = rel; NextComponent(ref rest, out var component);)
             {
-                int slash = rest.IndexOf('/');
-                ReadOnlySpan<char> component;
-                if (slash < 0) { component = rest; rest = default; }
-                else { component = rest[..slash]; rest = rest[(slash + 1)..]; }
-                if (component.IsEmpty) continue;
                 var cd = (DentryData*)cur;
                 if (cd->Kind != InodeKind.Directory) { complete = false; break; }
                 int len = DentryName.Encode(component, buf);
