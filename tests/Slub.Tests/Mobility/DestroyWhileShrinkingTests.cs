@@ -52,7 +52,12 @@ public unsafe class DestroyWhileShrinkingTests
                 SpinWait.SpinUntil(() => Interlocked.Read(ref shrinks) >= 1);
                 foreach (long h in live) table.Free(h);   // the shrinks keep moving what is left meanwhile
                 a.DestroyCache(cache);                    // not through the table: the core's own guarantee
-                ended = shrink.Result;                    // the loop's next shrink finds the cache destroyed
+                // The loop's next shrink finds the cache destroyed. (Bounded: were shrinks of a destroyed cache to go
+                // on, the loop would never end; at most the run the destroy waited for can still count itself.)
+                long after = Interlocked.Read(ref shrinks);
+                SpinWait.SpinUntil(() => shrink.IsCompleted || Interlocked.Read(ref shrinks) >= after + 3);
+                Assert.True(shrink.IsCompleted, "shrinks of the destroyed cache went on");
+                ended = shrink.Result;
             }
             finally
             {

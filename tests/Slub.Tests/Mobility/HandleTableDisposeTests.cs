@@ -106,6 +106,10 @@ public unsafe class HandleTableDisposeTests
             {
                 SpinWait.SpinUntil(() => Interlocked.Read(ref shrinks) >= 1);
                 table.Dispose();
+                // The loop's next shrink finds the cache destroyed (bounded: shrinks of a destroyed cache must not go on).
+                long after = Interlocked.Read(ref shrinks);
+                SpinWait.SpinUntil(() => shrink.IsCompleted || Interlocked.Read(ref shrinks) >= after + 3);
+                Assert.True(shrink.IsCompleted, "shrinks of the destroyed cache went on");
                 ended = shrink.Result;
             }
             finally
