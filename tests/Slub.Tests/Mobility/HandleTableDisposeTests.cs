@@ -48,9 +48,8 @@ public unsafe class HandleTableDisposeTests
         long shrinks = 0;
         bool stop = false;
         // The allocator's defragmenter (kmem_defrag_slabs, as the background defragmenter runs it) holds the cache
-        // list's mutex, which DestroyCache takes too: that is the concurrent mover Dispose is documented to allow. A
-        // user's cache.Shrink() on another thread is not: it would be a race on the cache like any other member's
-        // (in the kernel, too, kmem_cache_destroy must not race with users of the cache).
+        // list's mutex, which DestroyCache takes too, so it never overlaps the destroy. A user's cache.Shrink() on
+        // another thread does not hold it: DestroyCache waits for that run instead (the sibling test below).
         var shrink = Task.Run(() =>
         {
             while (!Volatile.Read(ref stop))
