@@ -43,11 +43,14 @@ public sealed partial class KmemCache
     /// <summary>
     /// <c>kmem_cache_shrink</c>: flush every CPU, free every empty slab and order each partial list fullest
     /// first. For a cache with mobility this then defragments every node unconditionally (ratio 100, as
-    /// the series does). Returns the partial slabs left. Thread-safe.
+    /// the series does). Returns the partial slabs left. Thread-safe, also against <see cref="SlabAllocator.DestroyCache"/> on another thread.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The cache is destroyed or its allocator disposed.</exception>
     public long Shrink()
     {
-        FlushAll();   // throws once the allocator is disposed
+        _allocator.ThrowIfDisposed(Name);
+        using var run = EnterDefragRun();   // throws once the cache is destroyed; a concurrent destroy waits for it
+        FlushAll();
         if (Mobility is not null)
         {
             long left = 0;

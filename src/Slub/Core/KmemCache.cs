@@ -540,8 +540,8 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Marks the cache destroyed; called by <see cref="SlabAllocator.DestroyCache"/>.</summary>
-    internal void MarkDestroyed() => _destroyed = true;
-    internal bool IsDestroyed => _destroyed;
+    internal void MarkDestroyed() => Volatile.Write(ref _destroyed, true);   // before EndDestroy: a waiting run must see it
+    internal bool IsDestroyed => Volatile.Read(ref _destroyed);
 
     /// <summary>The name and geometry, e.g. <c>dentry (object_size=192, slab_size=192, objs_per_slab=21, order=0)</c>.</summary>
     public override string ToString() => $"{Name} (object_size={ObjectSize}, slab_size={SlabSize}, objs_per_slab={ObjectsPerSlab}, order={Order})";

@@ -11,7 +11,10 @@ namespace Slub;
 /// <para><b>Locking order</b> (written once here and in docs/architecture.md; every path takes a subset in
 /// this order): <c>SlabMutex</c> (cache list) → CPU lock (<see cref="KmemCacheCpu"/>) → node list lock →
 /// slab lock → buddy arena lock → a cache's spare-descriptor lock (a leaf). Mobility callbacks run with none of them held, except isolate, which runs
-/// under one slab lock. Free page reporting gives memory back to the OS with none of them held.</para>
+/// under one slab lock. Free page reporting gives memory back to the OS with none of them held. Between <c>SlabMutex</c> and
+/// the CPU lock sits a wait: <see cref="DestroyCache"/> holds <c>SlabMutex</c> while it waits for the cache's user-started
+/// defrag runs (the handshake is in KmemCache.DefragRuns.cs), so a migrate callback must not wait for <c>SlabMutex</c> held
+/// by another thread.</para>
 /// <para><b>Thread-safety.</b> Creating, finding and destroying caches, and all defrag entry points, are
 /// safe from any thread.</para>
 /// </remarks>
@@ -266,9 +269,15 @@ public sealed partial class SlabAllocator : IDisposable
     /// <c>kmem_cache_destroy</c>: drops one name of the cache (<paramref name="name"/>, or null for
     /// <see cref="KmemCache.Name"/>); when no name is left, flushes and frees its empty slabs and removes it.
     /// Throws <see cref="CacheBusyException"/> (and changes nothing) while objects remain.
-    /// Thread-safe with respect to the cache list and other caches; must not race with other operations on <paramref name="cache"/> itself, after which its allocations throw <see cref="ObjectDisposedException"/>.
+    /// Thread-safe with respect to the cache list and other caches, and with respect to defrag runs of <paramref name="cache"/>
+    /// (<see cref="KmemCache.Shrink()"/>, <see cref="KmemCache.DefragmentNode"/>, <see cref="KmemCache.MoveNode"/>, ...) on
+    /// other threads: it keeps new runs from starting (they wait for its decision) and waits for those in flight to finish,
+    /// so the replacements they hold do not count as objects. Those runs then throw <see cref="ObjectDisposedException"/>
+    /// if the cache was destroyed, or go on if it was busy. Otherwise it must not race with other operations on
+    /// <paramref name="cache"/> itself (allocation, free), after which they throw <see cref="ObjectDisposedException"/>.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="cache"/> belongs to another allocator.</exception>
+    /// <exception cref="InvalidOperationException">Called from a migrate callback of a defrag run of <paramref name="cache"/> (it would wait for itself).</exception>
     public void DestroyCache(KmemCache cache, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(cache);
@@ -289,13 +298,23 @@ public sealed partial class SlabAllocator : IDisposable
                 cache._aliasNames.RemoveAt(0);
                 return;
             }
-            cache.FlushAll();
-            cache.DiscardEmptyAndSort();
-            long objects = cache.GetStatistics().Objects;
-            if (objects != 0) throw new CacheBusyException(cache.Name, objects);
-            if (cache.GetStatistics().Slabs != 0) throw new CacheBusyException(cache.Name, 0);
-            cache.MarkDestroyed();
-            _caches.Remove(cache);
+            // User-started defrag runs of the cache (Shrink, DefragmentNode, Move*) do not take SlabMutex: stop new
+            // ones and wait for those in flight, whose reserved targets and isolated sources would count as objects.
+            cache.BeginDestroy();
+            try
+            {
+                cache.FlushAll();
+                cache.DiscardEmptyAndSort();
+                long objects = cache.GetStatistics().Objects;
+                if (objects != 0) throw new CacheBusyException(cache.Name, objects);
+                if (cache.GetStatistics().Slabs != 0) throw new CacheBusyException(cache.Name, 0);
+                cache.MarkDestroyed();
+                _caches.Remove(cache);
+            }
+            finally
+            {
+                cache.EndDestroy();   // after MarkDestroyed: runs that waited now throw; after a CacheBusyException they go on
+            }
         }
     }
 

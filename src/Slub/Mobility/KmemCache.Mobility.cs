@@ -105,12 +105,14 @@ public sealed unsafe partial class KmemCache
     /// <summary>
     /// <c>kmem_cache_defrag</c> for one node: if the node has more than <see cref="MaxPartial"/> partial
     /// slabs, empty the partial slabs whose use is at most <see cref="DefragUsedRatio"/> percent. Empty
-    /// partial slabs are freed in any case. Returns the partial slabs left on the node. Thread-safe.
+    /// partial slabs are freed in any case. Returns the partial slabs left on the node. Thread-safe, like <see cref="Shrink()"/>.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The cache is destroyed or its allocator disposed.</exception>
     public long DefragmentNode(int node, DefragPolicy policy = DefragPolicy.FillFullestFirst)
     {
         if ((uint)node >= (uint)_nodes.Length) throw new ArgumentOutOfRangeException(nameof(node), node, $"{Name}: no node {node}");
         _allocator.ThrowIfDisposed(Name);
+        using var run = EnterDefragRun();
         if (Volatile.Read(ref _nodes[node].Partial.Count) <= MaxPartial) return _nodes[node].Partial.Count;
         FlushMagazines();   // objects parked in thread magazines are free; let them reach their slabs first
         return DefragNode(node, node, DefragUsedRatio, policy, shrinking: false);
@@ -119,6 +121,8 @@ public sealed unsafe partial class KmemCache
     /// <summary>Shrink with an explicit policy (the benchmark compares both). Flushes the CPUs first. Returns the partial slabs left. Thread-safe, like <see cref="Shrink()"/>.</summary>
     public long Shrink(DefragPolicy policy)
     {
+        _allocator.ThrowIfDisposed(Name);
+        using var run = EnterDefragRun();
         FlushAll();
         if (Mobility is null) return DiscardEmptyAndSort();
         long left = 0;

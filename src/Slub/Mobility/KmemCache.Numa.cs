@@ -18,6 +18,8 @@ public sealed unsafe partial class KmemCache
         RequireMobility();
         CheckNode(from);
         CheckNode(to);
+        _allocator.ThrowIfDisposed(Name);
+        using var run = EnterDefragRun();
         FlushAll();
         if (from == to)
         {
@@ -36,6 +38,8 @@ public sealed unsafe partial class KmemCache
     {
         RequireMobility();
         CheckNode(node);
+        _allocator.ThrowIfDisposed(Name);
+        using var run = EnterDefragRun();
         FlushAll();
         for (int n = 0; n < _nodes.Length; n++)
             if (n != node) MoveObjects(n, node, long.MaxValue);
@@ -54,6 +58,8 @@ public sealed unsafe partial class KmemCache
     {
         RequireMobility();
         if (_nodes.Length == 1) return;
+        _allocator.ThrowIfDisposed(Name);
+        using var run = EnterDefragRun();
         FlushAll();
         var counts = GetStatistics().Nodes.Select(n => n.Objects).ToArray();
         long total = counts.Sum();

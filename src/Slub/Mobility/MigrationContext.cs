@@ -27,6 +27,15 @@ internal sealed class MigrationContext
     /// <summary>The context of a defrag run on this thread, or null.</summary>
     public static MigrationContext? Current => t_current;
 
+    /// <summary>True if a defrag run of <paramref name="cache"/> is in its migration on this thread (this context or an outer one):
+    /// the caller is, or is called from, one of its migrate callbacks.</summary>
+    public static bool IsRunning(KmemCache cache)
+    {
+        for (var c = t_current; c is not null; c = c._outer)
+            if (c.Cache == cache) return true;
+        return false;
+    }
+
     public KmemCache Cache { get; private set; } = null!;
     /// <summary>Node the replacements should be on.</summary>
     public int Node { get; private set; }

@@ -162,11 +162,10 @@ public sealed unsafe class MovableHandleTable : IDisposable
     /// Frees every live object and destroys the table's cache (<see cref="SlabAllocator.DestroyCache"/>), returning its
     /// slabs' pages to the allocator. Idempotent. Not thread-safe: it must not race with any other member of this table
     /// (an object being allocated, freed or accessed meanwhile would be lost or reach freed memory); a defragmenter
-    /// moving the cache's objects meanwhile is fine (each free takes the object's stripe lock, as a move does, and the
-    /// allocator's defragmenter holds the cache list's mutex, which destroying the cache waits for). A
-    /// <see cref="KmemCache.Shrink()"/> of <see cref="Cache"/> called on another thread is not: the destroy finds the
-    /// replacements that run holds and throws <see cref="CacheBusyException"/>, leaving the table disposed and its
-    /// objects freed but the cache in place. After a
+    /// moving the cache's objects meanwhile is fine (each free takes the object's stripe lock, as a move does; the
+    /// allocator's defragmenter holds the cache list's mutex, which destroying the cache waits for, and the destroy waits
+    /// for a <see cref="KmemCache.Shrink()"/> or other defrag run of <see cref="Cache"/> called on another thread to finish,
+    /// after which that thread's next run throws <see cref="ObjectDisposedException"/>). After a
     /// <see cref="SlabAllocator.Dispose"/> the memory is already gone and the table is only marked disposed.
     /// Afterwards every member throws <see cref="ObjectDisposedException"/>.
     /// </summary>
