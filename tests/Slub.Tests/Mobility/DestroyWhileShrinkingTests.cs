@@ -34,8 +34,10 @@ public unsafe class DestroyWhileShrinkingTests
         return (ObjectDisposedException?)null;
     });
 
-    [Fact]
-    public void DestroyRacingShrinkSucceedsAndReturnsEveryPage()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]   // through MovableHandleTable.Dispose, which frees every live object and then destroys the cache
+    public void DestroyRacingShrinkSucceedsAndReturnsEveryPage(bool throughTableDispose)
     {
         using var a = TestAllocator.Create(cpus: 2);
         long framesBefore = FreeFrames(a);
@@ -50,8 +52,12 @@ public unsafe class DestroyWhileShrinkingTests
             try
             {
                 SpinWait.SpinUntil(() => Interlocked.Read(ref shrinks) >= 1);
-                foreach (long h in live) table.Free(h);   // the shrinks keep moving what is left meanwhile
-                a.DestroyCache(cache);                    // not through the table: the core's own guarantee
+                if (throughTableDispose) table.Dispose();
+                else
+                {
+                    foreach (long h in live) table.Free(h);   // the shrinks keep moving what is left meanwhile
+                    a.DestroyCache(cache);                    // not through the table: the core's own guarantee
+                }
                 // The loop's next shrink finds the cache destroyed. (Bounded: were shrinks of a destroyed cache to go
                 // on, the loop would never end; at most the run the destroy waited for can still count itself.)
                 long after = Interlocked.Read(ref shrinks);

@@ -49,7 +49,7 @@ public unsafe class HandleTableDisposeTests
         bool stop = false;
         // The allocator's defragmenter (kmem_defrag_slabs, as the background defragmenter runs it) holds the cache
         // list's mutex, which DestroyCache takes too, so it never overlaps the destroy. A user's cache.Shrink() on
-        // another thread does not hold it: DestroyCache waits for that run instead (the sibling test below).
+        // another thread does not hold it: DestroyCache waits for that run instead (DestroyWhileShrinkingTests, through this Dispose too).
         var shrink = Task.Run(() =>
         {
             while (!Volatile.Read(ref stop))
@@ -72,56 +72,6 @@ public unsafe class HandleTableDisposeTests
         Assert.True(cache.Defrag.ObjectsMoved > 0, "the defragmenter moved nothing");
         Assert.DoesNotContain(cache, a.Caches);
         Assert.Equal(framesBefore, FreeFrames(a));
-    }
-
-    [Fact]
-    public void DisposeWhileAUsersShrinkLoopMovesTheObjectsFreesEverything()
-    {
-        // A user's cache.Shrink() on another thread holds no mutex: DestroyCache waits for its run in flight (it used to
-        // count the replacements that run held and throw CacheBusyException), and the loop's next shrink finds the cache
-        // destroyed. Twenty rounds make a destroy meeting a run in flight likely.
-        using var a = TestAllocator.Create(cpus: 2);
-        long framesBefore = FreeFrames(a);
-        for (int round = 0; round < 20; round++)
-        {
-            var table = new MovableHandleTable(a, "mht_dispose_user_shrink", 120);
-            var cache = table.Cache;
-            var handles = Enumerable.Range(0, 20_000).Select(_ => table.Allocate()).ToList();
-            for (int i = 0; i < handles.Count; i++) if (i % 4 != 0) table.Free(handles[i]);
-            long shrinks = 0;
-            bool stop = false;
-            var shrink = Task.Run(() =>
-            {
-                while (!Volatile.Read(ref stop))
-                {
-                    try { cache.Shrink(); }
-                    catch (ObjectDisposedException e) { return e; }   // the expected end: the table destroyed the cache
-                    Interlocked.Increment(ref shrinks);
-                }
-                return null;
-            });
-            ObjectDisposedException? ended;
-            try
-            {
-                SpinWait.SpinUntil(() => Interlocked.Read(ref shrinks) >= 1);
-                table.Dispose();
-                // The loop's next shrink finds the cache destroyed (bounded: shrinks of a destroyed cache must not go on).
-                long after = Interlocked.Read(ref shrinks);
-                SpinWait.SpinUntil(() => shrink.IsCompleted || Interlocked.Read(ref shrinks) >= after + 3);
-                Assert.True(shrink.IsCompleted, "shrinks of the destroyed cache went on");
-                ended = shrink.Result;
-            }
-            finally
-            {
-                // Before the allocator goes, whatever happened: a run still moving objects would touch unmapped memory.
-                Volatile.Write(ref stop, true);
-                shrink.Wait();
-            }
-            Assert.NotNull(ended);
-            Assert.Equal("mht_dispose_user_shrink", ended.ObjectName);
-            Assert.DoesNotContain(cache, a.Caches);
-            Assert.Equal(framesBefore, FreeFrames(a));
-        }
     }
 
     [Fact]
