@@ -85,6 +85,7 @@ public sealed unsafe partial class XArray : IDisposable
     internal XaNodeCache Nodes => _nodes;
     internal bool IsDisposed => _disposed;
     internal bool TrackFree => _trackFree;
+    internal bool ZeroBusy => _zeroBusy;
 
     /// <summary>True if no index holds anything, reserved entries included (<c>xa_empty</c>). Lock-free.</summary>
     public bool IsEmpty => Volatile.Read(ref _head) == 0;

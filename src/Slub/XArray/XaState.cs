@@ -65,6 +65,12 @@ public unsafe struct XaState
     /// <summary>True after a search ran off the end (<c>XAS_BOUNDS</c>).</summary>
     public bool IsAtBounds => _status == Status.Bounds;
 
+    /// <summary>
+    /// True while the cursor is unwalked (<c>XAS_RESTART</c>): new, after <see cref="Set"/> or <see cref="Reset"/>,
+    /// or after a free-mark search of an allocating array found no free index up to its max (see <see cref="FindMarked"/>).
+    /// </summary>
+    public bool IsRestart => _status == Status.Restart;
+
     /// <summary>Preallocated nodes not used yet.</summary>
     public int PreallocatedNodes => _allocCount;
 
@@ -194,37 +200,89 @@ public unsafe struct XaState
                 return new XaEntry(e);
             }
         }
-        return FindFiltered(max, XArray.FilterPresentOrZero);
+        return FindFiltered(max, XArray.FilterPresentOrZero, out _);
     }
 
-    /// <summary><c>xas_find_marked</c>: like <see cref="Find"/> for entries carrying <paramref name="mark"/>.</summary>
+    /// <summary>
+    /// <c>xas_find_marked</c>: like <see cref="Find"/> for entries carrying <paramref name="mark"/>.
+    /// </summary>
+    /// <remarks>
+    /// In an allocating array mark 0 is the free mark (<c>XA_FREE_MARK</c>), and the cursor then stops at free
+    /// indices as the kernel's does: positioned on the lowest free slot of the tree at or after the cursor, with
+    /// <see cref="Index"/> set and a null entry returned. When the tree has no free slot there, the first free index
+    /// lies past the tree's reach: if it is at most <paramref name="max"/> the cursor is at its bounds
+    /// (<see cref="IsAtBounds"/>) with <see cref="Index"/> on it; otherwise no index up to max is free and the
+    /// cursor is left unwalked (<see cref="IsRestart"/>, the kernel's <c>XAS_RESTART</c>), which is how
+    /// <c>__xa_alloc</c> tells "busy".
+    /// </remarks>
     public XaEntry FindMarked(XaMark mark, ulong max = ulong.MaxValue)
     {
         if (mark == XaMark.Present) return Find(max);
-        return FindFiltered(max, XArray.FilterOf(mark));
+        if (mark == XaMark.Mark0 && _xa.TrackFree) return FindFree(max);
+        return FindFiltered(max, XArray.FilterOf(mark), out _);
     }
 
-    private XaEntry FindFiltered(ulong max, int filter)
+    /// <summary><see cref="FindMarked"/> for the free mark of an allocating array (see its remarks).</summary>
+    private XaEntry FindFree(ulong max)
+    {
+        if (_status == Status.Bounds) return XaEntry.Null;
+        ulong from = Index;   // unchanged by a failed search
+        // ALLOC1 (XA_FLAGS_ZERO_BUSY): index 0 is never free (its slot keeps the free bit; TryAlloc starts at 1 too).
+        if (_xa.ZeroBusy && Index == 0 && _status is Status.Restart or Status.Paused) Index = 1;
+        XaEntry e = FindFiltered(max, XArray.FilterFree, out ulong start);
+        if (_status == Status.Positioned) return e;
+        // Nothing free inside the tree from start on: the first free index is the first one past the tree's
+        // reach (a root of shift 60 reaches every index), or index 1 when the head holds the entry at 0.
+        bool free = true;
+        ulong first = start;
+        ulong head = Volatile.Read(ref _xa._head);
+        if (XaCodec.IsNode(head))
+        {
+            int shift = ((XaNode*)XaCodec.ToNode(head))->Shift;
+            if (shift >= 58) free = false;
+            else if (start <= (64UL << shift) - 1) first = 64UL << shift;
+        }
+        else if (start == 0 && head != 0) first = 1;
+        if (free && start <= max && first <= max)
+        {
+            Index = first;
+            _status = Status.Bounds;
+        }
+        else
+        {
+            Index = from;
+            _status = Status.Restart;
+        }
+        return XaEntry.Null;
+    }
+
+    /// <summary>The search behind <see cref="Find"/> and <see cref="FindMarked"/>; <paramref name="start"/> is the first index it looked at.</summary>
+    private XaEntry FindFiltered(ulong max, int filter, out ulong start)
     {
         XArray.Found f;
         bool ok;
         switch (_status)
         {
             case Status.Bounds:
+                start = Index;
                 return XaEntry.Null;
             case Status.Positioned when _node != null:
             {
                 int next = _offset + XArray.SiblingCount(_node, _offset) + 1;
+                start = next >= XaCodec.ChunkSize && _node->Shift + XaCodec.ChunkShift >= 64
+                    ? ulong.MaxValue
+                    : _nodeBase + ((ulong)next << _node->Shift);
                 ok = _xa.FindCore(Index, max, filter, out f, _node, next, _nodeBase);
                 break;
             }
             case Status.Positioned:   // at the head entry (index 0): nothing after it unless the tree grew
+                start = unchecked(Index + 1);
                 if (Index == ulong.MaxValue || Index + 1 > max) { _status = Status.Bounds; return XaEntry.Null; }
                 ok = _xa.FindCore(Index + 1, max, filter, out f);
                 break;
             default:
             {
-                ulong start = _status == Status.Erased ? _resume : Index;
+                start = _status == Status.Erased ? _resume : Index;
                 if (start > max) { _status = Status.Bounds; return XaEntry.Null; }
                 ok = _xa.FindCore(start, max, filter, out f);
                 break;

@@ -418,4 +418,58 @@ public class CursorTests : XaTest
         xa.Validate();
         xas.ReleasePreallocated();
     }
+    /// <summary>
+    /// xas_find_marked(XA_FREE_MARK) on an allocating array stops at free indices (the loop __xa_alloc is built on):
+    /// positioned on each free slot of the tree in turn with a null entry, then at the bounds just past the tree, and
+    /// left unwalked when nothing up to max is free. ALLOC1 never offers index 0.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void FindMarkedFreeStopsAtEachFreeIndex(bool alloc1)
+    {
+        var xa = New(alloc1 ? XaFlags.Alloc1 : XaFlags.Alloc);
+        using (xa.Lock())
+        {
+            var empty = new XaState(xa, 0);
+            Assert.True(empty.FindMarked(XaMark.Mark0).IsNull);
+            Assert.False(empty.IsRestart);
+            Assert.Equal(alloc1 ? 1UL : 0UL, empty.Index);   // the empty head (or, for ALLOC1, the bounds at 1)
+            Assert.Equal(alloc1, empty.IsAtBounds);
+        }
+        for (ulong i = 0; i < 64; i++) xa.Store(i, V(i));
+        xa.Erase(5);
+        xa.Erase(40);
+        using (xa.Lock())
+        {
+            var xas = new XaState(xa, 0);
+            Assert.True(xas.FindMarked(XaMark.Mark0).IsNull);
+            Assert.Equal(5UL, xas.Index);
+            Assert.False(xas.IsAtBounds);
+            Assert.True(xas.FindMarked(XaMark.Mark0).IsNull);
+            Assert.Equal(40UL, xas.Index);
+            Assert.True(xas.FindMarked(XaMark.Mark0).IsNull);
+            Assert.True(xas.IsAtBounds);                       // the leaf is full from 41 on: 64 lies past the tree
+            Assert.Equal(64UL, xas.Index);
+
+            var limited = new XaState(xa, 6);
+            Assert.True(limited.FindMarked(XaMark.Mark0, 39).IsNull);
+            Assert.True(limited.IsRestart);                    // 6..39 all taken: "busy"
+            Assert.Equal(6UL, limited.Index);
+        }
+        xa.Store(5, V(5));
+        xa.Store(40, V(40));
+        xa.Store(64, V(64));                                   // the tree grows a level: 65 is a free slot inside it
+        using (xa.Lock())
+        {
+            var xas = new XaState(xa, 0);
+            Assert.True(xas.FindMarked(XaMark.Mark0).IsNull);
+            Assert.Equal(65UL, xas.Index);
+            Assert.False(xas.IsAtBounds);
+        }
+        // The normal API keeps the kernel's answer: no entry carries the free mark.
+        ulong at = 0;
+        Assert.True(xa.Find(ref at, ulong.MaxValue, XaMark.Mark0).IsNull);
+        xa.Destroy();
+    }
 }

@@ -157,10 +157,39 @@ public class PropertyTests : XaTest
         at = start;
         Assert.True(xa.FindAfter(ref at, last, XaMark.Mark0).IsNull);
         Assert.Equal(0, xa.Extract(extracted, start, last, XaMark.Mark0));
+        // The cursor, as xas_find_marked(XA_FREE_MARK), stops at free indices instead: the first call at the lowest
+        // index no entry covers (never 0 with ALLOC1), inside the tree or at its bounds just past it, or, when none up
+        // to last is free, it is left unwalked. Later calls step slot by slot, as the kernel's do: an empty interior
+        // slot is one stop for its whole range, so they give free indices in increasing order, not every one, and
+        // may find nothing more before last.
+        bool zeroBusy = (xa.Flags & XaFlags.ZeroBusy) != 0;
         using (xa.ReadLock())
         {
             var xas = new XaState(xa, start);
-            Assert.True(xas.FindMarked(XaMark.Mark0, last).IsNull);
+            ulong from = start == 0 && zeroBusy ? 1 : start;
+            for (int step = 0; step < 3; step++)
+            {
+                ulong expect = from;
+                while (expect <= last && expect != ulong.MaxValue && model.Load(expect).HasValue) expect++;
+                bool none = start > last || expect > last || model.Load(expect).HasValue;
+                Assert.True(xas.FindMarked(XaMark.Mark0, last).IsNull);
+                if (step > 0 && xas.IsRestart) break;   // the rest of the range lay in the slot it stopped on
+                if (none)
+                {
+                    Assert.True(xas.IsRestart, $"no free index in [{from}, {last}], cursor {xas}");
+                    break;
+                }
+                Assert.False(xas.IsRestart, $"free index {expect} expected, cursor {xas}");
+                if (step == 0) Assert.Equal(expect, xas.Index);
+                else
+                {
+                    Assert.InRange(xas.Index, expect, last);
+                    Assert.False(model.Load(xas.Index).HasValue, $"cursor stopped at {xas.Index}, which holds an entry");
+                }
+                if (xas.IsAtBounds) break;   // past the tree: every later index is free too
+                if (xas.Index == last) break;
+                from = xas.Index + 1;
+            }
         }
     }
 
