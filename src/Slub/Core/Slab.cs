@@ -19,14 +19,17 @@ internal enum SlabList : byte { None, Partial, Full, CpuPartial, CpuSlab, Isolat
 /// or its partial chain), the defragmenter (isolated, reserved), or its creator (a new slab, until published).
 /// Nobody but the owner allocates from it, and a free into it only pushes the slot onto <see cref="Freelist"/>
 /// — no list changes, no discard. An unfrozen slab on no list is either full and untracked (no full list kept;
-/// a NUMA move may isolate it under the slab lock) or empty and about to be discarded.</para>
+/// a NUMA move may isolate it under the slab lock) or empty and about to be discarded. A defrag source that
+/// emptied stays frozen until it is discarded.</para>
 /// <para><b>Inuse</b> counts slots not on <see cref="Freelist"/>: objects handed out plus, for a CPU slab,
 /// the objects sitting on that CPU's private free list.</para>
 /// <para><b>FreeMap</b> (movable, non-debug caches only): bit i is set exactly when slot i is on
 /// <see cref="Freelist"/>, so its population count is <c>Objects - Inuse</c>. It changes with Freelist, under
 /// the slab lock, only on the slab-level paths (new slab, refill, remote free, deactivation) — never on the
 /// per-thread magazine or per-CPU free-list fast paths. Defragmentation reads it to find the objects in use
-/// without touching a free slot.</para>
+/// without touching a free slot. One exception, an emptied defrag source (isolated, frozen, in use 0): every
+/// bit is set but its free list is empty, since it goes back to the page allocator without being allocated from
+/// again (<c>KmemCache.EmptyWholeSource</c>).</para>
 /// </remarks>
 internal sealed class Slab : PageBlock
 {

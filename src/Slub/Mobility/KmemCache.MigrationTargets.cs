@@ -212,6 +212,7 @@ public sealed unsafe partial class KmemCache
             ctx.DeferredCount = 0;
             ctx.DeferredMap.AsSpan(0, s.FreeMap!.Length).Clear();
         }
+        if (deferred == 0 && !_debug && EmptyWholeSource(s, objects, results)) return;
         bool anyLeft = results.Contains(MigrateResult.MovedOldLeft);
         if (deferred == 0 && !anyLeft) return;
         if (_debug)
@@ -237,6 +238,31 @@ public sealed unsafe partial class KmemCache
         SpinLockWord.Exit(ref s.LockWord);
         if (doubleFree != 0)
             throw new InvalidFreeException(Name, doubleFree, $"kmem_cache_free({Name}): double free of object 0x{doubleFree:x} (returned by migrate and freed elsewhere, or not an object of slab 0x{s.Address:x})");
+    }
+
+    /// <summary>
+    /// The common end of a shrink's migrate call: every object offered was moved and left to the core, and nothing
+    /// else was freed into the slab meanwhile (no deferred frees, and its in-use count is still the number offered —
+    /// any other free would have lowered it). The slab is then empty and <see cref="PutBackIsolated"/> gives it
+    /// back to the page allocator whatever min_partial says, so its free list is not rebuilt object by object
+    /// (a store into every old slot, ~4 ns per moved object): it becomes an emptied source — in use 0, every map
+    /// bit set, free list empty — which exists only while the slab is isolated and frozen, where nothing allocates
+    /// from it. Returns false, changing nothing, in any other case. Slab lock taken here.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool EmptyWholeSource(Slab s, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results)
+    {
+        if (objects.IsEmpty || s.FreeMap is null || results.IndexOfAnyExcept(MigrateResult.MovedOldLeft) >= 0) return false;
+        SpinLockWord.Enter(ref s.LockWord);
+        bool whole = s.Inuse == objects.Length && s.List == SlabList.Isolated;
+        if (whole)
+        {
+            s.Inuse = 0;
+            s.Freelist = 0;
+            s.InitFreeMap();
+        }
+        SpinLockWord.Exit(ref s.LockWord);
+        return whole;
     }
 
     /// <summary>Pushes one old object onto the slab's free list (kept in <paramref name="freelist"/>) unless it is not a slot of the slab or the free map says it is already free. Slab lock held.</summary>

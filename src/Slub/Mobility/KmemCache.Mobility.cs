@@ -552,10 +552,15 @@ public sealed unsafe partial class KmemCache
             foreach (var s in sources)
             {
                 SpinLockWord.Enter(ref s.LockWord);
-                s.Frozen = false;
+                // An empty source stays frozen until it is discarded: it may be an emptied source without a free
+                // list (EmptyWholeSource), which a scan of unfrozen slabs on no list would take for a full one.
                 if (s.Inuse == 0) { s.List = SlabList.None; discard.Add(s); }
-                else if (s.Freelist != 0) n.AddPartial(s);
-                else AddFull(n, s);
+                else
+                {
+                    s.Frozen = false;
+                    if (s.Freelist != 0) n.AddPartial(s);
+                    else AddFull(n, s);
+                }
                 SpinLockWord.Exit(ref s.LockWord);
             }
             Interlocked.Add(ref _isolated![n.Node], -sources.Count);

@@ -221,6 +221,37 @@ public unsafe class MigrationBatchTests
         Assert.Empty(f.Cache.Validate());
     }
 
+    /// <summary>
+    /// An object of the source freed by another thread while migrate runs, and also reported MovedOldLeft: the
+    /// whole-slab shortcut (every object left to the core, none freed meanwhile) must not take it, because the
+    /// slab's in-use count is one short; the object-by-object return then catches the double free.
+    /// </summary>
+    [Fact]
+    public void AnotherThreadsFreeOfAnObjectLeftToTheCoreIsCaughtAsADoubleFree()
+    {
+        using var f = new Fixture();
+        f.Fragment(slabs: 20, keepEvery: 4);
+        long objects = f.Cache.GetStatistics().Objects;
+        bool once = false;
+        f.Decide = id =>
+        {
+            if (!once)
+            {
+                once = true;
+                nint victim = f.Refs[id];   // still the old object: the fixture moves it after Decide
+                var other = new GuardedThread(() => f.Cache.Free(victim));
+                other.Start();
+                other.Join();
+            }
+            return MigrateResult.MovedOldLeft;
+        };
+        var e = Assert.Throws<DefragmentationException>(() => f.Cache.Shrink());
+        var inner = Assert.IsType<InvalidFreeException>(e.InnerException);
+        Assert.Contains("double free", inner.Message);
+        Assert.Equal(objects, f.Cache.CountObjects());   // the slot went back once (its replacement is live)
+        Assert.Empty(f.Cache.Validate());
+    }
+
     [Fact]
     public void FreeMapFollowsTheFreeListThroughMixedTraffic()
     {
