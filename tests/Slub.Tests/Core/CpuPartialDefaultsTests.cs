@@ -64,4 +64,31 @@ public class CpuPartialDefaultsTests
         Assert.InRange(chain, 1, 31);   // Linux 5.2: drained once the chain holds more than 30 free objects
         Assert.Equal(200 - chain, st.Partial);
     }
+
+    /// <summary>
+    /// Linux 5.2 keeps, with the chain, the free objects each slab had when it joined (<c>pobjects</c>), and a slab
+    /// leaving the chain takes exactly its own share along, however many objects were freed into it meanwhile. Here
+    /// B joins with 1 free object and gets 20 more before CPU 1 takes it as its CPU slab: the chain still counts A's
+    /// 1, so the 31st full slab to join finds more than 30 and drains the chain first.
+    /// </summary>
+    [Fact]
+    public void ASlabLeavingTheChainTakesTheCountItJoinedWith()
+    {
+        using var a = TestAllocator.Create(cpus: 2);
+        var c = a.CreateCache("cpd_pobjects", 64, flags: SlabFlags.NoMerge);
+        Assert.Equal(30u, c.CpuPartial);
+        int per = c.ObjectsPerSlab;
+        var slabs = new List<List<nint>>();
+        for (int s = 0; s < 34; s++)
+            slabs.Add(Enumerable.Range(0, per).Select(_ => c.TryAllocOnCpu(0)).ToList());
+        c.FlushAll();   // all full, on no list
+        c.FreeOnCpu(1, slabs[0][0]);                                 // A joins CPU 1's chain: 1 free
+        c.FreeOnCpu(1, slabs[1][0]);                                 // B joins: the chain counts 2
+        for (int i = 1; i <= 20; i++) c.FreeOnCpu(0, slabs[1][i]);   // into frozen B: the count stays 2
+        nint taken = c.TryAllocOnCpu(1);                             // CPU 1 has no CPU slab: B leaves the chain
+        Assert.Contains(taken, slabs[1]);
+        for (int s = 2; s < 33; s++) c.FreeOnCpu(1, slabs[s][0]);    // 31 more join with 1 free object each
+        // The chain counted 1 + 30 when the 31st came: drained, then it joined alone.
+        Assert.Equal($"{per / 2}(1) C1={per / 2}(1)\n", a.Sysfs.Read("cpd_pobjects/slabs_cpu_partial"));
+    }
 }
