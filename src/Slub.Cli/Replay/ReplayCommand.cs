@@ -20,7 +20,7 @@ internal static class ReplayCommand
         var plot = new Option<string?>("--plot") { Description = "Write an SVG or PNG (by the file name's extension) of slabs held vs. slabs needed over the trace for the top caches, with the pages defrag recovers." };
         var policy = new Option<string>("--policy") { Description = "Defrag policy of the what-if: fill-fullest (ours), empty-all (the series'), or both.", DefaultValueFactory = _ => "fill-fullest" };
         policy.AcceptOnlyFromAmong("fill-fullest", "empty-all", "both");
-        var cpus = NumberOptions.NullableInt("--cpus", "CPUs of the traced machine, 1..4096 (default: the trace's '#P:' header, else this machine's).", min: 1, max: 4096);
+        var cpus = NumberOptions.NullableInt("--cpus", "CPUs of the traced machine, 1..4096 (default: the trace's '#P:' header or trace-cmd report's 'cpus=' line, else this machine's).", min: 1, max: 4096);
         var cpuPartial = new Option<string>("--cpu-partial") { Description = "Per-CPU partial limit: slabs (Linux 5.16+, default) or objects (older kernels, and the library's default).", DefaultValueFactory = _ => "slabs" };
         cpuPartial.AcceptOnlyFromAmong("slabs", "objects");
         var arena = NumberOptions.Int("--arena-gib", "Address space for the replayed caches, in GiB, 1..256 (only touched pages use memory).", defaultValue: 1, min: 1, max: 256);

@@ -177,7 +177,7 @@ public sealed class SlabTreeReader(ISlabSource source, SlabinfoDialect dialect, 
         {
             text = source.ReadAttribute(cache, attr);
         }
-        catch (SlabSourceException e) when (e.Code is "EACCES" or "EINVAL" or "EPERM" or "EIO")
+        catch (SlabSourceException e) when (e.Code is "EACCES" or "EINVAL" or "EPERM" or "EIO" or "ENOSYS")
         {
             text = null;
         }

@@ -60,7 +60,7 @@ public sealed unsafe partial class KmemCache
                 c.Partial = p.Next;
                 p.Next = null;
                 c.PartialSlabs--;
-                c.PartialObjects = Math.Max(0, c.PartialObjects - p.Free);
+                c.PartialObjects -= p.CpuPartialFree;   // the chain keeps the counts of join time, as pobjects does
                 p.List = SlabList.CpuSlab;
                 c.Slab = p;
                 c.Freelist = 0;

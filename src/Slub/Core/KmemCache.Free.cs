@@ -177,6 +177,7 @@ public sealed unsafe partial class KmemCache
         slab.Prev = null;
         c.Partial = slab;
         c.PartialSlabs++;
+        slab.CpuPartialFree = free;
         c.PartialObjects += free;
     }
 
@@ -209,7 +210,7 @@ public sealed unsafe partial class KmemCache
         c.Partial = s.Next;
         s.Next = null;
         c.PartialSlabs--;
-        c.PartialObjects = Math.Max(0, c.PartialObjects - s.Free);
+        c.PartialObjects -= s.CpuPartialFree;
         Slab? discard = null;
         UnfreezeToNode(s, ref discard);
         DiscardChain(discard);

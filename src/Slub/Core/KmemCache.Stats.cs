@@ -41,8 +41,8 @@ public sealed partial class KmemCache
     }
 
     /// <summary>
-    /// <c>kmem_cache_shrink</c>: flush every CPU, free every empty slab and order each partial list fullest
-    /// first. For a cache with mobility this then defragments every node unconditionally (ratio 100, as
+    /// <c>kmem_cache_shrink</c>: flush every CPU, free every empty slab and promote the slabs with at most 32 free
+    /// objects to the head of each partial list, fullest first (mainline's <c>SHRINK_PROMOTE_MAX</c>). For a cache with mobility this then defragments every node unconditionally (ratio 100, as
     /// the series does). Returns the partial slabs left. Thread-safe, also against <see cref="SlabAllocator.DestroyCache"/> on another thread.
     /// </summary>
     /// <exception cref="ObjectDisposedException">The cache is destroyed or its allocator disposed.</exception>
@@ -60,7 +60,16 @@ public sealed partial class KmemCache
         return DiscardEmptyAndSort();
     }
 
-    /// <summary>Frees empty partial slabs (ignoring min_partial) and sorts each partial list by objects in use, fullest first.</summary>
+    /// <summary>Slabs with at most this many free objects are promoted to the head of the partial list by a shrink (the kernel's <c>SHRINK_PROMOTE_MAX</c>).</summary>
+    internal const int ShrinkPromoteMax = 32;
+
+    /// <summary>
+    /// Frees empty partial slabs (ignoring min_partial) and reorders each partial list as mainline
+    /// <c>__kmem_cache_shrink</c> does: slabs with 1..<see cref="ShrinkPromoteMax"/> free objects go to the head,
+    /// fewest free first (within one count, in the reverse of their order on the list: the kernel moves each to the
+    /// front of its bucket), and the sparser slabs follow in the order they had. (The SMO series dropped this
+    /// promotion for every cache; for caches without mobility the library keeps mainline's.)
+    /// </summary>
     internal long DiscardEmptyAndSort()
     {
         long left = 0;
@@ -69,24 +78,36 @@ public sealed partial class KmemCache
             var empty = new List<Slab>();
             lock (n.ListLock)
             {
-                var slabs = new List<Slab>((int)n.Partial.Count);
-                for (var s = n.Partial.Head; s is not null; s = s.Next) slabs.Add(s);
-                n.Partial.Clear();   // relinked below; the slabs stay members (and counted) unless they leave
-                // Stable sort by free slots, fewest first, so allocation fills the fullest slabs and
-                // sparse ones get the chance to empty.
-                var ordered = slabs.OrderBy(s => s.Objects - Volatile.Read(ref s.Inuse)).ToList();
-                foreach (var s in ordered)
+                var promote = new List<Slab>[ShrinkPromoteMax];
+                var rest = new List<Slab>((int)n.Partial.Count);
+                for (var s = n.Partial.Head; s is not null; s = s.Next)
                 {
-                    SpinLockWord.Enter(ref s.LockWord);
-                    if (s.Inuse == 0) { n.LeavePartial(s); empty.Add(s); }
-                    else n.Partial.AddTail(s);
-                    SpinLockWord.Exit(ref s.LockWord);
+                    int free = s.Objects - Volatile.Read(ref s.Inuse);   // read once: a free may change it meanwhile
+                    if (free >= 1 && free <= ShrinkPromoteMax) (promote[free - 1] ??= new List<Slab>()).Add(s);
+                    else rest.Add(s);
                 }
+                n.Partial.Clear();   // relinked below; the slabs stay members (and counted) unless they leave
+                foreach (var bucket in promote)
+                {
+                    if (bucket is null) continue;
+                    for (int i = bucket.Count - 1; i >= 0; i--) Relink(n, bucket[i], empty);
+                }
+                foreach (var s in rest) Relink(n, s, empty);
                 left += n.Partial.Count;
             }
             foreach (var s in empty) DiscardSlab(s);
         }
         return left;
+    }
+
+    // One slab back onto its node's partial list (at the tail, in the order the caller decided), or onto
+    // empty if it holds no object. List lock held.
+    private static void Relink(KmemCacheNode n, Slab s, List<Slab> empty)
+    {
+        SpinLockWord.Enter(ref s.LockWord);
+        if (s.Inuse == 0) { n.LeavePartial(s); empty.Add(s); }
+        else n.Partial.AddTail(s);
+        SpinLockWord.Exit(ref s.LockWord);
     }
 
     /// <summary>

@@ -98,6 +98,22 @@ public sealed unsafe partial class KmemCache
     /// </summary>
     public int CpuPartialSlabs => (int)Math.Min((2L * CpuPartial + ObjectsPerSlab - 1) / ObjectsPerSlab, int.MaxValue);
 
+    /// <summary>
+    /// The kernel's <c>set_cpu_partial</c> default for a slot of <paramref name="size"/> bytes. The values go with the
+    /// per-CPU partial rule: Linux 5.2 limits the free objects on a CPU's partial slabs (2, 6, 13 or 30 objects for
+    /// slots of at least a page, 1 KiB, 256 bytes, or smaller); Linux 5.16, which limits the slabs instead
+    /// (<see cref="CpuPartialSlabs"/>, assuming half-full slabs), raised them to 6, 24, 52 and 120 in the same series.
+    /// Mixing the rule of one with the values of the other would let a CPU keep four times the free objects 5.2 did.
+    /// Debug caches have no per-CPU partial slabs (0).
+    /// </summary>
+    internal static uint DefaultCpuPartial(int size, bool debug, bool countsSlabs)
+    {
+        if (debug) return 0;
+        int tier = size >= OsMemory.PageSize ? 0 : size >= 1024 ? 1 : size >= 256 ? 2 : 3;
+        return countsSlabs ? tier switch { 0 => 6u, 1 => 24u, 2 => 52u, _ => 120u }
+                           : tier switch { 0 => 2u, 1 => 6u, 2 => 13u, _ => 30u };
+    }
+
     /// <summary>Percent chance (0..100) to take partial slabs from other nodes before allocating a new slab (sysfs <c>remote_node_defrag_ratio</c>).</summary>
     public int RemoteNodeDefragRatio { get; internal set; } = 100;
 
@@ -124,7 +140,7 @@ public sealed unsafe partial class KmemCache
         _failSlab = (flags & SlabFlags.FailSlab) != 0;
         _sizeReciprocal = ulong.MaxValue / (ulong)_size + 1;
         MinPartial = Math.Clamp(System.Numerics.BitOperations.Log2((uint)_size) / 2, MinPartialFloor, MaxPartial);
-        CpuPartial = _debug ? 0u : _size >= OsMemory.PageSize ? 6u : _size >= 1024 ? 24u : _size >= 256 ? 52u : 120u;
+        CpuPartial = DefaultCpuPartial(_size, _debug, allocator.Options.CpuPartialCountsSlabs);
         var topo = allocator.Topology;
         _nodes = new KmemCacheNode[topo.NodeCount];
         for (int n = 0; n < _nodes.Length; n++) _nodes[n] = new KmemCacheNode(n);

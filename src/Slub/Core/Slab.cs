@@ -44,6 +44,9 @@ internal sealed class Slab : PageBlock
     public byte Bucket;
     /// <summary>Objects in this slab.</summary>
     public int Objects;
+    /// <summary>Free objects counted for this slab when it joined a CPU's partial chain (its share of the kernel's
+    /// <c>pobjects</c>, which keeps the counts of join time); taken off the chain's count when it leaves.</summary>
+    public int CpuPartialFree;
     /// <summary>First object (slot 0 plus the left red zone).</summary>
     public nint FirstObject;
     /// <summary>Bit i set ⇔ slot i is on <see cref="Freelist"/> (see remarks); null when not kept.</summary>

@@ -41,6 +41,8 @@ public sealed class SlabOptions
     /// <c>cpu_partial_slabs</c> = ceil(2 × <c>cpu_partial</c> / objs_per_slab) slabs, and a refill from a node
     /// takes at most half that many besides the CPU slab. Off (the default): the older rule, a limit on the free
     /// objects counted when slabs join the chain (<c>pobjects</c>), which lets a CPU hoard many nearly full slabs.
+    /// The default <c>cpu_partial</c> of each cache is the one its kernel paired with the rule: 120, 52, 24 or 6 with
+    /// this on (5.16+), 30, 13, 6 or 2 with it off (5.2), by slot size.
     /// </summary>
     public bool CpuPartialCountsSlabs { get; init; }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
+using Slub.Pages;
 
 namespace Slub;
 
@@ -157,7 +158,48 @@ public sealed unsafe partial class KmemCache
         sb.Append($"Object 0x{obj:x} @offset={(long)(obj - slab.Address)}");
         if (index >= 0) sb.Append($" fp=0x{*(nint*)(obj + _fpOffset):x}");
         sb.Append('\n');
+        if (index >= 0) AppendSections(sb, slab, obj);
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// The byte dumps of the kernel's <c>print_trailer</c> after a blank line: the left red zone (or the 16 bytes
+    /// before the object, "Bytes b4 ", when there is no red zone and the object is not at the slab's start), the
+    /// object (at most a page), the right red zone, and the padding after the metadata when there is any.
+    /// </summary>
+    private void AppendSections(StringBuilder sb, Slab slab, nint obj)
+    {
+        var g = Geometry;
+        sb.Append('\n');
+        bool redZone = (Flags & SlabFlags.RedZone) != 0;
+        if (redZone) HexDump(sb, "Redzone  ", obj - g.RedLeftPad, g.RedLeftPad);
+        else if (obj > slab.Address + 16) HexDump(sb, "Bytes b4 ", obj - 16, 16);
+        HexDump(sb, "Object   ", obj, Math.Min(g.ObjectSize, OsMemory.PageSize));
+        if (redZone) HexDump(sb, "Redzone  ", obj + g.ObjectSize, g.Inuse - g.ObjectSize);
+        if (PaddingBytes > 0) HexDump(sb, "Padding  ", obj + g.PaddingOffset, PaddingBytes);
+    }
+
+    /// <summary>
+    /// <c>print_hex_dump(…, DUMP_PREFIX_ADDRESS, 16, 1, …, true)</c>: per 16 bytes the label, the address (16 hex
+    /// digits, as <c>%p</c> prints on 64-bit), ": ", the bytes in lower-case hex separated by blanks, blanks up to
+    /// column 49, and the bytes as ASCII ('.' for anything not printable).
+    /// </summary>
+    private static void HexDump(StringBuilder sb, string label, nint start, int length)
+    {
+        var bytes = new ReadOnlySpan<byte>((void*)start, length);
+        for (int i = 0; i < bytes.Length; i += 16)
+        {
+            var row = bytes.Slice(i, Math.Min(16, bytes.Length - i));
+            int begin = sb.Append(label).Append($"{start + i:x16}: ").Length;
+            for (int j = 0; j < row.Length; j++)
+            {
+                if (j > 0) sb.Append(' ');
+                sb.Append(row[j].ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
+            }
+            sb.Append(' ', 49 - (sb.Length - begin));
+            foreach (byte b in row) sb.Append(b is >= 0x20 and < 0x7f ? (char)b : '.');
+            sb.Append('\n');
+        }
     }
 
     private void AppendTrack(StringBuilder sb, string what, Track* t)
@@ -254,6 +296,7 @@ public sealed unsafe partial class KmemCache
     {
         var n = _nodes[slab.Node];
         bool discard = false;
+        string? trace = null;
         lock (n.ListLock)
         {
             SpinLockWord.Enter(ref slab.LockWord);
@@ -274,6 +317,13 @@ public sealed unsafe partial class KmemCache
                 SpinLockWord.Exit(ref slab.LockWord);
                 _allocator.Log.Write(report);
                 throw new SlabCorruptionException(Name, obj, problem, report);
+            }
+            // trace(): on free, before the object goes back, with its bytes as the caller left them.
+            if ((Flags & SlabFlags.Trace) != 0)
+            {
+                var t = new StringBuilder($"TRACE {Name} free 0x{obj:x} inuse={slab.Inuse} fp=0x{slab.Freelist:x}\n");
+                HexDump(t, "Object ", obj, ObjectSize);
+                trace = t.ToString().TrimEnd('\n');
             }
             SetTrack(obj, free: true);
             InitObjectDebug(obj, active: false);
@@ -301,8 +351,7 @@ public sealed unsafe partial class KmemCache
             }
             SpinLockWord.Exit(ref slab.LockWord);
         }
-        if ((Flags & SlabFlags.Trace) != 0)
-            _allocator.Log.Write($"TRACE {Name} free 0x{obj:x}");
+        if (trace is not null) _allocator.Log.Write(trace);
         if (discard) DiscardSlab(slab);
     }
 

@@ -52,7 +52,8 @@ public sealed class SlubDebugOption
                 case 'A': f |= SlabFlags.FailSlab; break;   // marks the cache for failslab's cache-filter (FaultInjection)
                 case 'O': opt.DisableHigherOrderDebug = true; break;
                 case '-': f = SlabFlags.None; break;       // everything before it is off
-                default: throw new FormatException($"slub_debug option '{ch}' unknown. skipped");
+                // The kernel logs "slub_debug option 'x' unknown. skipped" and goes on; a typo here is refused instead.
+                default: throw new FormatException($"slub_debug option '{ch}' unknown (the kernel would skip it; not accepted here)");
             }
         }
         return f;

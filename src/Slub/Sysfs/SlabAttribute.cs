@@ -56,6 +56,9 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
         Ro("red_zone", c => Flag(c, SlabFlags.RedZone)),
         Ro("poison", c => Flag(c, SlabFlags.Poison)),
         Ro("store_user", c => Flag(c, SlabFlags.StoreUser)),
+        // Linux 5.2 (CONFIG_SLUB_DEBUG): where the objects in use were allocated and last freed; ENOSYS without store_user.
+        Ro("alloc_calls", c => Calls(c, free: false)),
+        Ro("free_calls", c => Calls(c, free: true)),
         Rw("validate", _ => "", (c, path, v) =>
         {
             if (!v.StartsWith('1') || !c.IsDebug) throw new SysfsException(Errno.EINVAL, path, c.IsDebug ? "write 1 to validate" : "validate needs a debug cache (slub_debug)");
@@ -128,6 +131,10 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
         // Per-slab objects in use, for occupancy maps (slabinfo --map).
         Ro("slab_occupancy", c => string.Join(' ', c.SlabOccupancy().Select(s => s.Inuse)) + "\n"),
     ];
+
+    private static string Calls(KmemCache c, bool free) =>
+        (c.Flags & SlabFlags.StoreUser) != 0 ? c.ListLocations(free)
+        : throw new SysfsException(Errno.ENOSYS, $"{c.Name}/{(free ? "free_calls" : "alloc_calls")}", "the cache does not store users (slub_debug=U)");
 
     private static readonly System.Text.RegularExpressions.Regex s_moveSyntax =
         new(@"\A[nN]?([0-9]{1,2})(?: [nN]?([0-9]{1,2}))?\z", System.Text.RegularExpressions.RegexOptions.CultureInvariant);   // \z: `$` would also match before a second trailing newline

@@ -79,9 +79,18 @@ public sealed class SlabSysfs
         return (entry.Cache, attr);
     }
 
+    // A file whose read fails (alloc_calls without store_user: ENOSYS) is exported empty, as a copy of the kernel's
+    // file comes out and as slabinfo reads it (no bytes).
+    private static string ExportText(SlabAttribute a, KmemCache c)
+    {
+        if (a.Show is null) return "";
+        try { return a.Show(c); }
+        catch (SysfsException) { return ""; }
+    }
+
     /// <summary>
     /// Writes the tree to <paramref name="directory"/> as real files: one directory per cache holding its
-    /// readable attributes, one symlink per alias. Write-only files are written empty, as sysfs reads them.
+    /// readable attributes, one symlink per alias. Write-only files, and files whose read fails, are written empty.
     /// </summary>
     /// <exception cref="ObjectDisposedException">The allocator is disposed: nothing is written (some attributes, such as
     /// <c>slab_occupancy</c>, flush the CPUs and would fail part way, leaving a partial tree).</exception>
@@ -101,7 +110,7 @@ public sealed class SlabSysfs
             }
             Directory.CreateDirectory(path);
             foreach (var a in SlabAttribute.All)
-                File.WriteAllText(Path.Combine(path, a.Name), a.Show?.Invoke(e.Cache) ?? "");
+                File.WriteAllText(Path.Combine(path, a.Name), ExportText(a, e.Cache));
         }
     }
 }

@@ -19,6 +19,8 @@ public enum Errno
     EINVAL = 22,
     /// <summary>Result out of range (34): a value outside the attribute's range.</summary>
     ERANGE = 34,
+    /// <summary>Function not implemented (38): a read of <c>alloc_calls</c>/<c>free_calls</c> on a cache without store_user, as the kernel answers it.</summary>
+    ENOSYS = 38,
 }
 
 /// <summary>A sysfs-style attribute operation failed; <see cref="Errno"/> is the kernel's error kind. Nothing was changed.</summary>

@@ -13,6 +13,9 @@ namespace Slub.Trace;
 /// <c>record-tgid</c> option), and the flags column may be missing (<c>irq-info</c> off). Values hold no blanks,
 /// except that <c>call_site</c> of a module symbol ends with <c>[module]</c>, which is skipped. Lines starting
 /// with '#' and blank lines are comments; <c>CPU:N [LOST M EVENTS]</c> reports a ring-buffer overflow.
+/// <c>trace-cmd report</c> prints the same lines after a preamble of <c>CPU N is empty</c> and <c>cpus=N</c> lines
+/// (comments here; the replayer takes the CPU count from the latter), and <c>perf script</c> prints
+/// <c>TASK TID [CPU] TIMESTAMP: kmem:EVENT: ...</c> (blanks instead of the dash, the event with its system).
 /// </remarks>
 public static class FtraceParser
 {
@@ -23,6 +26,8 @@ public static class FtraceParser
         error = null;
         line = Trim(line);
         if (line.IsEmpty || line[0] == (byte)'#') return TraceLineKind.Comment;
+        // trace-cmd report's preamble: "CPU N is empty" for each CPU without events, then "cpus=N".
+        if (line.StartsWith("cpus="u8) || (line.StartsWith("CPU "u8) && line.EndsWith(" is empty"u8))) return TraceLineKind.Comment;
         if (line.StartsWith("CPU:"u8))
         {
             int lost = line.IndexOf("[LOST "u8);
@@ -46,9 +51,10 @@ public static class FtraceParser
             head = TrimEnd(head[..tg]);
         }
         int dash = head.LastIndexOf((byte)'-');
-        if (dash <= 0 || !Utf8Parser.TryParse(head[(dash + 1)..], out ev.Pid, out used) || used != head.Length - dash - 1)
+        if (dash > 0 && Utf8Parser.TryParse(head[(dash + 1)..], out ev.Pid, out used) && used == head.Length - dash - 1)
+            ev.Task = head[..dash];
+        else if (!TryParsePerfTaskPid(head, ref ev))
         { error = "no TASK-PID before the CPU column"; return TraceLineKind.Malformed; }
-        ev.Task = head[..dash];
 
         // FLAGS (optional) and TIMESTAMP: the first token ending in ':'.
         var rest = TrimStart(line[(close + 1)..]);
@@ -64,6 +70,7 @@ public static class FtraceParser
         token = NextToken(ref rest);
         if (token.Length < 2 || token[^1] != (byte)':') { error = "no 'EVENT:' after the timestamp"; return TraceLineKind.Malformed; }
         var name = token[..^1];
+        if (name.StartsWith("kmem:"u8)) name = name[5..];   // perf script names the event with its system
         ev.EventName = name;
         bool alloc;
         if (name.SequenceEqual("kmem_cache_alloc"u8) || name.SequenceEqual("kmem_cache_alloc_node"u8)) { ev.Kind = TraceEventKind.CacheAlloc; alloc = true; }
@@ -119,6 +126,17 @@ public static class FtraceParser
         }
         if (alloc && ev.BytesAlloc < 0) { error = "allocation without bytes_alloc="; return TraceLineKind.Malformed; }
         return TraceLineKind.Event;
+    }
+
+    // perf script's "TASK TID" (the task name right-aligned, then the thread id after blanks).
+    private static bool TryParsePerfTaskPid(ReadOnlySpan<byte> head, ref TraceEvent ev)
+    {
+        int sp = head.LastIndexOfAny((byte)' ', (byte)'\t');
+        if (sp <= 0) return false;
+        var task = TrimEnd(head[..sp]);
+        if (task.IsEmpty || !Utf8Parser.TryParse(head[(sp + 1)..], out ev.Pid, out int used) || used != head.Length - sp - 1) return false;
+        ev.Task = task;
+        return true;
     }
 
     private static int FindCpuColumn(ReadOnlySpan<byte> line, out int close)

@@ -105,7 +105,7 @@ public sealed record ReplayResult
     public required IReadOnlyList<BadLine> BadLines { get; init; }
     /// <summary>CPUs the replay modelled.</summary>
     public required int Cpus { get; init; }
-    /// <summary>Where <see cref="Cpus"/> came from: "--cpus", "#P header" or "this machine".</summary>
+    /// <summary>Where <see cref="Cpus"/> came from: "--cpus", "#P header" (ftrace's trace file), "cpus= header" (trace-cmd report) or "this machine".</summary>
     public required string CpusSource { get; init; }
     /// <summary>Timestamp of the first slab event in nanoseconds (0 without events).</summary>
     public required long FirstTimestampNs { get; init; }

@@ -22,7 +22,7 @@ public sealed class TraceReplayOptions
     public int? DefragUsedRatio { get; init; }
     /// <summary>Count malformed lines and go on instead of stopping with <see cref="TraceFormatException"/>.</summary>
     public bool SkipBad { get; init; }
-    /// <summary>CPUs to model (null: the trace's <c>#P:</c> header, else this machine's count).</summary>
+    /// <summary>CPUs to model (null: the trace's <c>#P:</c> header or trace-cmd report's <c>cpus=</c> line, else this machine's count).</summary>
     public int? Cpus { get; init; }
     /// <summary>Defrag policies to compare; each gets its own copy of the replayed state.</summary>
     public IReadOnlyList<DefragPolicy> Policies { get; init; } = [DefragPolicy.FillFullestFirst];
@@ -101,6 +101,7 @@ public sealed unsafe class TraceReplayer : IDisposable
     private long _lineNumber;
     private int _cpus;
     private int? _headerCpus;
+    private string _headerCpusSource = "#P header";
     private string _cpusSource = "";
     private long _lines, _events, _replayed, _skippedFrees, _other, _lost, _null, _largeCount, _bad;
     private long _firstTs = -1, _lastTs;
@@ -180,15 +181,22 @@ public sealed unsafe class TraceReplayer : IDisposable
         _lineNumber = lineNumber;
     }
 
-    // "# entries-in-buffer/entries-written: 202337/202337   #P:2" (the header of the trace file)
+    // "# entries-in-buffer/entries-written: 202337/202337   #P:2" (the header of the trace file), or trace-cmd
+    // report's "cpus=2".
     private void ReadCpuHeader(ReadOnlySpan<byte> line)
     {
-        int p = line.IndexOf("#P:"u8);
+        line = line.TrimStart((byte)' ');
+        bool traceCmd = line.StartsWith("cpus="u8);
+        int p = traceCmd ? 2 : line.IndexOf("#P:"u8);
         if (p < 0) return;
         var digits = line[(p + 3)..];
         int n = 0;
         while (n < digits.Length && (uint)(digits[n] - '0') <= 9) n++;
-        if (n > 0 && int.TryParse(Encoding.ASCII.GetString(digits[..n]), out int cpus) && cpus is > 0 and <= 4096) _headerCpus = cpus;
+        if (n > 0 && int.TryParse(Encoding.ASCII.GetString(digits[..n]), out int cpus) && cpus is > 0 and <= 4096)
+        {
+            _headerCpus = cpus;
+            _headerCpusSource = traceCmd ? "cpus= header" : "#P header";
+        }
     }
 
     // The same header line: "entries-in-buffer/entries-written: A/B". The trace file prints no [LOST] lines; B - A
@@ -372,8 +380,10 @@ public sealed unsafe class TraceReplayer : IDisposable
     // kmalloc-rcl-N (__GFP_RECLAIMABLE) or dma-kmalloc-N (GFP_DMA), N the slot size (kernel naming).
     private ReplayCache? KmallocCache(ref TraceEvent ev)
     {
-        int type = ev.GfpFlags.IndexOf("GFP_DMA"u8) >= 0 ? 3
-            : ev.GfpFlags.IndexOf("__GFP_RECLAIMABLE"u8) >= 0 ? 2
+        // kmalloc_type(): __GFP_DMA first, then __GFP_RECLAIMABLE, then __GFP_ACCOUNT. Whole flag names only:
+        // GFP_DMA32 is another zone (and no kmalloc type).
+        int type = HasGfpFlag(ev.GfpFlags, "GFP_DMA"u8) || HasGfpFlag(ev.GfpFlags, "__GFP_DMA"u8) ? 3
+            : HasGfpFlag(ev.GfpFlags, "__GFP_RECLAIMABLE"u8) ? 2
             : ev.Accounted ? 1 : 0;
         int key = type << 24 | ev.BytesAlloc;
         if (_kmallocCaches.TryGetValue(key, out var rc)) return rc;
@@ -385,9 +395,17 @@ public sealed unsafe class TraceReplayer : IDisposable
         return rc;
     }
 
+    // One name of a gfp_flags value as the trace prints it: names joined by '|'.
+    private static bool HasGfpFlag(ReadOnlySpan<byte> flags, ReadOnlySpan<byte> name)
+    {
+        foreach (var range in flags.Split((byte)'|'))
+            if (flags[range].SequenceEqual(name)) return true;
+        return false;
+    }
+
     private (int, string) ResolveCpus() =>
         _o.Cpus is int c ? (c, "--cpus")
-        : _headerCpus is int h ? (h, "#P header")
+        : _headerCpus is int h ? (h, _headerCpusSource)
         : (Environment.ProcessorCount, "this machine");
 
     private void Start()

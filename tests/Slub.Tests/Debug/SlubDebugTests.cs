@@ -42,6 +42,49 @@ public unsafe class SlubDebugTests
         Assert.Contains($"0x{p + 64:x}-0x{p + 64:x} @offset={offset}. First byte", e.Message);
     }
 
+    /// <summary>
+    /// print_trailer's byte dumps follow the Object line and a blank line, as print_hex_dump(DUMP_PREFIX_ADDRESS,
+    /// 16 bytes a row, ASCII column at 49): left red zone, object, right red zone, then padding when there is any.
+    /// </summary>
+    [Fact]
+    public void ReportsDumpTheRedZonesTheObjectAndThePadding()
+    {
+        var (a, c) = Debug("FZPU", size: 40);
+        using var _ = a;
+        nint p = c.Alloc();
+        ((byte*)p)[40] = 0x41;   // 'A' over the first right red zone byte
+        var e = Assert.Throws<SlabCorruptionException>(() => c.Free(p));
+        var g = c.Geometry;
+        string Row(nint at, string hex, string ascii) => $"{at:x16}: {hex.PadRight(47)}  {ascii}";
+        // An allocated object keeps the free poison (0x6b, 0xa5 last) until written, as init_object() leaves it.
+        string cc8 = "cc cc cc cc cc cc cc cc", z8 = "5a 5a 5a 5a 5a 5a 5a 5a", k16 = string.Join(' ', Enumerable.Repeat("6b", 16));
+        string expected =
+            $"Object 0x{p:x} @offset={g.RedLeftPad} fp=0x{*(nint*)(p + g.FreePointerOffset):x}\n\n"
+            + $"Redzone  {Row(p - 8, cc8, "........")}\n"
+            + $"Object   {Row(p, k16, "kkkkkkkkkkkkkkkk")}\n"
+            + $"Object   {Row(p + 16, k16, "kkkkkkkkkkkkkkkk")}\n"
+            + $"Object   {Row(p + 32, "6b 6b 6b 6b 6b 6b 6b a5", "kkkkkkk.")}\n"
+            + $"Redzone  {Row(p + 40, "41 cc cc cc cc cc cc cc", "A.......")}\n"
+            + $"Padding  {Row(p + g.PaddingOffset, z8, "ZZZZZZZZ")}\n";
+        Assert.Equal(40, g.Inuse - 8);   // 40-byte object, one word of right red zone
+        Assert.Equal(8, g.Size - g.RedLeftPad - g.PaddingOffset);
+        Assert.Equal(expected, e.Message[e.Message.IndexOf("Object 0x", StringComparison.Ordinal)..]);
+    }
+
+    [Fact]
+    public void TraceLogsEachFreeWithTheSlabStateAndTheObject()
+    {
+        var (a, c) = Debug("T", size: 16);
+        using var _ = a;
+        nint p = c.Alloc(), q = c.Alloc();
+        new Span<byte>((void*)q, 16).Fill(0x61);
+        c.Free(q);
+        string line = a.Log.Lines().Last(l => l.StartsWith("TRACE dbg free", StringComparison.Ordinal));
+        Assert.Equal($"TRACE dbg free 0x{q:x} inuse=2 fp=0x{*(nint*)(q + c.Geometry.FreePointerOffset):x}\n"
+            + $"Object {q:x16}: 61 61 61 61 61 61 61 61 61 61 61 61 61 61 61 61  aaaaaaaaaaaaaaaa", line);
+        c.Free(p);
+    }
+
     [Fact]
     public void ByteReportsGiveTheOffsetFromTheSlabStart()
     {

@@ -86,6 +86,32 @@ public class FtraceParserTests
     [InlineData("#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION")]
     public void CommentsAndBlankLines(string line) => Assert.Equal(TraceLineKind.Comment, Parse(line, out _, out _));
 
+    [Theory]
+    [InlineData("cpus=2")]
+    [InlineData("CPU 3 is empty")]
+    public void TraceCmdReportPreambleLinesAreComments(string line) => Assert.Equal(TraceLineKind.Comment, Parse(line, out _, out _));
+
+    [Fact]
+    public void TraceCmdReportLinesParse()
+    {
+        // trace-cmd report: no flags column by default, real addresses with 0x, %pS without the size.
+        var kind = Parse("            bash-1234  [001]  4160.226149: kmem_cache_alloc:     call_site=__d_alloc+0x2d ptr=0xffff888003a1c040 name=dentry bytes_req=192 bytes_alloc=192 gfp_flags=GFP_KERNEL node=-1 accounted=true", out var err, out var ev);
+        Assert.Equal(TraceLineKind.Event, kind);
+        Assert.Null(err);
+        Assert.Equal(("bash", 1234, 1, 0xffff888003a1c040UL, "dentry", 192), (ev.Task, ev.Pid, ev.Cpu, ev.Ptr, ev.CacheName, ev.BytesAlloc));
+    }
+
+    [Theory]
+    [InlineData("         python3  3890 [001]  4160.226149: kmem:kmem_cache_alloc: call_site=__d_alloc+0x2d ptr=0xffff888003a1c040 name=dentry bytes_req=192 bytes_alloc=192 gfp_flags=GFP_KERNEL node=-1 accounted=true", "python3", 3890, TraceEventKind.CacheAlloc)]
+    [InlineData(" systemd-journal   301 [000]    12.000001: kmem:kmem_cache_free: call_site=x ptr=0xffff888003a1c040 name=dentry", "systemd-journal", 301, TraceEventKind.CacheFree)]
+    [InlineData("     Web Content  4242 [003]   100.123456: kmem:kfree: call_site=x ptr=0xffff888003a1c040", "Web Content", 4242, TraceEventKind.Kfree)]
+    public void PerfScriptLinesParse(string line, string task, int pid, TraceEventKind kind)
+    {
+        Assert.Equal(TraceLineKind.Event, Parse(line, out var err, out var ev));
+        Assert.Null(err);
+        Assert.Equal((task, pid, kind, 0xffff888003a1c040UL), (ev.Task, ev.Pid, ev.Kind, ev.Ptr));
+    }
+
     [Fact]
     public void OtherEventsAndLostEvents()
     {

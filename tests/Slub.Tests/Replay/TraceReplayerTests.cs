@@ -92,6 +92,35 @@ public class TraceReplayerTests
         Assert.Equal(0, r.Caches.Single(c => c.Name == "dentry").LiveObjects);
     }
 
+    [Theory]
+    [InlineData("GFP_KERNEL", "false", "kmalloc-64")]
+    [InlineData("GFP_KERNEL_ACCOUNT", "true", "kmalloc-cg-64")]
+    [InlineData("GFP_KERNEL|GFP_DMA", "false", "dma-kmalloc-64")]
+    [InlineData("GFP_KERNEL|__GFP_DMA", "false", "dma-kmalloc-64")]
+    [InlineData("GFP_KERNEL|GFP_DMA32", "false", "kmalloc-64")]          // another zone: no kmalloc type of its own
+    [InlineData("GFP_NOFS|__GFP_RECLAIMABLE", "false", "kmalloc-rcl-64")]
+    [InlineData("GFP_KERNEL_ACCOUNT|__GFP_RECLAIMABLE", "true", "kmalloc-rcl-64")]   // reclaimable beats accounted
+    [InlineData("GFP_KERNEL|__GFP_RECLAIM", "false", "kmalloc-64")]      // __GFP_RECLAIM is not __GFP_RECLAIMABLE
+    public void KmallocGoesToTheCacheOfItsGfpType(string gfp, string accounted, string cache)
+    {
+        var r = Replay([$"  t-1 [000] ..... 1.0: kmalloc: call_site=f ptr={P(1)} bytes_req=40 bytes_alloc=64 gfp_flags={gfp} node=-1 accounted={accounted}"]);
+        Assert.Equal(cache, r.Caches.Single().Name);
+    }
+
+    [Fact]
+    public void TraceCmdReportOutputReplaysWithItsCpuCount()
+    {
+        var r = Replay([
+            "CPU 2 is empty",
+            "cpus=4",
+            $"            bash-1234  [003]  4160.226149: kmem_cache_alloc:     call_site=__d_alloc+0x2d ptr=0x{P(1)} name=dentry bytes_req=192 bytes_alloc=192 gfp_flags=GFP_KERNEL node=-1 accounted=true",
+            $"            bash-1234  [000]  4160.226150: kmem_cache_free:      call_site=__dentry_kill+0x10c ptr=0x{P(1)} name=dentry",
+        ], new TraceReplayOptions());
+        Assert.Equal((4, "cpus= header"), (r.Cpus, r.CpusSource));
+        Assert.Equal((2, 0), (r.Events, r.BadLineCount));
+        Assert.Equal((1, 1), (r.Caches.Single().Allocs, r.Caches.Single().Frees));
+    }
+
     [Fact]
     public void TheCpuColumnDrivesPerCpuState()
     {
