@@ -109,7 +109,7 @@ public sealed unsafe partial class DentryCache
         Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
         queries = 0;
         complete = false;
-        nint cur = Get(Root).Address;
+        nint cur = Get(new Dentry(_root)).Address;
         try
         {
             foreach (Range part in rel.AsSpan().Split('/'))
@@ -295,7 +295,7 @@ public sealed unsafe partial class DentryCache
     private nint WalkCached(string rel, bool stopAtBlocker)
     {
         Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
-        nint cur = Get(Root).Address;
+        nint cur = Get(new Dentry(_root)).Address;
         foreach (Range part in rel.AsSpan().Split('/'))
         {
             var component = rel.AsSpan(part);
