@@ -52,12 +52,16 @@ public sealed unsafe partial class XArray : IDisposable
     internal readonly long Id;
 
     /// <summary>Creates an empty array whose nodes come from <paramref name="allocator"/>'s <c>xa_node</c> cache (default: <see cref="SlabAllocator.Shared"/>). Thread-safe.</summary>
+    /// <exception cref="ObjectDisposedException"><paramref name="allocator"/> has been disposed.</exception>
     public XArray(XaFlags flags = XaFlags.None, SlabAllocator? allocator = null)
     {
         Flags = flags;
         _trackFree = (flags & XaFlags.TrackFree) != 0;
         _zeroBusy = (flags & XaFlags.ZeroBusy) != 0;
-        _nodes = XaNodeCache.For(allocator ?? SlabAllocator.Shared);
+        allocator ??= SlabAllocator.Shared;
+        // Its Dispose detached the arrays it had; a new one would be a live array over a cache with no memory.
+        if (allocator.IsDisposed) SlabAllocator.ThrowDisposed(XaNodeCache.CacheName);
+        _nodes = XaNodeCache.For(allocator);
         _rcu = _nodes.Reclaimer;
         _headMarks = _trackFree ? 1 : 0;
         Id = XArrayRegistry.Register(this);
