@@ -256,7 +256,8 @@ public sealed unsafe partial class XArray : IDisposable
     /// <exception cref="XArrayException">Internal entry (<see cref="XaError.Invalid"/>) or no memory.</exception>
     public XaEntry Store(ulong index, XaEntry entry)
     {
-        XArrayException.ThrowIfError(TryStore(index, entry, out var old), nameof(Store));
+        var error = TryStore(index, entry, out var old);
+        if (error != XaError.None) XArrayException.Throw(error, $"{nameof(Store)}({index})");
         return old;
     }
 
@@ -274,7 +275,8 @@ public sealed unsafe partial class XArray : IDisposable
     /// </summary>
     public XaEntry StoreOrder(ulong index, int order, XaEntry entry)
     {
-        XArrayException.ThrowIfError(TryStoreOrder(index, order, entry, out var old), nameof(StoreOrder));
+        var error = TryStoreOrder(index, order, entry, out var old);
+        if (error != XaError.None) XArrayException.Throw(error, $"{nameof(StoreOrder)}({index}, order {order})");
         return old;
     }
 
@@ -319,7 +321,11 @@ public sealed unsafe partial class XArray : IDisposable
     }
 
     /// <summary><see cref="TryInsert"/>, throwing <see cref="XArrayException"/> (also for <see cref="XaError.Busy"/>). Thread-safe: takes the array's lock.</summary>
-    public void Insert(ulong index, XaEntry entry) => XArrayException.ThrowIfError(TryInsert(index, entry), nameof(Insert));
+    public void Insert(ulong index, XaEntry entry)
+    {
+        var error = TryInsert(index, entry);
+        if (error != XaError.None) XArrayException.Throw(error, $"{nameof(Insert)}({index})");
+    }
 
     /// <summary>
     /// <c>xa_cmpxchg</c>: if the entry at <paramref name="index"/> equals <paramref name="expected"/>, stores
@@ -329,7 +335,8 @@ public sealed unsafe partial class XArray : IDisposable
     /// </summary>
     public XaEntry CompareExchange(ulong index, XaEntry expected, XaEntry entry)
     {
-        XArrayException.ThrowIfError(TryCompareExchange(index, expected, entry, out var cur), nameof(CompareExchange));
+        var error = TryCompareExchange(index, expected, entry, out var cur);
+        if (error != XaError.None) XArrayException.Throw(error, $"{nameof(CompareExchange)}({index})");
         return cur;
     }
 
@@ -352,7 +359,11 @@ public sealed unsafe partial class XArray : IDisposable
     public XaError TryReserve(ulong index) => TryCompareExchange(index, XaEntry.Null, XaEntry.Zero, out _);
 
     /// <summary><see cref="TryReserve"/>, throwing on no memory. Thread-safe: takes the array's lock.</summary>
-    public void Reserve(ulong index) => XArrayException.ThrowIfError(TryReserve(index), nameof(Reserve));
+    public void Reserve(ulong index)
+    {
+        var error = TryReserve(index);
+        if (error != XaError.None) XArrayException.Throw(error, $"{nameof(Reserve)}({index})");
+    }
 
     /// <summary><c>xa_release</c>: removes a reservation that is still unused; does nothing otherwise. Thread-safe: takes the array's lock.</summary>
     public void Release(ulong index) => TryCompareExchange(index, XaEntry.Zero, XaEntry.Null, out _);
@@ -386,8 +397,11 @@ public sealed unsafe partial class XArray : IDisposable
     }
 
     /// <summary><see cref="TryStoreRange"/>, throwing on error. Thread-safe: takes the array's lock.</summary>
-    public void StoreRange(ulong first, ulong last, XaEntry entry) =>
-        XArrayException.ThrowIfError(TryStoreRange(first, last, entry), nameof(StoreRange));
+    public void StoreRange(ulong first, ulong last, XaEntry entry)
+    {
+        var error = TryStoreRange(first, last, entry);
+        if (error != XaError.None) XArrayException.Throw(error, $"{nameof(StoreRange)}({first}..{last})");
+    }
 
     /// <summary><c>xa_destroy</c>: removes every entry and frees every node (after a grace period). The array stays usable. Thread-safe: takes the array's lock.</summary>
     public void Destroy()
