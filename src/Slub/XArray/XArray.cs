@@ -244,8 +244,15 @@ public sealed unsafe partial class XArray : IDisposable
 
     private void CheckWritable()
     {
-        if (_disposed) throw new ObjectDisposedException(nameof(XArray));
+        if (_disposed) ThrowDisposed();
     }
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> saying whether the array or its allocator was disposed.</summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    internal void ThrowDisposed() =>
+        throw new ObjectDisposedException(nameof(XArray), _nodes.Cache.Allocator.IsDisposed
+            ? $"XArray: the SlabAllocator of its {XaNodeCache.CacheName} cache has been disposed; its entries and nodes are gone"
+            : "XArray: the array has been disposed (its entries were erased and its nodes freed); create a new one");
 
     /// <summary>
     /// <c>xa_store</c>: replaces whatever is at <paramref name="index"/> (the whole multi-index entry if one

@@ -10,6 +10,25 @@ namespace Slub.Tests.XArray;
 public class XArrayExceptionMessageTests
 {
     [Fact]
+    public void WritesAfterDisposeSayWhatWasDisposed()
+    {
+        // Both used to say only "Cannot access a disposed object. Object name: 'XArray'."
+        using var a = TestAllocator.Create();
+        var xa = new XA(allocator: a);
+        xa.Dispose();
+        var own = Assert.Throws<ObjectDisposedException>(() => xa.StoreValue(1, 1));
+        Assert.Contains("the array has been disposed", own.Message);
+
+        var b = TestAllocator.Create();
+        var other = new XA(allocator: b);
+        other.StoreValue(1000, 1);
+        b.Dispose();
+        var gone = Assert.Throws<ObjectDisposedException>(() => other.StoreValue(1, 1));
+        Assert.Contains("SlabAllocator", gone.Message);
+        Assert.Contains("xa_node", gone.Message);
+    }
+
+    [Fact]
     public void ErrorsNameTheIndexTheRangeOrTheLimit()
     {
         using var a = TestAllocator.Create();
