@@ -12,7 +12,12 @@ public sealed class AllocatorLog
     public const int Capacity = 4096;
     private readonly Queue<string> _lines = new();
 
-    /// <summary>Raised for every line written (e.g. to forward to a logger).</summary>
+    /// <summary>
+    /// Raised for every line written (e.g. to forward to a logger), on the thread that wrote it, with no lock of the
+    /// allocator held (a handler may use the allocator, or wait for a thread that does). Handlers should not throw: an
+    /// exception leaves the allocator call that wrote the line (a traced allocation or free, a corruption report, a
+    /// validation) after that call's work is done.
+    /// </summary>
     public event Action<string>? LineWritten;
 
     /// <summary>Appends <paramref name="line"/> (without its newline), drops the oldest lines beyond <see cref="Capacity"/>, then raises <see cref="LineWritten"/> outside the lock.</summary>

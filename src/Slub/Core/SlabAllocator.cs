@@ -253,8 +253,10 @@ public sealed partial class SlabAllocator : IDisposable
     }
 
     /// <summary>The cache named <paramref name="name"/> (or having it as an alias), or null. Thread-safe.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="name"/> is null.</exception>
     public KmemCache? FindCache(string name)
     {
+        ArgumentNullException.ThrowIfNull(name);
         lock (SlabMutex) return FindLocked(name);
     }
 

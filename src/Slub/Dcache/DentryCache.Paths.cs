@@ -13,6 +13,7 @@ public sealed unsafe partial class DentryCache
     /// answer cached — a missing name as a negative dentry. Logical "." and ".." are resolved textually first.
     /// Thread-safe; answers are as fresh as the last <see cref="Invalidate"/> for a changed path.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The cache, or its allocator, has been disposed.</exception>
     /// <exception cref="ArgumentException">An absolute path outside the root, or a path holding a NUL character ('\0'):
     /// a Linux pathname ends at its first NUL, so no path can contain one. Every path-taking member of the cache refuses
     /// it the same way, naming the parameter and the dcache, before it walks, asks the file system, caches or
@@ -29,6 +30,25 @@ public sealed unsafe partial class DentryCache
         nint p = Walk(rel, out int queries, out bool complete);
         try { return Answer(p, queries, complete); }
         finally { Put(new Dentry(p)); }
+    }
+
+    /// <summary>
+    /// <see cref="LookupPath(string)"/> for a path held in a span (a slice of a request line, a pooled buffer): a path
+    /// the cache answers is resolved from the span itself, with no string built; anything else (a component not cached,
+    /// "." or "..", a path that needs normalising) takes the string overload's walk with <c>path.ToString()</c>.
+    /// Same answers, counters and exceptions as <see cref="LookupPath(string)"/>. Thread-safe.
+    /// </summary>
+    /// <exception cref="ArgumentException">As <see cref="LookupPath(string)"/>: outside the root, or a NUL in the path.</exception>
+    /// <exception cref="ObjectDisposedException">The cache, or its allocator, has been disposed.</exception>
+    public LookupResult LookupPath(ReadOnlySpan<char> path)
+    {
+        ThrowIfDisposed();
+        if (!path.Contains('\0') && TryWalkable(path, out int start))
+        {
+            var span = path[start..];
+            if (TryRcuWalk(span, WalkFinish.MarkReferenced, out _, out var cached) || TryLockedWalk(span, out cached)) return cached;
+        }
+        return LookupPath(path.ToString());   // also the NUL check's exception, with the string overload's message
     }
 
     /// <summary>
@@ -75,12 +95,12 @@ public sealed unsafe partial class DentryCache
     }
 
     /// <summary>
-    /// Like <see cref="LookupPath"/>, but also returns the dentry where the walk ended, with a reference the
+    /// Like <see cref="LookupPath(string)"/>, but also returns the dentry where the walk ended, with a reference the
     /// caller drops with <see cref="Put"/>: the target (negative when the name does not exist, the root for an
     /// empty path), or the file or directory that made the rest of the path impossible. Holding it pins it, as
     /// an open file or a working directory pins a dentry. Thread-safe.
     /// </summary>
-    /// <exception cref="ArgumentException">As <see cref="LookupPath"/>: outside the root, or a NUL in the path.</exception>
+    /// <exception cref="ArgumentException">As <see cref="LookupPath(string)"/>: outside the root, or a NUL in the path.</exception>
     public Dentry Resolve(string path, out LookupResult result)
     {
         CheckPath(path, nameof(path));
@@ -109,7 +129,7 @@ public sealed unsafe partial class DentryCache
         Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
         queries = 0;
         complete = false;
-        nint cur = Get(Root).Address;
+        nint cur = Get(new Dentry(_root)).Address;
         try
         {
             foreach (Range part in rel.AsSpan().Split('/'))
@@ -145,7 +165,7 @@ public sealed unsafe partial class DentryCache
     }
 
     /// <summary>True if <paramref name="path"/> exists (file or directory), answered through the cache. Thread-safe.</summary>
-    /// <exception cref="ArgumentException">As <see cref="LookupPath"/>: outside the root, or a NUL in the path.</exception>
+    /// <exception cref="ArgumentException">As <see cref="LookupPath(string)"/>: outside the root, or a NUL in the path.</exception>
     public bool Exists(string path) => LookupPath(path).Exists;
 
     /// <summary>
@@ -154,7 +174,7 @@ public sealed unsafe partial class DentryCache
     /// (<c>d_drop</c>) and its unused descendants freed, so the next lookup asks the file system. Lookups that
     /// raced with the change do not cache what they saw. The root itself invalidates everything. Thread-safe.
     /// </summary>
-    /// <exception cref="ArgumentException">As <see cref="LookupPath"/>: outside the root, or a NUL in the path
+    /// <exception cref="ArgumentException">As <see cref="LookupPath(string)"/>: outside the root, or a NUL in the path
     /// (nothing is invalidated then).</exception>
     public void Invalidate(string path)
     {
@@ -189,7 +209,7 @@ public sealed unsafe partial class DentryCache
     /// not ask the file system. A peek: asks nothing, takes no reference and leaves the LRU and its referenced
     /// bits alone (an RCU-walk, or, when that fails, a walk under the tree lock held for reading). Thread-safe.
     /// </summary>
-    /// <exception cref="ArgumentException">As <see cref="LookupPath"/>: outside the root, or a NUL in the path.</exception>
+    /// <exception cref="ArgumentException">As <see cref="LookupPath(string)"/>: outside the root, or a NUL in the path.</exception>
     public bool IsCached(string path)
     {
         CheckPath(path, nameof(path));
@@ -295,7 +315,7 @@ public sealed unsafe partial class DentryCache
     private nint WalkCached(string rel, bool stopAtBlocker)
     {
         Span<byte> buf = stackalloc byte[DentryName.MaxLength * 3];
-        nint cur = Get(Root).Address;
+        nint cur = Get(new Dentry(_root)).Address;
         foreach (Range part in rel.AsSpan().Split('/'))
         {
             var component = rel.AsSpan(part);
@@ -408,7 +428,7 @@ public sealed unsafe partial class DentryCache
     /// '/' are left in (the walk skips empty components, as <see cref="Relative"/>'s normalisation would drop
     /// them). False sends the caller to <see cref="Relative"/> (which also throws for a path outside the root).
     /// </summary>
-    private bool TryWalkable(string path, out int start)
+    private bool TryWalkable(ReadOnlySpan<char> path, out int start)
     {
         start = 0;
         if (Path.IsPathRooted(path))
@@ -420,7 +440,7 @@ public sealed unsafe partial class DentryCache
             else if (path[root.Length] == '/') start = root.Length + 1;
             else return false;
         }
-        var rest = path.AsSpan(start);
+        var rest = path[start..];
         // A "." or ".." component starts the path or follows a '/': look for those places only.
         return !(rest.StartsWith('.') || rest.IndexOf("/.", StringComparison.Ordinal) >= 0) || !HasDotComponent(rest);
     }

@@ -15,7 +15,7 @@ public sealed unsafe partial class DentryCache
     {
         /// <summary>Nothing (<see cref="IsCached"/>).</summary>
         Peek,
-        /// <summary>Mark it referenced if it is unused on the LRU, as a get/put pair would (<see cref="LookupPath"/>).</summary>
+        /// <summary>Mark it referenced if it is unused on the LRU, as a get/put pair would (<see cref="LookupPath(string)"/>).</summary>
         MarkReferenced,
         /// <summary>Take a reference (<see cref="Resolve"/>).</summary>
         TakeReference,

@@ -50,8 +50,16 @@ public sealed unsafe partial class DentryCache : IDisposable
     /// <summary>The directory on disk this cache resolves paths under (full path, no trailing separator).</summary>
     public string RootPath { get; }
 
-    /// <summary>The root dentry. Pinned by the cache: callers may use it without taking a reference.</summary>
-    public Dentry Root => new(_root);
+    /// <summary>The root dentry. Pinned by the cache: callers may use it without taking a reference, until the cache is disposed.</summary>
+    /// <exception cref="ObjectDisposedException">The cache, or its allocator, has been disposed: the root is freed.</exception>
+    public Dentry Root
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return new(_root);
+        }
+    }
 
     /// <summary>What the SMO isolate callback evicts (may be changed at any time).</summary>
     public PartialShrinkMode PartialShrinkMode { get; set; }

@@ -247,13 +247,17 @@ public sealed unsafe partial class KmemCache
 
     private nint AllocFromPartialDebug(KmemCacheNode n)
     {
+        // Log lines are written after the list lock is released: a LineWritten handler runs on this thread and may
+        // wait for another thread that uses this cache.
+        string? trace = null, problem = null;
+        nint obj;
         lock (n.ListLock)
         {
             var s = n.Partial.Head;
             if (s is null) return 0;
             SpinLockWord.Enter(ref s.LockWord);
-            nint obj = s.Freelist;
-            string? problem = obj == 0 ? "Freelist empty on a partial slab" : null;
+            obj = s.Freelist;
+            problem = obj == 0 ? "Freelist empty on a partial slab" : null;
             string detail = "";
             if (problem is null && s.IndexOf(obj) < 0) { problem = "Freepointer corrupt"; detail = $"Free list head 0x{obj:x} is not an object of this slab"; }
             if (problem is null && (Flags & (SlabFlags.ConsistencyChecks | SlabFlags.RedZone | SlabFlags.Poison)) != 0)
@@ -261,34 +265,37 @@ public sealed unsafe partial class KmemCache
             if (problem is not null)
             {
                 // Never hand out anything from this slab again (the kernel's "Marking all objects used").
-                string report = Report(s, obj, problem, detail);
+                trace = Report(s, obj, problem, detail);
                 n.RemovePartial(s);
                 s.Freelist = 0;
                 s.Inuse = s.Objects;
                 AddFull(n, s);
                 SpinLockWord.Exit(ref s.LockWord);
-                _allocator.Log.Write(report);
-                throw new SlabCorruptionException(Name, obj, problem, report);
             }
-            s.Freelist = *(nint*)(obj + _fpOffset);
-            s.Inuse++;
-            n.Allocated(s, 1);
-            if (s.Freelist == 0)
+            else
             {
-                n.RemovePartial(s);
-                AddFull(n, s);
+                s.Freelist = *(nint*)(obj + _fpOffset);
+                s.Inuse++;
+                n.Allocated(s, 1);
+                if (s.Freelist == 0)
+                {
+                    n.RemovePartial(s);
+                    AddFull(n, s);
+                }
+                else if (n.Partial.NeedsRefile(s))
+                {
+                    n.Partial.Refile(s);
+                }
+                InitObjectDebug(obj, active: true);
+                SpinLockWord.Exit(ref s.LockWord);
+                SetTrack(obj, free: false);
+                if ((Flags & SlabFlags.Trace) != 0)
+                    trace = $"TRACE {Name} alloc 0x{obj:x} inuse={s.Inuse} fp=0x{s.Freelist:x}";
             }
-            else if (n.Partial.NeedsRefile(s))
-            {
-                n.Partial.Refile(s);
-            }
-            InitObjectDebug(obj, active: true);
-            SpinLockWord.Exit(ref s.LockWord);
-            SetTrack(obj, free: false);
-            if ((Flags & SlabFlags.Trace) != 0)
-                _allocator.Log.Write($"TRACE {Name} alloc 0x{obj:x} inuse={s.Inuse} fp=0x{s.Freelist:x}");
-            return obj;
         }
+        if (trace is not null) _allocator.Log.Write(trace);
+        if (problem is not null) throw new SlabCorruptionException(Name, obj, problem, trace!);
+        return obj;
     }
 
     /// <summary>Free for debug caches: double free, red zones and the free list are checked before anything changes (<c>free_debug_processing</c>).</summary>
@@ -296,11 +303,11 @@ public sealed unsafe partial class KmemCache
     {
         var n = _nodes[slab.Node];
         bool discard = false;
-        string? trace = null;
+        string? trace = null, problem = null, report = null;
         lock (n.ListLock)
         {
             SpinLockWord.Enter(ref slab.LockWord);
-            string? problem = null, detail = "";
+            string detail = "";
             // on_freelist: walk the slab's free list looking for the object (and for damage).
             int seen = 0;
             for (nint p = slab.Freelist; p != 0 && problem is null; p = *(nint*)(p + _fpOffset))
@@ -313,10 +320,9 @@ public sealed unsafe partial class KmemCache
                 problem = CheckObject(slab, obj, active: true, out detail);
             if (problem is not null)
             {
-                string report = Report(slab, obj, problem, detail);
+                report = Report(slab, obj, problem, detail);
                 SpinLockWord.Exit(ref slab.LockWord);
-                _allocator.Log.Write(report);
-                throw new SlabCorruptionException(Name, obj, problem, report);
+                goto reportOutsideTheLock;   // the log's handlers never run under the list lock (AllocFromPartialDebug)
             }
             // trace(): on free, before the object goes back, with its bytes as the caller left them.
             if ((Flags & SlabFlags.Trace) != 0)
@@ -353,6 +359,10 @@ public sealed unsafe partial class KmemCache
         }
         if (trace is not null) _allocator.Log.Write(trace);
         if (discard) DiscardSlab(slab);
+        return;
+    reportOutsideTheLock:
+        _allocator.Log.Write(report!);
+        throw new SlabCorruptionException(Name, obj, problem!, report!);
     }
 
     /// <summary>

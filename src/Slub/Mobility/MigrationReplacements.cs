@@ -29,9 +29,12 @@ public ref struct MigrationReplacements
     /// <param name="count">How many replacements the call may need: its number of objects.</param>
     /// <param name="node">The node the migrate call was given.</param>
     /// <param name="buffer">Where to keep them when <paramref name="count"/> fits (a <c>stackalloc</c>); otherwise a pooled array is rented.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="cache"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is negative.</exception>
     public MigrationReplacements(KmemCache cache, int count, int node, Span<nint> buffer)
     {
         ArgumentNullException.ThrowIfNull(cache);
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
         _cache = cache;
         if (count <= buffer.Length) _objects = buffer[..count];
         else

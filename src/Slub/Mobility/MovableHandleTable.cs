@@ -315,18 +315,58 @@ public sealed unsafe class MovableHandleTable : IDisposable
     {
         private readonly MovableHandleTable _table;
         private readonly long _handle;
+        private readonly nint _payload;
 
-        /// <summary>Address of the payload.</summary>
-        public nint Payload { get; }
+        /// <summary>Address of the payload, valid until the scope is disposed.</summary>
+        /// <exception cref="ObjectDisposedException">The scope was disposed (or is a default scope): nothing keeps the
+        /// object at that address any more.</exception>
+        public nint Payload
+        {
+            get
+            {
+                ThrowIfReleased();
+                return _payload;
+            }
+        }
 
-        /// <summary>The payload as bytes.</summary>
-        public Span<byte> Bytes => new((void*)Payload, _table._payloadSize);
+        /// <summary>The payload as bytes, valid until the scope is disposed (a span kept beyond that is not checked).</summary>
+        /// <exception cref="ObjectDisposedException">The scope was disposed (or is a default scope).</exception>
+        public Span<byte> Bytes
+        {
+            get
+            {
+                ThrowIfReleased();
+                return new((void*)_payload, _table._payloadSize);
+            }
+        }
 
         internal Scope(MovableHandleTable table, long handle, nint payload)
         {
             _table = table;
             _handle = handle;
-            Payload = payload;
+            _payload = payload;
+        }
+
+        /// <summary>
+        /// The scope is live while this thread holds the handle's stripe and the table still maps the handle to this
+        /// object: no second scope of the same stripe can exist on the thread (Access refuses it), and while the stripe
+        /// is held nothing moves or frees the object. A disposed scope fails the first test, or — when the thread has
+        /// taken the stripe again for another handle since — the second, unless its object is still exactly where it was.
+        /// </summary>
+        private void ThrowIfReleased()
+        {
+            if (_table is null
+                || Volatile.Read(ref _table.StripeLock(_handle)) != Environment.CurrentManagedThreadId
+                || _table.LiveObject(_handle) + HeaderSize != _payload)
+                ThrowReleased();
+        }
+
+        [System.Diagnostics.CodeAnalysis.DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+        private void ThrowReleased()
+        {
+            if (_table is null) throw new ObjectDisposedException(nameof(Scope), "a default MovableHandleTable.Scope has no payload");
+            throw new ObjectDisposedException($"MovableHandleTable({_table._cache.Name}).Scope",
+                $"{_table._cache.Name}: the Access scope of handle {_handle} has been disposed; its object may have moved or been freed since. Access the handle again");
         }
 
         /// <summary>Releases the handle's stripe lock, so the object may move or be freed again; a default scope does

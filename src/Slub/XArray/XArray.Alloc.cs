@@ -24,7 +24,8 @@ public sealed unsafe partial class XArray
     /// <summary><see cref="TryAlloc"/>, throwing <see cref="XArrayException"/> on any error. Thread-safe: takes the array's lock.</summary>
     public uint Alloc(XaEntry entry, XaLimit limit)
     {
-        XArrayException.ThrowIfError(TryAlloc(entry, limit, out uint id), nameof(Alloc));
+        var error = TryAlloc(entry, limit, out uint id);
+        if (error != XaError.None) XArrayException.ThrowAlloc(error, nameof(Alloc), limit);
         return id;
     }
 
@@ -83,7 +84,8 @@ public sealed unsafe partial class XArray
     /// <summary><see cref="TryAllocCyclic"/>, throwing <see cref="XArrayException"/> on any error. Returns the id. Thread-safe: takes the array's lock. <paramref name="next"/> as in <see cref="TryAllocCyclic"/>.</summary>
     public uint AllocCyclic(XaEntry entry, XaLimit limit, ref uint next, out bool wrapped)
     {
-        XArrayException.ThrowIfError(TryAllocCyclic(entry, limit, ref next, out uint id, out wrapped), nameof(AllocCyclic));
+        var error = TryAllocCyclic(entry, limit, ref next, out uint id, out wrapped);
+        if (error != XaError.None) XArrayException.ThrowAlloc(error, nameof(AllocCyclic), limit);
         return id;
     }
 }

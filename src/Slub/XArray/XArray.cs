@@ -52,12 +52,16 @@ public sealed unsafe partial class XArray : IDisposable
     internal readonly long Id;
 
     /// <summary>Creates an empty array whose nodes come from <paramref name="allocator"/>'s <c>xa_node</c> cache (default: <see cref="SlabAllocator.Shared"/>). Thread-safe.</summary>
+    /// <exception cref="ObjectDisposedException"><paramref name="allocator"/> has been disposed.</exception>
     public XArray(XaFlags flags = XaFlags.None, SlabAllocator? allocator = null)
     {
         Flags = flags;
         _trackFree = (flags & XaFlags.TrackFree) != 0;
         _zeroBusy = (flags & XaFlags.ZeroBusy) != 0;
-        _nodes = XaNodeCache.For(allocator ?? SlabAllocator.Shared);
+        allocator ??= SlabAllocator.Shared;
+        // Its Dispose detached the arrays it had; a new one would be a live array over a cache with no memory.
+        if (allocator.IsDisposed) SlabAllocator.ThrowDisposed(XaNodeCache.CacheName);
+        _nodes = XaNodeCache.For(allocator);
         _rcu = _nodes.Reclaimer;
         _headMarks = _trackFree ? 1 : 0;
         Id = XArrayRegistry.Register(this);
@@ -241,8 +245,15 @@ public sealed unsafe partial class XArray : IDisposable
 
     private void CheckWritable()
     {
-        if (_disposed) throw new ObjectDisposedException(nameof(XArray));
+        if (_disposed) ThrowDisposed();
     }
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> saying whether the array or its allocator was disposed.</summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn, MethodImpl(MethodImplOptions.NoInlining)]
+    internal void ThrowDisposed() =>
+        throw new ObjectDisposedException(nameof(XArray), _nodes.Cache.Allocator.IsDisposed
+            ? $"XArray: the SlabAllocator of its {XaNodeCache.CacheName} cache has been disposed; its entries and nodes are gone"
+            : "XArray: the array has been disposed (its entries were erased and its nodes freed); create a new one");
 
     /// <summary>
     /// <c>xa_store</c>: replaces whatever is at <paramref name="index"/> (the whole multi-index entry if one
@@ -253,7 +264,8 @@ public sealed unsafe partial class XArray : IDisposable
     /// <exception cref="XArrayException">Internal entry (<see cref="XaError.Invalid"/>) or no memory.</exception>
     public XaEntry Store(ulong index, XaEntry entry)
     {
-        XArrayException.ThrowIfError(TryStore(index, entry, out var old), nameof(Store));
+        var error = TryStore(index, entry, out var old);
+        if (error != XaError.None) XArrayException.Throw(error, $"{nameof(Store)}({index})");
         return old;
     }
 
@@ -271,7 +283,8 @@ public sealed unsafe partial class XArray : IDisposable
     /// </summary>
     public XaEntry StoreOrder(ulong index, int order, XaEntry entry)
     {
-        XArrayException.ThrowIfError(TryStoreOrder(index, order, entry, out var old), nameof(StoreOrder));
+        var error = TryStoreOrder(index, order, entry, out var old);
+        if (error != XaError.None) XArrayException.Throw(error, $"{nameof(StoreOrder)}({index}, order {order})");
         return old;
     }
 
@@ -316,7 +329,11 @@ public sealed unsafe partial class XArray : IDisposable
     }
 
     /// <summary><see cref="TryInsert"/>, throwing <see cref="XArrayException"/> (also for <see cref="XaError.Busy"/>). Thread-safe: takes the array's lock.</summary>
-    public void Insert(ulong index, XaEntry entry) => XArrayException.ThrowIfError(TryInsert(index, entry), nameof(Insert));
+    public void Insert(ulong index, XaEntry entry)
+    {
+        var error = TryInsert(index, entry);
+        if (error != XaError.None) XArrayException.Throw(error, $"{nameof(Insert)}({index})");
+    }
 
     /// <summary>
     /// <c>xa_cmpxchg</c>: if the entry at <paramref name="index"/> equals <paramref name="expected"/>, stores
@@ -326,7 +343,8 @@ public sealed unsafe partial class XArray : IDisposable
     /// </summary>
     public XaEntry CompareExchange(ulong index, XaEntry expected, XaEntry entry)
     {
-        XArrayException.ThrowIfError(TryCompareExchange(index, expected, entry, out var cur), nameof(CompareExchange));
+        var error = TryCompareExchange(index, expected, entry, out var cur);
+        if (error != XaError.None) XArrayException.Throw(error, $"{nameof(CompareExchange)}({index})");
         return cur;
     }
 
@@ -349,7 +367,11 @@ public sealed unsafe partial class XArray : IDisposable
     public XaError TryReserve(ulong index) => TryCompareExchange(index, XaEntry.Null, XaEntry.Zero, out _);
 
     /// <summary><see cref="TryReserve"/>, throwing on no memory. Thread-safe: takes the array's lock.</summary>
-    public void Reserve(ulong index) => XArrayException.ThrowIfError(TryReserve(index), nameof(Reserve));
+    public void Reserve(ulong index)
+    {
+        var error = TryReserve(index);
+        if (error != XaError.None) XArrayException.Throw(error, $"{nameof(Reserve)}({index})");
+    }
 
     /// <summary><c>xa_release</c>: removes a reservation that is still unused; does nothing otherwise. Thread-safe: takes the array's lock.</summary>
     public void Release(ulong index) => TryCompareExchange(index, XaEntry.Zero, XaEntry.Null, out _);
@@ -383,8 +405,11 @@ public sealed unsafe partial class XArray : IDisposable
     }
 
     /// <summary><see cref="TryStoreRange"/>, throwing on error. Thread-safe: takes the array's lock.</summary>
-    public void StoreRange(ulong first, ulong last, XaEntry entry) =>
-        XArrayException.ThrowIfError(TryStoreRange(first, last, entry), nameof(StoreRange));
+    public void StoreRange(ulong first, ulong last, XaEntry entry)
+    {
+        var error = TryStoreRange(first, last, entry);
+        if (error != XaError.None) XArrayException.Throw(error, $"{nameof(StoreRange)}({first}..{last})");
+    }
 
     /// <summary><c>xa_destroy</c>: removes every entry and frees every node (after a grace period). The array stays usable. Thread-safe: takes the array's lock.</summary>
     public void Destroy()

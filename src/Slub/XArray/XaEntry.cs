@@ -112,7 +112,7 @@ public readonly struct XaEntry : IEquatable<XaEntry>
     };
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void ThrowValueRange(ulong v) => throw new ArgumentOutOfRangeException(nameof(v), v, "value entries hold 0..long.MaxValue");
+    private static void ThrowValueRange(ulong value) => throw new ArgumentOutOfRangeException(nameof(value), value, "value entries hold 0..long.MaxValue");
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowNotValue() => throw new InvalidOperationException($"{this} is not a value entry");

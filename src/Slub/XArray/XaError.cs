@@ -40,10 +40,14 @@ public sealed class XArrayException : Exception
     /// <param name="message">The error message.</param>
     public XArrayException(XaError error, string message) : base(message) => Error = error;
 
-    internal static void ThrowIfError(XaError e, string op)
-    {
-        if (e != XaError.None) throw new XArrayException(e, $"{op}: {Describe(e)}");
-    }
+    /// <summary>Throws for an error; <paramref name="what"/> names the call and its index, range or limit (<c>Insert(42)</c>).</summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn, System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    internal static void Throw(XaError e, string what) => throw new XArrayException(e, $"{what}: {Describe(e)}");
+
+    /// <summary>As <see cref="Throw"/> for the id allocators, whose EBUSY means the limit has no free id.</summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn, System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    internal static void ThrowAlloc(XaError e, string op, XaLimit limit) =>
+        throw new XArrayException(e, $"{op}(ids {limit.Min}..{limit.Max}): {(e == XaError.Busy ? "no free id (EBUSY)" : Describe(e))}");
 
     internal static string Describe(XaError e) => e switch
     {

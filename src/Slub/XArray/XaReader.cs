@@ -36,7 +36,7 @@ namespace Slub.XArray;
 public unsafe ref partial struct XaReader
 {
     private readonly XArray _xa;
-    private EpochReclaimer.ReadScope _scope;
+    private EpochReclaimer.ReaderRecord? _section;   // this thread's record, in a section until Dispose
     private bool _open;
     private ulong* _dir;       // the array's leaf directory entries as last read (see "The leaf directory")
     private ulong _dirLength;  // their count; 0 in a default or disposed reader
@@ -44,7 +44,7 @@ public unsafe ref partial struct XaReader
     internal XaReader(XArray xa)
     {
         _xa = xa;
-        _scope = xa.Reclaimer.EnterRead();
+        _section = xa.Reclaimer.EnterReadSection();
         _open = true;
         nint d = Volatile.Read(ref xa._dir);   // read inside the section: the block cannot be freed before it ends
         _dir = XArray.DirectoryEntries(d);
@@ -76,7 +76,7 @@ public unsafe ref partial struct XaReader
         if (!_open) return;
         _open = false;
         _dirLength = 0;              // the next load reaches the walk, which throws
-        _scope.Dispose();
+        EpochReclaimer.ExitReadSection(_section!);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

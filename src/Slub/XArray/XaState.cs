@@ -143,7 +143,7 @@ public unsafe struct XaState
     {
         RequireLock();
         if (XaCodec.IsAdvanced(entry.Raw)) { Error = XaError.Invalid; return XaEntry.Null; }
-        if (_xa.IsDisposed) throw new ObjectDisposedException(nameof(XArray));
+        if (_xa.IsDisposed) _xa.ThrowDisposed();
         var err = _xa.StoreWith(Index, Order, entry.Raw, ref _alloc, ref _allocCount, out ulong old);
         Error = err;
         if (err == XaError.None && entry.Raw != 0)

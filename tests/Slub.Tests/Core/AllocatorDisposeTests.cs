@@ -80,6 +80,19 @@ public unsafe class AllocatorDisposeTests
     }
 
     [Fact]
+    public void AnXArrayCannotBeCreatedOnADisposedAllocator()
+    {
+        // The allocator's Dispose detaches the arrays that exist then; one created afterwards (the xa_node cache of the
+        // allocator already existed) was a live array on unmapped memory's cache: a store at index 0 (no node needed)
+        // succeeded and was read back, a store elsewhere failed in the node allocation.
+        var a = TestAllocator.Create();
+        new Slub.XArray.XArray(allocator: a).Dispose();   // creates the allocator's xa_node cache
+        a.Dispose();
+        var e = Assert.Throws<ObjectDisposedException>(() => new Slub.XArray.XArray(allocator: a));
+        Assert.Contains("xa_node", e.Message);
+    }
+
+    [Fact]
     public void DisposeIsIdempotentWithABackgroundDefragmenter()
     {
         var a = TestAllocator.Create();

@@ -28,6 +28,10 @@ public class DcacheDisposeTests
         Assert.Throws<ObjectDisposedException>(() => dc.Prune(10));
         Assert.Throws<ObjectDisposedException>(() => dc.ShrinkAll());
         Assert.Throws<ObjectDisposedException>(() => dc.LruSnapshot());
+        // The root is freed too: the property handed out a handle to it, whose Name then read freed memory (an
+        // ArgumentNullException from the decoded name, or whatever the slot held next).
+        var re = Assert.Throws<ObjectDisposedException>(() => dc.Root);
+        Assert.Contains(t.Root, re.Message);
     }
 
     [Fact]
@@ -41,6 +45,7 @@ public class DcacheDisposeTests
         Assert.Throws<ObjectDisposedException>(() => dc.LookupPath("a/b/other.txt"));   // was an AccessViolationException
         Assert.Throws<ObjectDisposedException>(() => dc.Prune(10));
         Assert.Throws<ObjectDisposedException>(() => dc.Get(dc.Root));
+        Assert.Throws<ObjectDisposedException>(() => dc.Root.Name);   // was an AccessViolationException: the arena is unmapped
         dc.Dispose();   // the memory is gone: only marks it disposed
         Assert.Throws<ObjectDisposedException>(() => dc.Exists("a"));
     }
