@@ -21,7 +21,7 @@ public sealed unsafe partial class DentryCache
         TakeReference,
     }
 
-    private long _rcuWalkRetries;
+    private long _rcuWalkRetries, _rcuWalkFallbacks;
 
     /// <summary>RCU-walks that failed validation (a seqcount moved, or the last dentry died) and fell back to the locked walk. For tests and tools.</summary>
     internal long RcuWalkRetries => Volatile.Read(ref _rcuWalkRetries);
@@ -40,7 +40,8 @@ public sealed unsafe partial class DentryCache
     /// moment and the answer is the one the locked walk would have given then. Only then is
     /// <paramref name="finish"/> applied. False on a miss, an odd (in-progress) seqcount or a failed check: the
     /// caller walks again under the tree lock. <paramref name="end"/> is the last dentry (referenced only for
-    /// <see cref="WalkFinish.TakeReference"/>). Counts lookups and hits as the locked walk does, on success only (a peek counts nothing).
+    /// <see cref="WalkFinish.TakeReference"/>). Counts lookups and hits as the locked walk does, on success only (a peek counts nothing);
+    /// every false return is counted as a fallback (<see cref="DcacheStatistics.RcuWalkFallbacks"/>).
     /// </summary>
     /// <remarks><paramref name="rel"/> may hold empty components, but no "." or ".." (<see cref="TryWalkable"/>).</remarks>
     [SkipLocalsInit]   // the name buffer is only read where Encode wrote it
@@ -50,7 +51,8 @@ public sealed unsafe partial class DentryCache
         end = 0;
         result = default;
         int components = 0;
-        bool invalid = false;   // a validation failure (not a miss): counted
+        bool invalid = false;   // a validation failure (not a miss): counted in _rcuWalkRetries too
+        bool answered = false;  // every other return is a fallback: counted in _rcuWalkFallbacks
         var reader = _rcu.EnterReadFast();
         try
         {
@@ -109,14 +111,20 @@ public sealed unsafe partial class DentryCache
                     return false;
                 }
                 end = cur;
+                answered = true;
                 return true;
             }
             end = cur;
+            answered = true;
         }
         finally
         {
             EpochReclaimer.ExitReadFast(reader);
-            if (invalid) Interlocked.Increment(ref _rcuWalkRetries);
+            if (!answered)
+            {
+                Interlocked.Increment(ref _rcuWalkFallbacks);
+                if (invalid) Interlocked.Increment(ref _rcuWalkRetries);
+            }
         }
         Interlocked.Add(ref _walkHits, components);
         return true;

@@ -113,14 +113,14 @@ public sealed unsafe partial class DentryCache : IDisposable
         }
     }
 
-    /// <summary>Counters: dentries, unused (on the LRU), negative, lookups and hits, slab figures. Thread-safe (a snapshot).</summary>
+    /// <summary>Counters: dentries, unused (on the LRU), negative, lookups and hits, slab figures, RCU-walk fallbacks. Thread-safe (a snapshot).</summary>
     public DcacheStatistics GetStatistics()
     {
         var st = Cache.GetStatistics();
         return new DcacheStatistics(
             Volatile.Read(ref _nrDentry), _lru.Count, Volatile.Read(ref _nrNegative),
             Volatile.Read(ref _lookups) + Volatile.Read(ref _walkHits), Volatile.Read(ref _hits) + Volatile.Read(ref _walkHits), Volatile.Read(ref _misses),
-            st.Slabs, st.Objects, st.OptimalSlabs, st.ObjectsPerSlab);
+            st.Slabs, st.Objects, st.OptimalSlabs, st.ObjectsPerSlab, Volatile.Read(ref _rcuWalkFallbacks));
     }
 
     /// <summary>

@@ -191,6 +191,30 @@ public class DcacheRcuWalkTests
     }
 
     [Fact]
+    public void RcuWalkFallbacksCountsEveryWalkThatDidNotAnswerAndNoOther()
+    {
+        using var a = TestAllocator.Create();
+        var tree = new SyntheticTree(2, 4);
+        using var dc = tree.CreateCache(a);
+        long Fallbacks() => dc.GetStatistics().RcuWalkFallbacks;
+        Assert.Equal(0, Fallbacks());
+        dc.LookupPath("d0/f1");                     // cold: the walk misses at d0 and falls back
+        Assert.Equal(1, Fallbacks());
+        Assert.False(dc.IsCached("d1/f0"));         // a peek that misses falls back too
+        Assert.Equal(2, Fallbacks());
+        for (int i = 0; i < 3; i++) dc.LookupPath("d0/f1");   // answered lock-free: nothing counted
+        Assert.True(dc.IsCached("d0/f1"));
+        dc.Put(dc.Resolve("d0/f1", out _));
+        Assert.Equal(2, Fallbacks());
+        Assert.Equal(0, dc.RcuWalkRetries);         // misses are not validation failures
+        // A failed validation is a fallback as well.
+        nint target = AddressOf(dc, "d0/f1");
+        PauseReaderAt(dc, target, () => dc.LookupPath("d0/f1"), meanwhile: () => dc.Invalidate("d0/f1"));
+        Assert.Equal(1, dc.RcuWalkRetries);
+        Assert.Equal(3, Fallbacks());
+    }
+
+    [Fact]
     public void SmoShrinkFreesSlabsWhoseDentriesStillWaitForAGracePeriod()
     {
         // Half of every slab freed (Prune waits for its grace period), the other half killed one dentry at a
