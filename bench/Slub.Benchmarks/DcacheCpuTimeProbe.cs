@@ -9,7 +9,10 @@ namespace Slub.Benchmarks;
 /// path cache in the same rounds. Warm-up passes and a pause for the tier-1 rejit first, then the best of
 /// <see cref="Rounds"/> rounds of <see cref="Passes"/> passes, the cases interleaved within each round; then
 /// each case on two threads at once (the slower thread's CPU time per path, best round), which shows what
-/// the shared tree lock and counters cost when both cores look up.
+/// the shared tree lock and counters cost when both cores look up; then the relative lookups on one thread while
+/// another creates and kills dentries in a directory none of the paths goes through
+/// (<see cref="DcacheBenchmarks.ChurnRound"/>), with the share of walks whose lock-free RCU-walk fell back to the
+/// locked walk (<see cref="Slub.Dcache.DcacheStatistics.RcuWalkFallbacks"/>).
 /// </summary>
 public static class DcacheCpuTimeProbe
 {
@@ -50,8 +53,60 @@ public static class DcacheCpuTimeProbe
             Console.WriteLine($"two threads at once, each its own CPU time, best of {Rounds} rounds (the tree lock and counters shared):");
             for (int c = 0; c < cases.Length; c++)
                 Console.WriteLine($"{cases[c].Name + " x2",-36} {TwoThreads(cases[c].Pass),8:F1} ns");
+            var churn = WithChurn(b, b.DentryCacheLookup);
+            Console.WriteLine($"one reader while another thread creates and kills dentries elsewhere, best of {Rounds} rounds (reader's CPU time; fallbacks over all rounds):");
+            Console.WriteLine($"{cases[0].Name + " + churn",-36} {churn.Ns,8:F1} ns   fell back {churn.Fallbacks} of {churn.Walks} walks ({100.0 * churn.Fallbacks / churn.Walks:F3} %), " +
+                $"rounds {churn.MinPct:F3}-{churn.MaxPct:F3} %; {churn.Unhashes} dentries unhashed meanwhile ({1000.0 * churn.Unhashes / churn.Walks:F1} per 1000 walks)");
         }
         finally { b.Cleanup(); }
+    }
+
+    /// <summary>
+    /// A reader thread runs <paramref name="pass"/> for a round while a churner thread repeats
+    /// <see cref="DcacheBenchmarks.ChurnRound"/> until the reader is done: the reader's best ns per path, the
+    /// RCU-walk fallbacks over all rounds (only the reader walks paths), and the unhashes the churner did meanwhile.
+    /// </summary>
+    private static (double Ns, long Fallbacks, long Walks, double MinPct, double MaxPct, long Unhashes) WithChurn(DcacheBenchmarks b, Func<int> pass)
+    {
+        double best = double.MaxValue, minPct = double.MaxValue, maxPct = 0;
+        long fallbacks = 0, unhashes = 0, walks = 0;
+        for (int r = 0; r < Rounds; r++)
+        {
+            int stop = 0;
+            long unhashed = 0;
+            using var started = new ManualResetEventSlim();
+            var churner = new Thread(() =>
+            {
+                started.Set();
+                long n = 0;
+                while (Volatile.Read(ref stop) == 0) n += b.ChurnRound();
+                unhashed = n;
+            });
+            long fb = 0;
+            double ns = 0;
+            var reader = new Thread(() =>
+            {
+                started.Wait();
+                long fb0 = b.Dcache.GetStatistics().RcuWalkFallbacks;
+                long t0 = ThreadCpuClock.NowNanoseconds();
+                for (int i = 0; i < Passes; i++) pass();
+                ns = (double)(ThreadCpuClock.NowNanoseconds() - t0) / (Passes * DcacheBenchmarks.PathCount);
+                fb = b.Dcache.GetStatistics().RcuWalkFallbacks - fb0;
+            });
+            churner.Start();
+            reader.Start();
+            reader.Join();
+            Volatile.Write(ref stop, 1);
+            churner.Join();
+            best = Math.Min(best, ns);
+            double pct = 100.0 * fb / (Passes * DcacheBenchmarks.PathCount);
+            minPct = Math.Min(minPct, pct);
+            maxPct = Math.Max(maxPct, pct);
+            fallbacks += fb;
+            walks += Passes * DcacheBenchmarks.PathCount;
+            unhashes += unhashed;
+        }
+        return (best, fallbacks, walks, minPct, maxPct, unhashes);
     }
 
     /// <summary>Both threads run <paramref name="pass"/> for a round at the same time; the slower thread's ns per path, best round.</summary>
