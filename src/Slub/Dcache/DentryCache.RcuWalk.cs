@@ -41,7 +41,7 @@ public sealed unsafe partial class DentryCache
     /// <paramref name="finish"/> applied. False on a miss, an odd (in-progress) seqcount or a failed check: the
     /// caller walks again under the tree lock. <paramref name="end"/> is the last dentry (referenced only for
     /// <see cref="WalkFinish.TakeReference"/>). Counts lookups and hits as the locked walk does, on success only (a peek counts nothing);
-    /// every false return is counted as a fallback (<see cref="DcacheStatistics.RcuWalkFallbacks"/>).
+    /// every false return but a peek's is counted as a fallback (<see cref="DcacheStatistics.RcuWalkFallbacks"/>).
     /// </summary>
     /// <remarks><paramref name="rel"/> may hold empty components, but no "." or ".." (<see cref="TryWalkable"/>).</remarks>
     [SkipLocalsInit]   // the name buffer is only read where Encode wrote it
@@ -122,7 +122,7 @@ public sealed unsafe partial class DentryCache
             EpochReclaimer.ExitReadFast(reader);
             if (!answered)
             {
-                Interlocked.Increment(ref _rcuWalkFallbacks);
+                if (finish != WalkFinish.Peek) Interlocked.Increment(ref _rcuWalkFallbacks);
                 if (invalid) Interlocked.Increment(ref _rcuWalkRetries);
             }
         }

@@ -200,7 +200,9 @@ public class DcacheRcuWalkTests
         Assert.Equal(0, Fallbacks());
         dc.LookupPath("d0/f1");                     // cold: the walk misses at d0 and falls back
         Assert.Equal(1, Fallbacks());
-        Assert.False(dc.IsCached("d1/f0"));         // a peek that misses falls back too
+        Assert.False(dc.IsCached("d1/f0"));         // a peek falls back too, but counts nothing (as it counts no lookups)
+        Assert.Equal(1, Fallbacks());
+        Assert.False(dc.Exists("d1/f9"));            // cold again (d1): counted
         Assert.Equal(2, Fallbacks());
         for (int i = 0; i < 3; i++) dc.LookupPath("d0/f1");   // answered lock-free: nothing counted
         Assert.True(dc.IsCached("d0/f1"));
