@@ -54,8 +54,8 @@ public static class DcacheCpuTimeProbe
             for (int c = 0; c < cases.Length; c++)
                 Console.WriteLine($"{cases[c].Name + " x2",-36} {TwoThreads(cases[c].Pass),8:F1} ns");
             var churn = WithChurn(b, b.DentryCacheLookup);
-            Console.WriteLine($"one reader while another thread creates and kills dentries elsewhere, best of {Rounds} rounds (reader's CPU time; fallbacks over all rounds):");
-            Console.WriteLine($"{cases[0].Name + " + churn",-36} {churn.Ns,8:F1} ns   fell back {churn.Fallbacks} of {churn.Walks} walks ({100.0 * churn.Fallbacks / churn.Walks:F3} %), " +
+            Console.WriteLine($"one reader while another thread creates and kills dentries elsewhere, best and mean of {Rounds} rounds (reader's CPU time; fallbacks over all rounds):");
+            Console.WriteLine($"{cases[0].Name + " + churn",-36} {churn.Ns,8:F1} ns (mean {churn.MeanNs:F1})   fell back {churn.Fallbacks} of {churn.Walks} walks ({100.0 * churn.Fallbacks / churn.Walks:F3} %), " +
                 $"rounds {churn.MinPct:F3}-{churn.MaxPct:F3} %; {churn.Unhashes} dentries unhashed meanwhile ({1000.0 * churn.Unhashes / churn.Walks:F1} per 1000 walks)");
         }
         finally { b.Cleanup(); }
@@ -63,12 +63,12 @@ public static class DcacheCpuTimeProbe
 
     /// <summary>
     /// A reader thread runs <paramref name="pass"/> for a round while a churner thread repeats
-    /// <see cref="DcacheBenchmarks.ChurnRound"/> until the reader is done: the reader's best ns per path, the
+    /// <see cref="DcacheBenchmarks.ChurnRound"/> until the reader is done: the reader's best and mean ns per path, the
     /// RCU-walk fallbacks over all rounds (only the reader walks paths), and the unhashes the churner did meanwhile.
     /// </summary>
-    private static (double Ns, long Fallbacks, long Walks, double MinPct, double MaxPct, long Unhashes) WithChurn(DcacheBenchmarks b, Func<int> pass)
+    private static (double Ns, double MeanNs, long Fallbacks, long Walks, double MinPct, double MaxPct, long Unhashes) WithChurn(DcacheBenchmarks b, Func<int> pass)
     {
-        double best = double.MaxValue, minPct = double.MaxValue, maxPct = 0;
+        double best = double.MaxValue, sum = 0, minPct = double.MaxValue, maxPct = 0;
         long fallbacks = 0, unhashes = 0, walks = 0;
         for (int r = 0; r < Rounds; r++)
         {
@@ -99,6 +99,7 @@ public static class DcacheCpuTimeProbe
             Volatile.Write(ref stop, 1);
             churner.Join();
             best = Math.Min(best, ns);
+            sum += ns;
             double pct = 100.0 * fb / (Passes * DcacheBenchmarks.PathCount);
             minPct = Math.Min(minPct, pct);
             maxPct = Math.Max(maxPct, pct);
@@ -106,7 +107,7 @@ public static class DcacheCpuTimeProbe
             walks += Passes * DcacheBenchmarks.PathCount;
             unhashes += unhashed;
         }
-        return (best, fallbacks, walks, minPct, maxPct, unhashes);
+        return (best, sum / Rounds, fallbacks, walks, minPct, maxPct, unhashes);
     }
 
     /// <summary>Both threads run <paramref name="pass"/> for a round at the same time; the slower thread's ns per path, best round.</summary>
