@@ -80,7 +80,7 @@ public readonly record struct LookupResult(InodeKind Kind, ulong Inode, int File
 /// <param name="SlabObjects">Objects allocated in them.</param>
 /// <param name="OptimalSlabs">Slabs those objects would need if packed.</param>
 /// <param name="ObjectsPerSlab">Objects per slab.</param>
-/// <param name="RcuWalkFallbacks">Path walks (<see cref="DentryCache.LookupPath"/>, <see cref="DentryCache.Resolve"/>,
+/// <param name="RcuWalkFallbacks">Path walks (<see cref="DentryCache.LookupPath(string)"/>, <see cref="DentryCache.Resolve"/>,
 /// <see cref="DentryCache.Exists"/>) whose lock-free RCU-walk did not answer and that walked again under the tree
 /// lock: a component not cached (every first lookup of a name), or a validation that failed because the dentries
 /// it read changed meanwhile. <see cref="DentryCache.IsCached"/>, a peek, counts nothing, as it counts no lookups.
