@@ -24,6 +24,12 @@ public class DcacheBenchmarks
     private SlabAllocator? _allocator;
     private DentryCache? _dcache;
     private readonly Dictionary<string, InodeKind> _dictionary = new(StringComparer.Ordinal);
+    private const int ChurnNames = 32;
+    private Dentry _churnDir;
+    private string[] _churnNames = [], _churnPaths = [];
+
+    /// <summary>The dentry cache the dcache cases look up in (for the CPU-time probe's counters).</summary>
+    public DentryCache Dcache => _dcache!;
 
     [GlobalSetup]
     public void Setup()
@@ -46,11 +52,18 @@ public class DcacheBenchmarks
         _dcache = new DentryCache(_root, _allocator);
         foreach (var p in _relative) _dcache.LookupPath(p);
         foreach (var p in _relative) Dictionary(p);
+        // A directory no benchmark path goes through, for ChurnRound.
+        Directory.CreateDirectory(Path.Join(_root, "churn"));
+        _churnDir = _dcache.Resolve("churn", out _);
+        _churnNames = Enumerable.Range(0, ChurnNames).Select(i => $"c{i}").ToArray();
+        _churnPaths = _churnNames.Select(n => "churn/" + n).ToArray();
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
+        if (!_churnDir.IsNull) _dcache!.Put(_churnDir);
+        _churnDir = default;
         _dcache?.Dispose();
         _allocator?.Dispose();
         try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
@@ -88,6 +101,28 @@ public class DcacheBenchmarks
         int found = 0;
         foreach (var p in _full) if (_dcache!.LookupPath(p).Exists) found++;
         return found;
+    }
+
+    /// <summary>
+    /// Not a BenchmarkDotNet case (used by <see cref="DcacheCpuTimeProbe"/>): dentries created and killed in a
+    /// directory ("churn") that no benchmark path goes through, as a file system's creates and an invalidating
+    /// watcher or reclaim would: <c>d_alloc</c> + <c>d_add</c> + <c>dput</c> of <see cref="ChurnNames"/> names, then
+    /// every other one invalidated by path (<c>d_drop</c>, killed at its last <c>dput</c>) and the rest freed by
+    /// <c>shrink_dcache_parent</c> on the directory. No path walk of its own (the invalidations walk under the
+    /// tree lock), so every RCU-walk fallback counted while it runs is a reader's. Returns the dentries unhashed.
+    /// </summary>
+    public int ChurnRound()
+    {
+        var dc = _dcache!;
+        foreach (var name in _churnNames)
+        {
+            var d = dc.Alloc(_churnDir, name);
+            dc.Add(d, InodeKind.File);
+            dc.Put(d);
+        }
+        for (int i = 0; i < _churnPaths.Length; i += 2) dc.Invalidate(_churnPaths[i]);
+        dc.ShrinkParent(_churnDir);
+        return ChurnNames;
     }
 
     /// <summary>One hash lookup of the whole path string (no per-component structure, no invalidation of subtrees).</summary>

@@ -70,6 +70,21 @@ public readonly record struct LookupResult(InodeKind Kind, ulong Inode, int File
 }
 
 /// <summary>Counters of a dentry cache (<c>/proc/sys/fs/dentry-state</c> plus the slab figures).</summary>
+/// <param name="Dentries">Dentries alive, the root included (<c>nr_dentry</c>).</param>
+/// <param name="Unused">Unused dentries on the LRU (<c>nr_unused</c>).</param>
+/// <param name="Negative">Negative dentries (<c>nr_negative</c>).</param>
+/// <param name="Lookups">Components looked up in the hash table (each component of a cached walk is one).</param>
+/// <param name="Hits">Components found cached.</param>
+/// <param name="Misses">Components the file system was asked about.</param>
+/// <param name="Slabs">Slabs of the <c>dentry</c> slab cache.</param>
+/// <param name="SlabObjects">Objects allocated in them.</param>
+/// <param name="OptimalSlabs">Slabs those objects would need if packed.</param>
+/// <param name="ObjectsPerSlab">Objects per slab.</param>
+/// <param name="RcuWalkFallbacks">Path walks (<see cref="DentryCache.LookupPath(string)"/>, <see cref="DentryCache.Resolve"/>,
+/// <see cref="DentryCache.Exists"/>) whose lock-free RCU-walk did not answer and that walked again under the tree
+/// lock: a component not cached (every first lookup of a name), or a validation that failed because the dentries
+/// it read changed meanwhile. <see cref="DentryCache.IsCached"/>, a peek, counts nothing, as it counts no lookups.
+/// Not a kernel counter; docs/dcache.md, "Path walk".</param>
 public sealed record DcacheStatistics(
     long Dentries, long Unused, long Negative, long Lookups, long Hits, long Misses,
-    long Slabs, long SlabObjects, long OptimalSlabs, int ObjectsPerSlab);
+    long Slabs, long SlabObjects, long OptimalSlabs, int ObjectsPerSlab, long RcuWalkFallbacks);

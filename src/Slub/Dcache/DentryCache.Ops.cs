@@ -207,9 +207,8 @@ public sealed unsafe partial class DentryCache
                 oldExternal = external;   // same place, same name: nothing to do
                 return;
             }
-            // One rename section for the whole move: lock-free walkers that overlap any part of it fall back.
-            // (Nothing below unhashes through UnhashLocked: the target and the dentry are removed directly, and
-            // a dentry killed on the way — the target, the old parent — is unhashed by then.)
+            // One rename section for the whole move: lock-free walkers that overlap any part of it fall back. The
+            // only writer of the cache-wide sequence: unhashes and kills invalidate just their own dentry's d_seq.
             SeqCount.WriteBegin(ref _renameSeq);
             renaming = true;
             if (target != 0)
@@ -217,7 +216,7 @@ public sealed unsafe partial class DentryCache
                 var t = (DentryData*)target;
                 Lock(t);
                 SeqCount.WriteBegin(ref t->Seq);
-                _hash.Remove(target);
+                UnhashLocked(target);
                 SeqCount.WriteEnd(ref t->Seq);
                 if (t->Count == 0) KillAndAncestorsLocked(target, toFree, killAncestors: false);
                 else Unlock(t);
@@ -440,17 +439,30 @@ public sealed unsafe partial class DentryCache
     }
 
     /// <summary>
-    /// Takes a hashed dentry out of its chain inside a write section of the rename sequence, so lock-free walkers
-    /// that overlap it fall back (a reader standing on it may be carried along its old chain, or read it dying).
-    /// Tree lock held for writing, its lock held; not inside another rename section (<see cref="Move"/> removes directly).
+    /// Takes a hashed dentry out of its chain (<c>__d_drop</c>). Tree lock held for writing, its lock held, and the
+    /// caller inside a write section of the dentry's own <see cref="DentryData.Seq"/> (drop, delete, kill, the target
+    /// of a move): that invalidation is all a lock-free walker needs — the kernel's <c>write_seqcount_invalidate</c>
+    /// in <c>__d_drop</c>. The cache-wide rename sequence is not touched: walkers elsewhere in the tree go on.
+    /// Why each walker still answers right (docs/dcache.md, "Locking", "Unhash and kill during a walk"):
+    /// <list type="bullet">
+    /// <item>one that ended on this dentry sampled its <c>d_seq</c> before the change, so it fails to legitimise;</item>
+    /// <item>one that steps onto it afterwards samples the new value, with which it must read it unhashed
+    /// (acquire/release), so <see cref="DentryHashTable.FindRcu"/> skips it;</item>
+    /// <item>one passing over it for another name keeps going: the unhash leaves <see cref="DentryData.HashNext"/>,
+    /// and the memory stays a dentry until the walker's read section ends;</item>
+    /// <item>one that misses because of it (the name it wanted was this dentry) falls back and walks under the tree
+    /// lock: a miss is never an answer;</item>
+    /// <item>one below it, if it was a directory on the path, went through it while it was hashed, as a walk holding
+    /// references would (and its parent check fails if the unhash came while it looked up the child); a kill
+    /// comes only after every dentry below it died, the walker's last one included, and that one fails to legitimise.</item>
+    /// </list>
     /// </summary>
     private void UnhashLocked(nint p)
     {
-        if ((((DentryData*)p)->Flags & (uint)DentryFlags.Hashed) == 0) return;
-        System.Diagnostics.Debug.Assert(!SeqCount.IsWriting(_renameSeq), "nested rename section");
-        SeqCount.WriteBegin(ref _renameSeq);
+        var d = (DentryData*)p;
+        if ((d->Flags & (uint)DentryFlags.Hashed) == 0) return;
+        System.Diagnostics.Debug.Assert(SeqCount.IsWriting(d->Seq), "unhash outside the dentry's d_seq write section");
         _hash.Remove(p);
-        SeqCount.WriteEnd(ref _renameSeq);
     }
 
     /// <summary>Unhash (<c>__d_drop</c>). Tree lock held for writing.</summary>

@@ -21,7 +21,7 @@ public sealed unsafe partial class DentryCache
         TakeReference,
     }
 
-    private long _rcuWalkRetries;
+    private long _rcuWalkRetries, _rcuWalkFallbacks;
 
     /// <summary>RCU-walks that failed validation (a seqcount moved, or the last dentry died) and fell back to the locked walk. For tests and tools.</summary>
     internal long RcuWalkRetries => Volatile.Read(ref _rcuWalkRetries);
@@ -32,15 +32,21 @@ public sealed unsafe partial class DentryCache
     /// <summary>
     /// RCU-walk: follows <paramref name="rel"/> through the hash table with no lock and no reference, inside a read
     /// section of <see cref="_rcu"/> (so no dentry or name it reads is freed under it). Each dentry's
-    /// <see cref="DentryData.Seq"/> is sampled when it is found; a parent whose sample moved while its child was
-    /// looked up ends the walk. The last dentry is legitimised (<see cref="Legitimate"/>) after a full fence — under
-    /// its lock when there is something to write, else after the counter's atomic add: still hashed (or the root)
-    /// and alive, its own sample unchanged, and the rename sequence unchanged since the walk began — no dentry anywhere was
-    /// unhashed or renamed meanwhile, so every dentry on the way was hashed under the name it matched at that
-    /// moment and the answer is the one the locked walk would have given then. Only then is
+    /// <see cref="DentryData.Seq"/> is sampled when it is found (<see cref="DentryHashTable.FindRcu"/>, which skips
+    /// dentries it reads as unhashed); a parent whose sample moved while its child was looked up ends the walk
+    /// (<c>read_seqcount_retry</c>). The last dentry is legitimised (<see cref="Legitimate"/>) after a full fence — under
+    /// its lock when there is something to write, else after the counter's atomic add: alive, its own sample
+    /// unchanged — every unhash, kill, rename and change of kind of a dentry moves its d_seq, so it is still the
+    /// hashed child it was found as, with the kind and inode read — and the rename sequence unchanged since the walk
+    /// began (no dentry anywhere was renamed meanwhile). So each component was, at the moment it was found, the
+    /// hashed child of that name of the one before, which was itself unchanged since it was found; those moments
+    /// follow one another; and the answer was still true when it was legitimised: it is the answer of a walk that takes
+    /// a reference on each component in turn (the ref walk) with its steps at those moments. Unhashes and kills
+    /// anywhere else do not fail it (docs/dcache.md, "Locking"). Only then is
     /// <paramref name="finish"/> applied. False on a miss, an odd (in-progress) seqcount or a failed check: the
     /// caller walks again under the tree lock. <paramref name="end"/> is the last dentry (referenced only for
-    /// <see cref="WalkFinish.TakeReference"/>). Counts lookups and hits as the locked walk does, on success only (a peek counts nothing).
+    /// <see cref="WalkFinish.TakeReference"/>). Counts lookups and hits as the locked walk does, on success only (a peek counts nothing);
+    /// every false return but a peek's is counted as a fallback (<see cref="DcacheStatistics.RcuWalkFallbacks"/>).
     /// </summary>
     /// <remarks><paramref name="rel"/> may hold empty components, but no "." or ".." (<see cref="TryWalkable"/>).</remarks>
     [SkipLocalsInit]   // the name buffer is only read where Encode wrote it
@@ -50,7 +56,8 @@ public sealed unsafe partial class DentryCache
         end = 0;
         result = default;
         int components = 0;
-        bool invalid = false;   // a validation failure (not a miss): counted
+        bool invalid = false;   // a validation failure (not a miss): counted in _rcuWalkRetries too
+        bool answered = false;  // every other return is a fallback: counted in _rcuWalkFallbacks
         var reader = _rcu.EnterReadFast();
         try
         {
@@ -68,9 +75,10 @@ public sealed unsafe partial class DentryCache
                 var name = buf[..len];
                 nint next = _hash.FindRcu(cur, DentryName.Hash(cur, name), name, MaxChainSteps, out uint nextSeq);
                 if (next == 0) return false;
-                // The child must be stable, and the parent unchanged while it was looked up (an early exit; the
-                // last step's checks are what make the answer right).
-                if (SeqCount.IsWriting(nextSeq) || !SeqCount.Unchanged(ref cd->Seq, seq)) { invalid = true; return false; }
+                // The child must be stable, and the parent unchanged while it was looked up: still the hashed child
+                // it was found as, of the kind read above, when the child was read as its hashed child. (A parent
+                // unhashed after this check is not noticed, as a ref walk holding it would not notice.)
+                if (SeqCount.IsWriting(nextSeq) || !SeqCount.Recheck(ref cd->Seq, seq)) { invalid = true; return false; }
                 cur = next;
                 seq = nextSeq;
                 components++;
@@ -109,24 +117,31 @@ public sealed unsafe partial class DentryCache
                     return false;
                 }
                 end = cur;
+                answered = true;
                 return true;
             }
             end = cur;
+            answered = true;
         }
         finally
         {
             EpochReclaimer.ExitReadFast(reader);
-            if (invalid) Interlocked.Increment(ref _rcuWalkRetries);
+            if (!answered)
+            {
+                if (finish != WalkFinish.Peek) Interlocked.Increment(ref _rcuWalkFallbacks);
+                if (invalid) Interlocked.Increment(ref _rcuWalkRetries);
+            }
         }
         Interlocked.Add(ref _walkHits, components);
         return true;
     }
 
     /// <summary>
-    /// <c>legitimize_path</c>'s checks on the dentry the walk ended on, after a full fence: alive, still hashed (or
-    /// the root), not changed since it was found, and nothing anywhere unhashed or renamed since the walk began.
+    /// <c>legitimize_path</c>'s checks on the dentry the walk ended on, after a full fence: alive
+    /// (<c>lockref_get_not_dead</c>), not changed since it was found — its d_seq moves when it is unhashed, killed,
+    /// renamed or changes kind, so no separate hashed check is needed (a dentry is found only when read as hashed,
+    /// and the root is never unhashed) — and nothing anywhere renamed since the walk began.
     /// </summary>
     private bool Legitimate(DentryData* d, uint seq, uint renameSeq) =>
-        Volatile.Read(ref d->Count) >= 0 && (Volatile.Read(ref d->Flags) & (uint)(DentryFlags.Hashed | DentryFlags.Root)) != 0
-        && SeqCount.Unchanged(ref d->Seq, seq) && SeqCount.Unchanged(ref _renameSeq, renameSeq);
+        Volatile.Read(ref d->Count) >= 0 && SeqCount.Unchanged(ref d->Seq, seq) && SeqCount.Unchanged(ref _renameSeq, renameSeq);
 }

@@ -37,7 +37,7 @@ public sealed unsafe partial class DentryCache : IDisposable
     /// <summary>The grace-period domain of this cache's lock-free walkers: dead dentries and replaced names are retired through it.</summary>
     private readonly EpochReclaimer _rcu = new();
     private readonly Action<nint> _freeDentry, _freeName;
-    /// <summary><c>rename_lock</c>'s counter: odd while a dentry is unhashed or renamed (under the tree write lock).</summary>
+    /// <summary><c>rename_lock</c>'s counter: odd while a dentry is renamed (<see cref="Move"/>, under the tree write lock). Unhashes do not touch it.</summary>
     private uint _renameSeq;
     private long _nrDentry, _nrNegative, _lookups, _hits, _misses, _generation, _nextIno;
     /// <summary>Components cached walks found (each one lookup and one hit): one atomic add per walk instead of two.</summary>
@@ -121,14 +121,14 @@ public sealed unsafe partial class DentryCache : IDisposable
         }
     }
 
-    /// <summary>Counters: dentries, unused (on the LRU), negative, lookups and hits, slab figures. Thread-safe (a snapshot).</summary>
+    /// <summary>Counters: dentries, unused (on the LRU), negative, lookups and hits, slab figures, RCU-walk fallbacks. Thread-safe (a snapshot).</summary>
     public DcacheStatistics GetStatistics()
     {
         var st = Cache.GetStatistics();
         return new DcacheStatistics(
             Volatile.Read(ref _nrDentry), _lru.Count, Volatile.Read(ref _nrNegative),
             Volatile.Read(ref _lookups) + Volatile.Read(ref _walkHits), Volatile.Read(ref _hits) + Volatile.Read(ref _walkHits), Volatile.Read(ref _misses),
-            st.Slabs, st.Objects, st.OptimalSlabs, st.ObjectsPerSlab);
+            st.Slabs, st.Objects, st.OptimalSlabs, st.ObjectsPerSlab, Volatile.Read(ref _rcuWalkFallbacks));
     }
 
     /// <summary>
@@ -186,6 +186,9 @@ public sealed unsafe partial class DentryCache : IDisposable
 
     /// <summary>The reclaimer lock-free walks read under (for tests: retired and freed counts).</summary>
     internal EpochReclaimer Rcu => _rcu;
+
+    /// <summary>The hash table (for tests: its <see cref="DentryHashTable.StepHook"/> and bucket count).</summary>
+    internal DentryHashTable HashTable => _hash;
 
     private static void Lock(DentryData* d) => SpinLockWord.Enter(ref d->LockWord);
     private static void Unlock(DentryData* d) => SpinLockWord.Exit(ref d->LockWord);

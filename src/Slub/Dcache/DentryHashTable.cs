@@ -13,9 +13,11 @@ namespace Slub.Dcache;
 /// every chain walkable at every instant: a dentry is published at a bucket head only once fully initialised
 /// (a release store), and an unhashed dentry keeps its <see cref="DentryData.HashNext"/>, so a reader standing
 /// on it goes on along its old chain (it cannot be freed under the reader: frees wait for a grace period).</para>
-/// <para>What a lock-free walk cannot see is a dentry moved to another chain meanwhile (the reader follows it
-/// into the wrong chain and misses) or a name being rewritten; writers that unhash or rename bump the cache's
-/// rename sequence around the change, and readers validate against it (docs/dcache.md, "Locking").</para>
+/// <para>What a lock-free walk cannot see from the chain alone is a dentry unhashed, killed or renamed under it, or a
+/// dentry moved to another chain meanwhile (the reader follows it into the wrong chain and misses). Every such
+/// change happens inside a write section of the dentry's own <see cref="DentryData.Seq"/>, which readers sample
+/// before they compare and validate afterwards; a rename also enters the cache's rename sequence
+/// (docs/dcache.md, "Locking").</para>
 /// </remarks>
 internal sealed unsafe class DentryHashTable
 {
@@ -58,8 +60,9 @@ internal sealed unsafe class DentryHashTable
 
     /// <summary>
     /// <c>__d_drop</c>'s unhash (<c>hlist_bl_del_rcu</c>): removes <paramref name="p"/> from its bucket but leaves
-    /// its <see cref="DentryData.HashNext"/>, so a lock-free reader standing on it can go on. Tree lock held for
-    /// writing, dentry lock held, inside a write section of the rename sequence.
+    /// its <see cref="DentryData.HashNext"/>, so a lock-free reader standing on it can go on to the rest of the chain
+    /// (the dentry's memory outlives every reader that can stand on it: frees wait for a grace period). Tree lock
+    /// held for writing, dentry lock held, inside a write section of the dentry's <see cref="DentryData.Seq"/>.
     /// </summary>
     public void Remove(nint p)
     {
@@ -73,21 +76,29 @@ internal sealed unsafe class DentryHashTable
         d->Flags &= ~(uint)DentryFlags.Hashed;
     }
 
+    /// <summary>Test hook: runs in <see cref="FindRcu"/> with each dentry the reader steps onto, before it samples its seqcount.</summary>
+    internal Action<nint>? StepHook;
+
     /// <summary>
-    /// <c>__d_lookup_rcu</c>: the dentry (parent, name) in the chain of <paramref name="hash"/>, or 0, with no
+    /// <c>__d_lookup_rcu</c>: the hashed dentry (parent, name) in the chain of <paramref name="hash"/>, or 0, with no
     /// lock, inside a read section of the cache's reclaimer. <paramref name="seq"/> is the dentry's
-    /// <see cref="DentryData.Seq"/> sampled before its fields were compared. A hit is a candidate only: the name
-    /// may have been read while it was rewritten, and a miss may come from walking into another chain behind a
-    /// renamed dentry — the caller validates both against the seqcounts. Gives up (returns 0) after
+    /// <see cref="DentryData.Seq"/> sampled before its fields were compared. A dentry read as unhashed is skipped
+    /// (<c>d_unhashed</c>): if its sample is the value its unhash ended with, the flag is certainly read clear, and if
+    /// it is older, whatever was read is checked against it later. A hit is a candidate only: the caller must
+    /// validate the sample (the name may have been read while it was rewritten, the dentry unhashed or killed after it
+    /// was read). A miss may be a name not cached, a dentry unhashed before the reader reached it, or a reader carried
+    /// into another chain behind a renamed dentry: the caller never answers from a miss. Gives up (returns 0) after
     /// <paramref name="maxSteps"/> dentries, so a reader dragged from chain to chain by renames cannot loop.
     /// </summary>
     public nint FindRcu(nint parent, uint hash, ReadOnlySpan<byte> name, int maxSteps, out uint seq)
     {
         for (nint p = Volatile.Read(ref Bucket(hash)); p != 0 && maxSteps-- > 0; p = Volatile.Read(ref ((DentryData*)p)->HashNext))
         {
+            StepHook?.Invoke(p);
             var d = (DentryData*)p;
             uint s = SeqCount.ReadBegin(ref d->Seq);
-            if (d->Hash == hash && d->Parent == parent && DentryName.MatchesRcu(d, name))
+            if (d->Hash == hash && d->Parent == parent && (Volatile.Read(ref d->Flags) & (uint)DentryFlags.Hashed) != 0
+                && DentryName.MatchesRcu(d, name))
             {
                 seq = s;
                 return p;

@@ -5,32 +5,45 @@ namespace Slub.Tests.Dcache;
 
 /// <summary>
 /// The lock-free RCU-walk of cached lookups: deterministic races (a reader paused inside its read section,
-/// just before it legitimises the dentry it ended on, while the tree changes) and a stress run of readers
-/// against renames, deletes, invalidations, LRU pruning, shrink_dcache_sb and SMO partial shrink.
+/// just before it legitimises the dentry it ended on, or as it steps onto a dentry of a hash chain, while the tree
+/// changes) and a stress run of readers against renames, deletes, invalidations, LRU pruning, shrink_dcache_sb and
+/// SMO partial shrink. Unhashes and kills during a walk: DcacheRcuWalkUnhashTests.cs.
 /// </summary>
-public class DcacheRcuWalkTests
+public partial class DcacheRcuWalkTests
 {
+    /// <summary>Where <see cref="PauseReader{T}"/> stops the reader.</summary>
+    public enum PausePoint
+    {
+        /// <summary><see cref="DentryCache.BeforeLegitimizeHook"/>: the walk ended on the dentry and is about to legitimise it.</summary>
+        BeforeLegitimize,
+        /// <summary><see cref="Slub.Dcache.DentryHashTable.StepHook"/>: the reader has stepped onto the dentry in a hash chain and not yet sampled its d_seq.</summary>
+        SteppingOnto,
+    }
+
     /// <summary>
-    /// Runs <paramref name="lookup"/> on another thread, pausing it in <see cref="DentryCache.BeforeLegitimizeHook"/>
-    /// the first time it ends on <paramref name="target"/>; runs <paramref name="meanwhile"/> while it is paused and
+    /// Runs <paramref name="lookup"/> on another thread, pausing it at <paramref name="at"/> the first time that thread
+    /// reaches <paramref name="target"/>; runs <paramref name="meanwhile"/> while it is paused and
     /// <paramref name="inHook"/> on the reader just before it goes on. Returns the lookup's answer.
     /// </summary>
-    private static T PauseReaderAt<T>(DentryCache dc, nint target, Func<T> lookup, Action meanwhile, Action? inHook = null)
+    private static T PauseReader<T>(DentryCache dc, PausePoint at, nint target, Func<T> lookup, Action meanwhile, Action? inHook = null)
     {
         using var reached = new ManualResetEventSlim();
         using var go = new ManualResetEventSlim();
-        int fired = 0;
-        dc.BeforeLegitimizeHook = p =>
+        int fired = 0, readerId = 0;
+        Action<nint> hook = p =>
         {
-            if (p != target || Interlocked.Exchange(ref fired, 1) != 0) return;
+            if (p != target || Environment.CurrentManagedThreadId != Volatile.Read(ref readerId) || Interlocked.Exchange(ref fired, 1) != 0) return;
             reached.Set();
             go.Wait();
             inHook?.Invoke();
         };
+        if (at == PausePoint.BeforeLegitimize) dc.BeforeLegitimizeHook = hook;
+        else dc.HashTable.StepHook = hook;
         T answer = default!;
         Exception? failure = null;
         var reader = new GuardedThread(() =>
         {
+            Volatile.Write(ref readerId, Environment.CurrentManagedThreadId);
             try { answer = lookup(); }
             catch (Exception e) { failure = e; }
         });
@@ -42,10 +55,14 @@ public class DcacheRcuWalkTests
             go.Set();
             reader.Join();
             dc.BeforeLegitimizeHook = null;
+            dc.HashTable.StepHook = null;
         }
         if (failure is not null) throw new Xunit.Sdk.XunitException($"reader failed: {failure}");
         return answer;
     }
+
+    private static T PauseReaderAt<T>(DentryCache dc, nint target, Func<T> lookup, Action meanwhile, Action? inHook = null) =>
+        PauseReader(dc, PausePoint.BeforeLegitimize, target, lookup, meanwhile, inHook);
 
     private static nint AddressOf(DentryCache dc, string path)
     {
@@ -188,6 +205,32 @@ public class DcacheRcuWalkTests
         var d24 = dc.Resolve("d2/f4", out _);
         Assert.True((d24.Flags & DentryFlags.Referenced) != 0);   // the lookup marked it, as a get/put pair would
         dc.Put(d24);
+    }
+
+    [Fact]
+    public void RcuWalkFallbacksCountsEveryWalkThatDidNotAnswerAndNoOther()
+    {
+        using var a = TestAllocator.Create();
+        var tree = new SyntheticTree(2, 4);
+        using var dc = tree.CreateCache(a);
+        long Fallbacks() => dc.GetStatistics().RcuWalkFallbacks;
+        Assert.Equal(0, Fallbacks());
+        dc.LookupPath("d0/f1");                     // cold: the walk misses at d0 and falls back
+        Assert.Equal(1, Fallbacks());
+        Assert.False(dc.IsCached("d1/f0"));         // a peek falls back too, but counts nothing (as it counts no lookups)
+        Assert.Equal(1, Fallbacks());
+        Assert.False(dc.Exists("d1/f9"));            // cold again (d1): counted
+        Assert.Equal(2, Fallbacks());
+        for (int i = 0; i < 3; i++) dc.LookupPath("d0/f1");   // answered lock-free: nothing counted
+        Assert.True(dc.IsCached("d0/f1"));
+        dc.Put(dc.Resolve("d0/f1", out _));
+        Assert.Equal(2, Fallbacks());
+        Assert.Equal(0, dc.RcuWalkRetries);         // misses are not validation failures
+        // A failed validation is a fallback as well.
+        nint target = AddressOf(dc, "d0/f1");
+        PauseReaderAt(dc, target, () => dc.LookupPath("d0/f1"), meanwhile: () => dc.Invalidate("d0/f1"));
+        Assert.Equal(1, dc.RcuWalkRetries);
+        Assert.Equal(3, Fallbacks());
     }
 
     [Fact]
