@@ -20,7 +20,8 @@ namespace Slub;
 /// </remarks>
 public sealed partial class SlabAllocator : IDisposable
 {
-    private static readonly Lazy<SlabAllocator> s_shared = new(() => new SlabAllocator());
+    private static readonly Lazy<SlabAllocator> s_shared = new(() => new SlabAllocator(new SlabOptions { Name = "shared" }));
+    private static int s_unnamed;   // allocators created without a name so far, for "slab", "slab-2", ...
 
     private readonly List<KmemCache> _caches = new();
     private readonly int[] _cpuOfProcessor;
@@ -31,6 +32,10 @@ public sealed partial class SlabAllocator : IDisposable
 
     /// <summary>The process-wide allocator with default options (1 GiB of address space per node).</summary>
     public static SlabAllocator Shared => s_shared.Value;
+
+    /// <summary>The allocator's name: <see cref="SlabOptions.Name"/>, or when that is null <c>slab</c>, <c>slab-2</c>,
+    /// <c>slab-3</c>… in creation order (see there). Labels this allocator's metrics.</summary>
+    public string Name { get; }
 
     /// <summary>The options this allocator was created with.</summary>
     public SlabOptions Options { get; }
@@ -78,6 +83,8 @@ public sealed partial class SlabAllocator : IDisposable
     public SlabAllocator(SlabOptions? options = null)
     {
         Options = options ?? new SlabOptions();
+        if (Options.Name is { } name && string.IsNullOrWhiteSpace(name))
+            throw new ArgumentException("Name must be null (a default name) or a non-empty name", nameof(options));
         if ((uint)Options.MinOrder > BuddyArena.MaxOrder || (uint)Options.MaxOrder > BuddyArena.MaxOrder)
             throw new ArgumentOutOfRangeException(nameof(options), $"slab orders must be 0..{BuddyArena.MaxOrder} (MinOrder {Options.MinOrder}, MaxOrder {Options.MaxOrder})");
         if (Options.MinObjects < 0)
@@ -92,6 +99,7 @@ public sealed partial class SlabAllocator : IDisposable
         _cpuMask = table - 1;
         Kmalloc = new Kmalloc(this);
         Sysfs = new Sysfs.SlabSysfs(this);
+        Name = Options.Name ?? (Interlocked.Increment(ref s_unnamed) is var n && n == 1 ? "slab" : $"slab-{n}");
     }
 
     /// <summary>The CPU whose per-CPU state the calling thread uses.</summary>

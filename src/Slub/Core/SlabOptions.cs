@@ -4,8 +4,8 @@ namespace Slub;
 
 /// <summary>Settings of one <see cref="SlabAllocator"/> (the "boot options" of this user-space kernel). Init-only properties:
 /// immutable once constructed, so one instance may be shared by threads and allocators. Values are checked when an
-/// allocator is created from them (<see cref="ArgumentOutOfRangeException"/>, or <see cref="FormatException"/> for
-/// <see cref="SlubDebug"/>).</summary>
+/// allocator is created from them (<see cref="ArgumentOutOfRangeException"/>, <see cref="ArgumentException"/> for
+/// <see cref="Name"/>, or <see cref="FormatException"/> for <see cref="SlubDebug"/>).</summary>
 public sealed class SlabOptions
 {
     /// <summary>Bytes of address space reserved per NUMA node (multiple of 4 MiB). Only touched pages use memory.</summary>
@@ -54,6 +54,16 @@ public sealed class SlabOptions
     /// <see cref="Timeout.InfiniteTimeSpan"/>: only on <see cref="SlabAllocator.ReportFreePages"/>.
     /// </summary>
     public TimeSpan FreePageReportingDelay { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// The allocator's name (<see cref="SlabAllocator.Name"/>): it tells allocators of one process apart where they
+    /// publish figures side by side, e.g. the <c>slub.allocator.name</c> attribute of every
+    /// <see cref="Diagnostics.SlubMetrics"/> measurement. Null = a name given in creation order: <c>slab</c> for the
+    /// first allocator of the process created without one, then <c>slab-2</c>, <c>slab-3</c>… (<see cref="SlabAllocator.Shared"/>
+    /// is named <c>shared</c>). Not empty or white space. Uniqueness is not checked: two allocators given the same
+    /// name publish series that cannot be told apart.
+    /// </summary>
+    public string? Name { get; init; }
 
     internal NumaTopology BuildTopology() =>
         EmulatedNodes is int n ? NumaTopology.Emulated(n, Cpus ?? Environment.ProcessorCount) : NumaTopology.Detect(Cpus);
