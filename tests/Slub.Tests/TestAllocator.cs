@@ -4,7 +4,7 @@ namespace Slub.Tests;
 internal static class TestAllocator
 {
     public static SlabAllocator Create(int nodes = 1, int cpus = 2, long mbPerNode = 64, string slubDebug = "-", bool merge = true,
-        TimeSpan? freePageReportingDelay = null) =>
+        TimeSpan? freePageReportingDelay = null, string? name = null) =>
         new(new SlabOptions
         {
             BytesPerNode = mbPerNode << 20,
@@ -13,6 +13,7 @@ internal static class TestAllocator
             SlubDebug = slubDebug,
             Merge = merge,
             FreePageReportingDelay = freePageReportingDelay ?? new SlabOptions().FreePageReportingDelay,
+            Name = name,
         });
 
     /// <summary>

@@ -16,7 +16,7 @@ internal static class DemoCommand
         var nodes = NumberOptions.NullableInt("--nodes", "Emulate this many NUMA nodes, 1..64 (default: the machine's).", min: 1, max: 64);
         var hold = new Option<bool>("--hold")
         {
-            Description = "After the report, keep running with the live endpoint open (slub slabinfo --pid) and the Slub meter published (dotnet-counters) until Ctrl+C or SIGTERM.",
+            Description = "After the report, keep running with the live endpoint open (slub slabinfo --pid) and the Slub meter published (dotnet-counters; series tagged slub.allocator.name=demo) until Ctrl+C or SIGTERM.",
         };
         var cmd = new Command("demo", "Fragment a few caches with a churn workload, defragment them with SMO and report.") { json, seed, scale, nodes, hold };
         cmd.SetAction(pr => Run(pr.GetValue(json), pr.GetValue(seed), pr.GetValue(scale), pr.GetValue(nodes), pr.GetValue(hold)));
@@ -28,7 +28,7 @@ internal static class DemoCommand
 
     private static int Run(bool json, int seed, double scale, int? nodes, bool hold)
     {
-        using var allocator = new SlabAllocator(new SlabOptions { EmulatedNodes = nodes, BytesPerNode = 2L << 30 });
+        using var allocator = new SlabAllocator(new SlabOptions { EmulatedNodes = nodes, BytesPerNode = 2L << 30, Name = "demo" });
         // Published from the start, so a watcher's counters include the demo's own defragmentation.
         using var metrics = hold ? new Slub.Diagnostics.SlubMetrics(allocator) : null;
         int code = Report(allocator, json, seed, scale);
@@ -86,7 +86,7 @@ internal static class DemoCommand
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; exit.TrySetResult("SIGINT"); });
         int pid = Environment.ProcessId;
         Console.Error.WriteLine($"slub demo: holding, pid {pid}, live endpoint {endpoint.SocketPath}");
-        Console.Error.WriteLine($"  slub slabinfo --pid {pid}    dotnet-counters monitor --process-id {pid} --counters Slub    (Ctrl+C to exit)");
+        Console.Error.WriteLine($"  slub slabinfo --pid {pid}    dotnet-counters monitor --process-id {pid} --counters Slub    (allocator {allocator.Name}; Ctrl+C to exit)");
         Console.Error.Flush();
         exit.Task.Wait();
         return code;

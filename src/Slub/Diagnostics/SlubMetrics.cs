@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
 namespace Slub.Diagnostics;
@@ -9,8 +10,10 @@ namespace Slub.Diagnostics;
 /// collects, nothing is counted on the allocation path.
 /// </summary>
 /// <remarks>
-/// <para>Instruments (the <c>slub.cache.*</c> and <c>slub.defrag.*</c> ones carry the attribute <c>slub.cache.name</c>;
-/// the <c>slub.pages.*</c> ones are allocator-wide):</para>
+/// <para>Instruments. Every measurement carries the attribute <c>slub.allocator.name</c> (<see cref="SlabAllocator.Name"/>),
+/// so allocators of one process, which may well have caches of the same name, report distinct series; the
+/// <c>slub.cache.*</c> and <c>slub.defrag.*</c> ones also carry <c>slub.cache.name</c>; the <c>slub.page.*</c> ones
+/// are allocator-wide.</para>
 /// <list type="table">
 /// <item><term><c>slub.cache.pages</c></term><description>ObservableUpDownCounter, <c>{page}</c>: pages held by the cache's slabs.</description></item>
 /// <item><term><c>slub.cache.objects</c></term><description>ObservableUpDownCounter, <c>{object}</c>: objects in use (as sysfs <c>objects</c>).</description></item>
@@ -18,13 +21,16 @@ namespace Slub.Diagnostics;
 /// <item><term><c>slub.defrag.objects_moved</c></term><description>ObservableCounter, <c>{object}</c>: objects moved by SMO defragmentation (movable caches).</description></item>
 /// <item><term><c>slub.defrag.slabs_freed</c></term><description>ObservableCounter, <c>{slab}</c>: slabs freed by defragmentation.</description></item>
 /// <item><term><c>slub.defrag.cpu_time</c></term><description>ObservableCounter, <c>s</c>: CPU time of the background defragmenter spent on the cache.</description></item>
-/// <item><term><c>slub.pages.unreported</c></term><description>ObservableUpDownCounter, <c>By</c>: free memory still resident, waiting for free page reporting.</description></item>
-/// <item><term><c>slub.pages.reported</c></term><description>ObservableCounter, <c>By</c>: memory given back to the OS by free page reporting.</description></item>
+/// <item><term><c>slub.page.unreported</c></term><description>ObservableUpDownCounter, <c>By</c>: free memory still resident, waiting for free page reporting.</description></item>
+/// <item><term><c>slub.page.reported</c></term><description>ObservableCounter, <c>By</c>: memory given back to the OS by free page reporting.</description></item>
 /// </list>
-/// <para>The meter comes from <see cref="IMeterFactory"/> when one is given (the host's DI container owns
-/// it); otherwise this object creates its own <c>Meter("Slub")</c> and disposes it. It does not use one
-/// static meter, because observable instruments cannot be removed from a meter one by one, and a static
-/// meter would keep every disposed allocator reachable from its callbacks.</para>
+/// <para>One meter per allocator: named <c>Slub</c>, with the meter tag <c>slub.allocator.name</c> as well. It comes
+/// from <see cref="IMeterFactory"/> when one is given (the host's DI container owns it; its factory caches meters by
+/// name, version and tags, so the tag gives each allocator its own meter there); otherwise this object creates its own
+/// meter and disposes it. It does not use one static meter, because observable instruments cannot be removed from a
+/// meter one by one, and a static meter would keep every disposed allocator reachable from its callbacks. Publish an
+/// allocator once per factory: a second <see cref="SlubMetrics"/> of it on the same factory shares the meter and
+/// duplicates every series.</para>
 /// <para>Once this object or its allocator is disposed the instruments report nothing (no figures of memory that
 /// is gone) and never throw.</para>
 /// <para><b>Thread-safety.</b> All members are thread-safe: listeners may collect on any thread, concurrently with
@@ -39,7 +45,11 @@ public sealed class SlubMetrics : IDisposable
     /// <summary>The attribute naming the cache on every measurement.</summary>
     public const string CacheNameAttribute = "slub.cache.name";
 
+    /// <summary>The attribute naming the allocator (<see cref="SlabAllocator.Name"/>) on every measurement and on the meter.</summary>
+    public const string AllocatorNameAttribute = "slub.allocator.name";
+
     private readonly SlabAllocator _allocator;
+    private readonly KeyValuePair<string, object?> _allocatorTag;
     private readonly bool _ownsMeter;
     private volatile bool _disposed;
 
@@ -47,14 +57,20 @@ public sealed class SlubMetrics : IDisposable
     public Meter Meter { get; }
 
     /// <summary>Creates the instruments listed in the remarks for <paramref name="allocator"/>, on a meter from
-    /// <paramref name="meterFactory"/> or, when it is null, on a <c>Meter("Slub")</c> of its own. Thread-safe.</summary>
+    /// <paramref name="meterFactory"/> or, when it is null, on a <c>Meter("Slub")</c> of its own; either is tagged with
+    /// the allocator's name. Thread-safe.</summary>
     public SlubMetrics(SlabAllocator allocator, IMeterFactory? meterFactory = null)
     {
         ArgumentNullException.ThrowIfNull(allocator);
         _allocator = allocator;
-        string? version = typeof(SlubMetrics).Assembly.GetName().Version?.ToString();
-        if (meterFactory is not null) Meter = meterFactory.Create(new MeterOptions(MeterName) { Version = version });
-        else { Meter = new Meter(MeterName, version); _ownsMeter = true; }
+        _allocatorTag = new(AllocatorNameAttribute, allocator.Name);
+        var options = new MeterOptions(MeterName)
+        {
+            Version = typeof(SlubMetrics).Assembly.GetName().Version?.ToString(),
+            Tags = [_allocatorTag],
+        };
+        if (meterFactory is not null) Meter = meterFactory.Create(options);
+        else { Meter = new Meter(options); _ownsMeter = true; }
 
         Meter.CreateObservableUpDownCounter("slub.cache.pages", () => PerCache(all: true, st => st.Pages),
             unit: "{page}", description: "Pages held by the cache's slabs.");
@@ -68,33 +84,33 @@ public sealed class SlubMetrics : IDisposable
             unit: "{slab}", description: "Slabs freed by slab defragmentation.");
         Meter.CreateObservableCounter("slub.defrag.cpu_time", CpuTimes,
             unit: "s", description: "CPU time the background defragmenter spent on the cache.");
-        Meter.CreateObservableUpDownCounter("slub.pages.unreported", () => PageFigure(p => p.UnreportedBytes),
+        Meter.CreateObservableUpDownCounter("slub.page.unreported", () => PageFigure(p => p.UnreportedBytes),
             unit: "By", description: "Free memory still resident, not yet given back to the OS (free page reporting).");
-        Meter.CreateObservableCounter("slub.pages.reported", () => PageFigure(p => p.ReportedBytes),
+        Meter.CreateObservableCounter("slub.page.reported", () => PageFigure(p => p.ReportedBytes),
             unit: "By", description: "Memory given back to the OS by free page reporting.");
     }
 
-    private static KeyValuePair<string, object?> Tag(KmemCache c) => new(CacheNameAttribute, c.Name);
+    private TagList Tags(KmemCache c) => new() { _allocatorTag, new(CacheNameAttribute, c.Name) };
 
     /// <summary>Nothing to report: this object or the allocator (whose caches and pages are gone) is disposed.</summary>
     private bool Silent => _disposed || _allocator.IsDisposed;
 
     private IEnumerable<Measurement<long>> PageFigure(Func<Pages.PageAllocator, long> pick) =>
-        Silent ? [] : [new Measurement<long>(pick(_allocator.Pages))];
+        Silent ? [] : [new Measurement<long>(pick(_allocator.Pages), _allocatorTag)];
 
     private IEnumerable<Measurement<long>> PerCache(bool all, Func<CacheStatistics, long> pick)
     {
         if (Silent) return [];
         var list = new List<Measurement<long>>();
         foreach (var c in _allocator.Caches)
-            if (all || c.IsMovable) list.Add(new Measurement<long>(pick(c.GetStatistics()), Tag(c)));
+            if (all || c.IsMovable) list.Add(new Measurement<long>(pick(c.GetStatistics()), Tags(c)));
         return list;
     }
 
     private IEnumerable<Measurement<long>> PerMovable(Func<KmemCache, long> pick)
     {
         if (Silent) return [];
-        return _allocator.Caches.Where(c => c.IsMovable).Select(c => new Measurement<long>(pick(c), Tag(c))).ToList();
+        return _allocator.Caches.Where(c => c.IsMovable).Select(c => new Measurement<long>(pick(c), Tags(c))).ToList();
     }
 
     private IEnumerable<Measurement<double>> FragmentationRatios()
@@ -104,7 +120,7 @@ public sealed class SlubMetrics : IDisposable
         foreach (var c in _allocator.Caches)
         {
             var st = c.GetStatistics();
-            if (st.Objects > 0) list.Add(new Measurement<double>((double)st.TotalObjects / st.Objects, Tag(c)));
+            if (st.Objects > 0) list.Add(new Measurement<double>((double)st.TotalObjects / st.Objects, Tags(c)));
         }
         return list;
     }
@@ -113,7 +129,7 @@ public sealed class SlubMetrics : IDisposable
     {
         if (Silent) return [];
         return _allocator.Caches.Where(c => c.IsMovable)
-            .Select(c => new Measurement<double>(c.Defrag.BackgroundCpuTime.TotalSeconds, Tag(c))).ToList();
+            .Select(c => new Measurement<double>(c.Defrag.BackgroundCpuTime.TotalSeconds, Tags(c))).ToList();
     }
 
     /// <summary>Stops reporting; disposes the meter if this object created it. Idempotent; thread-safe.</summary>

@@ -5,19 +5,23 @@ namespace Slub.Tests.Diagnostics;
 
 public class SlubMetricsTests
 {
-    private sealed record Seen(string Instrument, string? Unit, string Kind, double Value, string? Cache);
+    private sealed record Seen(string Instrument, string? Unit, string Kind, double Value, string? Cache, string? Allocator = null);
 
-    /// <summary>Collects one round of the observable instruments of <paramref name="meter"/> only (other tests' meters share the name).</summary>
-    private static List<Seen> Collect(Meter meter)
+    /// <summary>Collects one round of the observable instruments of <paramref name="meters"/> only (other tests' meters share the name).</summary>
+    private static List<Seen> Collect(params Meter[] meters)
     {
         var seen = new List<Seen>();
         using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) => { if (ReferenceEquals(instrument.Meter, meter)) l.EnableMeasurementEvents(instrument); };
+        listener.InstrumentPublished = (instrument, l) => { if (meters.Contains(instrument.Meter)) l.EnableMeasurementEvents(instrument); };
         void Record(Instrument i, double v, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
-            string? cache = null;
-            foreach (var t in tags) if (t.Key == SlubMetrics.CacheNameAttribute) cache = t.Value as string;
-            lock (seen) seen.Add(new Seen(i.Name, i.Unit, i.GetType().Name, v, cache));
+            string? cache = null, allocator = null;
+            foreach (var t in tags)
+            {
+                if (t.Key == SlubMetrics.CacheNameAttribute) cache = t.Value as string;
+                if (t.Key == SlubMetrics.AllocatorNameAttribute) allocator = t.Value as string;
+            }
+            lock (seen) seen.Add(new Seen(i.Name, i.Unit, i.GetType().Name, v, cache, allocator));
         }
         listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Record(i, v, tags));
         listener.SetMeasurementEventCallback<double>((i, v, tags, _) => Record(i, v, tags));
@@ -25,6 +29,13 @@ public class SlubMetricsTests
         listener.RecordObservableInstruments();
         return seen;
     }
+
+    private static readonly string[] AllInstruments =
+    [
+        "slub.cache.pages", "slub.cache.objects", "slub.cache.fragmentation_ratio",
+        "slub.defrag.objects_moved", "slub.defrag.slabs_freed", "slub.defrag.cpu_time",
+        "slub.page.unreported", "slub.page.reported",
+    ];
 
     [Fact]
     public void InstrumentsReportCachesAndDefragmentation()
@@ -79,17 +90,17 @@ public class SlubMetricsTests
         double Value(List<Seen> seen, string name) => seen.Single(s => s.Instrument == name && s.Cache is null).Value;
 
         var before = Collect(metrics.Meter);
-        Assert.Equal(a.Pages.UnreportedBytes, Value(before, "slub.pages.unreported"));
-        Assert.True(Value(before, "slub.pages.unreported") >= 2000 * 512);
-        Assert.Equal(0, Value(before, "slub.pages.reported"));
+        Assert.Equal(a.Pages.UnreportedBytes, Value(before, "slub.page.unreported"));
+        Assert.True(Value(before, "slub.page.unreported") >= 2000 * 512);
+        Assert.Equal(0, Value(before, "slub.page.reported"));
 
         long given = a.ReportFreePages();
         var after = Collect(metrics.Meter);
-        Assert.Equal(0, Value(after, "slub.pages.unreported"));
-        Assert.Equal(given, Value(after, "slub.pages.reported"));
-        var kinds = after.Where(s => s.Instrument.StartsWith("slub.pages.")).ToDictionary(s => s.Instrument, s => (s.Unit, s.Kind));
-        Assert.Equal(("By", "ObservableUpDownCounter`1"), kinds["slub.pages.unreported"]);
-        Assert.Equal(("By", "ObservableCounter`1"), kinds["slub.pages.reported"]);
+        Assert.Equal(0, Value(after, "slub.page.unreported"));
+        Assert.Equal(given, Value(after, "slub.page.reported"));
+        var kinds = after.Where(s => s.Instrument.StartsWith("slub.page.")).ToDictionary(s => s.Instrument, s => (s.Unit, s.Kind));
+        Assert.Equal(("By", "ObservableUpDownCounter`1"), kinds["slub.page.unreported"]);
+        Assert.Equal(("By", "ObservableCounter`1"), kinds["slub.page.reported"]);
     }
 
     [Fact]
@@ -155,5 +166,97 @@ public class SlubMetricsTests
         Assert.Contains(Collect(metrics.Meter), s => s.Instrument == "slub.cache.objects" && s.Cache == "metrics_gone" && s.Value == 1);
         a.Dispose();
         Assert.Empty(Collect(metrics.Meter));
+    }
+
+    /// <summary>Like the DI container's meter factory: one meter per name, version and tags, owned by the factory.</summary>
+    private sealed class CachingMeterFactory : IMeterFactory
+    {
+        public readonly List<Meter> Meters = new();
+        public Meter Create(MeterOptions options)
+        {
+            lock (Meters)
+            {
+                var tags = (options.Tags ?? []).OrderBy(t => t.Key).ToList();
+                foreach (var m in Meters)
+                    if (m.Name == options.Name && m.Version == options.Version
+                        && (m.Tags ?? []).OrderBy(t => t.Key).SequenceEqual(tags)) return m;
+                var meter = new Meter(options.Name, options.Version, options.Tags, scope: this);
+                Meters.Add(meter);
+                return meter;
+            }
+        }
+        public void Dispose() { foreach (var m in Meters) m.Dispose(); }
+    }
+
+    /// <summary>Two allocators, each with a cache <c>kmalloc_twin</c> holding <paramref name="countA"/> and <paramref name="countB"/> objects.</summary>
+    private static (SlabAllocator A, SlabAllocator B) Twins(int countA, int countB, string? nameA = "alloc-a", string? nameB = "alloc-b")
+    {
+        var a = TestAllocator.Create(name: nameA);
+        var b = TestAllocator.Create(name: nameB);
+        foreach (var (alloc, n) in new[] { (a, countA), (b, countB) })
+        {
+            var c = alloc.CreateCache("kmalloc_twin", 64, flags: SlabFlags.NoMerge);
+            for (int i = 0; i < n; i++) c.Alloc();
+            c.FlushAll();
+        }
+        return (a, b);
+    }
+
+    private static void AssertTwinSeries(List<Seen> seen, SlabAllocator a, SlabAllocator b)
+    {
+        Assert.NotEqual(a.Name, b.Name);
+        var objects = seen.Where(s => s.Instrument == "slub.cache.objects" && s.Cache == "kmalloc_twin").ToList();
+        Assert.Equal(2, objects.Count);
+        Assert.Equal(3, objects.Single(s => s.Allocator == a.Name).Value);
+        Assert.Equal(5, objects.Single(s => s.Allocator == b.Name).Value);
+        Assert.All(seen, s => Assert.Contains(s.Allocator, new[] { a.Name, b.Name }));
+        // No two measurements of one collection share instrument and attributes: every series is one allocator's.
+        var dup = seen.GroupBy(s => (s.Instrument, s.Cache, s.Allocator)).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        Assert.Empty(dup);
+        Assert.Equal(2, seen.Count(s => s.Instrument == "slub.page.unreported"));
+    }
+
+    [Fact]
+    public void TwoAllocatorsWithSameNamedCachesReportDistinctSeries()
+    {
+        var (a, b) = Twins(3, 5);
+        using var _a = a;
+        using var _b = b;
+        using var ma = new SlubMetrics(a);
+        using var mb = new SlubMetrics(b);
+        AssertTwinSeries(Collect(ma.Meter, mb.Meter), a, b);
+    }
+
+    [Fact]
+    public void TwoAllocatorsOnOneCachingMeterFactoryReportDistinctSeriesOnTheirOwnMeters()
+    {
+        var (a, b) = Twins(3, 5, nameA: null, nameB: null);   // default names
+        using var _a = a;
+        using var _b = b;
+        using var factory = new CachingMeterFactory();
+        using var ma = new SlubMetrics(a, factory);
+        using var mb = new SlubMetrics(b, factory);
+        // The allocator is a meter tag too, so a factory that caches meters by name, version and tags gives each its own.
+        Assert.NotSame(ma.Meter, mb.Meter);
+        Assert.Equal(2, factory.Meters.Count);
+        Assert.Contains(new KeyValuePair<string, object?>(SlubMetrics.AllocatorNameAttribute, a.Name), ma.Meter.Tags ?? []);
+        Assert.Contains(new KeyValuePair<string, object?>(SlubMetrics.AllocatorNameAttribute, b.Name), mb.Meter.Tags ?? []);
+        AssertTwinSeries(Collect(ma.Meter, mb.Meter), a, b);
+    }
+
+    [Fact]
+    public void EveryInstrumentCarriesTheAllocatorName()
+    {
+        using var a = TestAllocator.Create(name: "tagged", freePageReportingDelay: Timeout.InfiniteTimeSpan);
+        var t = new MovableHandleTable(a, "metrics_tagged", 56);
+        var handles = Enumerable.Range(0, 2000).Select(_ => t.Allocate()).ToList();
+        for (int i = 0; i < handles.Count; i++) if (i % 4 != 0) t.Free(handles[i]);
+        t.Cache.FlushAll();
+        t.Cache.Shrink();
+        using var metrics = new SlubMetrics(a);
+        Assert.Contains(new KeyValuePair<string, object?>(SlubMetrics.AllocatorNameAttribute, "tagged"), metrics.Meter.Tags ?? []);
+        var seen = Collect(metrics.Meter);
+        Assert.Equal(AllInstruments.Order(), seen.Select(s => s.Instrument).Distinct().Order());
+        Assert.All(seen, s => Assert.Equal("tagged", s.Allocator));
     }
 }
