@@ -94,6 +94,7 @@ internal static class ReplayCommand
                 result = RunWithProgress(replayer, reader, stderr);
 
             if (result.Events == 0) WarnNoSlabEvents(result, stderr);
+            foreach (var m in result.SizeMismatches) WarnSizeMismatch(result, m, stderr);
             if (a.Json) ReplayReportWriter.WriteJson(result, stdout);
             else ReplayReportWriter.WriteTables(result, stdout);
             if (a.Plot is not null)
@@ -125,6 +126,15 @@ internal static class ReplayCommand
         stderr.WriteLine($"slub replay: warning: {name} holds no slab events (kmem_cache_alloc, kmem_cache_free, kmalloc, kfree): {what}; "
                          + "nothing was replayed. Were the kmem events enabled during the capture?");
     }
+
+    /// <summary>
+    /// A cache whose events report two slot sizes (a trace joined from two boots or kernels, or an edited one): the
+    /// replay keeps the first size for the whole cache, which the report would not show. Once per cache.
+    /// </summary>
+    private static void WarnSizeMismatch(ReplayResult r, SizeMismatch m, TextWriter stderr) =>
+        stderr.WriteLine($"slub replay: warning: {r.FileName}:{m.LineNumber}: cache {m.Cache}: bytes_alloc={m.BytesAlloc}, but its first "
+                         + $"event (line {m.FirstLine}) had bytes_alloc={m.FirstBytesAlloc}; the whole cache is replayed with "
+                         + $"{m.FirstBytesAlloc}-byte slots (later events of other sizes in this cache are not reported)");
 
     private static ReplayResult RunWithProgress(TraceReplayer replayer, TraceLineReader reader, TextWriter stderr)
     {

@@ -41,6 +41,18 @@ internal static class ReplayReportWriter
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            w.WriteStartArray("size_mismatches");
+            foreach (var m in r.SizeMismatches)
+            {
+                w.WriteStartObject();
+                w.WriteString("cache", m.Cache);
+                w.WriteNumber("line", m.LineNumber);
+                w.WriteNumber("bytes_alloc", m.BytesAlloc);
+                w.WriteNumber("first_line", m.FirstLine);
+                w.WriteNumber("first_bytes_alloc", m.FirstBytesAlloc);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
             w.WriteNumber("cpus", r.Cpus);
             w.WriteString("cpus_source", r.CpusSource);
             w.WriteNumber("duration_seconds", Math.Round(r.Seconds, 6));

@@ -74,6 +74,13 @@ public sealed record CacheReplayResult
     public required IReadOnlyList<DefragOutcome> AfterDefrag { get; init; }
 }
 
+/// <summary>
+/// A cache whose events disagree on the slot size: <see cref="BytesAlloc"/> at <see cref="LineNumber"/> differs from
+/// <see cref="FirstBytesAlloc"/>, the size of its first event (at <see cref="FirstLine"/>), which the replay keeps
+/// for all the cache's objects. Only the first disagreeing event of each cache is recorded.
+/// </summary>
+public sealed record SizeMismatch(string Cache, long LineNumber, int BytesAlloc, long FirstLine, int FirstBytesAlloc);
+
 /// <summary>A point of the timeline: per cache (by index into <see cref="ReplayResult.Caches"/> creation order), slabs held and live objects.</summary>
 public sealed record TimelineSample(long TimestampNs, long Event, long[] Slabs, long[] LiveObjects);
 
@@ -119,6 +126,8 @@ public sealed record ReplayResult
     public long OutOfOrderEvents { get; init; }
     /// <summary>Line of the first event counted in <see cref="OutOfOrderEvents"/> (0 if none).</summary>
     public long FirstOutOfOrderLine { get; init; }
+    /// <summary>Caches whose events reported another <c>bytes_alloc</c> than their first one, once per cache, in trace order.</summary>
+    public IReadOnlyList<SizeMismatch> SizeMismatches { get; init; } = [];
     /// <summary>The defrag policies compared, in the order asked, duplicates removed.</summary>
     public required IReadOnlyList<DefragPolicy> Policies { get; init; }
     /// <summary>Null: the what-if ran <c>kmem_cache_shrink</c> (ratio 100); else the reclaim-path defrag with this ratio.</summary>
