@@ -13,7 +13,7 @@ internal static class ReplayCommand
         var trace = new Argument<string>("TRACE") { Description = "ftrace text of kmem:kmem_cache_alloc/free (and kmalloc/kfree): a file, a .gz, or - for standard input." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of tables." };
         var caches = new Option<string?>("--caches") { Description = "Replay only caches whose name matches this regular expression." };
-        var geometry = new Option<string?>("--geometry") { Description = "A /sys/kernel/slab snapshot (directory per cache, or a 'cache/attribute value' file): slot size and order of the caches it has." };
+        var geometry = new Option<string?>("--geometry") { Description = "A /sys/kernel/slab snapshot (directory per cache, or a 'cache/attribute value' file): slot size and order of the caches it has, and their cpu_partial and min_partial where it has those." };
         var ratio = NumberOptions.NullableInt("--defrag-used-ratio", "Run the reclaim-path defrag with this defrag_used_ratio (0..100) instead of kmem_cache_shrink.", min: 0, max: 100);
         var movable = new Option<string?>("--movable") { Description = "Treat only caches matching this regular expression as movable (default: all)." };
         var skipBad = new Option<bool>("--skip-bad") { Description = "Count malformed lines and report them at the end instead of stopping." };

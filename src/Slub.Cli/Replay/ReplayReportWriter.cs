@@ -79,6 +79,8 @@ internal static class ReplayReportWriter
                 w.WriteNumber("slab_size", c.SlabSize);
                 w.WriteNumber("objs_per_slab", c.ObjectsPerSlab);
                 w.WriteNumber("order", c.Order);
+                w.WriteNumber("cpu_partial", c.CpuPartial);
+                w.WriteNumber("min_partial", c.MinPartial);
                 w.WriteString("geometry", c.GeometrySource);
                 if (c.GeometryNote is not null) w.WriteString("geometry_note", c.GeometryNote);
                 w.WriteNumber("allocs", c.Allocs);

@@ -40,6 +40,10 @@ public sealed record CacheReplayResult
     public required int ObjectsPerSlab { get; init; }
     /// <summary>Slab order of the replayed cache (<c>order</c>).</summary>
     public required int Order { get; init; }
+    /// <summary>The replayed cache's <c>cpu_partial</c>: the snapshot's with <see cref="TraceReplayOptions.Geometry"/> when it has the file, else the default of the rule in force.</summary>
+    public uint CpuPartial { get; init; }
+    /// <summary>The replayed cache's <c>min_partial</c>: the snapshot's (clamped to 5..10) when it has the file, else the default by size.</summary>
+    public int MinPartial { get; init; }
     /// <summary>"bytes_alloc" (SLUB's own order rules) or "snapshot".</summary>
     public required string GeometrySource { get; init; }
     /// <summary>Why a <c>--geometry</c> snapshot entry was not used (its slot size disagrees with the trace), or null.</summary>

@@ -447,6 +447,8 @@ public sealed unsafe class TraceReplayer : IDisposable
         }
         int slot = bytesAlloc, objectSize = bytesAlloc;
         int? order = null;
+        uint? cpuPartial = null;
+        long? minPartial = null;
         string source = "bytes_alloc";
         string? note = null;
         if (_o.Geometry is { } snap && snap.TryGet(name, out var g) && g.SlabSize != bytesAlloc)
@@ -456,6 +458,8 @@ public sealed unsafe class TraceReplayer : IDisposable
             slot = g.SlabSize;
             objectSize = g.ObjectSize;
             order = g.Order;
+            cpuPartial = g.CpuPartial;
+            minPartial = g.MinPartial;
             source = "snapshot";
         }
         // The allocator's largest object (half the largest page block), whether or not the cache is movable (whose
@@ -499,6 +503,11 @@ public sealed unsafe class TraceReplayer : IDisposable
             }
             if (kc.SlabSize != slot)
                 throw new InvalidOperationException($"cache {name}: modelled slot is {kc.SlabSize} bytes, wanted {slot}");
+            // The traced machine's tuning of this cache, as its cpu_partial and min_partial files would set it (the
+            // cache is new and empty: the flush of a cpu_partial write has nothing to do). min_partial is clamped to
+            // 5..10 as the attribute tree clamps a write.
+            if (cpuPartial is uint cp) kc.SetCpuPartial(cp);
+            if (minPartial is long mp) kc.MinPartial = (int)Math.Clamp(mp, KmemCache.MinPartialFloor, KmemCache.MaxPartial);
             if (movable)
             {
                 var map = rc.Maps[w];
@@ -577,6 +586,8 @@ public sealed unsafe class TraceReplayer : IDisposable
                 ObjectSize = rc.ObjectSize,
                 ObjectsPerSlab = st.ObjectsPerSlab,
                 Order = st.Order,
+                CpuPartial = rc.Kc[0].CpuPartial,
+                MinPartial = rc.Kc[0].MinPartial,
                 GeometrySource = rc.GeometrySource,
                 GeometryNote = rc.GeometryNote,
                 Allocs = rc.Allocs,
