@@ -13,7 +13,7 @@ internal static class ReplayCommand
         var trace = new Argument<string>("TRACE") { Description = "ftrace text of kmem:kmem_cache_alloc/free (and kmalloc/kfree): a file, a .gz, or - for standard input." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of tables." };
         var caches = new Option<string?>("--caches") { Description = "Replay only caches whose name matches this regular expression." };
-        var geometry = new Option<string?>("--geometry") { Description = "A /sys/kernel/slab snapshot (directory per cache, or a 'cache/attribute value' file): slot size and order of the caches it has." };
+        var geometry = new Option<string?>("--geometry") { Description = "A /sys/kernel/slab snapshot (directory per cache, or a 'cache/attribute value' file): slot size and order of the caches it has, and their cpu_partial and min_partial where it has those." };
         var ratio = NumberOptions.NullableInt("--defrag-used-ratio", "Run the reclaim-path defrag with this defrag_used_ratio (0..100) instead of kmem_cache_shrink.", min: 0, max: 100);
         var movable = new Option<string?>("--movable") { Description = "Treat only caches matching this regular expression as movable (default: all)." };
         var skipBad = new Option<bool>("--skip-bad") { Description = "Count malformed lines and report them at the end instead of stopping." };
@@ -94,6 +94,7 @@ internal static class ReplayCommand
                 result = RunWithProgress(replayer, reader, stderr);
 
             if (result.Events == 0) WarnNoSlabEvents(result, stderr);
+            foreach (var m in result.SizeMismatches) WarnSizeMismatch(result, m, stderr);
             if (a.Json) ReplayReportWriter.WriteJson(result, stdout);
             else ReplayReportWriter.WriteTables(result, stdout);
             if (a.Plot is not null)
@@ -125,6 +126,15 @@ internal static class ReplayCommand
         stderr.WriteLine($"slub replay: warning: {name} holds no slab events (kmem_cache_alloc, kmem_cache_free, kmalloc, kfree): {what}; "
                          + "nothing was replayed. Were the kmem events enabled during the capture?");
     }
+
+    /// <summary>
+    /// A cache whose events report two slot sizes (a trace joined from two boots or kernels, or an edited one): the
+    /// replay keeps the first size for the whole cache, which the report would not show. Once per cache.
+    /// </summary>
+    private static void WarnSizeMismatch(ReplayResult r, SizeMismatch m, TextWriter stderr) =>
+        stderr.WriteLine($"slub replay: warning: {r.FileName}:{m.LineNumber}: cache {m.Cache}: bytes_alloc={m.BytesAlloc}, but its first "
+                         + $"event (line {m.FirstLine}) had bytes_alloc={m.FirstBytesAlloc}; the whole cache is replayed with "
+                         + $"{m.FirstBytesAlloc}-byte slots (later events of other sizes in this cache are not reported)");
 
     private static ReplayResult RunWithProgress(TraceReplayer replayer, TraceLineReader reader, TextWriter stderr)
     {

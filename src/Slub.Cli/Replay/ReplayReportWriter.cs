@@ -41,6 +41,18 @@ internal static class ReplayReportWriter
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            w.WriteStartArray("size_mismatches");
+            foreach (var m in r.SizeMismatches)
+            {
+                w.WriteStartObject();
+                w.WriteString("cache", m.Cache);
+                w.WriteNumber("line", m.LineNumber);
+                w.WriteNumber("bytes_alloc", m.BytesAlloc);
+                w.WriteNumber("first_line", m.FirstLine);
+                w.WriteNumber("first_bytes_alloc", m.FirstBytesAlloc);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
             w.WriteNumber("cpus", r.Cpus);
             w.WriteString("cpus_source", r.CpusSource);
             w.WriteNumber("duration_seconds", Math.Round(r.Seconds, 6));
@@ -67,6 +79,8 @@ internal static class ReplayReportWriter
                 w.WriteNumber("slab_size", c.SlabSize);
                 w.WriteNumber("objs_per_slab", c.ObjectsPerSlab);
                 w.WriteNumber("order", c.Order);
+                w.WriteNumber("cpu_partial", c.CpuPartial);
+                w.WriteNumber("min_partial", c.MinPartial);
                 w.WriteString("geometry", c.GeometrySource);
                 if (c.GeometryNote is not null) w.WriteString("geometry_note", c.GeometryNote);
                 w.WriteNumber("allocs", c.Allocs);

@@ -4,8 +4,12 @@ namespace Slub;
 public readonly record struct NodeStatistics(
     int Node, long Slabs, long Partial, long CpuSlabs, long Objects, long ObjectsPartial, long TotalObjects, long FullTracked);
 
-/// <summary>Per-CPU partial figures (sysfs <c>slabs_cpu_partial</c>).</summary>
-public readonly record struct CpuPartialStatistics(int Cpu, int Slabs, int Objects);
+/// <summary>
+/// Per-CPU partial figures (sysfs <c>slabs_cpu_partial</c>): the slabs on the CPU's partial chain, their object
+/// capacity, and the free objects they had when they joined the chain (Linux 5.2's <c>pobjects</c>, which the
+/// free-object limit counts; objects freed into a slab while it sits on the chain are not added).
+/// </summary>
+public readonly record struct CpuPartialStatistics(int Cpu, int Slabs, int Objects, int FreeAtJoin);
 
 /// <summary>
 /// A snapshot of a cache's counts, computed the way SLUB's sysfs does (<c>show_slab_objects</c>):

@@ -18,10 +18,10 @@ public sealed partial class KmemCache
         {
             SpinLockWord.Enter(ref c.LockWord);
             if (c.Slab is { } s) cpuSlabs[s.Node]++;
-            int slabs = 0, objects = 0;
-            for (var p = c.Partial; p is not null; p = p.Next) { cpuSlabs[p.Node]++; slabs++; objects += p.Objects; }
+            int slabs = 0, objects = 0, freeAtJoin = 0;
+            for (var p = c.Partial; p is not null; p = p.Next) { cpuSlabs[p.Node]++; slabs++; objects += p.Objects; freeAtJoin += p.CpuPartialFree; }
             SpinLockWord.Exit(ref c.LockWord);
-            if (slabs > 0) cpuPartial.Add(new CpuPartialStatistics(c.Cpu, slabs, objects));
+            if (slabs > 0) cpuPartial.Add(new CpuPartialStatistics(c.Cpu, slabs, objects, freeAtJoin));
         }
         var result = new NodeStatistics[nodes];
         for (int i = 0; i < nodes; i++)

@@ -168,15 +168,31 @@ public sealed record SlabAttribute(string Name, Func<KmemCache, string>? Show, A
     }
 
     // Kernel 6.x: per-CPU partial slabs are assumed half full: objects = slabs * objs_per_slab / 2.
+    // The text of the kernel whose per-CPU partial rule is in force. Both print only CPUs that have a chain.
+    // Linux 5.2 (free-object rule): "%d(%d)" of the free objects the slabs had when they joined the chain
+    // (pobjects) and the slabs (pages), summed over the CPUs, then " C%d=%d(%d)" per CPU while the text is
+    // shorter than PAGE_SIZE - 20. Linux 5.16+/6.x (slab-count rule): the slabs, with objects approximated as
+    // slabs * objs_per_slab / 2 (half-full slabs, as slub_set_cpu_partial assumes); sysfs_emit_at truncates
+    // the text at PAGE_SIZE - 1 bytes.
+    private const int PageSize = 4096;
+
     private static string SlabsCpuPartial(KmemCache c)
     {
         var st = c.GetStatistics();
+        bool slabRule = c.Allocator.Options.CpuPartialCountsSlabs;
         int slabs = st.CpuPartial.Sum(p => p.Slabs);
+        int objects = slabRule ? slabs * c.ObjectsPerSlab / 2 : st.CpuPartial.Sum(p => p.FreeAtJoin);
         var sb = new StringBuilder();
-        sb.Append(CultureInfo.InvariantCulture, $"{slabs * c.ObjectsPerSlab / 2}({slabs})");
+        sb.Append(CultureInfo.InvariantCulture, $"{objects}({slabs})");
         foreach (var p in st.CpuPartial)
-            sb.Append(CultureInfo.InvariantCulture, $" C{p.Cpu}={p.Slabs * c.ObjectsPerSlab / 2}({p.Slabs})");
-        return sb.Append('\n').ToString();
+        {
+            if (!slabRule && sb.Length >= PageSize - 20) break;
+            int pobjects = slabRule ? p.Slabs * c.ObjectsPerSlab / 2 : p.FreeAtJoin;
+            sb.Append(CultureInfo.InvariantCulture, $" C{p.Cpu}={pobjects}({p.Slabs})");
+        }
+        sb.Append('\n');
+        if (slabRule && sb.Length > PageSize - 1) sb.Length = PageSize - 1;
+        return sb.ToString();
     }
 
     // The series' `ops` file: one "label : symbol" line per callback that is set.

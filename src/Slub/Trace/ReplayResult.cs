@@ -40,6 +40,10 @@ public sealed record CacheReplayResult
     public required int ObjectsPerSlab { get; init; }
     /// <summary>Slab order of the replayed cache (<c>order</c>).</summary>
     public required int Order { get; init; }
+    /// <summary>The replayed cache's <c>cpu_partial</c>: the snapshot's with <see cref="TraceReplayOptions.Geometry"/> when it has the file, else the default of the rule in force.</summary>
+    public uint CpuPartial { get; init; }
+    /// <summary>The replayed cache's <c>min_partial</c>: the snapshot's (clamped to 5..10) when it has the file, else the default by size.</summary>
+    public int MinPartial { get; init; }
     /// <summary>"bytes_alloc" (SLUB's own order rules) or "snapshot".</summary>
     public required string GeometrySource { get; init; }
     /// <summary>Why a <c>--geometry</c> snapshot entry was not used (its slot size disagrees with the trace), or null.</summary>
@@ -73,6 +77,13 @@ public sealed record CacheReplayResult
     /// <summary>One outcome per policy asked for, in the order asked (empty for caches that are not movable).</summary>
     public required IReadOnlyList<DefragOutcome> AfterDefrag { get; init; }
 }
+
+/// <summary>
+/// A cache whose events disagree on the slot size: <see cref="BytesAlloc"/> at <see cref="LineNumber"/> differs from
+/// <see cref="FirstBytesAlloc"/>, the size of its first event (at <see cref="FirstLine"/>), which the replay keeps
+/// for all the cache's objects. Only the first disagreeing event of each cache is recorded.
+/// </summary>
+public sealed record SizeMismatch(string Cache, long LineNumber, int BytesAlloc, long FirstLine, int FirstBytesAlloc);
 
 /// <summary>A point of the timeline: per cache (by index into <see cref="ReplayResult.Caches"/> creation order), slabs held and live objects.</summary>
 public sealed record TimelineSample(long TimestampNs, long Event, long[] Slabs, long[] LiveObjects);
@@ -119,6 +130,8 @@ public sealed record ReplayResult
     public long OutOfOrderEvents { get; init; }
     /// <summary>Line of the first event counted in <see cref="OutOfOrderEvents"/> (0 if none).</summary>
     public long FirstOutOfOrderLine { get; init; }
+    /// <summary>Caches whose events reported another <c>bytes_alloc</c> than their first one, once per cache, in trace order.</summary>
+    public IReadOnlyList<SizeMismatch> SizeMismatches { get; init; } = [];
     /// <summary>The defrag policies compared, in the order asked, duplicates removed.</summary>
     public required IReadOnlyList<DefragPolicy> Policies { get; init; }
     /// <summary>Null: the what-if ran <c>kmem_cache_shrink</c> (ratio 100); else the reclaim-path defrag with this ratio.</summary>

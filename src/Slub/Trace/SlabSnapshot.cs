@@ -1,13 +1,17 @@
 namespace Slub.Trace;
 
-/// <summary>One cache of a /sys/kernel/slab snapshot: its geometry, and its counts when the snapshot has them.</summary>
+/// <summary>
+/// One cache of a /sys/kernel/slab snapshot: its geometry, its counts when the snapshot has them, and its tuning
+/// (<c>cpu_partial</c>, <c>min_partial</c>) when the snapshot has those files.
+/// </summary>
 public sealed record SlabSnapshotCache(string Name, int ObjectSize, int SlabSize, int ObjectsPerSlab, int Order,
-    long? Objects, long? Slabs, long? Partial);
+    long? Objects, long? Slabs, long? Partial, uint? CpuPartial = null, long? MinPartial = null);
 
 /// <summary>
 /// The geometry (and counts) of caches as a real kernel reported them in /sys/kernel/slab, read from either
 /// an exported tree (one directory per cache holding the files <c>object_size</c>, <c>slab_size</c>,
-/// <c>objs_per_slab</c>, <c>order</c> and optionally <c>objects</c>, <c>slabs</c>, <c>partial</c>; alias
+/// <c>objs_per_slab</c>, <c>order</c> and optionally <c>objects</c>, <c>slabs</c>, <c>partial</c>, <c>cpu_partial</c>,
+/// <c>min_partial</c>; alias
 /// symlinks are followed) or a flat file of <c>cache/attribute value</c> lines such as
 /// <c>grep . /sys/kernel/slab/*/order</c> style dumps (<c>dentry/order 0</c>).
 /// Immutable once loaded: every member is thread-safe.
@@ -84,9 +88,16 @@ public sealed class SlabSnapshot
             int size = slabSize ?? objectSize!.Value;
             if (size <= 0 || order < 0 || order > 10)
                 throw new FormatException($"{Where(size <= 0 ? (slabSize is null ? "object_size" : "slab_size") : "order")}: cache {name}: implausible slab_size {size} or order {order}");
+            long? cpuPartial = Long(Where("cpu_partial"), name, map, "cpu_partial");
+            if (cpuPartial is < 0 or > uint.MaxValue)   // the kernel's s->cpu_partial is an unsigned int
+                throw new FormatException($"{Where("cpu_partial")}: {name}/cpu_partial: out of range: {cpuPartial}");
+            long? minPartial = Long(Where("min_partial"), name, map, "min_partial");
+            if (minPartial < 0)
+                throw new FormatException($"{Where("min_partial")}: {name}/min_partial: out of range: {minPartial}");
             caches[name] = new SlabSnapshotCache(name, objectSize ?? size, size,
                 perSlab ?? CacheGeometry.OrderObjects(order, size), order,
-                Long(Where("objects"), name, map, "objects"), Long(Where("slabs"), name, map, "slabs"), Long(Where("partial"), name, map, "partial"));
+                Long(Where("objects"), name, map, "objects"), Long(Where("slabs"), name, map, "slabs"), Long(Where("partial"), name, map, "partial"),
+                (uint?)cpuPartial, minPartial);
         }
         if (caches.Count == 0) throw new FormatException($"{path}: no cache with an 'order' attribute");
         return new SlabSnapshot(path, caches);
@@ -113,7 +124,7 @@ public sealed class SlabSnapshot
         return true;
     }
 
-    private static readonly string[] s_attributes = ["object_size", "slab_size", "objs_per_slab", "order", "objects", "slabs", "partial"];
+    private static readonly string[] s_attributes = ["object_size", "slab_size", "objs_per_slab", "order", "objects", "slabs", "partial", "cpu_partial", "min_partial"];
 
     private static int? Int(string path, string cache, Dictionary<string, string> map, string attr)
     {

@@ -96,6 +96,7 @@ public sealed unsafe class TraceReplayer : IDisposable
     private readonly Dictionary<ulong, ReplayCache?> _owner = new();
     private readonly HashSet<ulong> _large = new();
     private readonly List<BadLine> _badLines = new();
+    private readonly List<SizeMismatch> _sizeMismatches = new();
     private readonly List<TimelineSample> _timeline = new();
     private string _fileName = "-";
     private long _lineNumber;
@@ -235,6 +236,7 @@ public sealed unsafe class TraceReplayer : IDisposable
                 if (ev.Ptr == 0) { _null++; return; }
                 rc = Lookup(ev.CacheName, ev.BytesAlloc);
                 if (rc is null) { FilteredAlloc(ev.Ptr, ev.Cpu); return; }
+                if (ev.BytesAlloc != rc.FirstBytesAlloc) OtherSize(rc, ev.BytesAlloc);
                 Alloc(rc, ev.Ptr, ev.Cpu);
                 break;
             case TraceEventKind.Kmalloc:
@@ -275,6 +277,15 @@ public sealed unsafe class TraceReplayer : IDisposable
         }
         _replayed++;
         if (_o.RecordTimeline && ++_sinceSample >= _sampleEvery) Sample();
+    }
+
+    // An event of a cache with another bytes_alloc than its first: the cache keeps the slots it was created with
+    // (a cache has one slot size; the kernel would not report two), recorded once per cache for a warning.
+    private void OtherSize(ReplayCache rc, int bytesAlloc)
+    {
+        if (rc.SizeMismatchSeen) return;
+        rc.SizeMismatchSeen = true;
+        _sizeMismatches.Add(new SizeMismatch(rc.Name, _lineNumber, bytesAlloc, rc.FirstLine, rc.FirstBytesAlloc));
     }
 
     private void Alloc(ReplayCache rc, ulong ptr, int cpu)
@@ -391,6 +402,7 @@ public sealed unsafe class TraceReplayer : IDisposable
         string sizeName = size >= 1024 && size % 1024 == 0 ? $"{size / 1024}k" : size.ToString(System.Globalization.CultureInfo.InvariantCulture);
         string name = type switch { 3 => "dma-kmalloc-", 2 => "kmalloc-rcl-", 1 => "kmalloc-cg-", _ => "kmalloc-" } + sizeName;
         rc = _byName.TryGetValue(name, out var existing) ? existing : Create(name, size);
+        if (rc is not null && rc.FirstBytesAlloc != size) OtherSize(rc, size);   // named so by a kmem_cache_alloc of another size
         _kmallocCaches[key] = rc;
         return rc;
     }
@@ -435,6 +447,8 @@ public sealed unsafe class TraceReplayer : IDisposable
         }
         int slot = bytesAlloc, objectSize = bytesAlloc;
         int? order = null;
+        uint? cpuPartial = null;
+        long? minPartial = null;
         string source = "bytes_alloc";
         string? note = null;
         if (_o.Geometry is { } snap && snap.TryGet(name, out var g) && g.SlabSize != bytesAlloc)
@@ -444,6 +458,8 @@ public sealed unsafe class TraceReplayer : IDisposable
             slot = g.SlabSize;
             objectSize = g.ObjectSize;
             order = g.Order;
+            cpuPartial = g.CpuPartial;
+            minPartial = g.MinPartial;
             source = "snapshot";
         }
         // The allocator's largest object (half the largest page block), whether or not the cache is movable (whose
@@ -463,7 +479,10 @@ public sealed unsafe class TraceReplayer : IDisposable
             movable = false;
             notMovable = $"a {slot}-byte slot has no room for both an object and the free pointer a constructor cache keeps outside it";
         }
-        var rc = new ReplayCache(name, _caches.Count, slot, Math.Min(objectSize, slot), source, movable, notMovable, _worlds!.Length) { GeometryNote = note };
+        var rc = new ReplayCache(name, _caches.Count, slot, Math.Min(objectSize, slot), source, movable, notMovable, _worlds!.Length)
+        {
+            GeometryNote = note, FirstBytesAlloc = bytesAlloc, FirstLine = _lineNumber,
+        };
         // Internal names must be unique among the allocator's own caches (kmalloc-*), so they carry the index.
         string internalName = $"r{rc.Index}.{name}";
         if (internalName.Length > 64) internalName = internalName[..64];
@@ -484,6 +503,11 @@ public sealed unsafe class TraceReplayer : IDisposable
             }
             if (kc.SlabSize != slot)
                 throw new InvalidOperationException($"cache {name}: modelled slot is {kc.SlabSize} bytes, wanted {slot}");
+            // The traced machine's tuning of this cache, as its cpu_partial and min_partial files would set it (the
+            // cache is new and empty: the flush of a cpu_partial write has nothing to do). min_partial is clamped to
+            // 5..10 as the attribute tree clamps a write.
+            if (cpuPartial is uint cp) kc.SetCpuPartial(cp);
+            if (minPartial is long mp) kc.MinPartial = (int)Math.Clamp(mp, KmemCache.MinPartialFloor, KmemCache.MaxPartial);
             if (movable)
             {
                 var map = rc.Maps[w];
@@ -562,6 +586,8 @@ public sealed unsafe class TraceReplayer : IDisposable
                 ObjectSize = rc.ObjectSize,
                 ObjectsPerSlab = st.ObjectsPerSlab,
                 Order = st.Order,
+                CpuPartial = rc.Kc[0].CpuPartial,
+                MinPartial = rc.Kc[0].MinPartial,
                 GeometrySource = rc.GeometrySource,
                 GeometryNote = rc.GeometryNote,
                 Allocs = rc.Allocs,
@@ -603,6 +629,7 @@ public sealed unsafe class TraceReplayer : IDisposable
             DefragUsedRatio = _o.DefragUsedRatio,
             Caches = results,
             Timeline = _timeline,
+            SizeMismatches = _sizeMismatches,
         };
     }
 
@@ -656,6 +683,9 @@ public sealed unsafe class TraceReplayer : IDisposable
         public readonly KmemCache[] Kc = new KmemCache[worlds];
         public readonly Dictionary<ulong, nint>[] Maps = Enumerable.Range(0, worlds).Select(_ => new Dictionary<ulong, nint>()).ToArray();
         public string? GeometryNote { get; init; }
+        public int FirstBytesAlloc { get; init; }
+        public long FirstLine { get; init; }
+        public bool SizeMismatchSeen;
         public long Allocs, Frees, SkippedFrees, UnseenFrees;
     }
 }

@@ -88,7 +88,7 @@ public class CpuPartialDefaultsTests
         nint taken = c.TryAllocOnCpu(1);                             // CPU 1 has no CPU slab: B leaves the chain
         Assert.Contains(taken, slabs[1]);
         for (int s = 2; s < 33; s++) c.FreeOnCpu(1, slabs[s][0]);    // 31 more join with 1 free object each
-        // The chain counted 1 + 30 when the 31st came: drained, then it joined alone.
-        Assert.Equal($"{per / 2}(1) C1={per / 2}(1)\n", a.Sysfs.Read("cpd_pobjects/slabs_cpu_partial"));
+        // The chain counted 1 + 30 when the 31st came: drained, then it joined alone, with its one free object.
+        Assert.Equal("1(1) C1=1(1)\n", a.Sysfs.Read("cpd_pobjects/slabs_cpu_partial"));
     }
 }
