@@ -159,6 +159,7 @@ public sealed unsafe partial class XArray
         if (old == s_noDirectory) return;
         ulong* oldEntries = DirectoryEntries(old);
         for (ulong k = 0; k < DirectoryLength(old); k++) Volatile.Write(ref oldEntries[k], NoLeaf);
+        CountRetirement();
         _rcu.Retire(old, s_freeDirectory);
     }
 
@@ -197,6 +198,7 @@ public sealed unsafe partial class XArray
         nint old = _dir;
         if (old == s_noDirectory) return;
         Volatile.Write(ref _dir, s_noDirectory);
+        CountRetirement();
         _rcu.Retire(old, s_freeDirectory);
     }
 

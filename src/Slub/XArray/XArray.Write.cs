@@ -415,6 +415,7 @@ public sealed unsafe partial class XArray
         if (n->Count != 0)
             for (int i = 0; i < XaCodec.ChunkSize; i++) XaNode.WriteSlot(n, i, XaCodec.RetryEntry);
         Volatile.Write(ref n->Array, XaNode.RetiredArray);
+        CountRetirement();
         _nodes.Retire(n);
     }
 

@@ -99,9 +99,7 @@ public sealed unsafe partial class XArray : IDisposable
     /// <summary><c>xa_load</c>: the entry at <paramref name="index"/>; <see cref="XaEntry.Null"/> if none or reserved. Lock-free.</summary>
     public XaEntry Load(ulong index)
     {
-        var r = _rcu.EnterReadFast();   // the walk cannot throw: no try/finally needed
-        ulong e = LoadRaw(index);
-        EpochReclaimer.ExitReadFast(r);
+        ulong e = LoadAny(index);
         return new XaEntry(e == XaCodec.ZeroEntry ? 0 : e);
     }
 
@@ -114,12 +112,95 @@ public sealed unsafe partial class XArray : IDisposable
     /// <summary>Loads a value entry: true and its value, or false if the index holds no value entry. Lock-free.</summary>
     public bool TryGetValue(ulong index, out ulong value)
     {
-        var r = _rcu.EnterReadFast();
-        ulong e = LoadRaw(index);
-        EpochReclaimer.ExitReadFast(r);
+        ulong e = LoadAny(index);
         value = e >> 1;
         return (e & 1) != 0;
     }
+
+    /// <summary>
+    /// The entry at <paramref name="index"/> for a caller outside any read section: first without one
+    /// (<see cref="TryLoadUnguarded{TGuard}"/>), and inside one when that cannot answer.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong LoadAny(ulong index) => TryLoadUnguarded(index, new RetireSeqGuard(this), out ulong e) ? e : LoadInNewSection(index);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong LoadInNewSection(ulong index)
+    {
+        var r = _rcu.EnterReadFast();   // the walk cannot throw: no try/finally needed
+        ulong e = LoadRaw(index);
+        EpochReclaimer.ExitReadFast(r);
+        return e;
+    }
+
+    /// <summary>
+    /// <see cref="LoadRaw"/> without a read section, validated instead: a seqcount read on the way in and checked
+    /// after every read whose result is about to be used. True with the answer when no node or directory block of
+    /// this array was retired meanwhile; false (take a read section and walk again) when one may have been, or when
+    /// the answer needs the slow walk.
+    /// </summary>
+    /// <remarks>
+    /// <para><b>Why it is safe.</b> Every node and directory block is unlinked, then <see cref="_retireSeq"/> is
+    /// bumped (lock held), then it is retired; it is freed only after that. A pointer read from a block is
+    /// used only after a check finds the count unchanged: the block was not retired yet when the pointer was read,
+    /// so the pointer is one the array really held (a node in the slab arena, or the directory's static
+    /// <see cref="NoLeaf"/>). The arena stays mapped while the allocator lives, so reading such a node cannot fault
+    /// even if it is freed and reused right after the check; what is read then fails the next check. The last check
+    /// follows the read of the entry returned, so that entry was in a block not yet retired: the same answer a
+    /// reader inside a section would get. Directory blocks are native memory that <c>free</c> may unmap, so the
+    /// check after reading <see cref="_dir"/> comes before its first use.</para>
+    /// <para><b>Ordering.</b> Slot and directory reads are acquire reads, so the check's read of the count cannot
+    /// be satisfied before them (free on x86; <c>ldar</c> on Arm64).</para>
+    /// <para><b>Why.</b> A read section costs the thread's reader record, which .NET finds through a call into the
+    /// runtime's thread-local storage on every load: measured as about half of a plain load (docs/benchmarks.md).
+    /// The checks are reads of one word of this object, which a load already has in its cache.</para>
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryLoadUnguarded<TGuard>(ulong index, TGuard guard, out ulong entry) where TGuard : struct, XaUnrolledWalk.IWalkGuard
+    {
+        nint d = Volatile.Read(ref _dir);
+        if (!guard.Holds()) goto Slow;
+        ulong e;
+        if ((index >> XaCodec.ChunkShift) < DirectoryLength(d))
+        {
+            ulong leaf = Volatile.Read(ref DirectoryEntries(d)[index >> XaCodec.ChunkShift]);   // a leaf or NoLeaf
+            if (!guard.Holds()) goto Slow;
+            e = XaNode.SlotAt(leaf, index & XaCodec.ChunkMask);
+            if (((e - 2) & 3) != 0 && guard.Holds()) goto Found;   // not internal: null, value or pointer
+        }
+        ulong w = Volatile.Read(ref _headWalk);
+        int levels = (int)(w >> 56);
+        if (!XaUnrolledWalk.TryWalk(w & HeadWalkAddressMask, levels, index, guard, out e))
+        {
+            if ((uint)(levels - 1) >= 4u) goto Slow;   // a head the unrolled walk does not take
+            e = 0;   // beyond the root's reach: nothing stored there (nothing was dereferenced)
+        }
+        else if (((e - 2) & 3) == 0) goto Slow;   // sibling, retry, zero, or the guard failed
+    Found:
+        entry = e;
+        return true;
+    Slow:
+        entry = 0;
+        return false;
+    }
+
+    /// <summary>
+    /// Bumped (lock held) each time a node or directory block of this array is unlinked, before it is retired:
+    /// the seqcount <see cref="TryLoadUnguarded{TGuard}"/> validates against.
+    /// </summary>
+    internal long _retireSeq;
+
+    /// <summary>The walk guard of <see cref="TryLoadUnguarded{TGuard}"/>: holds while <see cref="_retireSeq"/> keeps the value it had when the guard was made.</summary>
+    internal readonly struct RetireSeqGuard(XArray xa) : XaUnrolledWalk.IWalkGuard
+    {
+        private readonly long _seq = Volatile.Read(ref xa._retireSeq);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool Holds() => Volatile.Read(ref xa._retireSeq) == _seq;
+    }
+
+    /// <summary>Counts a retirement for <see cref="TryLoadUnguarded{TGuard}"/>; call it (lock held) before handing the block to the reclaimer.</summary>
+    private void CountRetirement() => Volatile.Write(ref _retireSeq, _retireSeq + 1);
 
     /// <summary>The walk of <see cref="Load"/> without the read section: the caller is inside one (or the load-cost probe).</summary>
     internal ulong LoadInSection(ulong index) => LoadRaw(index);

@@ -22,7 +22,17 @@ internal static class XaUnrolledWalk
     /// first non-node entry met on the way down, which the caller sorts out).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool TryWalk(ulong root, int levels, ulong index, out ulong entry)
+    public static bool TryWalk(ulong root, int levels, ulong index, out ulong entry) =>
+        TryWalk(root, levels, index, new InSection(), out entry);
+
+    /// <summary>
+    /// <see cref="TryWalk(ulong, int, ulong, out ulong)"/> for a reader that holds no read section: after every
+    /// slot read, before anything read is used, <paramref name="guard"/> confirms that no node has been retired
+    /// since the walk began (see <c>XArray.TryLoadUnguarded</c>). When it does not, the walk stops and answers
+    /// <see cref="XaCodec.RetryEntry"/>, which every caller already sends to the slow path.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool TryWalk<TGuard>(ulong root, int levels, ulong index, TGuard guard, out ulong entry) where TGuard : struct, IWalkGuard
     {
         ulong e = root, top;
         // The root's slot is index >> shift, which must be below 64: the range check and the slot number at once.
@@ -35,23 +45,43 @@ internal static class XaUnrolledWalk
             default: goto Uncovered;
         }
         e = XaNode.SlotAt(e, top);
+        if (!guard.Holds()) goto Raced;
         if (!XaCodec.IsNodeFast(e)) goto Done;
         top = (index >> 12) & XaCodec.ChunkMask;
     L12:
         e = XaNode.SlotAt(e, top);
+        if (!guard.Holds()) goto Raced;
         if (!XaCodec.IsNodeFast(e)) goto Done;
         top = (index >> 6) & XaCodec.ChunkMask;
     L6:
         e = XaNode.SlotAt(e, top);
+        if (!guard.Holds()) goto Raced;
         if (!XaCodec.IsNodeFast(e)) goto Done;
         top = index & XaCodec.ChunkMask;
     L0:
         e = XaNode.SlotAt(e, top);
+        if (!guard.Holds()) goto Raced;
     Done:
         entry = e;
+        return true;
+    Raced:
+        entry = XaCodec.RetryEntry;
         return true;
     Uncovered:
         entry = 0;
         return false;
+    }
+
+    /// <summary>Says whether what a walk has read so far can be trusted.</summary>
+    public interface IWalkGuard
+    {
+        bool Holds();
+    }
+
+    /// <summary>The caller is inside a read section or holds the lock: nothing it reaches is freed, nothing to check.</summary>
+    public readonly struct InSection : IWalkGuard
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool Holds() => true;
     }
 }
