@@ -14,7 +14,8 @@ namespace Slub.XArray;
 /// <see cref="XArrayException"/>. Reads cannot fail.</para>
 /// <para><b>Concurrency.</b> Writers serialise on the array's lock (<see cref="Lock"/>; the normal API takes
 /// it). Readers (<see cref="Load"/>, <see cref="Find"/>, marks, enumeration) never block: they run inside an
-/// epoch read section of <see cref="Reclaimer"/>, and every node unlinked by erase, shrinking, destroy or
+/// epoch read section of <see cref="Reclaimer"/> (the plain <see cref="Load"/> and <see cref="TryGetValue"/> first
+/// try without one, validated by a count of retirements; see <c>TryLoadUnguarded</c>), and every node unlinked by erase, shrinking, destroy or
 /// migration is freed only after a grace period, so a reader never touches freed memory; a node unlinked with
 /// entries in it has its slots overwritten with retry entries, and a reader restarts its walk when it meets one
 /// (an empty node deleted by erase keeps its null slots: "nothing here" was true when it was unlinked). Loads below index 2^26
@@ -160,10 +161,10 @@ public sealed unsafe partial class XArray : IDisposable
     {
         nint d = Volatile.Read(ref _dir);
         if (!guard.Holds()) goto Slow;
-        ulong e;
-        if ((index >> XaCodec.ChunkShift) < DirectoryLength(d))
+        ulong e, key = index >> XaCodec.ChunkShift;
+        if (key < DirectoryLength(d))
         {
-            ulong leaf = Volatile.Read(ref DirectoryEntries(d)[index >> XaCodec.ChunkShift]);   // a leaf or NoLeaf
+            ulong leaf = Volatile.Read(ref DirectoryEntries(d)[key]);   // a leaf or NoLeaf
             if (!guard.Holds()) goto Slow;
             e = XaNode.SlotAt(leaf, index & XaCodec.ChunkMask);
             if (((e - 2) & 3) != 0 && guard.Holds()) goto Found;   // not internal: null, value or pointer
