@@ -159,4 +159,50 @@ public unsafe class UnguardedLoadTests : XaTest
         Is(65UL, xa.Load(64).Value);
         Assert.False(xa.TryGetValue(5, out _));
     }
+
+    [Fact]
+    public void PlainLoadsStayRightWhileLeavesAreRetiredFreedAndReusedUnderThem()
+    {
+        // Two threads load without read sections while a writer keeps retiring leaves (erasing them whole), lets
+        // another array take their memory back, grows the directory, and shrinks xa_node (moving nodes).
+        // Every answer must be the key's own value or nothing; anything else came from reused memory.
+        const ulong Keys = 64 * 64;
+        var xa = New();
+        var other = New();
+        for (ulong i = 0; i < Keys; i++) xa.StoreValue(i, i * 3 + 1);
+        int stop = 0;
+        long loads = 0;
+        var readers = Enumerable.Range(0, 2).Select(r => new GuardedThread(() =>
+        {
+            var rnd = new Random(r + 7);
+            long mine = 0;
+            while (Volatile.Read(ref stop) == 0)
+            {
+                ulong k = (ulong)rnd.Next((int)Keys + 256);
+                var e = xa.Load(k);
+                if (!e.IsNull && (!e.IsValue || e.Value != k * 3 + 1)) throw new Exception($"Load({k}) returned {e}");
+                if (xa.TryGetValue(k, out ulong v) && v != k * 3 + 1) throw new Exception($"TryGetValue({k}) returned {v}");
+                mine++;
+            }
+            Interlocked.Add(ref loads, mine);
+        })).ToList();
+        readers.ForEach(t => t.Start());
+        var rnd = new Random(3);
+        for (int round = 0; round < 6000; round++)
+        {
+            ulong leaf = (ulong)rnd.Next((int)(Keys / 64)) * 64;
+            for (ulong i = leaf; i < leaf + 64; i++) xa.Erase(i);          // the leaf is retired
+            if (round % 2 == 0) xa.Reclaimer.Synchronize();                // ... and freed
+            for (ulong i = 0; i < 64; i++) other.StoreValue((ulong)round * 64 + i, 0xBAD);   // its memory reused
+            for (ulong i = leaf; i < leaf + 64; i++) xa.StoreValue(i, i * 3 + 1);
+            if (round % 50 == 0) other.Destroy();
+            if (round % 1000 == 0) xa.NodeCache.Shrink();
+        }
+        xa.StoreValue(Keys * 64, Keys * 64 * 3 + 1);   // the directory grows under the readers
+        Volatile.Write(ref stop, 1);
+        readers.ForEach(t => t.Join());
+        Assert.True(Interlocked.Read(ref loads) > 0);
+        for (ulong i = 0; i < Keys; i++) Is(i * 3 + 1, xa.Load(i).Value);
+        xa.Validate();
+    }
 }
