@@ -52,6 +52,17 @@ internal sealed class KmemCacheNode
         s.List = SlabList.None;
     }
 
+    /// <summary>
+    /// <see cref="LeavePartial"/> for many slabs at once: uncounts slabs the caller has unlinked and marked
+    /// <see cref="SlabList.None"/> (each under its slab lock, where it summed their free slots and capacities).
+    /// List lock held.
+    /// </summary>
+    public void LeftPartial(long free, long capacity)
+    {
+        Interlocked.Add(ref PartialFree, -free);
+        Interlocked.Add(ref PartialCapacity, -capacity);
+    }
+
     /// <summary>Counts <paramref name="count"/> objects just freed into <paramref name="s"/> (after its Inuse went down). Slab lock held.</summary>
     public void Freed(Slab s, int count)
     {

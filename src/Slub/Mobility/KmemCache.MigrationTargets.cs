@@ -202,7 +202,7 @@ public sealed unsafe partial class KmemCache
     /// returned is a double free: the others are applied, then <see cref="InvalidFreeException"/> is thrown.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
-    private void ReturnOldObjects(Slab s, MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results)
+    private void ReturnOldObjects(Slab s, MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, int left)
     {
         int deferred = 0;
         if (ctx.Source == s)
@@ -212,8 +212,8 @@ public sealed unsafe partial class KmemCache
             ctx.DeferredCount = 0;
             ctx.DeferredMap.AsSpan(0, s.FreeMap!.Length).Clear();
         }
-        if (deferred == 0 && !_debug && EmptyWholeSource(s, objects, results)) return;
-        bool anyLeft = results.Contains(MigrateResult.MovedOldLeft);
+        if (deferred == 0 && !_debug && left == objects.Length && EmptyWholeSource(s, objects.Length)) return;
+        bool anyLeft = left != 0;
         if (deferred == 0 && !anyLeft) return;
         if (_debug)
         {
@@ -241,7 +241,8 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>
-    /// The common end of a shrink's migrate call: every object offered was moved and left to the core, and nothing
+    /// The common end of a shrink's migrate call: every one of the <paramref name="offered"/> objects was moved and
+    /// left to the core (the caller has counted the results), and nothing
     /// else was freed into the slab meanwhile (no deferred frees, and its in-use count is still the number offered —
     /// any other free would have lowered it). The slab is then empty and <see cref="PutBackIsolated"/> gives it
     /// back to the page allocator whatever min_partial says, so its free list is not rebuilt object by object
@@ -250,11 +251,11 @@ public sealed unsafe partial class KmemCache
     /// from it. Returns false, changing nothing, in any other case. Slab lock taken here.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool EmptyWholeSource(Slab s, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results)
+    private static bool EmptyWholeSource(Slab s, int offered)
     {
-        if (objects.IsEmpty || s.FreeMap is null || results.IndexOfAnyExcept(MigrateResult.MovedOldLeft) >= 0) return false;
+        if (offered == 0 || s.FreeMap is null) return false;
         SpinLockWord.Enter(ref s.LockWord);
-        bool whole = s.Inuse == objects.Length && s.List == SlabList.Isolated;
+        bool whole = s.Inuse == offered && s.List == SlabList.Isolated;
         if (whole)
         {
             s.Inuse = 0;

@@ -218,18 +218,27 @@ public sealed unsafe partial class KmemCache
     private void SelectSorted(KmemCacheNode n, Mobility? mobility, int ratio, int maxSlabs, bool needRoom, List<Slab> sources, List<Slab> empty)
     {
         int count = (int)n.Partial.Count;
-        Slab[] slabs = ArrayPool<Slab>.Shared.Rent(Math.Max(count, 1));
-        Slab[] sorted = ArrayPool<Slab>.Shared.Rent(Math.Max(count, 1));
-        int[] inuseOf = ArrayPool<int>.Shared.Rent(Math.Max(count, 1));
+        int size = Math.Max(count, 1);
+        Slab[] slabs = ArrayPool<Slab>.Shared.Rent(size);
+        Slab[] sorted = ArrayPool<Slab>.Shared.Rent(size);
+        int[] inuseOf = ArrayPool<int>.Shared.Rent(size), objectsOf = ArrayPool<int>.Shared.Rent(size);
+        int[] sortedInuse = ArrayPool<int>.Shared.Rent(size), sortedObjects = ArrayPool<int>.Shared.Rent(size);
         try
         {
+            // One walk of the list reads what the choice needs: later passes use these snapshots instead of going
+            // back to the descriptors (thousands of cache lines) in sorted order. Frees may lower a slab's use
+            // meanwhile; the choice is a heuristic, and what is taken is re-checked under the slab lock below.
             int maxObjects = 0;
+            long freeInTargets = 0;
             int k = 0;
             for (var s = n.Partial.Head; s is not null && k < count; s = s.Next)
             {
+                int objects = s.Objects, inuse = Math.Clamp(Volatile.Read(ref s.Inuse), 0, objects);
                 slabs[k] = s;
-                inuseOf[k] = Math.Clamp(Volatile.Read(ref s.Inuse), 0, s.Objects);
-                if (s.Objects > maxObjects) maxObjects = s.Objects;
+                inuseOf[k] = inuse;
+                objectsOf[k] = objects;
+                freeInTargets += objects - inuse;
+                if (objects > maxObjects) maxObjects = objects;
                 k++;
             }
             count = k;
@@ -240,26 +249,29 @@ public sealed unsafe partial class KmemCache
                 Array.Clear(start, 0, maxObjects + 2);
                 for (int i = 0; i < count; i++) start[maxObjects - inuseOf[i] + 1]++;
                 for (int b = 1; b <= maxObjects + 1; b++) start[b] += start[b - 1];
-                for (int i = 0; i < count; i++) sorted[start[maxObjects - inuseOf[i]]++] = slabs[i];
+                for (int i = 0; i < count; i++)
+                {
+                    int at = start[maxObjects - inuseOf[i]]++;
+                    sorted[at] = slabs[i];
+                    sortedInuse[at] = inuseOf[i];
+                    sortedObjects[at] = objectsOf[i];
+                }
             }
             finally
             {
                 ArrayPool<int>.Shared.Return(start);
             }
-            long freeInTargets = 0;
-            for (int i = 0; i < count; i++) freeInTargets += sorted[i].Objects - Volatile.Read(ref sorted[i].Inuse);
             long toMove = 0;
             int taken = 0;
             int firstChosen = count;   // the chosen slabs are a suffix of the sorted array (sparsest end)
             for (int i = count - 1; i >= 0; i--)
             {
-                var s = sorted[i];
-                int inuse = Volatile.Read(ref s.Inuse);
+                int inuse = sortedInuse[i];
                 if (inuse == 0) { firstChosen = i; continue; }
-                if (mobility is null || inuse * 100L > (long)ratio * s.Objects || taken >= maxSlabs) break;
+                if (mobility is null || inuse * 100L > (long)ratio * sortedObjects[i] || taken >= maxSlabs) break;
                 if (needRoom)
                 {
-                    long free = s.Objects - inuse;
+                    long free = sortedObjects[i] - inuse;
                     if (freeInTargets - free < toMove + inuse) break;
                     freeInTargets -= free;
                     toMove += inuse;
@@ -268,15 +280,19 @@ public sealed unsafe partial class KmemCache
                 taken++;
             }
             n.Partial.Clear();   // relinked below; slabs that stay remain members (and counted)
+            long leftFree = 0, leftCapacity = 0;
             for (int i = 0; i < count; i++)
             {
                 var s = sorted[i];
                 if (i < firstChosen || !SpinLockWord.TryEnter(ref s.LockWord)) { n.Partial.AddTail(s); continue; }
-                n.LeavePartial(s);
+                leftFree += s.Objects - s.Inuse;
+                leftCapacity += s.Objects;
+                s.List = SlabList.None;
                 if (s.Inuse == 0) empty.Add(s);
                 else { s.Frozen = true; s.List = SlabList.Isolated; sources.Add(s); }
                 SpinLockWord.Exit(ref s.LockWord);
             }
+            n.LeftPartial(leftFree, leftCapacity);   // one pair of atomic adds for every slab taken (LeavePartial's, summed)
         }
         finally
         {
@@ -285,6 +301,9 @@ public sealed unsafe partial class KmemCache
             ArrayPool<Slab>.Shared.Return(slabs);
             ArrayPool<Slab>.Shared.Return(sorted);
             ArrayPool<int>.Shared.Return(inuseOf);
+            ArrayPool<int>.Shared.Return(objectsOf);
+            ArrayPool<int>.Shared.Return(sortedInuse);
+            ArrayPool<int>.Shared.Return(sortedObjects);
         }
     }
 
@@ -379,13 +398,13 @@ public sealed unsafe partial class KmemCache
         }
         catch (Exception e) { failure = e; threw = true; }
         if (prefetchAfterMigrate is not null) PrefetchInUse(prefetchAfterMigrate, PrefetchHalf.Odd);
+        int left = CountResults(ctx, vector.AsSpan(0, count), res, threw);
         try
         {
-            // The old objects the callback freed or left reach the slab before anything counts or puts it back.
-            ReturnOldObjects(s, ctx, vector.AsSpan(0, count), res);
+            // The old objects the callback freed or left reach the slab before anything puts it back.
+            ReturnOldObjects(s, ctx, vector.AsSpan(0, count), res, left);
         }
         catch (InvalidFreeException e) { failure ??= e; }
-        finally { CountResults(ctx, vector.AsSpan(0, count), res, threw); }
         if (failure is not null) throw new DefragmentationException(Name, s.Address, "migrate", failure);
         return count;
     }
@@ -497,19 +516,23 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>
-    /// Adds one migrate call's results to the counters. When the callback threw, the objects it had not
+    /// Adds one migrate call's results to the counters and returns how many objects were reported
+    /// <see cref="MigrateResult.MovedOldLeft"/> (old object left to the core; <see cref="ReturnOldObjects"/> needs the
+    /// number, and counting it here saves that a second pass). When the callback threw, the objects it had not
     /// reported on yet stay where they are: they count as busy (a failed move, worth a later pass), not as
     /// unreported, so defrag_objects_busy shows them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
-    private static void CountResults(MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, bool callbackThrew)
+    private static int CountResults(MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, bool callbackThrew)
     {
+        int left = 0;
         for (int i = 0; i < results.Length; i++)
         {
             if (objects[i] == 0) { ctx.Skipped++; continue; }
             switch (results[i])
             {
-                case MigrateResult.Moved: case MigrateResult.MovedOldLeft: ctx.Moved++; break;
+                case MigrateResult.MovedOldLeft: ctx.Moved++; left++; break;
+                case MigrateResult.Moved: ctx.Moved++; break;
                 case MigrateResult.Freed: ctx.Freed++; break;
                 case MigrateResult.Later: ctx.Later++; break;
                 case MigrateResult.CannotMove: ctx.Refused++; break;
@@ -517,6 +540,7 @@ public sealed unsafe partial class KmemCache
                 default: if (callbackThrew) ctx.Later++; else ctx.Unreported++; break;
             }
         }
+        return left;
     }
 
     /// <summary>
