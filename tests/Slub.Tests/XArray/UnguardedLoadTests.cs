@@ -30,12 +30,13 @@ public unsafe class UnguardedLoadTests : XaTest
         }
     }
 
-    private static ulong LoadStepping(XA xa, ulong index, int fireAt, Action act, out int checks)
+    /// <summary>One load through the unguarded path with a writer after check <paramref name="fireAt"/>; the sectioned load when that path declines (<paramref name="answered"/> false).</summary>
+    private static ulong LoadStepping(XA xa, ulong index, int fireAt, Action act, out int checks, out bool answered)
     {
         var calls = new StrongBox<int>();
-        ulong e = xa.TryLoadUnguarded(index, new SteppingGuard(xa, fireAt, act, calls), out ulong found) ? found : xa.Load(index).Raw;
+        answered = xa.TryLoadUnguarded(index, new SteppingGuard(xa, fireAt, act, calls), out ulong found);
         checks = calls.Value;
-        return e;
+        return answered ? found : xa.Load(index).Raw;
     }
 
     private static XaNode* LeafOf(XA xa, ulong index)
@@ -66,8 +67,10 @@ public unsafe class UnguardedLoadTests : XaTest
                 for (ulong i = 0; i < 4096; i++) bad.StoreValue(Base + i, Bad);   // the same shape takes the freed nodes back
                 reusedOnce |= Volatile.Read(ref leaf->Array) == bad.Id;
             }
-            ulong e = LoadStepping(xa, Target, fireAt, RetireAndReuse, out int checks);
+            ulong e = LoadStepping(xa, Target, fireAt, RetireAndReuse, out int checks, out bool answered);
             if (fireAt > checks) break;   // every point of this walk has been tried
+            // A check made after the writer ran must have failed and sent the load to a read section.
+            Assert.False(fireAt < checks && answered, $"writer after check {fireAt} of {checks}: the unguarded path answered");
             // Before the destroy the entry was 1234; after it, nothing. Anything else came from bad's nodes.
             Assert.True(e == XaEntry.FromValue(1234).Raw || e == 0, $"the walk, writer after check {fireAt} of {checks}: returned 0x{e:x}");
             Assert.True(fireAt <= 5, $"a four-level walk makes at most 5 checks, made {checks}");
@@ -121,8 +124,9 @@ public unsafe class UnguardedLoadTests : XaTest
                     }
                     try
                     {
-                        ulong e = LoadStepping(xa, Target, fireAt, fireAt == 1 ? AfterDirectoryRead : AfterLeafRead, out int checks);
+                        ulong e = LoadStepping(xa, Target, fireAt, fireAt == 1 ? AfterDirectoryRead : AfterLeafRead, out int checks, out bool answered);
                         Assert.True(checks >= fireAt, $"the writer never ran ({checks} checks)");
+                        Assert.False(answered, $"writer after check {fireAt}: the next check should have sent the load to a read section");
                         Assert.True(e == XaEntry.FromValue(Target).Raw || e == 0, $"writer after check {fireAt}: returned 0x{e:x}");
                     }
                     finally
