@@ -518,7 +518,7 @@ public sealed unsafe partial class KmemCache
     /// <summary>
     /// Adds one migrate call's results to the counters and returns how many objects were reported
     /// <see cref="MigrateResult.MovedOldLeft"/> (old object left to the core; <see cref="ReturnOldObjects"/> needs the
-    /// number, and counting it here saves that a second pass). When the callback threw, the objects it had not
+    /// number, and counting it here saves it a second pass over the results). When the callback threw, the objects it had not
     /// reported on yet stay where they are: they count as busy (a failed move, worth a later pass), not as
     /// unreported, so defrag_objects_busy shows them.
     /// </summary>
