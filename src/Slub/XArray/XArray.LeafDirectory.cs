@@ -39,8 +39,6 @@ public sealed unsafe partial class XArray
         return XaCodec.MkNode((nint)n);
     }
 
-    private static readonly Action<nint> s_freeDirectory = static p => NativeMemory.Free((void*)p);
-
     /// <summary>
     /// The directory: one native block, its entry count in the first word and then the entries (the node entry,
     /// address | 2, of the leaf covering indices 64k..64k+63 at entry k, or <see cref="NoLeaf"/>). Count and entries are read through
@@ -139,8 +137,7 @@ public sealed unsafe partial class XArray
         }
         nint old = _dir;
         ulong oldLength = DirectoryLength(old);
-        nint block = (nint)NativeMemory.Alloc((nuint)((want + 1) * sizeof(ulong)));
-        *(ulong*)block = want;
+        nint block = _nodes.Directories.Rent(want);   // may be a reused block: every entry is written below
         ulong* entries = DirectoryEntries(block);
         new Span<ulong>(entries + oldLength, (int)(want - oldLength)).Fill(NoLeaf);
         if (_maxKeyLeftOut < (long)oldLength)
@@ -160,7 +157,7 @@ public sealed unsafe partial class XArray
         ulong* oldEntries = DirectoryEntries(old);
         for (ulong k = 0; k < DirectoryLength(old); k++) Volatile.Write(ref oldEntries[k], NoLeaf);
         CountRetirement();
-        _rcu.Retire(old, s_freeDirectory);
+        _rcu.Retire(old, _nodes.Directories.ReturnAfterGracePeriod);
     }
 
     /// <summary>Enters every linked leaf whose key is below <paramref name="length"/> (lock held).</summary>
@@ -199,7 +196,7 @@ public sealed unsafe partial class XArray
         if (old == s_noDirectory) return;
         Volatile.Write(ref _dir, s_noDirectory);
         CountRetirement();
-        _rcu.Retire(old, s_freeDirectory);
+        _rcu.Retire(old, _nodes.Directories.ReturnAfterGracePeriod);
     }
 
     /// <summary>Entries in the directory (tests, memory figures).</summary>

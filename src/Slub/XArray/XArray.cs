@@ -136,36 +136,43 @@ public sealed unsafe partial class XArray : IDisposable
 
     /// <summary>
     /// <see cref="LoadRaw"/> without a read section, validated instead: a seqcount read on the way in and checked
-    /// after every read whose result is about to be used. True with the answer when no node or directory block of
-    /// this array was retired meanwhile; false (take a read section and walk again) when one may have been, or when
-    /// the answer needs the slow walk.
+    /// after the reads whose results are used. True with the answer when no node or directory block of this array
+    /// was retired meanwhile; false (take a read section and walk again) when one may have been, or when the answer
+    /// needs the slow walk.
     /// </summary>
     /// <remarks>
     /// <para><b>Why it is safe.</b> Every node and directory block is unlinked, then <see cref="_retireSeq"/> is
-    /// bumped (lock held), then it is retired; it is freed only after that. A pointer read from a block is
-    /// used only after a check finds the count unchanged: the block was not retired yet when the pointer was read,
-    /// so the pointer is one the array really held (a node in the slab arena, or the directory's static
-    /// <see cref="NoLeaf"/>). The arena stays mapped while the allocator lives, so reading such a node cannot fault
-    /// even if it is freed and reused right after the check; what is read then fails the next check. The last check
-    /// follows the read of the entry returned, so that entry was in a block not yet retired: the same answer a
-    /// reader inside a section would get. Directory blocks are native memory that <c>free</c> may unmap, so the
-    /// check after reading <see cref="_dir"/> comes before its first use.</para>
-    /// <para><b>Ordering.</b> Slot and directory reads are acquire reads, so the check's read of the count cannot
-    /// be satisfied before them (free on x86; <c>ldar</c> on Arm64).</para>
+    /// bumped (lock held), then it is retired; it is freed only after that. What the load may read after a block it
+    /// reached was freed, and why that cannot fault:</para>
+    /// <list type="bullet">
+    /// <item><b>The directory.</b> Blocks are type-stable (<see cref="XaDirectoryPool"/>): a freed block stays a
+    /// directory of the same length, so the entry read is inside it and is <see cref="NoLeaf"/> or a leaf of some
+    /// array of this allocator; the leaf's slot is then arena memory, mapped while the allocator lives. No check is
+    /// needed before the final one.</item>
+    /// <item><b>The tree.</b> A freed node can be reused by any cache, and a pointer read from it could point
+    /// anywhere, so the walk checks the count after every slot read, before following what it read: a node pointer
+    /// that passes was read from a node not yet retired, so it names a real node, whose memory is in the arena
+    /// even if it is freed right after.</item>
+    /// </list>
+    /// <para>The last check follows the read of the entry returned: that entry was in a block not yet retired, the
+    /// same answer a reader inside a section would get. Slot and directory reads are acquire reads, so a check's
+    /// read of the count cannot be satisfied before them (free on x86; <c>ldar</c> on Arm64).</para>
     /// <para><b>Why.</b> A read section costs the thread's reader record, which .NET finds through a call into the
     /// runtime's thread-local storage on every load: measured as about half of a plain load (docs/benchmarks.md).
-    /// The checks are reads of one word of this object, which a load already has in its cache.</para>
+    /// A check is a read of one word of this object, which the load already has in its cache.</para>
+    /// <para><paramref name="guard"/>'s <c>BeforeRead</c> runs before every read through a pointer (tests run a
+    /// writer there); the production guard's is empty.</para>
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool TryLoadUnguarded<TGuard>(ulong index, TGuard guard, out ulong entry) where TGuard : struct, XaUnrolledWalk.IWalkGuard
     {
         nint d = Volatile.Read(ref _dir);
-        if (!guard.Holds()) goto Slow;
         ulong e, key = index >> XaCodec.ChunkShift;
+        guard.BeforeRead();
         if (key < DirectoryLength(d))
         {
-            ulong leaf = Volatile.Read(ref DirectoryEntries(d)[key]);   // a leaf or NoLeaf
-            if (!guard.Holds()) goto Slow;
+            ulong leaf = Volatile.Read(ref DirectoryEntries(d)[key]);   // NoLeaf or a leaf (of this allocator: see remarks)
+            guard.BeforeRead();
             e = XaNode.SlotAt(leaf, index & XaCodec.ChunkMask);
             if (((e - 2) & 3) != 0 && guard.Holds()) goto Found;   // not internal: null, value or pointer
         }
@@ -198,6 +205,9 @@ public sealed unsafe partial class XArray : IDisposable
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public bool Holds() => Volatile.Read(ref xa._retireSeq) == _seq;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void BeforeRead() { }
     }
 
     /// <summary>Counts a retirement for <see cref="TryLoadUnguarded{TGuard}"/>; call it (lock held) before handing the block to the reclaimer.</summary>

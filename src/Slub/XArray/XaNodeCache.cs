@@ -37,6 +37,9 @@ public sealed unsafe class XaNodeCache
     /// <summary>Grace-period domain of every array using this cache.</summary>
     public EpochReclaimer Reclaimer { get; } = new();
 
+    /// <summary>The leaf-directory blocks of every array using this cache, kept type-stable (see <see cref="XaDirectoryPool"/>).</summary>
+    internal XaDirectoryPool Directories { get; } = new();
+
     /// <summary>Test hook: runs after migration resolved a node's array and before it takes the array's lock.</summary>
     internal static Action<XArray>? BeforeLockHook;
 
@@ -68,7 +71,12 @@ public sealed unsafe class XaNodeCache
             {
                 c = new XaNodeCache(allocator);
                 s_caches.Add(allocator, c);
-                allocator.OnDispose(() => XArray.DetachAll(allocator));   // its arrays' nodes go with the memory
+                var pool = c.Directories;
+                allocator.OnDispose(() =>
+                {
+                    XArray.DetachAll(allocator);   // its arrays' nodes go with the memory
+                    pool.Dispose();                // and the directory blocks no reader can reach any more
+                });
             }
             return c;
         }

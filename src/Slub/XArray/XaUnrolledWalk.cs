@@ -44,21 +44,25 @@ internal static class XaUnrolledWalk
             case 1: top = index; if (top > XaCodec.ChunkMask) goto Uncovered; goto L0;
             default: goto Uncovered;
         }
+        guard.BeforeRead();
         e = XaNode.SlotAt(e, top);
         if (!guard.Holds()) goto Raced;
         if (!XaCodec.IsNodeFast(e)) goto Done;
         top = (index >> 12) & XaCodec.ChunkMask;
     L12:
+        guard.BeforeRead();
         e = XaNode.SlotAt(e, top);
         if (!guard.Holds()) goto Raced;
         if (!XaCodec.IsNodeFast(e)) goto Done;
         top = (index >> 6) & XaCodec.ChunkMask;
     L6:
+        guard.BeforeRead();
         e = XaNode.SlotAt(e, top);
         if (!guard.Holds()) goto Raced;
         if (!XaCodec.IsNodeFast(e)) goto Done;
         top = index & XaCodec.ChunkMask;
     L0:
+        guard.BeforeRead();
         e = XaNode.SlotAt(e, top);
         if (!guard.Holds()) goto Raced;
     Done:
@@ -76,6 +80,9 @@ internal static class XaUnrolledWalk
     public interface IWalkGuard
     {
         bool Holds();
+
+        /// <summary>Runs before each read through a pointer the walk holds (a point for tests to act; empty otherwise).</summary>
+        void BeforeRead();
     }
 
     /// <summary>The caller is inside a read section or holds the lock: nothing it reaches is freed, nothing to check.</summary>
@@ -83,5 +90,8 @@ internal static class XaUnrolledWalk
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public bool Holds() => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void BeforeRead() { }
     }
 }

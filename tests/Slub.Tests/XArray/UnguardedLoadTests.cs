@@ -7,35 +7,36 @@ namespace Slub.Tests.XArray;
 
 /// <summary>
 /// The plain load's path without a read section (<c>XArray.TryLoadUnguarded</c>): a writer that retires the
-/// nodes or the directory block a load is reading, and lets their memory be reused, right after any one of the
-/// load's checks has passed, never makes the load return what the reused memory holds. Each case fails if the
-/// check that follows that point is taken out.
+/// nodes or the directory block a load is about to read, lets them be freed and has their memory reused, at any
+/// point between two of the load's reads, never makes the load return what the reused memory holds or follow a
+/// pointer out of it. Taking out the check after a read makes a case fail (the walk's interior checks by faulting
+/// on a <c>PROT_NONE</c> page, so the test run aborts).
 /// </summary>
 public unsafe class UnguardedLoadTests : XaTest
 {
     private const ulong Bad = 0xBAD;
 
-    /// <summary>Runs <see cref="Act"/> once, right after the <see cref="FireAt"/>-th check has been evaluated (so that check passed).</summary>
-    private struct SteppingGuard(XA xa, int fireAt, Action act, StrongBox<int> calls) : XaUnrolledWalk.IWalkGuard
+    /// <summary>Runs <see cref="Act"/> once, just before the load's <see cref="FireAt"/>-th read through a pointer.</summary>
+    private readonly struct SteppingGuard(XA xa, int fireAt, Action act, StrongBox<int> reads) : XaUnrolledWalk.IWalkGuard
     {
         private readonly XA.RetireSeqGuard _inner = new(xa);
         public readonly int FireAt = fireAt;
         public readonly Action Act = act;
 
-        public bool Holds()
+        public bool Holds() => _inner.Holds();
+
+        public void BeforeRead()
         {
-            bool holds = _inner.Holds();
-            if (++calls.Value == FireAt) Act();
-            return holds;
+            if (++reads.Value == FireAt) Act();
         }
     }
 
-    /// <summary>One load through the unguarded path with a writer after check <paramref name="fireAt"/>; the sectioned load when that path declines (<paramref name="answered"/> false).</summary>
-    private static ulong LoadStepping(XA xa, ulong index, int fireAt, Action act, out int checks, out bool answered)
+    /// <summary>One load through the unguarded path with a writer before read <paramref name="fireAt"/>; the sectioned load when that path declines (<paramref name="answered"/> false).</summary>
+    private static ulong LoadStepping(XA xa, ulong index, int fireAt, Action act, out int reads, out bool answered)
     {
         var calls = new StrongBox<int>();
         answered = xa.TryLoadUnguarded(index, new SteppingGuard(xa, fireAt, act, calls), out ulong found);
-        checks = calls.Value;
+        reads = calls.Value;
         return answered ? found : xa.Load(index).Raw;
     }
 
@@ -46,101 +47,158 @@ public unsafe class UnguardedLoadTests : XaTest
         return node;
     }
 
-    [Fact]
-    public void ATreeWalkNeverReturnsWhatAFreedAndReusedNodeHolds()
+    /// <summary>Takes <paramref name="count"/> objects from <c>xa_node</c> (the freed nodes first: the free lists are LIFO) and fills their slots with <paramref name="slot"/>.</summary>
+    private static List<nint> ReuseNodes(XA xa, int count, ulong slot)
     {
-        // 64 leaves between 2^22 and 2^22 + 4096: too sparse for a directory, four levels, so the load walks the tree
-        // and checks after the directory pointer and after each of the four slot reads.
-        const ulong Base = 1UL << 22, Target = Base + 1234;
-        bool reusedOnce = false;
-        for (int fireAt = 1; ; fireAt++)
+        var taken = new List<nint>();
+        for (int i = 0; i < count; i++)
         {
-            var xa = New();
-            var bad = New();
-            for (ulong i = 0; i < 4096; i++) xa.StoreValue(Base + i, i);
-            Assert.Equal(0UL, xa.DirectoryCapacity);
-            XaNode* leaf = LeafOf(xa, Target);
-            void RetireAndReuse()
-            {
-                xa.Destroy();                  // every node unlinked and retired
-                xa.Reclaimer.Synchronize();    // ... and freed: this load holds no section to wait for
-                for (ulong i = 0; i < 4096; i++) bad.StoreValue(Base + i, Bad);   // the same shape takes the freed nodes back
-                reusedOnce |= Volatile.Read(ref leaf->Array) == bad.Id;
-            }
-            ulong e = LoadStepping(xa, Target, fireAt, RetireAndReuse, out int checks, out bool answered);
-            if (fireAt > checks) break;   // every point of this walk has been tried
-            // A check made after the writer ran must have failed and sent the load to a read section.
-            Assert.False(fireAt < checks && answered, $"writer after check {fireAt} of {checks}: the unguarded path answered");
-            // Before the destroy the entry was 1234; after it, nothing. Anything else came from bad's nodes.
-            Assert.True(e == XaEntry.FromValue(1234).Raw || e == 0, $"the walk, writer after check {fireAt} of {checks}: returned 0x{e:x}");
-            Assert.True(fireAt <= 5, $"a four-level walk makes at most 5 checks, made {checks}");
+            nint p = xa.NodeCache.Alloc();
+            for (int k = 0; k < 64; k++) ((XaNode*)p)->Slots[k] = slot;
+            taken.Add(p);
         }
-        Assert.True(reusedOnce, "the destroyed array's leaf was never reused by the other array: the test proves nothing");
+        return taken;
+    }
+
+    private static void GiveBack(XA xa, List<nint> taken)
+    {
+        foreach (var p in taken)
+        {
+            XaNode.Clear((XaNode*)p);   // the constructor's state, which free objects of xa_node keep
+            xa.NodeCache.Free(p);
+        }
+        taken.Clear();
+    }
+
+    private static nint ProtNonePage()
+    {
+        nint hole = mmap(0, 4096, 0 /* PROT_NONE */, 0x22 /* MAP_PRIVATE | MAP_ANONYMOUS */, -1, 0);
+        Assert.NotEqual(-1, hole);
+        return hole;
     }
 
     [Fact]
-    public void ADirectoryLoadNeverReadsAFreedLeafOrDirectoryBlock()
+    public void ATreeWalkNeverFollowsOrReturnsWhatAFreedAndReusedNodeHolds()
     {
-        // 512 dense keys: 8 leaves, a directory of 8 entries. Checks: after the directory pointer, after its entry,
-        // after the leaf's slot.
-        const ulong Target = 300;
-        int reusedLeaves = 0, reusedBlocks = 0;
-        // What a freed directory block may hold: pointers to memory that is not mapped. A load that used one would
-        // fault and take the test run down with it, which is how this test fails if the check after the directory
-        // entry is taken out.
-        nint hole = mmap(0, 4096, 0 /* PROT_NONE */, 0x22 /* MAP_PRIVATE | MAP_ANONYMOUS */, -1, 0);
-        Assert.NotEqual(-1, hole);
+        // 64 leaves between 2^22 and 2^22 + 4096: too sparse for a directory, four levels, so the load reads the
+        // directory's length, then walks the tree: five reads through a pointer.
+        const ulong Base = 1UL << 22, Target = Base + 1234;
+        nint hole = ProtNonePage();
+        var taken = new List<nint>();
+        int reused = 0;
         try
         {
-            for (int fireAt = 1; fireAt <= 2; fireAt++)
-                for (int attempt = 0; attempt < 3; attempt++)
+            for (int fireAt = 1; ; fireAt++)
+                foreach (bool pointers in new[] { true, false })
                 {
                     var xa = New();
-                    var bad = New();
-                    for (ulong i = 0; i < 512; i++) xa.StoreValue(i, i);
-                    Assert.Equal(8UL, xa.DirectoryCapacity);
-                    nint oldBlock = xa._dir;
+                    for (ulong i = 0; i < 4096; i++) xa.StoreValue(Base + i, i);
+                    Assert.Equal(0UL, xa.DirectoryCapacity);
                     XaNode* leaf = LeafOf(xa, Target);
-                    nint reused = 0;
-                    void AfterDirectoryRead()
+                    const int nodes = 67;   // root, one node at shift 12, one at shift 6, 64 leaves
+                    void RetireAndReuse()
                     {
-                        // Grow the directory (its old block is retired), free the old block, and take its memory back
-                        // filled with entries naming a "leaf" in unmapped memory.
-                        xa.StoreValue(600, 600);
-                        Assert.Equal(16UL, xa.DirectoryCapacity);
-                        xa.Reclaimer.Synchronize();
-                        reused = (nint)NativeMemory.Alloc(9 * sizeof(ulong));
-                        *(ulong*)reused = 8;
-                        for (int k = 1; k <= 8; k++) ((ulong*)reused)[k] = XaCodec.MkNode(hole);
-                        if (reused == oldBlock) reusedBlocks++;
+                        xa.Destroy();                  // every node unlinked and retired
+                        xa.Reclaimer.Synchronize();    // ... and freed: this load holds no section to wait for
+                        // Their memory back, every slot a node entry into an unmapped page (or a value of 0xBAD).
+                        taken = ReuseNodes(xa, nodes + 8, pointers ? XaCodec.MkNode(hole) : XaEntry.FromValue(Bad).Raw);
+                        if (taken.Contains((nint)leaf)) reused++;
                     }
-                    void AfterLeafRead()
-                    {
-                        // Erase the target's leaf (retired), free it, and let bad's leaves take its memory back.
-                        for (ulong i = 256; i < 320; i++) xa.Erase(i);
-                        xa.Reclaimer.Synchronize();
-                        for (ulong i = 0; i < 64 * 64; i += 64) bad.StoreValue(i + Target % 64, Bad);
-                        if (Volatile.Read(ref leaf->Array) == bad.Id) reusedLeaves++;
-                    }
-                    try
-                    {
-                        ulong e = LoadStepping(xa, Target, fireAt, fireAt == 1 ? AfterDirectoryRead : AfterLeafRead, out int checks, out bool answered);
-                        Assert.True(checks >= fireAt, $"the writer never ran ({checks} checks)");
-                        Assert.False(answered, $"writer after check {fireAt}: the next check should have sent the load to a read section");
-                        Assert.True(e == XaEntry.FromValue(Target).Raw || e == 0, $"writer after check {fireAt}: returned 0x{e:x}");
-                    }
-                    finally
-                    {
-                        if (reused != 0) NativeMemory.Free((void*)reused);
-                    }
+                    ulong e;
+                    int reads;
+                    bool answered;
+                    try { e = LoadStepping(xa, Target, fireAt, RetireAndReuse, out reads, out answered); }
+                    finally { GiveBack(xa, taken); }
+                    if (fireAt > reads) goto Done;   // every point of this walk has been tried
+                    // Before the destroy the entry was 1234; after it, nothing. Anything else came from reused memory.
+                    Assert.True(e == XaEntry.FromValue(1234).Raw || e == 0, $"writer before read {fireAt} of {reads}: returned 0x{e:x}");
+                    Assert.False(answered, $"writer before read {fireAt} of {reads}: the unguarded path answered");
+                    Assert.True(fireAt <= 5, $"a four-level walk after the directory read makes at most 5 reads, made {reads}");
                 }
+            Done:;
         }
         finally
         {
             munmap(hole, 4096);
         }
+        Assert.True(reused > 0, "the destroyed array's leaf was never reused: the test proves nothing");
+    }
+
+    [Fact]
+    public void ADirectoryLoadThroughAReusedBlockOrLeafReturnsNothingOfTheirs()
+    {
+        // 512 dense keys: 8 leaves, a directory of 8 entries. Reads: the directory's length and entry, the leaf's slot.
+        const ulong Target = 300;
+        int reusedBlocks = 0, reusedLeaves = 0;
+        var taken = new List<nint>();
+        for (int fireAt = 1; fireAt <= 2; fireAt++)
+        {
+            var xa = New();
+            var other = New();
+            for (ulong i = 0; i < 512; i++) xa.StoreValue(i, i);
+            Assert.Equal(8UL, xa.DirectoryCapacity);
+            nint oldBlock = xa._dir;
+            XaNode* leaf = LeafOf(xa, Target);
+            void BeforeDirectoryRead()
+            {
+                // Grow the directory (its old block is retired and, after the grace period, pooled), then let another
+                // array's first directory take the block back and fill it with leaves full of 0xBAD.
+                xa.StoreValue(600, 600);
+                Assert.Equal(16UL, xa.DirectoryCapacity);
+                xa.Reclaimer.Synchronize();
+                for (ulong i = 0; i < 512; i++) other.StoreValue(i, Bad);
+                if (other._dir == oldBlock) reusedBlocks++;
+            }
+            void BeforeSlotRead()
+            {
+                // Erase the target's leaf (retired), free it, and take its memory back full of 0xBAD.
+                for (ulong i = 256; i < 320; i++) xa.Erase(i);
+                xa.Reclaimer.Synchronize();
+                taken = ReuseNodes(xa, 8, XaEntry.FromValue(Bad).Raw);
+                if (taken.Contains((nint)leaf)) reusedLeaves++;
+            }
+            ulong e;
+            int reads;
+            bool answered;
+            try { e = LoadStepping(xa, Target, fireAt, fireAt == 1 ? BeforeDirectoryRead : BeforeSlotRead, out reads, out answered); }
+            finally { GiveBack(xa, taken); }
+            Assert.True(reads >= fireAt, $"the writer never ran ({reads} reads)");
+            Assert.True(e == XaEntry.FromValue(Target).Raw || e == 0, $"writer before read {fireAt}: returned 0x{e:x}");
+            Assert.False(answered, $"writer before read {fireAt}: the final check should have sent the load to a read section");
+        }
+        Assert.True(reusedBlocks > 0, "the retired directory block was not reused by the other array: the test proves nothing");
         Assert.True(reusedLeaves > 0, "the erased leaf was never reused: the test proves nothing");
-        Assert.True(reusedBlocks > 0, "the retired directory block was never reused: the test proves nothing");
+    }
+
+    [Fact]
+    public void DirectoryBlocksAreReusedOnlyAsDirectoriesOfTheirLengthAndFreedWithTheAllocator()
+    {
+        var alloc = TestAllocator.Create();
+        var xa = new XA(XaFlags.None, alloc);
+        for (ulong i = 0; i < 512; i++) xa.StoreValue(i, i);
+        nint first = xa._dir;
+        xa.StoreValue(600, 600);   // grows to 16 entries: the 8-entry block is retired
+        xa.Reclaimer.Synchronize();
+        var pool = xa.Nodes.Directories;
+        Assert.Equal(1, pool.Pooled);
+        Assert.Equal(8UL, XA.DirectoryLength(first));   // still a directory of its length, every entry NoLeaf
+        for (ulong k = 0; k < 8; k++) Assert.Equal(XA.NoLeaf, XA.DirectoryEntries(first)[k]);
+        nint other = pool.Rent(16);   // another length: not the pooled block
+        Assert.NotEqual(first, other);
+        Assert.Equal(16UL, XA.DirectoryLength(other));
+        for (ulong k = 0; k < 16; k++) XA.DirectoryEntries(other)[k] = XA.NoLeaf;
+        pool.Return(other);
+        Assert.Equal(2, pool.Pooled);
+        var small = new XA(XaFlags.None, alloc);
+        small.StoreValue(5, 5);   // one leaf: an 8-entry directory, which takes the pooled block
+        Assert.Equal(first, small._dir);
+        Is(5UL, small.Load(5).Value);
+        Assert.Equal(1, pool.Pooled);
+        xa.Dispose();
+        xa.Reclaimer.Synchronize();
+        Assert.Equal(2, pool.Pooled);
+        alloc.Dispose();   // detaches the others and frees what the pool holds
+        Assert.Equal(0, pool.Pooled);
     }
 
     [DllImport("libc")] private static extern nint mmap(nint addr, nuint length, int prot, int flags, int fd, nint offset);
