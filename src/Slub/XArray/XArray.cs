@@ -106,7 +106,7 @@ public sealed unsafe partial class XArray : IDisposable
 
     /// <summary>
     /// Opens a read section for many loads: <c>using var r = xa.BeginRead();</c> then <c>r.Load(i)</c> or
-    /// <c>r.TryGetValue(i, out v)</c>. Cheaper per load than <see cref="Load"/>; see <see cref="XaReader"/>. Lock-free.
+    /// <c>r.TryGetValue(i, out v)</c>, or <c>r.LoadMany</c> for a batch. As cheap per load as <see cref="Load"/> or a little cheaper; see <see cref="XaReader"/>. Lock-free.
     /// </summary>
     public XaReader BeginRead() => new(this);
 

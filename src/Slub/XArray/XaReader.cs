@@ -6,9 +6,10 @@ namespace Slub.XArray;
 /// <summary>
 /// A read section over one <see cref="XArray"/> for many loads: <c>using var r = xa.BeginRead();</c> then
 /// <see cref="Load"/> / <see cref="TryGetValue"/> as often as needed (the kernel's <c>rcu_read_lock()</c> around a
-/// run of <c>xa_load</c>s). Same results as <see cref="XArray.Load"/>; cheaper per load, because the section is
-/// entered once, so a load neither validates its reads (as the plain load, outside a section, does) nor re-reads
-/// the directory pointer; loads go through the array's leaf directory first. <see cref="LoadMany"/> loads a batch of indices
+/// run of <c>xa_load</c>s). Same results as <see cref="XArray.Load"/>; per load as cheap or a little cheaper
+/// (docs/benchmarks.md), because the section is entered once, so a load neither validates what it read (as the
+/// plain load, outside a section, does) nor re-reads the directory pointer; loads go through the array's leaf
+/// directory first. <see cref="LoadMany"/> loads a batch of indices
 /// four at a time, cheaper still per index.
 /// </summary>
 /// <remarks>
