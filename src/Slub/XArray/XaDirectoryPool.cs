@@ -19,7 +19,9 @@ namespace Slub.XArray;
 /// <para><b>Memory.</b> A pooled block is kept until a directory of the same length needs one or the allocator
 /// is disposed: at most what this allocator's directories once held at the same time (for one growing array,
 /// the blocks it outgrew, less than its current directory). Directories cost 8 bytes per 64 indices.</para>
-/// <para><b>Thread-safety.</b> Thread-safe; <see cref="Rent"/> and <see cref="Return"/> take a short lock.</para>
+/// <para><b>Thread-safety.</b> Thread-safe; <see cref="Rent"/> and <see cref="Return"/> take a short lock, a leaf:
+/// <see cref="Rent"/> runs under an array's lock (a directory growing), <see cref="Return"/> in a reclaimer pass
+/// with no lock held, and nothing is taken while it is held.</para>
 /// </remarks>
 internal sealed unsafe class XaDirectoryPool
 {
