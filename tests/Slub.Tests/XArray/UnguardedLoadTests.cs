@@ -70,8 +70,10 @@ public unsafe class UnguardedLoadTests : XaTest
         taken.Clear();
     }
 
+    /// <summary>A page that faults on any access (Linux; 0 elsewhere, where the tests reuse memory with values only).</summary>
     private static nint ProtNonePage()
     {
+        if (!OperatingSystem.IsLinux()) return 0;
         nint hole = mmap(0, 4096, 0 /* PROT_NONE */, 0x22 /* MAP_PRIVATE | MAP_ANONYMOUS */, -1, 0);
         Assert.NotEqual(-1, hole);
         return hole;
@@ -89,7 +91,7 @@ public unsafe class UnguardedLoadTests : XaTest
         try
         {
             for (int fireAt = 1; ; fireAt++)
-                foreach (bool pointers in new[] { true, false })
+                foreach (bool pointers in hole != 0 ? new[] { true, false } : new[] { false })
                 {
                     var xa = New();
                     for (ulong i = 0; i < 4096; i++) xa.StoreValue(Base + i, i);
@@ -119,7 +121,7 @@ public unsafe class UnguardedLoadTests : XaTest
         }
         finally
         {
-            munmap(hole, 4096);
+            if (hole != 0) munmap(hole, 4096);
         }
         Assert.True(reused > 0, "the destroyed array's leaf was never reused: the test proves nothing");
     }
