@@ -14,9 +14,10 @@ namespace Slub.XArray;
 /// <see cref="XArrayException"/>. Reads cannot fail.</para>
 /// <para><b>Concurrency.</b> Writers serialise on the array's lock (<see cref="Lock"/>; the normal API takes
 /// it). Readers (<see cref="Load"/>, <see cref="Find"/>, marks, enumeration) never block: they run inside an
-/// epoch read section of <see cref="Reclaimer"/> (the plain <see cref="Load"/> and <see cref="TryGetValue"/> first
-/// try without one, validated by a count of retirements; see <c>TryLoadUnguarded</c>), and every node unlinked by erase, shrinking, destroy or
-/// migration is freed only after a grace period, so a reader never touches freed memory; a node unlinked with
+/// epoch read section of <see cref="Reclaimer"/>, and every node unlinked by erase, shrinking, destroy or
+/// migration is freed only after a grace period, so a reader in a section never touches freed memory. (The plain
+/// <see cref="Load"/> and <see cref="TryGetValue"/> first try without a section: they validate every read against
+/// a count of retirements and never use or return what a freed node held; see <c>TryLoadUnguarded</c>.) A node unlinked with
 /// entries in it has its slots overwritten with retry entries, and a reader restarts its walk when it meets one
 /// (an empty node deleted by erase keeps its null slots: "nothing here" was true when it was unlinked). Loads below index 2^26
 /// go through the leaf directory first (<c>index &gt;&gt; 6</c> → leaf; XArray.LeafDirectory.cs), whose entries
