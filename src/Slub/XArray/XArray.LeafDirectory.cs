@@ -125,7 +125,7 @@ public sealed unsafe partial class XArray
     /// Replaces the directory by one covering <paramref name="key"/>, filled from the tree, if the array is dense
     /// enough (at most <see cref="DirectoryEntriesPerLeaf"/> entries per linked leaf). The old block is zeroed
     /// (set to <see cref="NoLeaf"/>) after the new one is published, so a reader still holding it finds no leaf there and re-reads
-    /// <see cref="_dir"/>; it is freed after a grace period.
+    /// <see cref="_dir"/>; after a grace period it goes back to the allocator's <see cref="XaDirectoryPool"/>.
     /// </summary>
     private void GrowDirectory(XaNode* leaf, uint key)
     {

@@ -17,7 +17,7 @@ namespace Slub.XArray;
 /// epoch read section of <see cref="Reclaimer"/>, and every node unlinked by erase, shrinking, destroy or
 /// migration is freed only after a grace period, so a reader in a section never touches freed memory. (The plain
 /// <see cref="Load"/> and <see cref="TryGetValue"/> first try without a section: they validate every read against
-/// a count of retirements and never use or return what a freed node held; see <c>TryLoadUnguarded</c>.) A node unlinked with
+/// a count of retirements and never use or return what a freed node held; see <c>TryLoadFast</c>.) A node unlinked with
 /// entries in it has its slots overwritten with retry entries, and a reader restarts its walk when it meets one
 /// (an empty node deleted by erase keeps its null slots: "nothing here" was true when it was unlinked). Loads below index 2^26
 /// go through the leaf directory first (<c>index &gt;&gt; 6</c> → leaf; XArray.LeafDirectory.cs), whose entries
@@ -121,10 +121,10 @@ public sealed unsafe partial class XArray : IDisposable
 
     /// <summary>
     /// The entry at <paramref name="index"/> for a caller outside any read section: first without one
-    /// (<see cref="TryLoadUnguarded{TGuard}"/>), and inside one when that cannot answer.
+    /// (<see cref="TryLoadFast{TGuard}"/>), and inside one when that cannot answer.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong LoadAny(ulong index) => TryLoadUnguarded(index, new RetireSeqGuard(this), out ulong e) ? e : LoadInNewSection(index);
+    private ulong LoadAny(ulong index) => TryLoadFast(index, new RetireSeqGuard(this), out ulong e) ? e : LoadInNewSection(index);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ulong LoadInNewSection(ulong index)
@@ -136,10 +136,12 @@ public sealed unsafe partial class XArray : IDisposable
     }
 
     /// <summary>
-    /// <see cref="LoadRaw"/> without a read section, validated instead: a seqcount read on the way in and checked
-    /// after the reads whose results are used. True with the answer when no node or directory block of this array
-    /// was retired meanwhile; false (take a read section and walk again) when one may have been, or when the answer
-    /// needs the slow walk.
+    /// The load's fast path: the leaf directory, then the unrolled walk. True with the answer; false when the answer
+    /// needs the general walk (a head the unrolled walk does not take, a sibling, retry or reserved entry) or, with a
+    /// validating guard, when a retirement may have overlapped the load. With <see cref="XaUnrolledWalk.InSection"/>
+    /// the caller is inside a read section or holds the lock (<see cref="LoadRaw"/>) and nothing is checked; with
+    /// <see cref="RetireSeqGuard"/> it runs without a read section, validated instead: a seqcount read on the way in
+    /// and checked after the reads whose results are used.
     /// </summary>
     /// <remarks>
     /// <para><b>Why it is safe.</b> Every node and directory block is unlinked, then <see cref="_retireSeq"/> is
@@ -165,7 +167,7 @@ public sealed unsafe partial class XArray : IDisposable
     /// writer there); the production guard's is empty.</para>
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool TryLoadUnguarded<TGuard>(ulong index, TGuard guard, out ulong entry) where TGuard : struct, XaUnrolledWalk.IWalkGuard
+    internal bool TryLoadFast<TGuard>(ulong index, TGuard guard, out ulong entry) where TGuard : struct, XaUnrolledWalk.IWalkGuard
     {
         nint d = Volatile.Read(ref _dir);
         ulong e, key = index >> XaCodec.ChunkShift;
@@ -195,11 +197,11 @@ public sealed unsafe partial class XArray : IDisposable
 
     /// <summary>
     /// Bumped (lock held) each time a node or directory block of this array is unlinked, before it is retired:
-    /// the seqcount <see cref="TryLoadUnguarded{TGuard}"/> validates against.
+    /// the seqcount <see cref="TryLoadFast{TGuard}"/> validates against.
     /// </summary>
     internal long _retireSeq;
 
-    /// <summary>The walk guard of <see cref="TryLoadUnguarded{TGuard}"/>: holds while <see cref="_retireSeq"/> keeps the value it had when the guard was made.</summary>
+    /// <summary>The walk guard of <see cref="TryLoadFast{TGuard}"/>: holds while <see cref="_retireSeq"/> keeps the value it had when the guard was made.</summary>
     internal readonly struct RetireSeqGuard(XArray xa) : XaUnrolledWalk.IWalkGuard
     {
         private readonly long _seq = Volatile.Read(ref xa._retireSeq);
@@ -211,7 +213,7 @@ public sealed unsafe partial class XArray : IDisposable
         public void BeforeRead() { }
     }
 
-    /// <summary>Counts a retirement for <see cref="TryLoadUnguarded{TGuard}"/>; call it (lock held) before handing the block to the reclaimer.</summary>
+    /// <summary>Counts a retirement for <see cref="TryLoadFast{TGuard}"/>; call it (lock held) before handing the block to the reclaimer.</summary>
     private void CountRetirement() => Volatile.Write(ref _retireSeq, _retireSeq + 1);
 
     /// <summary>The walk of <see cref="Load"/> without the read section: the caller is inside one (or the load-cost probe).</summary>
@@ -223,23 +225,16 @@ public sealed unsafe partial class XArray : IDisposable
     /// entries leave the loop for <see cref="Walk"/>. Caller is inside a read section or holds the lock.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong LoadRaw(ulong index)
-    {
-        // The leaf directory first (see XArray.LeafDirectory.cs): two dependent reads when it names the leaf.
-        nint d = Volatile.Read(ref _dir);
-        if ((index >> XaCodec.ChunkShift) < DirectoryLength(d))
-        {
-            ulong leaf = Volatile.Read(ref DirectoryEntries(d)[index >> XaCodec.ChunkShift]);   // a leaf or NoLeaf
-            ulong le = XaNode.SlotAt(leaf, index & XaCodec.ChunkMask);
-            if (((le - 2) & 3) != 0) return le;   // not internal: null, value or pointer
-        }
-        ulong w = Volatile.Read(ref _headWalk);
-        int levels = (int)(w >> 56);   // 1..4 when the unrolled walk can take the head, 0 otherwise
-        if (!XaUnrolledWalk.TryWalk(w & HeadWalkAddressMask, levels, index, out ulong e))
-            return (uint)(levels - 1) < 4u ? 0 : LoadRawOther(index);   // beyond the root's reach: nothing stored there
-        if (((e - 2) & 3) != 0) return e;    // not internal: null, value or pointer
-        return Walk(index, out _, out _);    // sibling, retry, zero
-    }
+    private ulong LoadRaw(ulong index) => TryLoadFast(index, new XaUnrolledWalk.InSection(), out ulong e) ? e : LoadRawSlow(index);
+
+    /// <summary>
+    /// <see cref="LoadRaw"/> for what the fast path does not answer: a head the unrolled walk does not take (null, an
+    /// entry at index 0, five levels or more), or a sibling, retry or reserved entry on the way (the general
+    /// <see cref="Walk"/>, which restarts on retry entries). Caller is inside a read section or holds the lock.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong LoadRawSlow(ulong index) =>
+        (uint)((int)(Volatile.Read(ref _headWalk) >> 56) - 1) < 4u ? Walk(index, out _, out _) : LoadRawOther(index);
 
     /// <summary>
     /// <see cref="LoadRaw"/> for every head the unrolled walk does not take: null, an entry at index 0, or a root

@@ -9,7 +9,7 @@ namespace Slub.XArray;
 /// grace period and is reused only as a directory block of the same length.
 /// </summary>
 /// <remarks>
-/// <para><b>Why.</b> The plain load reads the directory without a read section (<c>XArray.TryLoadUnguarded</c>):
+/// <para><b>Why.</b> The plain load reads the directory without a read section (<c>XArray.TryLoadFast</c>):
 /// the block it read the pointer to may be retired, freed and reused before it reads the entry. Because every
 /// block stays a directory of its first length, that read stays inside the block and returns
 /// <see cref="XArray.NoLeaf"/> or the node entry of a leaf of some array of this allocator (its memory is in the

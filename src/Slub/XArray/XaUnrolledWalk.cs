@@ -11,7 +11,8 @@ namespace Slub.XArray;
 /// shift is its parent's minus 6 for the node's whole life (growth, shrinking and migration keep it;
 /// <c>XArray.Validate</c> checks it), so it is never read from the child: that would be a dependent load
 /// from the child's first cache line, usually not the line of the slot we want. The caller must be inside a
-/// read section (or hold the array's lock) so that no node reached here is freed under it.
+/// read section (or hold the array's lock) so that no node reached here is freed under it, or pass a guard that
+/// validates every read (the plain load's <c>XArray.RetireSeqGuard</c>).
 /// </remarks>
 internal static class XaUnrolledWalk
 {
@@ -28,7 +29,7 @@ internal static class XaUnrolledWalk
     /// <summary>
     /// <see cref="TryWalk(ulong, int, ulong, out ulong)"/> for a reader that holds no read section: after every
     /// slot read, before anything read is used, <paramref name="guard"/> confirms that no node has been retired
-    /// since the walk began (see <c>XArray.TryLoadUnguarded</c>). When it does not, the walk stops and answers
+    /// since the walk began (see <c>XArray.TryLoadFast</c>). When it does not, the walk stops and answers
     /// <see cref="XaCodec.RetryEntry"/>, which every caller already sends to the slow path.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

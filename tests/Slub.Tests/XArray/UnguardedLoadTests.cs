@@ -6,7 +6,7 @@ using XA = Slub.XArray.XArray;
 namespace Slub.Tests.XArray;
 
 /// <summary>
-/// The plain load's path without a read section (<c>XArray.TryLoadUnguarded</c>): a writer that retires the
+/// The plain load's path without a read section (<c>XArray.TryLoadFast</c>): a writer that retires the
 /// nodes or the directory block a load is about to read, lets them be freed and has their memory reused, at any
 /// point between two of the load's reads, never makes the load return what the reused memory holds or follow a
 /// pointer out of it. Taking out the check after a read makes a case fail (the walk's interior checks by faulting
@@ -35,7 +35,7 @@ public unsafe class UnguardedLoadTests : XaTest
     private static ulong LoadStepping(XA xa, ulong index, int fireAt, Action act, out int reads, out bool answered)
     {
         var calls = new StrongBox<int>();
-        answered = xa.TryLoadUnguarded(index, new SteppingGuard(xa, fireAt, act, calls), out ulong found);
+        answered = xa.TryLoadFast(index, new SteppingGuard(xa, fireAt, act, calls), out ulong found);
         reads = calls.Value;
         return answered ? found : xa.Load(index).Raw;
     }
