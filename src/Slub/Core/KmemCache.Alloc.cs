@@ -287,15 +287,25 @@ public sealed unsafe partial class KmemCache
         // Pooled: the background defragmenter discards through here beside allocating threads.
         PageBlock[] rented = System.Buffers.ArrayPool<PageBlock>.Shared.Rent(slabs.Count);
         var blocks = rented.AsSpan(0, slabs.Count);
+        // The node counters are summed and added once per node: an atomic add per slab is a locked
+        // instruction per slab, and a shrink discards thousands of slabs, nearly always of one node.
+        int node = slabs[0].Node;
+        long nrSlabs = 0, objects = 0;
         for (int i = 0; i < blocks.Length; i++)
         {
             var slab = slabs[i];
-            var n = _nodes[slab.Node];
-            Interlocked.Decrement(ref n.NrSlabs);
-            Interlocked.Add(ref n.TotalObjects, -slab.Objects);
+            if (slab.Node != node)
+            {
+                UncountSlabs(node, nrSlabs, objects);
+                node = slab.Node;
+                nrSlabs = objects = 0;
+            }
+            nrSlabs++;
+            objects += slab.Objects;
             slab.List = SlabList.None;
             blocks[i] = slab;
         }
+        UncountSlabs(node, nrSlabs, objects);
         try
         {
             _pages.FreeMany(blocks);
@@ -307,6 +317,13 @@ public sealed unsafe partial class KmemCache
             System.Buffers.ArrayPool<PageBlock>.Shared.Return(rented);
         }
         Stats._freeSlab += slabs.Count;
+    }
+
+    private void UncountSlabs(int node, long slabs, long objects)
+    {
+        var n = _nodes[node];
+        Interlocked.Add(ref n.NrSlabs, -slabs);
+        Interlocked.Add(ref n.TotalObjects, -objects);
     }
 
     /// <summary>Gives a slab's pages back to the page allocator (<c>discard_slab</c>). The slab must be on no list.</summary>

@@ -86,6 +86,39 @@ public class BuddyArenaTests
         }, iter: 40);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void FreeManyOfALargeShuffledBatchFreesInFrameOrderAndRejectsAStranger(bool deferred)
+    {
+        // Batches of 64 or more are freed in frame order, not in the order given: the result must be the same
+        // as freeing them one by one, and a block that is not allocated must still throw after the others are freed.
+        var ops = Gen.Select(Gen.Int[64, 400], Gen.Int[0, 399], Gen.Int);
+        ops.Sample((count, strangerAt, seed) =>
+        {
+            using var pages = new PageAllocator(NumaTopology.Emulated(1, 1), 4L << 20, deferred ? Timeout.InfiniteTimeSpan : TimeSpan.Zero);
+            var arena = pages.Arenas[0];
+            var live = new List<Block>();
+            for (int i = 0; i < 512; i++) { var b = new Block(); Assert.True(pages.TryAllocate(i % 3 == 0 ? 1 : 0, 0, b)); live.Add(b); }
+            var rng = new Random(seed);
+            var batch = live.OrderBy(_ => rng.Next()).Take(count).ToList();
+            var stranger = batch[strangerAt % count];
+            pages.Free(stranger);   // no longer allocated: the batch frees it a second time
+            long freeBefore = arena.FreeFrames, unreportedBefore = arena.UnreportedFrames;
+            Assert.Throws<InvalidOperationException>(() => pages.FreeMany(batch.Select(b => (PageBlock)b).ToArray()));
+            var good = batch.Where(b => b != stranger).ToList();
+            Assert.Equal(freeBefore + good.Sum(b => 1L << b.Order), arena.FreeFrames);
+            Assert.Equal(deferred ? unreportedBefore + good.Sum(b => 1L << b.Order) : 0, arena.UnreportedFrames);
+            foreach (var b in good) Assert.Null(pages.OwnerOf(b.Address));
+            foreach (var b in live.Except(batch)) Assert.Same(b, pages.OwnerOf(b.Address));
+            arena.CheckConsistency();
+            foreach (var b in live.Except(batch)) pages.Free(b);
+            Assert.Equal(arena.TotalFrames, arena.FreeFrames);
+            Assert.Equal(1, arena.FreeBlocksPerOrder()[BuddyArena.MaxOrder]);   // every buddy merged back
+            arena.CheckConsistency();
+        }, iter: 30);
+    }
+
     [Fact]
     public void FreeManyRejectsABlockThatIsNotAllocated()
     {
