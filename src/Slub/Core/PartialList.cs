@@ -25,6 +25,12 @@ internal sealed class PartialList
     private readonly Slab?[] _first = new Slab?[MovableBuckets], _last = new Slab?[MovableBuckets];
     private int _buckets = 1;
 
+    /// <summary>The first (fullest-end) slab of bucket <paramref name="b"/>, or null when the bucket is empty.</summary>
+    public Slab? FirstOf(int b) => _first[b];
+
+    /// <summary>The last slab of bucket <paramref name="b"/>, or null when the bucket is empty.</summary>
+    public Slab? LastOf(int b) => _last[b];
+
     /// <summary>Number of fill-level buckets (1: a plain list).</summary>
     public int Buckets => Volatile.Read(ref _buckets);
 

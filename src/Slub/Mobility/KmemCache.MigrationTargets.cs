@@ -81,7 +81,7 @@ public sealed unsafe partial class KmemCache
         bool unmapped = false;
         lock (n.ListLock)
         {
-            // The head is the fullest partial slab after a defrag pass sorted the list.
+            // The head is in the fullest bucket: after a shrink's choice, the fullest slabs left.
             int tries = 0;
             for (var s = n.Partial.Head; s is not null && tries < 8; s = s.Next, tries++)
             {

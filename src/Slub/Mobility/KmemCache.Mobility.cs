@@ -137,7 +137,8 @@ public sealed unsafe partial class KmemCache
     /// </summary>
     /// <remarks>
     /// Two ways to choose, both under the node's list lock. Unbounded calls (shrink, <see cref="DefragmentNode"/>)
-    /// order the whole partial list fullest first (<see cref="SelectSorted"/>, linear in its length). The
+    /// choose as a sort of the whole partial list fullest first would (<see cref="SelectSorted"/>, linear in the
+    /// slabs it looks at: the sparse buckets up to the one where the choice stops). The
     /// background defragmenter's bounded step (<paramref name="maxSlabs"/> below int.MaxValue) looks only at
     /// the sparse end of the bucketed list (<see cref="SelectFromTail"/>), so its hold is bounded by
     /// <paramref name="maxSlabs"/>, not by the list length. Empty slabs met on the way are freed in any case.
@@ -209,103 +210,117 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>
-    /// Chooses sources from the whole partial list: orders it fullest first with a counting sort on objects
-    /// in use, takes sources from the sparse end (at most <paramref name="maxSlabs"/>, each with use at most
-    /// <paramref name="ratio"/> percent, and with <paramref name="needRoom"/> only while the slabs left have
-    /// room for their objects) and relinks the rest in that order. List lock held; O(partial slabs).
+    /// Chooses sources as if the partial list were sorted fullest first, taking from the sparse end: each
+    /// source has use at most <paramref name="ratio"/> percent, at most <paramref name="maxSlabs"/> are taken,
+    /// and with <paramref name="needRoom"/> only while the slabs left have room for their objects. Empty slabs
+    /// met on the way go to <paramref name="empty"/>. List lock held.
     /// </summary>
+    /// <remarks>
+    /// The list is already in fill-level buckets, sparsest at the tail, so only one bucket ever needs sorting:
+    /// the walk goes bucket by bucket from the tail, orders each bucket by exact use (a counting sort of
+    /// snapshots read in one pass, so no descriptor is read twice), and takes slabs sparsest first. A bucket
+    /// taken whole is just unlinked; the bucket where the choice stops is relinked fullest first, and the
+    /// fuller buckets before it are not touched at all (a shrink at 30% use reads about 70% of the
+    /// descriptors instead of every one, and relinks none of the slabs it keeps). The result is the one a
+    /// sort of the whole list would give. A plain list (one bucket) is sorted whole, as before buckets.
+    /// Frees may lower a slab's use meanwhile: the choice is a heuristic, and what is taken is re-checked
+    /// under its slab lock.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private void SelectSorted(KmemCacheNode n, Mobility? mobility, int ratio, int maxSlabs, bool needRoom, List<Slab> sources, List<Slab> empty)
     {
-        int count = (int)n.Partial.Count;
-        int size = Math.Max(count, 1);
+        int size = (int)Math.Max(n.Partial.Count, 1);
         Slab[] slabs = ArrayPool<Slab>.Shared.Rent(size);
-        Slab[] sorted = ArrayPool<Slab>.Shared.Rent(size);
         int[] inuseOf = ArrayPool<int>.Shared.Rent(size), objectsOf = ArrayPool<int>.Shared.Rent(size);
-        int[] sortedInuse = ArrayPool<int>.Shared.Rent(size), sortedObjects = ArrayPool<int>.Shared.Rent(size);
+        int[] order = ArrayPool<int>.Shared.Rent(size);
+        int[] start = ArrayPool<int>.Shared.Rent(ObjectsPerSlab + 2);
+        long freeInTargets = Volatile.Read(ref n.PartialFree), toMove = 0;
+        long leftFree = 0, leftCapacity = 0;
+        int taken = 0, buckets = n.Partial.Buckets;
         try
         {
-            // One walk of the list reads what the choice needs: later passes use these snapshots instead of going
-            // back to the descriptors (thousands of cache lines) in sorted order. Frees may lower a slab's use
-            // meanwhile; the choice is a heuristic, and what is taken is re-checked under the slab lock below.
-            int maxObjects = 0;
-            long freeInTargets = 0;
-            int k = 0;
-            for (var s = n.Partial.Head; s is not null && k < count; s = s.Next)
+            for (int b = buckets - 1; b >= 0; b--)
             {
-                int objects = s.Objects, inuse = Math.Clamp(Volatile.Read(ref s.Inuse), 0, objects);
-                slabs[k] = s;
-                inuseOf[k] = inuse;
-                objectsOf[k] = objects;
-                freeInTargets += objects - inuse;
-                if (objects > maxObjects) maxObjects = objects;
-                k++;
-            }
-            count = k;
-            // Counting sort, fullest first, stable within one fill level.
-            int[] start = ArrayPool<int>.Shared.Rent(maxObjects + 2);
-            try
-            {
+                var first = n.Partial.FirstOf(b);
+                if (first is null) continue;
+                // Every slab from this bucket on is fuller than this bucket's sparsest fill: past the ratio, only
+                // empty slabs could still be taken, and those are all in the sparsest bucket.
+                if (b < buckets - 1 && (mobility is null || (first.Objects - MaxFreeOfBucket(b, buckets, first.Objects)) * 100L > (long)ratio * first.Objects)) break;
+                var last = n.Partial.LastOf(b)!;
+                int k = 0, maxObjects = 0;
+                for (var s = first; k < size; s = s.Next!)
+                {
+                    int objects = s.Objects;
+                    if (objects > maxObjects) maxObjects = objects;
+                    slabs[k] = s;
+                    inuseOf[k] = Math.Clamp(Volatile.Read(ref s.Inuse), 0, objects);
+                    objectsOf[k] = objects;
+                    k++;
+                    if (s == last) break;
+                }
+                // Counting sort by use, sparsest first, stable within one fill level.
+                if (start.Length < maxObjects + 2)
+                {
+                    ArrayPool<int>.Shared.Return(start);
+                    start = ArrayPool<int>.Shared.Rent(maxObjects + 2);
+                }
                 Array.Clear(start, 0, maxObjects + 2);
-                for (int i = 0; i < count; i++) start[maxObjects - inuseOf[i] + 1]++;
-                for (int b = 1; b <= maxObjects + 1; b++) start[b] += start[b - 1];
-                for (int i = 0; i < count; i++)
+                for (int i = 0; i < k; i++) start[inuseOf[i] + 1]++;
+                for (int v = 1; v <= maxObjects + 1; v++) start[v] += start[v - 1];
+                for (int i = 0; i < k; i++) order[start[inuseOf[i]]++] = i;
+                // How many of the bucket, sparsest first, are taken.
+                int chosen = 0;
+                for (; chosen < k; chosen++)
                 {
-                    int at = start[maxObjects - inuseOf[i]]++;
-                    sorted[at] = slabs[i];
-                    sortedInuse[at] = inuseOf[i];
-                    sortedObjects[at] = objectsOf[i];
+                    int i = order[chosen], inuse = inuseOf[i], free = objectsOf[i] - inuse;
+                    if (inuse == 0) { freeInTargets -= free; continue; }
+                    if (mobility is null || inuse * 100L > (long)ratio * objectsOf[i] || taken >= maxSlabs) break;
+                    if (needRoom)
+                    {
+                        if (freeInTargets - free < toMove + inuse) break;
+                        freeInTargets -= free;
+                        toMove += inuse;
+                    }
+                    taken++;
                 }
-            }
-            finally
-            {
-                ArrayPool<int>.Shared.Return(start);
-            }
-            long toMove = 0;
-            int taken = 0;
-            int firstChosen = count;   // the chosen slabs are a suffix of the sorted array (sparsest end)
-            for (int i = count - 1; i >= 0; i--)
-            {
-                int inuse = sortedInuse[i];
-                if (inuse == 0) { firstChosen = i; continue; }
-                if (mobility is null || inuse * 100L > (long)ratio * sortedObjects[i] || taken >= maxSlabs) break;
-                if (needRoom)
+                bool whole = chosen == k;
+                if (!whole)
+                    for (int j = 0; j < k; j++) n.Partial.Remove(slabs[order[j]]);   // relinked below, fullest first
+                for (int j = 0; j < chosen; j++)
                 {
-                    long free = sortedObjects[i] - inuse;
-                    if (freeInTargets - free < toMove + inuse) break;
-                    freeInTargets -= free;
-                    toMove += inuse;
+                    var s = slabs[order[j]];
+                    if (!SpinLockWord.TryEnter(ref s.LockWord))
+                    {
+                        if (!whole) n.Partial.AddTail(s);   // busy: stays on the list
+                        continue;
+                    }
+                    if (whole) n.Partial.Remove(s);
+                    leftFree += s.Objects - s.Inuse;
+                    leftCapacity += s.Objects;
+                    s.List = SlabList.None;
+                    if (s.Inuse == 0) empty.Add(s);
+                    else { s.Frozen = true; s.List = SlabList.Isolated; sources.Add(s); }
+                    SpinLockWord.Exit(ref s.LockWord);
                 }
-                firstChosen = i;
-                taken++;
-            }
-            n.Partial.Clear();   // relinked below; slabs that stay remain members (and counted)
-            long leftFree = 0, leftCapacity = 0;
-            for (int i = 0; i < count; i++)
-            {
-                var s = sorted[i];
-                if (i < firstChosen || !SpinLockWord.TryEnter(ref s.LockWord)) { n.Partial.AddTail(s); continue; }
-                leftFree += s.Objects - s.Inuse;
-                leftCapacity += s.Objects;
-                s.List = SlabList.None;
-                if (s.Inuse == 0) empty.Add(s);
-                else { s.Frozen = true; s.List = SlabList.Isolated; sources.Add(s); }
-                SpinLockWord.Exit(ref s.LockWord);
+                if (whole) continue;
+                for (int j = k - 1; j >= chosen; j--) n.Partial.AddTail(slabs[order[j]]);
+                break;
             }
             n.LeftPartial(leftFree, leftCapacity);   // one pair of atomic adds for every slab taken (LeavePartial's, summed)
         }
         finally
         {
-            Array.Clear(slabs, 0, count);
-            Array.Clear(sorted, 0, count);
+            Array.Clear(slabs, 0, size);
             ArrayPool<Slab>.Shared.Return(slabs);
-            ArrayPool<Slab>.Shared.Return(sorted);
             ArrayPool<int>.Shared.Return(inuseOf);
             ArrayPool<int>.Shared.Return(objectsOf);
-            ArrayPool<int>.Shared.Return(sortedInuse);
-            ArrayPool<int>.Shared.Return(sortedObjects);
+            ArrayPool<int>.Shared.Return(order);
+            ArrayPool<int>.Shared.Return(start);
         }
     }
+
+    /// <summary>The most free slots a slab of <paramref name="objects"/> can have in bucket <paramref name="b"/> of <paramref name="buckets"/> (see <see cref="PartialList.BucketOf(int, int)"/>).</summary>
+    private static int MaxFreeOfBucket(int b, int buckets, int objects) => b >= buckets - 1 ? objects : (b + 1) * objects / buckets;
 
     /// <summary>
     /// Chooses sources for a bounded step from the sparse end of the bucketed partial list: walks back from
@@ -332,8 +347,7 @@ public sealed unsafe partial class KmemCache
                 {
                     // The list runs fullest bucket first: once even the sparsest fill this bucket allows is
                     // above the ratio, so is every slab before it.
-                    int maxFree = s.Bucket >= buckets - 1 ? s.Objects : (s.Bucket + 1) * s.Objects / buckets;
-                    if ((s.Objects - maxFree) * 100L > (long)ratio * s.Objects) break;
+                    if ((s.Objects - MaxFreeOfBucket(s.Bucket, buckets, s.Objects)) * 100L > (long)ratio * s.Objects) break;
                     s = prev;
                     continue;
                 }

@@ -1,3 +1,5 @@
+using CsCheck;
+
 namespace Slub.Tests.Mobility;
 
 public unsafe class DefragTests
@@ -115,6 +117,39 @@ public unsafe class DefragTests
         Assert.True(ours < series, $"ours moved {ours}, the series' policy {series}");
         Assert.True(s1 <= o1 + 1);
         Assert.True(s2 <= o2 + 1);
+    }
+
+    [Fact]
+    public void ShrinkChoosesTheSourcesAFullSortWould()
+    {
+        // The choice walks the bucketed partial list from its sparse end and sorts only the bucket where it
+        // stops. Model: sort every partial slab sparsest first and take slabs while the others have room for
+        // their objects. Both must move the same number of objects, and the list must stay well formed.
+        Gen.Double[0, 1].Array[20, 120].Sample(keep =>
+        {
+            using var f = new Fixture();
+            var rng = new Random(keep.Length);
+            int per = f.Cache.ObjectsPerSlab;
+            var ids = Enumerable.Range(0, keep.Length * per).Select(_ => f.Add()).ToList();
+            for (int i = 0; i < ids.Count; i++) if (rng.NextDouble() >= keep[i / per]) f.Remove(ids[i]);
+            f.Cache.FlushAll();
+            var n = f.Cache.Nodes[0];
+            var fills = new List<(int Inuse, int Objects)>();
+            for (var s = n.Partial.Head; s is not null; s = s.Next) fills.Add((s.Inuse, s.Objects));
+            long room = fills.Sum(x => (long)(x.Objects - x.Inuse)), expected = 0;
+            foreach (var (inuse, objects) in fills.OrderBy(x => x.Inuse))
+            {
+                if (inuse == 0) { room -= objects; continue; }
+                if (room - (objects - inuse) < expected + inuse) break;
+                room -= objects - inuse;
+                expected += inuse;
+            }
+            f.Cache.Shrink();
+            Assert.Equal(expected, f.Cache.Defrag.ObjectsMoved);
+            Assert.Null(n.Partial.CheckInvariants());
+            Assert.Null(f.Cache.RecountPartial(0).Problem);
+            f.VerifyAll();
+        }, iter: 40);
     }
 
     [Fact]
