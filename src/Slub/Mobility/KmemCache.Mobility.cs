@@ -142,9 +142,10 @@ public sealed unsafe partial class KmemCache
     /// background defragmenter's bounded step (<paramref name="maxSlabs"/> below int.MaxValue) looks only at
     /// the sparse end of the bucketed list (<see cref="SelectFromTail"/>), so its hold is bounded by
     /// <paramref name="maxSlabs"/>, not by the list length. Empty slabs met on the way are freed in any case.
-    /// <para>The migrate calls run inside a <see cref="MigrationContext"/> (replacements from reserved
-    /// target slabs, old objects returned per slab in one step), the sources are prefetched a few slabs
-    /// ahead, and the emptied slabs go back to the page allocator in one batch.</para>
+    /// <para>The sources are emptied in address order (<see cref="SlabAddressOrder"/>). The migrate calls run
+    /// inside a <see cref="MigrationContext"/> (replacements from reserved target slabs, old objects returned
+    /// per slab in one step), the sources are prefetched a few slabs ahead, and the emptied slabs go back to
+    /// the page allocator in one batch.</para>
     /// <para>Compiled fully optimized up front (no tiering), as is every method of the defrag path marked
     /// "see DefragNode": with tiered compilation a long loop here would be recompiled on-stack, on this thread,
     /// while the list lock is held, and a run is over before tiering promotes what it met for the first time, so
@@ -179,6 +180,7 @@ public sealed unsafe partial class KmemCache
         Exception? failure = null;
         if (sources.Count > 0)
         {
+            SlabAddressOrder.Sort(sources);
             int max = 0;
             foreach (var s in sources) max = Math.Max(max, s.Objects);
             scratch.EnsureObjects(max);
