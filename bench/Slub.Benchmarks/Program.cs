@@ -12,7 +12,8 @@ namespace Slub.Benchmarks;
 /// <c>-- --alloc-cpu-time</c>, <c>-- --fastpath-cpu-time</c> and <c>-- --defrag-cpu-time</c> run
 /// <see cref="AllocatorCpuTimeProbe"/>, <see cref="FastPathCostProbe"/> and <see cref="DefragCpuTimeProbe"/>
 /// instead: the same work in thread CPU time, for a machine shared with other builds
-/// (<c>-- --defrag-profile N</c>: N shrinks of the defrag probe's cache in one process, for perf record;
+/// (<c>-- --defrag-profile N [--move-nothing]</c>: N shrinks of the defrag probe's cache in one process, for perf record,
+/// optionally with a migrate callback that moves nothing (the core's own cost);
 /// <c>-- --defrag-first-shrinks</c>: the first three shrinks of a fresh process, which the probe runs as a child);
 /// <c>-- --xarray-cpu-time</c> runs <see cref="XArrayLoadProbe"/>, <c>-- --xarray-store-cpu-time</c> <see cref="XArrayStoreProbe"/> and <c>-- --replay-cpu-time</c>
 /// <see cref="ReplayCpuTimeProbe"/>, <c>-- --dcache-cpu-time</c> <see cref="DcacheCpuTimeProbe"/> (CPU time, no BenchmarkDotNet); <c>-- redis-defrag</c> runs the
@@ -31,6 +32,7 @@ public static class Program
             case ["--defrag-cpu-time"]: DefragCpuTimeProbe.Run(); return 0;
             case ["--defrag-first-shrinks"]: DefragCpuTimeProbe.FirstShrinks(); return 0;
             case ["--defrag-profile", var n]: DefragCpuTimeProbe.Profile(int.Parse(n)); return 0;
+            case ["--defrag-profile", var n, "--move-nothing"]: DefragCpuTimeProbe.Profile(int.Parse(n), moveNothing: true); return 0;
             case ["--xarray-cpu-time"]: XArrayLoadProbe.Run(); return 0;
             case ["--xarray-cpu-time", "--keys", var keys]: XArrayLoadProbe.Run(int.Parse(keys, System.Globalization.CultureInfo.InvariantCulture)); return 0;
             case ["--xarray-load-breakdown"]: XArrayLoadBreakdown.Run(); return 0;

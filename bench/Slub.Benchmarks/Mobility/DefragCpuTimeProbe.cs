@@ -79,13 +79,13 @@ public static class DefragCpuTimeProbe
         }
     }
 
-    /// <summary>Shrinks <paramref name="times"/> fresh fragmented caches, FillFullestFirst, for a sampling profiler (<c>-- --defrag-profile N</c>).</summary>
-    public static void Profile(int times, int objects = 1_000_000)
+    /// <summary>Shrinks <paramref name="times"/> fresh fragmented caches, FillFullestFirst, for a sampling profiler (<c>-- --defrag-profile N</c>); with <paramref name="moveNothing"/> the callback answers Later for every object, leaving the core's own cost (<c>--move-nothing</c>).</summary>
+    public static void Profile(int times, int objects = 1_000_000, bool moveNothing = false)
     {
         long cpu = 0, moved = 0;
         for (int i = 0; i < times; i++)
         {
-            var r = Shrink(objects, DefragPolicy.FillFullestFirst);
+            var r = Shrink(objects, DefragPolicy.FillFullestFirst, moveNothing);
             if (i == 0) continue;   // JIT warm-up
             cpu += r.Cpu;
             moved += r.Moved;

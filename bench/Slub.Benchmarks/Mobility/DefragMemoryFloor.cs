@@ -65,7 +65,7 @@ public static unsafe class DefragMemoryFloor
         return (elapsed, cpu, moves.Count);
     }
 
-    /// <summary>The loop being timed: every move with the old and new slots prefetched 16 moves ahead, an even stream.</summary>
+    /// <summary>The loop being timed: every move with the old and new slots and the reference prefetched 16 moves ahead, an even stream.</summary>
     private static void Copy(nint[] old, nint[] fresh, int[] slots, nint[] refs, int fpOffset)
     {
         nint freelist = 0;
@@ -78,6 +78,7 @@ public static unsafe class DefragMemoryFloor
                     Sse.Prefetch0((void*)old[i + Ahead]);
                     Sse.Prefetch0((void*)(old[i + Ahead] + fpOffset + 7));
                     PrefetchNew(fresh[i + Ahead]);
+                    Sse.Prefetch0(table + slots[i + Ahead]);
                 }
                 Move(old[i], fresh[i], table, slots[i], fpOffset, ref freelist);
             }
@@ -86,7 +87,7 @@ public static unsafe class DefragMemoryFloor
 
     /// <summary>
     /// The same moves with the old objects prefetched as a core working slab by slab sees them: all of source slab
-    /// g+2's before slab g (<paramref name="starts"/>: each slab's first move, then the end); new slots as in <see cref="Copy"/>.
+    /// g+2's before slab g (<paramref name="starts"/>: each slab's first move, then the end); new slots and references as in <see cref="Copy"/>.
     /// </summary>
     private static void CopyPrefetchingPerSlab(nint[] old, nint[] fresh, int[] slots, nint[] refs, int fpOffset, int[] starts)
     {
@@ -99,7 +100,11 @@ public static unsafe class DefragMemoryFloor
                 if (g + 3 < starts.Length) Prefetch(old, starts[g + 2], starts[g + 3], fpOffset + 7);
                 for (int i = starts[g]; i < starts[g + 1]; i++)
                 {
-                    if (Sse.IsSupported && i + Ahead < old.Length) PrefetchNew(fresh[i + Ahead]);
+                    if (Sse.IsSupported && i + Ahead < old.Length)
+                    {
+                        PrefetchNew(fresh[i + Ahead]);
+                        Sse.Prefetch0(table + slots[i + Ahead]);
+                    }
                     Move(old[i], fresh[i], table, slots[i], fpOffset, ref freelist);
                 }
             }

@@ -63,7 +63,7 @@ public sealed unsafe class MovableObjectTable
     }
 
     /// <summary>
-    /// For each object: a new one on <paramref name="node"/> (all of the call's replacements taken up front with
+    /// The references to redirect are prefetched first, then for each object: a new one on <paramref name="node"/> (all of the call's replacements taken up front with
     /// <see cref="MigrationReplacements"/>, one pass over the core's reserved target slots), copy 64 bytes,
     /// redirect the single reference, free the old one (or, with <see cref="LeaveOldToCore"/>, report
     /// <see cref="MigrateResult.MovedOldLeft"/> and let the core free all old objects of the slab at once). This is
@@ -76,6 +76,12 @@ public sealed unsafe class MovableObjectTable
         using var fresh = new MigrationReplacements(cache, objects.Length, node, stackalloc nint[Math.Min(objects.Length, 512)]);
         fixed (nint* refs = _refs)
         {
+            // First ask for every reference the batch will redirect: they are scattered over the table, and
+            // asked for together their misses overlap instead of each store waiting on its own (the core has
+            // already prefetched the old objects, so reading their slot numbers here costs no miss).
+            if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+                for (int i = 0; i < objects.Length; i++)
+                    if (objects[i] != 0) System.Runtime.Intrinsics.X86.Sse.Prefetch0(refs + *(long*)objects[i]);
             for (int i = 0; i < objects.Length; i++)
             {
                 nint old = objects[i];
