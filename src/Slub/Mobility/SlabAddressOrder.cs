@@ -19,7 +19,7 @@ internal static class SlabAddressOrder
     /// <summary>Below this many slabs the order is left as it is: the gain is per slab, the passes cost a fixed amount.</summary>
     private const int MinSlabs = 64;
 
-    /// <summary>Sorts <paramref name="slabs"/> by <see cref="PageBlock.Address"/>, stable.</summary>
+    /// <summary>Sorts <paramref name="slabs"/> by <see cref="Pages.PageBlock.Address"/>, stable.</summary>
     public static void Sort(List<Slab> slabs)
     {
         int count = slabs.Count;
