@@ -385,10 +385,12 @@ public sealed unsafe partial class KmemCache
             return false;
         }
         nint prior = slab.Freelist;
-        if (prior == obj)
+        // The map is checked too: an isolated slab may be an emptied source (every slot free, free list
+        // empty, see EmptyWholeSource), where the head check alone would let a double free through.
+        if (prior == obj || (slab.FreeMap is not null && slab.IsMarkedFree(slab.SlotOf(obj))))
         {
             SpinLockWord.Exit(ref slab.LockWord);
-            throw new InvalidFreeException(Name, obj, $"kmem_cache_free({Name}): double free of object 0x{obj:x} (already first on {slab})");
+            throw new InvalidFreeException(Name, obj, $"kmem_cache_free({Name}): double free of object 0x{obj:x} (already free in {slab})");
         }
         *(nint*)(obj + _fpOffset) = prior;
         slab.Freelist = obj;

@@ -200,9 +200,10 @@ public sealed unsafe partial class KmemCache
     /// under one slab lock — those the callback freed on this thread (deferred by <paramref name="ctx"/>) and
     /// those it reported <see cref="MigrateResult.MovedOldLeft"/>. An object a concurrent free had already
     /// returned is a double free: the others are applied, then <see cref="InvalidFreeException"/> is thrown.
+    /// Returns true when the slab became an emptied source (<see cref="EmptyWholeSource"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
-    private void ReturnOldObjects(Slab s, MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, int left)
+    private bool ReturnOldObjects(Slab s, MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, int left)
     {
         int deferred = 0;
         if (ctx.Source == s)
@@ -212,15 +213,15 @@ public sealed unsafe partial class KmemCache
             ctx.DeferredCount = 0;
             ctx.DeferredMap.AsSpan(0, s.FreeMap!.Length).Clear();
         }
-        if (deferred == 0 && !_debug && left == objects.Length && EmptyWholeSource(s, objects.Length)) return;
+        if (deferred == 0 && !_debug && left == objects.Length && EmptyWholeSource(s, objects.Length)) return true;
         bool anyLeft = left != 0;
-        if (deferred == 0 && !anyLeft) return;
+        if (deferred == 0 && !anyLeft) return false;
         if (_debug)
         {
             // Debug caches check, poison and track every free: take the ordinary (checked) path per object.
             for (int i = 0; i < results.Length; i++)
                 if (results[i] == MigrateResult.MovedOldLeft && objects[i] != 0) Free(objects[i]);
-            return;
+            return false;
         }
         nint doubleFree = 0;
         int returned = 0;
@@ -238,6 +239,7 @@ public sealed unsafe partial class KmemCache
         SpinLockWord.Exit(ref s.LockWord);
         if (doubleFree != 0)
             throw new InvalidFreeException(Name, doubleFree, $"kmem_cache_free({Name}): double free of object 0x{doubleFree:x} (returned by migrate and freed elsewhere, or not an object of slab 0x{s.Address:x})");
+        return false;
     }
 
     /// <summary>
@@ -248,7 +250,9 @@ public sealed unsafe partial class KmemCache
     /// back to the page allocator whatever min_partial says, so its free list is not rebuilt object by object
     /// (a store into every old slot; measured 1–3 ns per moved object less without it): it becomes an emptied source — in use 0, every map
     /// bit set, free list empty — which exists only while the slab is isolated and frozen, where nothing allocates
-    /// from it. Returns false, changing nothing, in any other case. Slab lock taken here.
+    /// from it. Its state is then final: a free of any of its slots is refused as a double free (FreeToIsolated
+    /// checks the map), so the put-back takes it without its lock. Returns false, changing nothing, in any other
+    /// case. Slab lock taken here.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool EmptyWholeSource(Slab s, int offered)

@@ -186,6 +186,7 @@ public sealed unsafe partial class KmemCache
             scratch.EnsureObjects(max);
             var vector = scratch.Vector;
             var results = scratch.Results;
+            var emptiedSources = scratch.EmptiedFlags(sources.Count);
             var ctx = MigrationContext.Enter(this, targetNode);
             try
             {
@@ -194,14 +195,18 @@ public sealed unsafe partial class KmemCache
                     if (failure is not null) break;
                     PrefetchAhead(sources, i);
                     var later = i + 2 < sources.Count ? sources[i + 2] : null;
-                    try { MoveSlab(sources[i], ctx, vector, results, targetNode, mobility!, prefetchAfterMigrate: later); }
+                    try
+                    {
+                        MoveSlab(sources[i], ctx, vector, results, targetNode, mobility!, out bool emptied, prefetchAfterMigrate: later);
+                        emptiedSources[i] = emptied;
+                    }
                     catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
                 }
             }
             finally
             {
                 EndMigration(ctx);
-                PutBackIsolated(n, sources, scratch.Discard);
+                PutBackIsolated(n, sources, emptiedSources, scratch.Discard);
             }
         }
         scratch.Return();
@@ -377,14 +382,16 @@ public sealed unsafe partial class KmemCache
 
     /// <summary>
     /// Isolate and migrate the objects of one frozen slab (the series' <c>move_slab_page</c>), offering at
-    /// most <paramref name="limit"/> of them. Returns how many were offered. Right after the migrate call the
+    /// most <paramref name="limit"/> of them. Returns how many were offered; <paramref name="emptied"/> tells
+    /// whether the slab became an emptied source (see <see cref="EmptyWholeSource"/>). Right after the migrate call the
     /// second half of <paramref name="prefetchAfterMigrate"/>'s objects in use is prefetched (see <see cref="PrefetchAhead"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private int MoveSlab(Slab s, MigrationContext ctx, nint[] vector, MigrateResult[] results, int targetNode, Mobility mobility,
-        int limit = int.MaxValue, Slab? prefetchAfterMigrate = null)
+        out bool emptied, int limit = int.MaxValue, Slab? prefetchAfterMigrate = null)
     {
         int count = 0;
+        emptied = false;
         object? state;
         SpinLockWord.Enter(ref s.LockWord);
         try
@@ -418,7 +425,7 @@ public sealed unsafe partial class KmemCache
         try
         {
             // The old objects the callback freed or left reach the slab before anything puts it back.
-            ReturnOldObjects(s, ctx, vector.AsSpan(0, count), res, left);
+            emptied = ReturnOldObjects(s, ctx, vector.AsSpan(0, count), res, left);
         }
         catch (InvalidFreeException e) { failure ??= e; }
         if (failure is not null) throw new DefragmentationException(Name, s.Address, "migrate", failure);
@@ -583,14 +590,26 @@ public sealed unsafe partial class KmemCache
         ctx.Moved = ctx.Freed = ctx.Later = ctx.Refused = ctx.Skipped = ctx.Unreported = 0;
     }
 
-    /// <summary>Unfreezes the source slabs: empty ones are freed (ignoring min_partial), the rest go to the partial tail. <paramref name="discard"/> is an empty scratch list.</summary>
+    /// <summary>
+    /// Unfreezes the source slabs: empty ones are freed (ignoring min_partial), the rest go to the partial tail.
+    /// Sources flagged in <paramref name="emptied"/> (empty: the flags, or all false) became emptied sources, whose
+    /// state nothing can change any more, so they are taken without their slab lock: a shrink empties thousands,
+    /// and each lock is a locked instruction under the list lock. <paramref name="discard"/> is an empty scratch list.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
-    private void PutBackIsolated(KmemCacheNode n, List<Slab> sources, List<Slab> discard)
+    private void PutBackIsolated(KmemCacheNode n, List<Slab> sources, ReadOnlySpan<bool> emptied, List<Slab> discard)
     {
         lock (n.ListLock)
         {
-            foreach (var s in sources)
+            for (int i = 0; i < sources.Count; i++)
             {
+                var s = sources[i];
+                if (i < emptied.Length && emptied[i])
+                {
+                    s.List = SlabList.None;   // stays frozen until discarded, as below
+                    discard.Add(s);
+                    continue;
+                }
                 SpinLockWord.Enter(ref s.LockWord);
                 // An empty source stays frozen until it is discarded: it may be an emptied source without a free
                 // list (EmptyWholeSource), which a scan of unfrozen slabs on no list would take for a full one.

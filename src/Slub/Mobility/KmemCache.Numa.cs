@@ -153,7 +153,7 @@ public sealed unsafe partial class KmemCache
             foreach (var s in sources)
             {
                 if (budget <= 0) break;
-                budget -= MoveSlab(s, ctx, vector, results, to, mobility, (int)Math.Min(budget, int.MaxValue));
+                budget -= MoveSlab(s, ctx, vector, results, to, mobility, out _, (int)Math.Min(budget, int.MaxValue));
             }
         }
         catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
@@ -162,7 +162,7 @@ public sealed unsafe partial class KmemCache
             EndMigration(ctx);
         }
         long after = sources.Sum(s => (long)Volatile.Read(ref s.Inuse));
-        PutBackIsolated(n, sources, scratch.Discard);
+        PutBackIsolated(n, sources, default, scratch.Discard);
         if (failure is not null) throw failure;
         return before - after;
     }

@@ -252,6 +252,52 @@ public unsafe class MigrationBatchTests
         Assert.Empty(f.Cache.Validate());
     }
 
+    /// <summary>
+    /// A source whose every object was moved and left to the core is emptied at once and put back without its
+    /// lock, so nothing may change it meanwhile: a later free of one of its old objects must be refused as a
+    /// double free (the free-list head check alone would let it through, the free list being empty).
+    /// </summary>
+    [Fact]
+    public void AFreeIntoAnEmptiedSourceIsRefusedAsADoubleFree()
+    {
+        using var a = TestAllocator.Create(cpus: 1);
+        var c = a.CreateCache("emptied_free", 64, ctor: p => *(long*)p = 0);
+        var live = new HashSet<nint>();
+        nint firstOld = 0;
+        Exception? refused = null;
+        int calls = 0;
+        c.SetupMobility(null, (cache, objs, node, state, results) =>
+        {
+            if (++calls == 2)
+            {
+                nint stale = firstOld;   // its slab was emptied by the first call
+                refused = Record.Exception(() => cache.Free(stale));
+            }
+            for (int i = 0; i < objs.Length; i++)
+            {
+                nint fresh = cache.AllocNode(node);
+                *(long*)fresh = *(long*)objs[i];
+                live.Remove(objs[i]);
+                live.Add(fresh);
+                if (firstOld == 0) firstOld = objs[i];
+                results[i] = MigrateResult.MovedOldLeft;
+            }
+        });
+        var all = Enumerable.Range(0, c.ObjectsPerSlab * 8).Select(_ => c.Alloc()).ToList();
+        for (int i = 0; i < all.Count; i++)
+            if (i % 8 != 0) c.Free(all[i]);
+            else live.Add(all[i]);
+        c.Shrink();
+        Assert.True(calls >= 2, $"{calls} migrate calls");
+        var e = Assert.IsType<InvalidFreeException>(refused);
+        Assert.Contains("double free", e.Message);
+        Assert.Equal(live.Count, c.CountObjects());
+        Assert.Empty(c.Validate());
+        foreach (var p in live) c.Free(p);
+        c.Shrink();
+        Assert.Equal(0, c.GetStatistics().Objects);
+    }
+
     [Fact]
     public void FreeMapFollowsTheFreeListThroughMixedTraffic()
     {
