@@ -21,6 +21,15 @@ internal sealed class DefragScratch
     [ThreadStatic] private static DefragScratch? t_spare;
 
     public readonly List<Slab> Sources = new(), Empty = new(), Discard = new();
+    /// <summary>The address of each of <see cref="Sources"/> when <see cref="AddSource"/> added it (the key <see cref="SlabAddressOrder"/> sorts by).</summary>
+    public readonly List<nint> SourceAddresses = new();
+
+    /// <summary>Adds a chosen source, recording its address while its descriptor is at hand (slab lock held).</summary>
+    public void AddSource(Slab s)
+    {
+        Sources.Add(s);
+        SourceAddresses.Add(s.Address);
+    }
     public nint[] Vector = [];
     public MigrateResult[] Results = [];
 
@@ -53,6 +62,8 @@ internal sealed class DefragScratch
     public void Return()
     {
         Reset(Sources); Reset(Empty); Reset(Discard);
+        SourceAddresses.Clear();
+        if (SourceAddresses.Capacity > KeepCapacity) SourceAddresses.Capacity = 0;
         if (_emptied.Length > KeepCapacity) _emptied = [];
         t_spare = this;
     }

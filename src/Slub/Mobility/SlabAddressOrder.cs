@@ -12,21 +12,25 @@ namespace Slub;
 /// are neighbouring pages: the memory system streams them instead (perf, 1M-object shrink at 30% use:
 /// 31–35 → 28–30 ns per moved object). The order changes neither which slabs are emptied nor where their
 /// objects go. An LSD radix sort on page numbers, 8 bits a pass: 12,500 slabs take two passes over pooled
-/// arrays, no comparisons, and each descriptor is read once.
+/// arrays, no comparisons, from addresses recorded when the slabs were chosen.
 /// </remarks>
 internal static class SlabAddressOrder
 {
     /// <summary>Below this many slabs the order is left as it is: the gain is per slab, the passes cost a fixed amount.</summary>
     private const int MinSlabs = 64;
 
-    /// <summary>Sorts <paramref name="slabs"/> by <see cref="Pages.PageBlock.Address"/>, stable.</summary>
-    public static void Sort(List<Slab> slabs)
+    /// <summary>
+    /// Sorts <paramref name="slabs"/> by <see cref="Pages.PageBlock.Address"/>, stable, given each one's address in
+    /// <paramref name="addresses"/> (recorded when it was chosen, so the sort never reads a descriptor: they are
+    /// scattered over the managed heap). <paramref name="addresses"/> is left in an unspecified order.
+    /// </summary>
+    public static void Sort(List<Slab> slabs, List<nint> addresses)
     {
         int count = slabs.Count;
+        if (addresses.Count != count) throw new ArgumentException($"{addresses.Count} addresses for {count} slabs", nameof(addresses));
         if (count < MinSlabs) return;
         var span = CollectionsMarshal.AsSpan(slabs);
-        // Each descriptor is read once, into a key array; the passes then move (key, slab) pairs and never
-        // go back to the descriptors, which are scattered over the managed heap.
+        var given = CollectionsMarshal.AsSpan(addresses);
         nint[] keys = ArrayPool<nint>.Shared.Rent(2 * count);
         Slab[] spare = ArrayPool<Slab>.Shared.Rent(count);
         int[] start = ArrayPool<int>.Shared.Rent(257);
@@ -35,7 +39,7 @@ internal static class SlabAddressOrder
             nint lo = nint.MaxValue, hi = 0;
             for (int i = 0; i < count; i++)
             {
-                nint a = span[i].Address;
+                nint a = given[i];
                 keys[i] = a;
                 if (a < lo) lo = a;
                 if (a > hi) hi = a;

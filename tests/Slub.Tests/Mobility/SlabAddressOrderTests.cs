@@ -20,7 +20,7 @@ public class SlabAddressOrderTests
             var rng = new Random(seed);
             var list = slabs.OrderBy(_ => rng.Next()).Take(rng.Next(64, slabs.Count + 1)).ToList();
             var before = list.ToList();
-            SlabAddressOrder.Sort(list);
+            SlabAddressOrder.Sort(list, list.Select(s => s.Address).ToList());
             Assert.Equal(before.OrderBy(s => s.Address), list);
         }, iter: 50);
         foreach (var p in objects) (a.Pages.OwnerOf(p) is Slab { Cache: var c } ? c : null)!.Free(p);
@@ -34,7 +34,7 @@ public class SlabAddressOrderTests
         var objects = Enumerable.Range(0, 200).Select(_ => c.Alloc()).ToList();
         var slabs = objects.Select(p => (Slab)a.Pages.OwnerOf(p)!).Distinct().Reverse().Take(20).ToList();
         var before = slabs.ToList();
-        SlabAddressOrder.Sort(slabs);
+        SlabAddressOrder.Sort(slabs, slabs.Select(s => s.Address).ToList());
         Assert.Equal(before, slabs);
         foreach (var p in objects) c.Free(p);
     }
