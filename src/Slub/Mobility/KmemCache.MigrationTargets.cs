@@ -133,6 +133,8 @@ public sealed unsafe partial class KmemCache
         ctx.Words = map.Length;
         ctx.PrefetchWord = 0;
         ctx.PrefetchBits = ctx.Slots[0];
+        ctx.NextTarget = null;
+        ctx.NextTargetDone = false;
         for (int k = 0; k < TargetPrefetchDistance; k++) PrefetchNextSlot(ctx, s);
     }
 
@@ -146,14 +148,55 @@ public sealed unsafe partial class KmemCache
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         while (ctx.PrefetchBits == 0)
         {
-            if (++ctx.PrefetchWord >= ctx.Words) return;
-            ctx.PrefetchBits = ctx.Slots[ctx.PrefetchWord];
+            if (ctx.PrefetchWord + 1 >= ctx.Words)
+            {
+                PrefetchNextTargetSlot(ctx);
+                return;
+            }
+            ctx.PrefetchBits = ctx.Slots[++ctx.PrefetchWord];
         }
         ulong bits = ctx.PrefetchBits;
         ctx.PrefetchBits = bits & (bits - 1);
         nint obj = t.FirstObject + (nint)((ctx.PrefetchWord << 6) + BitOperations.TrailingZeroCount(bits)) * _size;
         System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)obj);
         System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(obj + ObjectSize - 1));
+    }
+
+    /// <summary>
+    /// The prefetch cursor has passed the target's last slot: ask for the first free slots of the slab the next
+    /// reservation will most likely take, the partial list's head, so they are not one DRAM miss after another
+    /// right after it is reserved (a shrink reserves a target every 40 or so moves). The head is read without
+    /// the list lock and its free map without the slab lock: a wrong guess or a stale bit only wastes a prefetch.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void PrefetchNextTargetSlot(MigrationContext ctx)
+    {
+        if (ctx.NextTargetDone || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        var next = ctx.NextTarget;
+        if (next is null)
+        {
+            next = Volatile.Read(ref _nodes[ctx.Node].Partial.Head);
+            if (next is null || next == ctx.Target || next.FreeMap is not { Length: > 0 } first) { ctx.NextTargetDone = true; return; }
+            ctx.NextTarget = next;
+            ctx.NextTargetPrefetched = 0;
+            ctx.NextTargetWord = 0;
+            ctx.NextTargetBits = Volatile.Read(ref first[0]);
+        }
+        var map = next.FreeMap;
+        if (map is null || ctx.NextTargetPrefetched >= TargetPrefetchDistance) { ctx.NextTargetDone = true; return; }
+        while (ctx.NextTargetBits == 0)
+        {
+            if (++ctx.NextTargetWord >= map.Length) { ctx.NextTargetDone = true; return; }
+            ctx.NextTargetBits = Volatile.Read(ref map[ctx.NextTargetWord]);
+        }
+        ulong bits = ctx.NextTargetBits;
+        ctx.NextTargetBits = bits & (bits - 1);
+        int index = (ctx.NextTargetWord << 6) + BitOperations.TrailingZeroCount(bits);
+        if (index >= next.Objects) { ctx.NextTargetDone = true; return; }
+        nint obj = next.FirstObject + (nint)index * _size;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)obj);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(obj + ObjectSize - 1));
+        ctx.NextTargetPrefetched++;
     }
 
     /// <summary>

@@ -58,6 +58,15 @@ internal sealed class MigrationContext
     /// <summary>The prefetch cursor over the target's slots, a few slots ahead of the one handed out: its word and the bits of that word not yet prefetched.</summary>
     public int PrefetchWord;
     public ulong PrefetchBits;
+    /// <summary>
+    /// Once the prefetch cursor has passed the target's last slot: the slab expected to be reserved next (the
+    /// partial list's head, read without the lock), how many of its free slots were asked for, and the cursor over
+    /// its free map. Null when not looked up yet for this target; <see cref="NextTargetDone"/> when nothing more to ask.
+    /// </summary>
+    public Slab? NextTarget;
+    public bool NextTargetDone;
+    public int NextTargetPrefetched, NextTargetWord;
+    public ulong NextTargetBits;
 
     /// <summary>Results of the run's migrate calls, added to the cache's counters once at the end.</summary>
     public long Moved, Freed, Later, Refused, Skipped, Unreported;
@@ -90,6 +99,7 @@ internal sealed class MigrationContext
         Source = null; DeferredCount = 0; Target = null; Exhausted = false;
         DeferredMap.AsSpan().Clear(); Slots.AsSpan().Clear();
         Word = Words = PrefetchWord = 0; PrefetchBits = 0;
+        NextTarget = null; NextTargetDone = false; NextTargetPrefetched = NextTargetWord = 0; NextTargetBits = 0;
         Moved = Freed = Later = Refused = Skipped = Unreported = 0;
         Cache = null!; _outer = null;
         t_spare = this;
