@@ -76,11 +76,15 @@ public sealed unsafe partial class KmemCache
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private bool ReserveTarget(MigrationContext ctx)
     {
-        ReleaseTarget(ctx);
         var n = _nodes[ctx.Node];
+        // The used-up target is given back under the same hold of the list lock that takes the next one (a
+        // shrink does this thousands of times); a target of another node is given back on its own.
+        if (ctx.Target is { } old && old.Node != ctx.Node) ReleaseTarget(ctx);
+        Slab? discard = null;
         bool unmapped = false;
         lock (n.ListLock)
         {
+            if (ctx.Target is not null) discard = ReleaseTargetLocked(ctx, n);
             // The head is in the fullest bucket: after a shrink's choice, the fullest slabs left.
             int tries = 0;
             for (var s = n.Partial.Head; s is not null && tries < 8; s = s.Next, tries++)
@@ -91,15 +95,19 @@ public sealed unsafe partial class KmemCache
                 TakeAllSlots(ctx, s);
                 SpinLockWord.Exit(ref s.LockWord);
                 PrefetchNextTarget(n.Partial.Head);
-                return true;
+                goto reserved;
             }
         }
+        if (discard is not null) DiscardSlab(discard);
         if (unmapped || _debug) { ctx.Exhausted = true; return false; }
         var fresh = NewSlab(ctx.Node, exactNode: true);   // a replacement on another node would not be a move there
         if (fresh is null) { ctx.Exhausted = true; return false; }
         SpinLockWord.Enter(ref fresh.LockWord);
         TakeAllSlots(ctx, fresh);
         SpinLockWord.Exit(ref fresh.LockWord);
+        return true;
+    reserved:
+        if (discard is not null) DiscardSlab(discard);
         return true;
     }
 
@@ -209,33 +217,43 @@ public sealed unsafe partial class KmemCache
     {
         var s = ctx.Target;
         if (s is null) return;
-        ctx.Target = null;
         var n = _nodes[s.Node];
+        Slab? discard;
+        lock (n.ListLock) discard = ReleaseTargetLocked(ctx, n);
+        if (discard is not null) DiscardSlab(discard);
+    }
+
+    /// <summary>
+    /// <see cref="ReleaseTarget"/> with the list lock of the target's node (<paramref name="n"/>) held. Returns the
+    /// target when it is to be discarded (by the caller, after the list lock is released), else null.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
+    private Slab? ReleaseTargetLocked(MigrationContext ctx, KmemCacheNode n)
+    {
+        var s = ctx.Target!;
+        ctx.Target = null;
         bool discard = false;
-        lock (n.ListLock)
+        SpinLockWord.Enter(ref s.LockWord);
+        int returned = 0;
+        for (int w = ctx.Word; w < ctx.Words; w++)
         {
-            SpinLockWord.Enter(ref s.LockWord);
-            int returned = 0;
-            for (int w = ctx.Word; w < ctx.Words; w++)
+            for (ulong bits = ctx.Slots[w]; bits != 0; bits &= bits - 1)
             {
-                for (ulong bits = ctx.Slots[w]; bits != 0; bits &= bits - 1)
-                {
-                    nint obj = s.FirstObject + (nint)((w << 6) + BitOperations.TrailingZeroCount(bits)) * _size;
-                    *(nint*)(obj + _fpOffset) = s.Freelist;
-                    s.Freelist = obj;
-                    s.MarkFree(obj);
-                    returned++;
-                }
-                ctx.Slots[w] = 0;
+                nint obj = s.FirstObject + (nint)((w << 6) + BitOperations.TrailingZeroCount(bits)) * _size;
+                *(nint*)(obj + _fpOffset) = s.Freelist;
+                s.Freelist = obj;
+                s.MarkFree(obj);
+                returned++;
             }
-            s.Inuse -= returned;
-            s.Frozen = false;
-            if (s.Inuse == 0 && n.Partial.Count >= MinPartial) { s.List = SlabList.None; discard = true; }
-            else if (s.Freelist != 0) n.AddPartial(s, atHead: true);
-            else AddFull(n, s);
-            SpinLockWord.Exit(ref s.LockWord);
+            ctx.Slots[w] = 0;
         }
-        if (discard) DiscardSlab(s);
+        s.Inuse -= returned;
+        s.Frozen = false;
+        if (s.Inuse == 0 && n.Partial.Count >= MinPartial) { s.List = SlabList.None; discard = true; }
+        else if (s.Freelist != 0) n.AddPartial(s, atHead: true);
+        else AddFull(n, s);
+        SpinLockWord.Exit(ref s.LockWord);
+        return discard ? s : null;
     }
 
     /// <summary>
