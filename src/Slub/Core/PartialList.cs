@@ -91,6 +91,23 @@ internal sealed class PartialList
         Count--;
     }
 
+    /// <summary>
+    /// Unlinks the whole of bucket <paramref name="b"/>, which holds <paramref name="slabs"/> slabs, in O(1): a
+    /// defrag pass taking every slab of a bucket would otherwise relink both neighbours of each (four reference
+    /// stores, each with its GC write barrier). The slabs keep their links to each other: the caller clears them.
+    /// </summary>
+    public void UnlinkBucket(int b, int slabs)
+    {
+        if (_first[b] is not { } first) return;
+        var last = _last[b]!;
+        var before = first.Prev;
+        var after = last.Next;
+        if (before is not null) before.Next = after; else Head = after;
+        if (after is not null) after.Prev = before; else Tail = before;
+        _first[b] = _last[b] = null;
+        Count -= slabs;
+    }
+
     /// <summary>Moves a linked slab to the tail of the bucket its fill now belongs to. Returns true if it moved.</summary>
     public bool Refile(Slab s)
     {

@@ -292,17 +292,17 @@ public sealed unsafe partial class KmemCache
                     taken++;
                 }
                 bool whole = chosen == k;
-                if (!whole)
-                    for (int j = 0; j < k; j++) n.Partial.Remove(slabs[order[j]]);   // relinked below, fullest first
+                if (whole) n.Partial.UnlinkBucket(b, k);
+                else for (int j = 0; j < k; j++) n.Partial.Remove(slabs[order[j]]);   // relinked below, fullest first
                 for (int j = 0; j < chosen; j++)
                 {
-                    var s = slabs[order[j]];
+                    var s = slabs[whole ? j : order[j]];
+                    s.Prev = s.Next = null;
                     if (!SpinLockWord.TryEnter(ref s.LockWord))
                     {
-                        if (!whole) n.Partial.AddTail(s);   // busy: stays on the list
+                        n.Partial.AddTail(s);   // busy: stays on the list
                         continue;
                     }
-                    if (whole) n.Partial.Remove(s);
                     leftFree += s.Objects - s.Inuse;
                     leftCapacity += s.Objects;
                     s.List = SlabList.None;
@@ -423,7 +423,7 @@ public sealed unsafe partial class KmemCache
         }
         catch (Exception e) { failure = e; threw = true; }
         if (prefetchAfterMigrate is not null) PrefetchInUse(prefetchAfterMigrate, PrefetchHalf.Odd);
-        int left = CountResults(ctx, vector.AsSpan(0, count), res, threw);
+        int left = CountResults(ctx, vector.AsSpan(0, count), res, threw, mayHaveHoles: mobility.Isolate is not null);
         try
         {
             // The old objects the callback freed or left reach the slab before anything puts it back.
@@ -545,14 +545,16 @@ public sealed unsafe partial class KmemCache
     /// <see cref="MigrateResult.MovedOldLeft"/> (old object left to the core; <see cref="ReturnOldObjects"/> needs the
     /// number, and counting it here saves it a second pass over the results). When the callback threw, the objects it had not
     /// reported on yet stay where they are: they count as busy (a failed move, worth a later pass), not as
-    /// unreported, so defrag_objects_busy shows them.
+    /// unreported, so defrag_objects_busy shows them. <paramref name="mayHaveHoles"/>: an isolate callback ran, which
+    /// may have zeroed entries of <paramref name="objects"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
-    private static int CountResults(MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, bool callbackThrew)
+    private static int CountResults(MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, bool callbackThrew, bool mayHaveHoles)
     {
-        // The common answer of a shrink: every object moved and left to the core. Two vectorized scans tell it.
+        // The common answer of a shrink: every object moved and left to the core. A vectorized scan tells it, and
+        // a second one that no entry is a hole (only an isolate callback can drop an object from the vector).
         if (System.Runtime.InteropServices.MemoryMarshal.AsBytes(results).IndexOfAnyExcept((byte)MigrateResult.MovedOldLeft) < 0
-            && objects.IndexOf(0) < 0)
+            && (!mayHaveHoles || objects.IndexOf(0) < 0))
         {
             ctx.Moved += results.Length;
             return results.Length;

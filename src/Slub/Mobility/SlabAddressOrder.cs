@@ -22,7 +22,7 @@ internal static class SlabAddressOrder
     /// <summary>
     /// Sorts <paramref name="slabs"/> by <see cref="Pages.PageBlock.Address"/>, stable, given each one's address in
     /// <paramref name="addresses"/> (recorded when it was chosen, so the sort never reads a descriptor: they are
-    /// scattered over the managed heap). <paramref name="addresses"/> is left in an unspecified order.
+    /// scattered over the managed heap). <paramref name="addresses"/> is not reordered.
     /// </summary>
     public static void Sort(List<Slab> slabs, List<nint> addresses)
     {
@@ -31,51 +31,41 @@ internal static class SlabAddressOrder
         if (count < MinSlabs) return;
         var span = CollectionsMarshal.AsSpan(slabs);
         var given = CollectionsMarshal.AsSpan(addresses);
-        nint[] keys = ArrayPool<nint>.Shared.Rent(2 * count);
+        // Sorted are (page offset, position) pairs packed into one ulong, as plain values; the slabs are then put
+        // in order in one pass, instead of moving object references (each store a GC write barrier) every pass.
+        ulong[] keys = ArrayPool<ulong>.Shared.Rent(2 * count);
         Slab[] spare = ArrayPool<Slab>.Shared.Rent(count);
         int[] start = ArrayPool<int>.Shared.Rent(257);
         try
         {
             nint lo = nint.MaxValue, hi = 0;
-            for (int i = 0; i < count; i++)
+            foreach (nint a in given)
             {
-                nint a = given[i];
-                keys[i] = a;
                 if (a < lo) lo = a;
                 if (a > hi) hi = a;
             }
-            // Keys become page offsets from the lowest slab, so the passes cover only the range the slabs span.
-            for (int i = 0; i < count; i++) keys[i] = (keys[i] - lo) >> Pages.OsMemory.PageShift;
-            nint range = (hi - lo) >> Pages.OsMemory.PageShift;
-            Span<Slab> from = span, to = spare.AsSpan(0, count);
-            Span<nint> fromKeys = keys.AsSpan(0, count), toKeys = keys.AsSpan(count, count);
-            bool inSpare = false;
+            for (int i = 0; i < count; i++) keys[i] = ((ulong)((given[i] - lo) >> Pages.OsMemory.PageShift) << 32) | (uint)i;
+            ulong range = (ulong)((hi - lo) >> Pages.OsMemory.PageShift);
+            Span<ulong> from = keys.AsSpan(0, count), to = keys.AsSpan(count, count);
             for (int shift = 0; (range >> shift) != 0; shift += 8)
             {
                 Array.Clear(start, 0, 257);
-                foreach (nint k in fromKeys) start[(int)((k >> shift) & 255) + 1]++;
+                foreach (ulong k in from) start[(int)((k >> (32 + shift)) & 255) + 1]++;
                 for (int d = 1; d <= 256; d++) start[d] += start[d - 1];
-                for (int i = 0; i < count; i++)
-                {
-                    int at = start[(int)((fromKeys[i] >> shift) & 255)]++;
-                    to[at] = from[i];
-                    toKeys[at] = fromKeys[i];
-                }
-                var swapSlabs = from;
+                foreach (ulong k in from) to[start[(int)((k >> (32 + shift)) & 255)]++] = k;
+                var swap = from;
                 from = to;
-                to = swapSlabs;
-                var swap = fromKeys;
-                fromKeys = toKeys;
-                toKeys = swap;
-                inSpare = !inSpare;
+                to = swap;
             }
-            if (inSpare) from.CopyTo(span);
+            var sorted = spare.AsSpan(0, count);
+            for (int i = 0; i < count; i++) sorted[i] = span[(int)(uint)from[i]];
+            sorted.CopyTo(span);
         }
         finally
         {
             Array.Clear(spare, 0, count);   // a pooled array must not keep descriptors alive
             ArrayPool<Slab>.Shared.Return(spare);
-            ArrayPool<nint>.Shared.Return(keys);
+            ArrayPool<ulong>.Shared.Return(keys);
             ArrayPool<int>.Shared.Return(start);
         }
     }
