@@ -280,6 +280,7 @@ public sealed unsafe partial class KmemCache
     /// <see cref="DiscardSlab"/> for many slabs at once (defragmentation frees thousands): the page allocator
     /// returns adjacent ones to the OS in one call. The slabs must be on no list.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     internal void DiscardSlabs(List<Slab> slabs)
     {
         if (slabs.Count == 0) return;

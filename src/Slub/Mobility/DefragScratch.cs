@@ -24,11 +24,15 @@ internal sealed class DefragScratch
     /// <summary>The address of each of <see cref="Sources"/> when <see cref="AddSource"/> added it (the key <see cref="SlabAddressOrder"/> sorts by).</summary>
     public readonly List<nint> SourceAddresses = new();
 
-    /// <summary>Adds a chosen source, recording its address while its descriptor is at hand (slab lock held).</summary>
+    /// <summary>The most objects any of <see cref="Sources"/> holds (the object vector's length).</summary>
+    public int MaxSourceObjects;
+
+    /// <summary>Adds a chosen source, recording its address and size while its descriptor is at hand (slab lock held).</summary>
     public void AddSource(Slab s)
     {
         Sources.Add(s);
         SourceAddresses.Add(s.Address);
+        if (s.Objects > MaxSourceObjects) MaxSourceObjects = s.Objects;
     }
     public nint[] Vector = [];
     public MigrateResult[] Results = [];
@@ -49,8 +53,16 @@ internal sealed class DefragScratch
     }
 
     private bool[] _emptied = [];
+    private int[] _order = [];
 
-    /// <summary>A flag per source (cleared): did its migration leave it an emptied source (see KmemCache.PutBackIsolated)?</summary>
+    /// <summary>A buffer of <paramref name="sources"/> positions: the order in which the run empties its sources.</summary>
+    public Span<int> SourceOrder(int sources)
+    {
+        if (_order.Length < sources) _order = new int[Math.Max(sources, 2 * _order.Length)];
+        return _order.AsSpan(0, sources);
+    }
+
+    /// <summary>A flag per source, by its position in <see cref="Sources"/> (cleared): did its migration leave it an emptied source (see KmemCache.PutBackIsolated)?</summary>
     public Span<bool> EmptiedFlags(int sources)
     {
         if (_emptied.Length < sources) _emptied = new bool[Math.Max(sources, 2 * _emptied.Length)];
@@ -63,8 +75,10 @@ internal sealed class DefragScratch
     {
         Reset(Sources); Reset(Empty); Reset(Discard);
         SourceAddresses.Clear();
+        MaxSourceObjects = 0;
         if (SourceAddresses.Capacity > KeepCapacity) SourceAddresses.Capacity = 0;
         if (_emptied.Length > KeepCapacity) _emptied = [];
+        if (_order.Length > KeepCapacity) _order = [];
         t_spare = this;
     }
 

@@ -142,7 +142,8 @@ public sealed unsafe partial class KmemCache
     /// background defragmenter's bounded step (<paramref name="maxSlabs"/> below int.MaxValue) looks only at
     /// the sparse end of the bucketed list (<see cref="SelectFromTail"/>), so its hold is bounded by
     /// <paramref name="maxSlabs"/>, not by the list length. Empty slabs met on the way are freed in any case.
-    /// <para>The sources are emptied in address order (<see cref="SlabAddressOrder"/>). The migrate calls run
+    /// <para>The sources are emptied in address order (<see cref="SlabAddressOrder"/>; the list keeps the order
+    /// chosen, the run goes through a permutation). The migrate calls run
     /// inside a <see cref="MigrationContext"/> (replacements from reserved target slabs, old objects returned
     /// per slab in one step), the sources are prefetched a few slabs ahead, and the emptied slabs go back to
     /// the page allocator in one batch.</para>
@@ -180,25 +181,24 @@ public sealed unsafe partial class KmemCache
         Exception? failure = null;
         if (sources.Count > 0)
         {
-            SlabAddressOrder.Sort(sources, scratch.SourceAddresses);
-            int max = 0;
-            foreach (var s in sources) max = Math.Max(max, s.Objects);
-            scratch.EnsureObjects(max);
+            var order = scratch.SourceOrder(sources.Count);
+            SlabAddressOrder.Fill(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(scratch.SourceAddresses), order);
+            scratch.EnsureObjects(scratch.MaxSourceObjects);
             var vector = scratch.Vector;
             var results = scratch.Results;
             var emptiedSources = scratch.EmptiedFlags(sources.Count);
             var ctx = MigrationContext.Enter(this, targetNode);
             try
             {
-                for (int i = 0; i < sources.Count; i++)
+                for (int i = 0; i < order.Length; i++)
                 {
                     if (failure is not null) break;
-                    PrefetchAhead(sources, i);
-                    var later = i + 2 < sources.Count ? sources[i + 2] : null;
+                    PrefetchAhead(sources, order, i);
+                    var later = i + 2 < order.Length ? sources[order[i + 2]] : null;
                     try
                     {
-                        MoveSlab(sources[i], ctx, vector, results, targetNode, mobility!, out bool emptied, prefetchAfterMigrate: later);
-                        emptiedSources[i] = emptied;
+                        MoveSlab(sources[order[i]], ctx, vector, results, targetNode, mobility!, out bool emptied, prefetchAfterMigrate: later);
+                        emptiedSources[order[i]] = emptied;
                     }
                     catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
                 }
@@ -460,7 +460,8 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>
-    /// Software pipelining over the source slabs, run before slab <paramref name="i"/> is migrated: the
+    /// Software pipelining over the source slabs (taken in <paramref name="order"/>), run before the
+    /// <paramref name="i"/>-th is migrated: the
     /// descriptor of slab i+6, the free map of slab i+4 and half the objects in use of slab i+2 (the other
     /// half after slab i's migrate call, see <see cref="PrefetchInUse"/>) are asked for, so
     /// each is in cache when a later step reads it instead of one cache miss after another (one slab's
@@ -468,15 +469,15 @@ public sealed unsafe partial class KmemCache
     /// without the slab lock: a stale bit only wastes or misses a prefetch.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
-    private void PrefetchAhead(List<Slab> sources, int i)
+    private void PrefetchAhead(List<Slab> sources, ReadOnlySpan<int> order, int i)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
-        if (i + 6 < sources.Count)
-            PrefetchDescriptor(System.Runtime.CompilerServices.Unsafe.As<Slab, nint>(ref System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sources)[i + 6]));
-        if (i + 4 < sources.Count && sources[i + 4].FreeMap is { } map)
+        if (i + 6 < order.Length)
+            PrefetchDescriptor(System.Runtime.CompilerServices.Unsafe.As<Slab, nint>(ref System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sources)[order[i + 6]]));
+        if (i + 4 < order.Length && sources[order[i + 4]].FreeMap is { } map)
             System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(map)));
-        if (i == 0) for (int k = 0; k < 2 && k < sources.Count; k++) PrefetchInUse(sources[k], PrefetchHalf.Both);
-        if (i + 2 < sources.Count) PrefetchInUse(sources[i + 2], PrefetchHalf.Even);
+        if (i == 0) for (int k = 0; k < 2 && k < order.Length; k++) PrefetchInUse(sources[order[k]], PrefetchHalf.Both);
+        if (i + 2 < order.Length) PrefetchInUse(sources[order[i + 2]], PrefetchHalf.Even);
     }
 
     /// <summary>

@@ -1,72 +1,88 @@
 using System.Buffers;
-using System.Runtime.InteropServices;
 
 namespace Slub;
 
 /// <summary>
-/// Puts a defrag run's source slabs in address order before they are emptied.
+/// The order in which a defrag run empties its source slabs: by address.
 /// </summary>
 /// <remarks>
 /// Sources are chosen by fill, so in the order chosen they lie at random addresses, and each slab's objects
-/// and (later) buddy entries are a fresh DRAM row. In address order neighbouring sources
-/// are neighbouring pages: the memory system streams them instead (perf, 1M-object shrink at 30% use:
-/// 31–35 → 28–30 ns per moved object). The order changes neither which slabs are emptied nor where their
-/// objects go. An LSD radix sort on page numbers, 8 bits a pass: 12,500 slabs take two passes over pooled
-/// arrays, no comparisons, from addresses recorded when the slabs were chosen.
+/// and (later) buddy entries are a fresh DRAM row. In address order neighbouring sources are neighbouring
+/// pages: the memory system streams them instead (perf, 1M-object shrink at 30% use: 31–35 → 28–30 ns per
+/// moved object). The order changes neither which slabs are emptied nor where their objects go.
+/// <para>The result is a permutation of positions, computed from the addresses recorded when the slabs were
+/// chosen: no descriptor is read (they are scattered over the managed heap) and no object reference is moved
+/// (each store would be a GC write barrier). Sources usually cover most pages of the range they span, so the
+/// positions are placed straight into a table indexed by page (linear, no comparisons); a sparse set is radix
+/// sorted instead, whose histogram passes would otherwise dominate (a run of equal digits is a chain of
+/// dependent increments).</para>
 /// </remarks>
 internal static class SlabAddressOrder
 {
-    /// <summary>Below this many slabs the order is left as it is: the gain is per slab, the passes cost a fixed amount.</summary>
+    /// <summary>Below this many slabs the chosen order is kept: the gain is per slab, the passes cost a fixed amount.</summary>
     private const int MinSlabs = 64;
 
+    /// <summary>The page table is used while the range spans at most this many pages per slab.</summary>
+    private const int MaxPagesPerSlab = 8;
+
     /// <summary>
-    /// Sorts <paramref name="slabs"/> by <see cref="Pages.PageBlock.Address"/>, stable, given each one's address in
-    /// <paramref name="addresses"/> (recorded when it was chosen, so the sort never reads a descriptor: they are
-    /// scattered over the managed heap). <paramref name="addresses"/> is not reordered.
+    /// Fills <paramref name="order"/> (as long as <paramref name="addresses"/>) with the positions of the slabs
+    /// whose start addresses are <paramref name="addresses"/>, lowest address first. Addresses are distinct
+    /// page-aligned slab starts. A short list keeps its order.
     /// </summary>
-    public static void Sort(List<Slab> slabs, List<nint> addresses)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // called once per run, so tiering would leave it unoptimized: see KmemCache.DefragNode
+    public static void Fill(ReadOnlySpan<nint> addresses, Span<int> order)
     {
-        int count = slabs.Count;
-        if (addresses.Count != count) throw new ArgumentException($"{addresses.Count} addresses for {count} slabs", nameof(addresses));
-        if (count < MinSlabs) return;
-        var span = CollectionsMarshal.AsSpan(slabs);
-        var given = CollectionsMarshal.AsSpan(addresses);
-        // Sorted are (page offset, position) pairs packed into one ulong, as plain values; the slabs are then put
-        // in order in one pass, instead of moving object references (each store a GC write barrier) every pass.
+        int count = addresses.Length;
+        if (order.Length != count) throw new ArgumentException($"{order.Length} positions for {count} slabs", nameof(order));
+        nint lo = nint.MaxValue, hi = 0;
+        foreach (nint a in addresses)
+        {
+            if (a < lo) lo = a;
+            if (a > hi) hi = a;
+        }
+        long pages = count == 0 ? 0 : ((long)(hi - lo) >> Pages.OsMemory.PageShift) + 1;
+        if (count < MinSlabs) { for (int i = 0; i < count; i++) order[i] = i; }
+        else if (pages <= (long)count * MaxPagesPerSlab) ByPageTable(addresses, order, lo, (int)pages);
+        else ByRadix(addresses, order, lo, (ulong)(pages - 1));
+    }
+
+    /// <summary>Each position goes into its page's entry; a scan of the table in page order reads them out.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // called once per run, so tiering would leave it unoptimized: see KmemCache.DefragNode
+    private static void ByPageTable(ReadOnlySpan<nint> addresses, Span<int> order, nint lo, int pages)
+    {
+        int[] rented = ArrayPool<int>.Shared.Rent(pages);
+        var table = rented.AsSpan(0, pages);
+        table.Fill(-1);
+        for (int i = 0; i < addresses.Length; i++) table[(int)((addresses[i] - lo) >> Pages.OsMemory.PageShift)] = i;
+        int k = 0;
+        foreach (int i in table)
+            if (i >= 0) order[k++] = i;
+        ArrayPool<int>.Shared.Return(rented);
+        if (k != order.Length) throw new ArgumentException("two slabs start on one page", nameof(addresses));
+    }
+
+    /// <summary>An LSD radix sort of (page offset, position) pairs packed into one ulong, 8 bits of page a pass.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // called once per run, so tiering would leave it unoptimized: see KmemCache.DefragNode
+    private static void ByRadix(ReadOnlySpan<nint> addresses, Span<int> order, nint lo, ulong maxPage)
+    {
+        int count = addresses.Length;
         ulong[] keys = ArrayPool<ulong>.Shared.Rent(2 * count);
-        Slab[] spare = ArrayPool<Slab>.Shared.Rent(count);
         int[] start = ArrayPool<int>.Shared.Rent(257);
-        try
+        Span<ulong> from = keys.AsSpan(0, count), to = keys.AsSpan(count, count);
+        for (int i = 0; i < count; i++) from[i] = ((ulong)((addresses[i] - lo) >> Pages.OsMemory.PageShift) << 32) | (uint)i;
+        for (int shift = 0; (maxPage >> shift) != 0; shift += 8)
         {
-            nint lo = nint.MaxValue, hi = 0;
-            foreach (nint a in given)
-            {
-                if (a < lo) lo = a;
-                if (a > hi) hi = a;
-            }
-            for (int i = 0; i < count; i++) keys[i] = ((ulong)((given[i] - lo) >> Pages.OsMemory.PageShift) << 32) | (uint)i;
-            ulong range = (ulong)((hi - lo) >> Pages.OsMemory.PageShift);
-            Span<ulong> from = keys.AsSpan(0, count), to = keys.AsSpan(count, count);
-            for (int shift = 0; (range >> shift) != 0; shift += 8)
-            {
-                Array.Clear(start, 0, 257);
-                foreach (ulong k in from) start[(int)((k >> (32 + shift)) & 255) + 1]++;
-                for (int d = 1; d <= 256; d++) start[d] += start[d - 1];
-                foreach (ulong k in from) to[start[(int)((k >> (32 + shift)) & 255)]++] = k;
-                var swap = from;
-                from = to;
-                to = swap;
-            }
-            var sorted = spare.AsSpan(0, count);
-            for (int i = 0; i < count; i++) sorted[i] = span[(int)(uint)from[i]];
-            sorted.CopyTo(span);
+            Array.Clear(start, 0, 257);
+            foreach (ulong k in from) start[(int)((k >> (32 + shift)) & 255) + 1]++;
+            for (int d = 1; d <= 256; d++) start[d] += start[d - 1];
+            foreach (ulong k in from) to[start[(int)((k >> (32 + shift)) & 255)]++] = k;
+            var swap = from;
+            from = to;
+            to = swap;
         }
-        finally
-        {
-            Array.Clear(spare, 0, count);   // a pooled array must not keep descriptors alive
-            ArrayPool<Slab>.Shared.Return(spare);
-            ArrayPool<ulong>.Shared.Return(keys);
-            ArrayPool<int>.Shared.Return(start);
-        }
+        for (int i = 0; i < count; i++) order[i] = (int)(uint)from[i];
+        ArrayPool<ulong>.Shared.Return(keys);
+        ArrayPool<int>.Shared.Return(start);
     }
 }

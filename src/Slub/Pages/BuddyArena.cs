@@ -228,6 +228,7 @@ public sealed class BuddyArena : IDisposable
     /// pass frees thousands of slabs, many next to each other, and each call costs a system call and a
     /// TLB flush. Throws, like Free, on a block not allocated here (after freeing the others before it).
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // one call frees thousands of blocks, and a method called a few times would run its loops unoptimized (tier 0) for a long while
     public void FreeMany(Span<PageBlock> blocks)
     {
         if (blocks.IsEmpty) return;
@@ -284,6 +285,7 @@ public sealed class BuddyArena : IDisposable
     /// A small batch is freed as given. A block not allocated here throws, as <see cref="FreeLocked"/>
     /// does, after the others are freed. Zone lock held.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // one call frees thousands of blocks, and a method called a few times would run its loops unoptimized (tier 0) for a long while
     private void FreeInFrameOrderLocked(Span<PageBlock> blocks, bool unreported)
     {
         if (blocks.Length < 64)
