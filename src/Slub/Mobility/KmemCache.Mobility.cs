@@ -206,7 +206,7 @@ public sealed unsafe partial class KmemCache
             finally
             {
                 EndMigration(ctx);
-                PutBackIsolated(n, sources, emptiedSources, scratch.Discard);
+                PutBackIsolated(n, sources, order, emptiedSources, scratch.Discard);
             }
         }
         scratch.Return();
@@ -225,13 +225,13 @@ public sealed unsafe partial class KmemCache
     /// <remarks>
     /// The list is already in fill-level buckets, sparsest at the tail, so only one bucket ever needs sorting:
     /// the walk goes bucket by bucket from the tail, orders each bucket by exact use (a counting sort of
-    /// snapshots read in one pass, so no descriptor is read twice), and takes slabs sparsest first. A bucket
-    /// taken whole is just unlinked; the bucket where the choice stops is relinked fullest first, and the
-    /// fuller buckets before it are not touched at all (a shrink at 30% use reads about 70% of the
-    /// descriptors instead of every one, and relinks none of the slabs it keeps). The result is the one a
-    /// sort of the whole list would give. A plain list (one bucket) is sorted whole, as before buckets.
-    /// Frees may lower a slab's use meanwhile: the choice is a heuristic, and what is taken is re-checked
-    /// under its slab lock.
+    /// snapshots read in one pass), and takes slabs sparsest first. A bucket taken whole is unlinked in one
+    /// step; from the bucket where the choice stops only the slabs taken are unlinked; the fuller buckets are
+    /// not touched at all (a shrink at 30% use reads about 70% of the descriptors instead of every one, and
+    /// relinks none of the slabs it keeps). The result is the one a sort of the whole list would give; the
+    /// order within a bucket is left as it was (within 1/8 of a slab's fill, the order in which the next
+    /// allocations fill them changes nothing that matters). Frees may lower a slab's use meanwhile: the
+    /// choice is a heuristic, and what is taken is re-checked under its slab lock.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private void SelectSorted(KmemCacheNode n, Mobility? mobility, int ratio, int maxSlabs, bool needRoom, DefragScratch scratch)
@@ -293,16 +293,16 @@ public sealed unsafe partial class KmemCache
                 }
                 bool whole = chosen == k;
                 if (whole) n.Partial.UnlinkBucket(b, k);
-                else for (int j = 0; j < k; j++) n.Partial.Remove(slabs[order[j]]);   // relinked below, fullest first
                 for (int j = 0; j < chosen; j++)
                 {
                     var s = slabs[whole ? j : order[j]];
-                    s.Prev = s.Next = null;
+                    if (whole) s.Prev = s.Next = null;
                     if (!SpinLockWord.TryEnter(ref s.LockWord))
                     {
-                        n.Partial.AddTail(s);   // busy: stays on the list
+                        if (whole) n.Partial.AddTail(s);   // busy: stays on the list
                         continue;
                     }
+                    if (!whole) n.Partial.Remove(s);
                     leftFree += s.Objects - s.Inuse;
                     leftCapacity += s.Objects;
                     s.List = SlabList.None;
@@ -311,7 +311,6 @@ public sealed unsafe partial class KmemCache
                     SpinLockWord.Exit(ref s.LockWord);
                 }
                 if (whole) continue;
-                for (int j = k - 1; j >= chosen; j--) n.Partial.AddTail(slabs[order[j]]);
                 break;
             }
             n.LeftPartial(leftFree, leftCapacity);   // one pair of atomic adds for every slab taken (LeavePartial's, summed)
@@ -552,10 +551,12 @@ public sealed unsafe partial class KmemCache
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private static int CountResults(MigrationContext ctx, ReadOnlySpan<nint> objects, ReadOnlySpan<MigrateResult> results, bool callbackThrew, bool mayHaveHoles)
     {
-        // The common answer of a shrink: every object moved and left to the core. A vectorized scan tells it, and
-        // a second one that no entry is a hole (only an isolate callback can drop an object from the vector).
-        if (System.Runtime.InteropServices.MemoryMarshal.AsBytes(results).IndexOfAnyExcept((byte)MigrateResult.MovedOldLeft) < 0
-            && (!mayHaveHoles || objects.IndexOf(0) < 0))
+        // The common answer of a shrink: every object moved and left to the core, and no entry a hole (only an
+        // isolate callback can drop an object from the vector). A plain loop: a slab's batch is a dozen or two
+        // entries, too short for a vectorized search to pay for its call.
+        int same = 0;
+        while (same < results.Length && results[same] == MigrateResult.MovedOldLeft && (!mayHaveHoles || objects[same] != 0)) same++;
+        if (same == results.Length)
         {
             ctx.Moved += results.Length;
             return results.Length;
@@ -603,22 +604,26 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>
-    /// Unfreezes the source slabs: empty ones are freed (ignoring min_partial), the rest go to the partial tail.
-    /// Sources flagged in <paramref name="emptied"/> (empty: the flags, or all false) became emptied sources, whose
-    /// state nothing can change any more, so they are taken without their slab lock: a shrink empties thousands,
-    /// and each lock is a locked instruction under the list lock. <paramref name="discard"/> is an empty scratch list.
+    /// Unfreezes the source slabs, in <paramref name="order"/> (positions in <paramref name="sources"/>; empty: as
+    /// listed): empty ones are freed (ignoring min_partial), the rest go to the partial tail. Sources flagged in
+    /// <paramref name="emptied"/> (by position; empty: none) became emptied sources, whose state nothing can change
+    /// any more, so they are taken without their slab lock: a shrink empties thousands, and each lock is a locked
+    /// instruction under the list lock. In address order, the discards reach the page allocator in frame order.
+    /// <paramref name="discard"/> is an empty scratch list.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
-    private void PutBackIsolated(KmemCacheNode n, List<Slab> sources, ReadOnlySpan<bool> emptied, List<Slab> discard)
+    private void PutBackIsolated(KmemCacheNode n, List<Slab> sources, ReadOnlySpan<int> order, ReadOnlySpan<bool> emptied, List<Slab> discard)
     {
         lock (n.ListLock)
         {
             for (int i = 0; i < sources.Count; i++)
             {
-                var s = sources[i];
-                if (i < emptied.Length && emptied[i])
+                int at = order.IsEmpty ? i : order[i];
+                var s = sources[at];
+                if (at < emptied.Length && emptied[at])
                 {
-                    s.List = SlabList.None;   // stays frozen until discarded, as below
+                    // Not even touched: it stays frozen and isolated, so a stray free is refused as a double
+                    // free, until DiscardSlabs takes it off (list None) and frees its pages.
                     discard.Add(s);
                     continue;
                 }

@@ -162,7 +162,7 @@ public sealed unsafe partial class KmemCache
             EndMigration(ctx);
         }
         long after = sources.Sum(s => (long)Volatile.Read(ref s.Inuse));
-        PutBackIsolated(n, sources, default, scratch.Discard);
+        PutBackIsolated(n, sources, default, default, scratch.Discard);
         if (failure is not null) throw failure;
         return before - after;
     }
