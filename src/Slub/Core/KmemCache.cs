@@ -265,6 +265,25 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>
+    /// <see cref="AllocBulk"/> for <see cref="MigrationReplacements"/>: on a defrag run's thread the slots come from
+    /// the reserved target without their prefetches, and <paramref name="paced"/> is the run's context, whose
+    /// prefetches the replacements then issue one by one as they are handed out (see <see cref="PaceMigration"/>).
+    /// </summary>
+    internal int AllocReplacements(Span<nint> objects, int node, out MigrationContext? paced)
+    {
+        paced = null;
+        if ((uint)(node + 1) > (uint)_nodes.Length) ThrowNoNode(node);
+        int i = 0;
+        if (Volatile.Read(ref _migrationRuns) != 0 && MigrationContext.Current is { } ctx && ctx.Cache == this && (node < 0 || node == ctx.Node))
+        {
+            if (ctx.Paced) paced = ctx;
+            i = TakeReservedBulk(ctx, objects, prefetch: !ctx.Paced);
+            if (i == objects.Length) return i;
+        }
+        return AllocBulkRest(objects, i, node);
+    }
+
+    /// <summary>
     /// <see cref="AllocBulk"/> past the reserved target's slots (<paramref name="done"/> objects are in already).
     /// When a constructor throws, every object of the call goes back before the exception leaves: the caller
     /// cannot free objects it never learnt about.

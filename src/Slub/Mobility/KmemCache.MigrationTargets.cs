@@ -26,7 +26,7 @@ public sealed unsafe partial class KmemCache
     /// runs out. Returns how many: fewer only when no further target can be reserved.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
-    private int TakeReservedBulk(MigrationContext ctx, Span<nint> objects)
+    private int TakeReservedBulk(MigrationContext ctx, Span<nint> objects, bool prefetch = true)
     {
         int i = 0;
         while (true)
@@ -40,7 +40,7 @@ public sealed unsafe partial class KmemCache
                     if (bits == 0) { ctx.Word++; continue; }
                     ctx.Slots[ctx.Word] = bits & (bits - 1);
                     objects[i++] = first + (nint)((ctx.Word << 6) + BitOperations.TrailingZeroCount(bits)) * _size;
-                    PrefetchNextSlot(ctx, t);
+                    if (prefetch) PrefetchNextSlot(ctx, t);
                 }
                 if (i == objects.Length) return i;
             }
@@ -144,6 +144,60 @@ public sealed unsafe partial class KmemCache
         ctx.NextTarget = null;
         ctx.NextTargetDone = false;
         for (int k = 0; k < TargetPrefetchDistance; k++) PrefetchNextSlot(ctx, s);
+    }
+
+    /// <summary>
+    /// One step of the paced prefetches, for each replacement a migrate call takes from <see cref="MigrationReplacements"/>:
+    /// the next target slot (keeping <see cref="TargetPrefetchDistance"/> slots ahead of the ones handed out) and the
+    /// next object in use of the source two slabs ahead. Asked for one at a time at the pace the callback copies,
+    /// the misses form an even stream instead of a burst per call that fills the core's miss buffers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void PaceMigration(MigrationContext ctx)
+    {
+        if (ctx.Target is { } t) PrefetchNextSlot(ctx, t);
+        if (ctx.PaceSource is { } s) PrefetchNextInUse(ctx, s);
+    }
+
+    /// <summary>Asks for the lines of the next object in use of the paced source; forgets the source when none is left.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void PrefetchNextInUse(MigrationContext ctx, Slab s)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        var map = s.FreeMap!;
+        while (ctx.PaceBits == 0)
+        {
+            if (++ctx.PaceWord >= map.Length) { ctx.PaceSource = null; return; }
+            ctx.PaceBits = InUseBits(s, map, ctx.PaceWord);
+        }
+        ulong bits = ctx.PaceBits;
+        ctx.PaceBits = bits & (bits - 1);
+        nint obj = s.FirstObject + (nint)((ctx.PaceWord << 6) + BitOperations.TrailingZeroCount(bits)) * _size;
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)obj);
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(obj + _size - 1));
+    }
+
+    /// <summary>The bits of word <paramref name="w"/> of a free map that are objects in use (read without the slab lock: a hint).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong InUseBits(Slab s, ulong[] map, int w)
+    {
+        ulong used = ~Volatile.Read(ref map[w]);
+        int rest = s.Objects - (w << 6);
+        return rest < 64 ? used & ((1UL << rest) - 1) : used;
+    }
+
+    /// <summary>Starts pacing the prefetches of <paramref name="s"/>'s objects in use (null: none).</summary>
+    internal static void BeginPacedSource(MigrationContext ctx, Slab? s)
+    {
+        ctx.PaceSource = s is { FreeMap: { } map } ? s : null;
+        ctx.PaceWord = 0;
+        ctx.PaceBits = ctx.PaceSource is null ? 0 : InUseBits(s!, s!.FreeMap!, 0);
+    }
+
+    /// <summary>Asks at once for the objects of the paced source the call did not reach.</summary>
+    internal void FinishPacedSource(MigrationContext ctx)
+    {
+        while (ctx.PaceSource is { } s) PrefetchNextInUse(ctx, s);
     }
 
     /// <summary>Slots of the target asked for ahead of the one handed out: the copy into a slot should not wait for its line.</summary>

@@ -188,16 +188,17 @@ public sealed unsafe partial class KmemCache
             var results = scratch.Results;
             var emptiedSources = scratch.EmptiedFlags(sources.Count);
             var ctx = MigrationContext.Enter(this, targetNode);
+            ctx.Paced = true;
             try
             {
                 for (int i = 0; i < order.Length; i++)
                 {
                     if (failure is not null) break;
-                    PrefetchAhead(sources, order, i);
-                    var later = i + 2 < order.Length ? sources[order[i + 2]] : null;
+                    PrefetchAhead(sources, order, i, ctx);
                     try
                     {
-                        MoveSlab(sources[order[i]], ctx, vector, results, targetNode, mobility!, out bool emptied, prefetchAfterMigrate: later);
+                        MoveSlab(sources[order[i]], ctx, vector, results, targetNode, mobility!, out bool emptied);
+                        FinishPacedSource(ctx);
                         emptiedSources[order[i]] = emptied;
                     }
                     catch (DefragmentationException e) { failure = e; Interlocked.Increment(ref Defrag._failures); }
@@ -220,7 +221,7 @@ public sealed unsafe partial class KmemCache
     /// Chooses sources as if the partial list were sorted fullest first, taking from the sparse end: each
     /// source has use at most <paramref name="ratio"/> percent, at most <paramref name="maxSlabs"/> are taken,
     /// and with <paramref name="needRoom"/> only while the slabs left have room for their objects. Empty slabs
-    /// met on the way go to <paramref name="empty"/>. List lock held.
+    /// met on the way go to the scratch's empty list, sources to its source list. List lock held.
     /// </summary>
     /// <remarks>
     /// The list is already in fill-level buckets, sparsest at the tail, so only one bucket ever needs sorting:
@@ -384,12 +385,11 @@ public sealed unsafe partial class KmemCache
     /// <summary>
     /// Isolate and migrate the objects of one frozen slab (the series' <c>move_slab_page</c>), offering at
     /// most <paramref name="limit"/> of them. Returns how many were offered; <paramref name="emptied"/> tells
-    /// whether the slab became an emptied source (see <see cref="EmptyWholeSource"/>). Right after the migrate call the
-    /// second half of <paramref name="prefetchAfterMigrate"/>'s objects in use is prefetched (see <see cref="PrefetchAhead"/>).
+    /// whether the slab became an emptied source (see <see cref="EmptyWholeSource"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     private int MoveSlab(Slab s, MigrationContext ctx, nint[] vector, MigrateResult[] results, int targetNode, Mobility mobility,
-        out bool emptied, int limit = int.MaxValue, Slab? prefetchAfterMigrate = null)
+        out bool emptied, int limit = int.MaxValue)
     {
         int count = 0;
         emptied = false;
@@ -421,7 +421,6 @@ public sealed unsafe partial class KmemCache
             mobility.Migrate(this, vector.AsSpan(0, count), targetNode, state, res);
         }
         catch (Exception e) { failure = e; threw = true; }
-        if (prefetchAfterMigrate is not null) PrefetchInUse(prefetchAfterMigrate, PrefetchHalf.Odd);
         int left = CountResults(ctx, vector.AsSpan(0, count), res, threw, mayHaveHoles: mobility.Isolate is not null);
         try
         {
@@ -460,23 +459,28 @@ public sealed unsafe partial class KmemCache
 
     /// <summary>
     /// Software pipelining over the source slabs (taken in <paramref name="order"/>), run before the
-    /// <paramref name="i"/>-th is migrated: the
-    /// descriptor of slab i+6, the free map of slab i+4 and half the objects in use of slab i+2 (the other
-    /// half after slab i's migrate call, see <see cref="PrefetchInUse"/>) are asked for, so
-    /// each is in cache when a later step reads it instead of one cache miss after another (one slab's
-    /// migration is shorter than a memory access here, hence the distances). Reads free maps
-    /// without the slab lock: a stale bit only wastes or misses a prefetch.
+    /// <paramref name="i"/>-th is migrated: the descriptor of slab i+6 and the free map of slab i+4 are asked
+    /// for, and slab i+2's objects in use are set to be asked for one per replacement the migrate call takes
+    /// (<see cref="PaceMigration"/>; the ones it did not reach right after it, see <see cref="FinishPacedSource"/>),
+    /// so each is in cache when a later step reads it instead of one cache miss after another (one slab's
+    /// migration is shorter than a memory access here, hence the distances). Reads free maps without the slab
+    /// lock: a stale bit only wastes or misses a prefetch.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
-    private void PrefetchAhead(List<Slab> sources, ReadOnlySpan<int> order, int i)
+    private void PrefetchAhead(List<Slab> sources, ReadOnlySpan<int> order, int i, MigrationContext ctx)
     {
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
         if (i + 6 < order.Length)
             PrefetchDescriptor(System.Runtime.CompilerServices.Unsafe.As<Slab, nint>(ref System.Runtime.InteropServices.CollectionsMarshal.AsSpan(sources)[order[i + 6]]));
         if (i + 4 < order.Length && sources[order[i + 4]].FreeMap is { } map)
             System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(map)));
-        if (i == 0) for (int k = 0; k < 2 && k < order.Length; k++) PrefetchInUse(sources[order[k]], PrefetchHalf.Both);
-        if (i + 2 < order.Length) PrefetchInUse(sources[order[i + 2]], PrefetchHalf.Even);
+        if (i == 0)
+            for (int k = 0; k < 2 && k < order.Length; k++)
+            {
+                BeginPacedSource(ctx, sources[order[k]]);
+                FinishPacedSource(ctx);   // the first two have no call before them to pace them: all at once
+            }
+        BeginPacedSource(ctx, i + 2 < order.Length ? sources[order[i + 2]] : null);
     }
 
     /// <summary>
@@ -489,37 +493,6 @@ public sealed unsafe partial class KmemCache
         if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || descriptor == 0) return;
         System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)descriptor);
         System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(descriptor + 64));
-    }
-
-    /// <summary>Which of a slab's objects in use <see cref="PrefetchInUse"/> asks for: every other one, or all.</summary>
-    private enum PrefetchHalf { Even = 0, Odd = 1, Both = 2 }   // Even and Odd are compared with an object's rank & 1
-
-    /// <summary>
-    /// Asks for the lines of a slab's objects in use (see <see cref="PrefetchAhead"/>), or of every other one:
-    /// the requests for a slab go out in two halves, one before and one after the previous slab's migrate
-    /// call, because a single burst fills the core's miss queue and the loads behind it wait (measured: 66 → 60 ns
-    /// per moved object; in the memory-floor replay a burst per slab costs 28–31 ns against 26 ns for an even stream).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
-    private void PrefetchInUse(Slab s, PrefetchHalf half)
-    {
-        if (s.FreeMap is not { } map) return;
-        int k = 0;
-        nint first = s.FirstObject;
-        int last = _size - 1;
-        for (int w = 0; w < map.Length; w++)
-        {
-            ulong used = ~Volatile.Read(ref map[w]);
-            int rest = s.Objects - (w << 6);
-            if (rest < 64) used &= (1UL << rest) - 1;
-            for (; used != 0; used &= used - 1)
-            {
-                if (half != PrefetchHalf.Both && (k++ & 1) != (int)half) continue;
-                nint obj = first + (nint)((w << 6) + System.Numerics.BitOperations.TrailingZeroCount(used)) * _size;
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)obj);
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(obj + last));   // the slot end: the free pointer lives there
-            }
-        }
     }
 
     /// <summary>

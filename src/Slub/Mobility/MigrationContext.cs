@@ -68,6 +68,17 @@ internal sealed class MigrationContext
     public int NextTargetPrefetched, NextTargetWord;
     public ulong NextTargetBits;
 
+    /// <summary>
+    /// The paced prefetch of a source further down the run (see <c>KmemCache.PaceMigration</c>): the slab whose objects
+    /// in use are asked for one per replacement handed out, and the cursor over its free map (word, and the bits
+    /// of that word in use and not asked for yet).
+    /// </summary>
+    public Slab? PaceSource;
+    public int PaceWord;
+    public ulong PaceBits;
+    /// <summary>Replacements handed out by <see cref="MigrationReplacements"/> pace the prefetches (set for a defrag run's migrate calls).</summary>
+    public bool Paced;
+
     /// <summary>Results of the run's migrate calls, added to the cache's counters once at the end.</summary>
     public long Moved, Freed, Later, Refused, Skipped, Unreported;
 
@@ -100,6 +111,7 @@ internal sealed class MigrationContext
         DeferredMap.AsSpan().Clear(); Slots.AsSpan().Clear();
         Word = Words = PrefetchWord = 0; PrefetchBits = 0;
         NextTarget = null; NextTargetDone = false; NextTargetPrefetched = NextTargetWord = 0; NextTargetBits = 0;
+        PaceSource = null; PaceWord = 0; PaceBits = 0; Paced = false;
         Moved = Freed = Later = Refused = Skipped = Unreported = 0;
         Cache = null!; _outer = null;
         t_spare = this;

@@ -14,6 +14,9 @@ namespace Slub;
 /// call offering more objects than the buffer holds rents a pooled array instead.</para>
 /// <para>When memory runs out the batch holds fewer than asked for: <see cref="TryTake"/> then fails, and the
 /// object it was meant for should stay where it is (<see cref="MigrateResult.Later"/>).</para>
+/// <para>On a defrag run's thread, each replacement handed out also asks for the lines the run needs next (a
+/// target slot further on, an object of a source further on), so those misses come as an even stream at the
+/// pace the callback copies (<see cref="KmemCache.PaceMigration"/>).</para>
 /// <para>Not thread-safe: one migrate call owns it.</para>
 /// </remarks>
 public ref struct MigrationReplacements
@@ -23,6 +26,7 @@ public ref struct MigrationReplacements
     private nint[]? _rented;
     private readonly int _allocated;
     private int _taken;
+    private readonly MigrationContext? _paced;
 
     /// <summary>Allocates up to <paramref name="count"/> objects of <paramref name="cache"/> on <paramref name="node"/> (-1: any). Not thread-safe: one migrate call owns the batch.</summary>
     /// <param name="cache">The cache being defragmented.</param>
@@ -42,7 +46,7 @@ public ref struct MigrationReplacements
             _rented = ArrayPool<nint>.Shared.Rent(count);
             _objects = _rented.AsSpan(0, count);
         }
-        _allocated = cache.AllocBulk(_objects, node);
+        _allocated = cache.AllocReplacements(_objects, node, out _paced);
     }
 
     /// <summary>Replacements not taken yet.</summary>
@@ -58,6 +62,7 @@ public ref struct MigrationReplacements
             return false;
         }
         replacement = _objects[_taken++];
+        if (_paced is not null) _cache.PaceMigration(_paced);
         return true;
     }
 
