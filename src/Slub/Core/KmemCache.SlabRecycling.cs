@@ -55,6 +55,7 @@ public sealed partial class KmemCache
     }
 
     /// <summary>Keeps the descriptor of a slab whose pages went back to the page allocator, if there is room.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // per slab a shrink discards: see DefragNode
     private void RecycleSlabDescriptor(Slab slab)
     {
         if (Volatile.Read(ref _spareSlabCount) >= SpareSlabCapacity) return;

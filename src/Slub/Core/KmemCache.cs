@@ -269,6 +269,7 @@ public sealed unsafe partial class KmemCache
     /// the reserved target without their prefetches, and <paramref name="paced"/> is the run's context, whose
     /// prefetches the replacements then issue one by one as they are handed out (see <see cref="PaceMigration"/>).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // once per migrate call: see DefragNode
     internal int AllocReplacements(Span<nint> objects, int node, out MigrationContext? paced)
     {
         paced = null;

@@ -28,6 +28,7 @@ internal sealed class DefragScratch
     public int MaxSourceObjects;
 
     /// <summary>Adds a chosen source, recording its address and size while its descriptor is at hand (slab lock held).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // per source chosen: see KmemCache.DefragNode
     public void AddSource(Slab s)
     {
         Sources.Add(s);

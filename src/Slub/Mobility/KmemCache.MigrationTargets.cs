@@ -52,7 +52,7 @@ public sealed unsafe partial class KmemCache
     /// <see cref="ReserveTarget"/> in the middle of a batch: when a new target slab's constructor throws, the
     /// slots the batch already took (<paramref name="taken"/>) go back first, or nobody could ever free them.
     /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private bool ReserveTargetInBulk(MigrationContext ctx, ReadOnlySpan<nint> taken)
     {
         try { return ReserveTarget(ctx); }
@@ -187,6 +187,7 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Starts pacing the prefetches of <paramref name="s"/>'s objects in use (null: none).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     internal static void BeginPacedSource(MigrationContext ctx, Slab? s)
     {
         ctx.PaceSource = s is { FreeMap: { } map } ? s : null;
@@ -195,6 +196,7 @@ public sealed unsafe partial class KmemCache
     }
 
     /// <summary>Asks at once for the objects of the paced source the call did not reach.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     internal void FinishPacedSource(MigrationContext ctx)
     {
         while (ctx.PaceSource is { } s) PrefetchNextInUse(ctx, s);
@@ -230,7 +232,7 @@ public sealed unsafe partial class KmemCache
     /// right after it is reserved (a shrink reserves a target every 40 or so moves). The head is read without
     /// the list lock and its free map without the slab lock: a wrong guess or a stale bit only wastes a prefetch.
     /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private void PrefetchNextTargetSlot(MigrationContext ctx)
     {
         if (ctx.NextTargetDone || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;

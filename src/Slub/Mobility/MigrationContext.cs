@@ -133,6 +133,7 @@ internal sealed class MigrationContext
     }
 
     /// <summary>Starts deferring frees for <paramref name="slab"/>.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // per source slab: see KmemCache.DefragNode
     public void BeginSource(Slab slab)
     {
         int words = slab.FreeMap!.Length;

@@ -35,6 +35,7 @@ public ref struct MigrationReplacements
     /// <param name="buffer">Where to keep them when <paramref name="count"/> fits (a <c>stackalloc</c>); otherwise a pooled array is rented.</param>
     /// <exception cref="ArgumentNullException"><paramref name="cache"/> is null.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is negative.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // a defrag run calls it once per slab: tier 0 would run for its first shrinks
     public MigrationReplacements(KmemCache cache, int count, int node, Span<nint> buffer)
     {
         ArgumentNullException.ThrowIfNull(cache);
@@ -67,6 +68,7 @@ public ref struct MigrationReplacements
     }
 
     /// <summary>Frees the replacements not taken and returns a rented array. Safe to call more than once. Not thread-safe: one migrate call owns the batch.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // as the constructor
     public void Dispose()
     {
         if (_taken < _allocated) _cache.FreeBulk(_objects[_taken.._allocated]);

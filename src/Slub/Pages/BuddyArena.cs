@@ -159,6 +159,7 @@ public sealed class BuddyArena : IDisposable
     }
 
     /// <summary>Frees a block and marks its frames as still resident (deferred mode). Zone lock held.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // a batch free calls it per block: see FreeInFrameOrderLocked
     private void FreeUnreportedLocked(PageBlock block)
     {
         FreeLocked(block);
@@ -167,6 +168,7 @@ public sealed class BuddyArena : IDisposable
     }
 
     /// <summary>Sets or clears the unreported marks of a range; returns how many were set before. Zone lock held.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // a batch free calls it per block: see FreeInFrameOrderLocked
     private int SetMarks(int pfn, int count, bool set)
     {
         int before = 0;
@@ -198,6 +200,7 @@ public sealed class BuddyArena : IDisposable
     }
 
     /// <summary>Returns a block to the free lists, merging buddies. Zone lock held; the memory was already discarded.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // a batch free calls it per block: see FreeInFrameOrderLocked
     private void FreeLocked(PageBlock block)
     {
         int pfn = block.Pfn, order = block.Order;
@@ -209,6 +212,7 @@ public sealed class BuddyArena : IDisposable
     }
 
     /// <summary>Puts a free block on the free lists, merged with its free buddies. Zone lock held.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // a batch free calls it per block: see FreeInFrameOrderLocked
     private void MergeAndPush(int pfn, int order)
     {
         while (order < MaxOrder)
@@ -330,6 +334,7 @@ public sealed class BuddyArena : IDisposable
         if (stranger is not null) FreeLocked(stranger);   // throws the error a single free of it would
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // a batch free calls it per block: see FreeInFrameOrderLocked
     private void FreeOneLocked(PageBlock block, bool unreported)
     {
         if (unreported) FreeUnreportedLocked(block);
@@ -552,6 +557,7 @@ public sealed class BuddyArena : IDisposable
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // a batch free calls it per block: see FreeInFrameOrderLocked
     private void PushFree(int pfn, int order)
     {
         _freeOrder[pfn] = (byte)order;
@@ -562,6 +568,7 @@ public sealed class BuddyArena : IDisposable
         _freeCount[order]++;
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // a batch free calls it per block: see FreeInFrameOrderLocked
     private void RemoveFree(int pfn, int order)
     {
         int n = _next[pfn], p = _prev[pfn];
