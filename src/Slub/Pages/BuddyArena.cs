@@ -241,23 +241,10 @@ public sealed class BuddyArena : IDisposable
             lock (_lock) FreeInFrameOrderLocked(blocks, unreported: true);
             return;
         }
-        // Mark the frames of the blocks still ours in a bitmap over the range they span, then madvise each
-        // run of marked frames: linear in the range, no sort.
-        int lo = int.MaxValue, hi = 0;
-        foreach (var b in blocks)
-            if (IsOwnedBy(b)) { lo = Math.Min(lo, b.Pfn); hi = Math.Max(hi, b.Pfn + (1 << b.Order)); }
-        if (lo < hi)
+        // Mark the frames of the blocks still ours, then madvise each run of marked frames.
+        if (MarkFrames(blocks, wholeBlocks: true, out int baseWord, out int words, out _) is { } rented)
         {
-            int baseWord = lo >> 6, words = ((hi + 63) >> 6) - baseWord;
-            // Pooled, not allocated: the background defragmenter frees through here beside allocating threads.
-            ulong[] rented = ArrayPool<ulong>.Shared.Rent(words);
             var marks = rented.AsSpan(0, words);
-            marks.Clear();
-            foreach (var b in blocks)
-            {
-                if (!IsOwnedBy(b)) continue;
-                for (int f = b.Pfn, end = b.Pfn + (1 << b.Order); f < end; f++) marks[(f >> 6) - baseWord] |= 1UL << f;
-            }
             int run = -1;
             for (int w = 0; w < marks.Length; w++)
             {
@@ -310,28 +297,48 @@ public sealed class BuddyArena : IDisposable
             prev = b.Pfn;
             FreeOneLocked(b, unreported);
         }
-        blocks = blocks[next..];
-        // The rest: one bit per block's first frame over the range it spans (linear in the range, no sort).
+        // The rest: one bit per block's first frame, read out in frame order.
+        if (MarkFrames(blocks[next..], wholeBlocks: false, out int baseWord, out int words, out var notOurs) is { } heads)
+        {
+            for (int w = 0; w < words; w++)
+                for (ulong m = heads[w]; m != 0; m &= m - 1)
+                    FreeOneLocked(_owner[((baseWord + w) << 6) + BitOperations.TrailingZeroCount(m)]!, unreported);
+            ArrayPool<ulong>.Shared.Return(heads);
+        }
+        stranger ??= notOurs;
+        if (stranger is not null) FreeLocked(stranger);   // throws the error a single free of it would
+    }
+
+    /// <summary>
+    /// A bitmap over the frames the blocks of <paramref name="blocks"/> allocated here span, with each one's frames
+    /// marked (<paramref name="wholeBlocks"/>) or only its first: linear in the range, no sort. The array is pooled
+    /// (the background defragmenter frees through here beside allocating threads; return it) and its first
+    /// <paramref name="words"/> words are the map; bit 0 of word 0 is frame <paramref name="baseWord"/> × 64. Null
+    /// when no block is allocated here. <paramref name="notOurs"/> is the first block that is not.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // once per batch, loops over thousands of blocks: see FreeMany
+    private ulong[]? MarkFrames(ReadOnlySpan<PageBlock> blocks, bool wholeBlocks, out int baseWord, out int words, out PageBlock? notOurs)
+    {
+        notOurs = null;
+        baseWord = words = 0;
         int lo = int.MaxValue, hi = 0;
         foreach (var b in blocks)
         {
-            if (IsOwnedBy(b)) { lo = Math.Min(lo, b.Pfn); hi = Math.Max(hi, b.Pfn + 1); }
-            else stranger ??= b;
+            if (IsOwnedBy(b)) { lo = Math.Min(lo, b.Pfn); hi = Math.Max(hi, b.Pfn + (1 << b.Order)); }
+            else notOurs ??= b;
         }
-        if (lo < hi)
+        if (lo >= hi) return null;
+        baseWord = lo >> 6;
+        words = ((hi + 63) >> 6) - baseWord;
+        ulong[] marks = ArrayPool<ulong>.Shared.Rent(words);
+        marks.AsSpan(0, words).Clear();
+        foreach (var b in blocks)
         {
-            int baseWord = lo >> 6, words = ((hi + 63) >> 6) - baseWord;
-            ulong[] rented = ArrayPool<ulong>.Shared.Rent(words);
-            var heads = rented.AsSpan(0, words);
-            heads.Clear();
-            foreach (var b in blocks)
-                if (IsOwnedBy(b)) heads[(b.Pfn >> 6) - baseWord] |= 1UL << b.Pfn;
-            for (int w = 0; w < heads.Length; w++)
-                for (ulong m = heads[w]; m != 0; m &= m - 1)
-                    FreeOneLocked(_owner[((baseWord + w) << 6) + BitOperations.TrailingZeroCount(m)]!, unreported);
-            ArrayPool<ulong>.Shared.Return(rented);
+            if (!IsOwnedBy(b)) continue;
+            int end = wholeBlocks ? b.Pfn + (1 << b.Order) : b.Pfn + 1;
+            for (int f = b.Pfn; f < end; f++) marks[(f >> 6) - baseWord] |= 1UL << f;
         }
-        if (stranger is not null) FreeLocked(stranger);   // throws the error a single free of it would
+        return marks;
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]   // a batch free calls it per block: see FreeInFrameOrderLocked
