@@ -77,7 +77,7 @@ internal sealed class Slab : PageBlock
     {
         int words = (Objects + 63) >> 6;
         var map = FreeMap is { } old && old.Length == words ? old : new ulong[words];   // a recycled descriptor keeps its map
-        map.AsSpan().Fill(ulong.MaxValue);
+        for (int w = 0; w < map.Length; w++) map[w] = ulong.MaxValue;   // a word or a few: a plain loop, not a generic Fill call
         if ((Objects & 63) != 0) map[^1] = (1UL << (Objects & 63)) - 1;
         FreeMap = map;
     }
