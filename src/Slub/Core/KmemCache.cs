@@ -252,33 +252,24 @@ public sealed unsafe partial class KmemCache
     /// (or -1), the objects are the reserved target slab's free slots taken in one pass — the cheap way to get a
     /// batch's replacements: one look-up of the run for the batch instead of one per <see cref="TryAllocNode"/>
     /// (see <see cref="MigrateCallback"/>).</remarks>
-    public int AllocBulk(Span<nint> objects, int node = -1)
-    {
-        if ((uint)(node + 1) > (uint)_nodes.Length) ThrowNoNode(node);
-        int i = 0;
-        if (Volatile.Read(ref _migrationRuns) != 0 && MigrationContext.Current is { } ctx && ctx.Cache == this && (node < 0 || node == ctx.Node))
-        {
-            i = TakeReservedBulk(ctx, objects);
-            if (i == objects.Length) return i;
-        }
-        return AllocBulkRest(objects, i, node);
-    }
+    public int AllocBulk(Span<nint> objects, int node = -1) => AllocBulkCore(objects, node, pace: false, out _);
 
     /// <summary>
-    /// <see cref="AllocBulk"/> for <see cref="MigrationReplacements"/>: on a defrag run's thread the slots come from
-    /// the reserved target without their prefetches, and <paramref name="paced"/> is the run's context, whose
-    /// prefetches the replacements then issue one by one as they are handed out (see <see cref="PaceMigration"/>).
+    /// <see cref="AllocBulk"/>; with <paramref name="pace"/> (<see cref="MigrationReplacements"/>) on a
+    /// defrag run's thread the slots come from the reserved target without their prefetches, and
+    /// <paramref name="paced"/> is the run's context, whose prefetches the replacements then issue one by one as they
+    /// are handed out (see <see cref="PaceMigration"/>). Otherwise <paramref name="paced"/> is null.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // once per migrate call: see DefragNode
-    internal int AllocReplacements(Span<nint> objects, int node, out MigrationContext? paced)
+    internal int AllocBulkCore(Span<nint> objects, int node, bool pace, out MigrationContext? paced)
     {
         paced = null;
         if ((uint)(node + 1) > (uint)_nodes.Length) ThrowNoNode(node);
         int i = 0;
         if (Volatile.Read(ref _migrationRuns) != 0 && MigrationContext.Current is { } ctx && ctx.Cache == this && (node < 0 || node == ctx.Node))
         {
-            if (ctx.Paced) paced = ctx;
-            i = TakeReservedBulk(ctx, objects, prefetch: !ctx.Paced);
+            if (pace && ctx.Paced) paced = ctx;
+            i = TakeReservedBulk(ctx, objects, prefetch: paced is null);
             if (i == objects.Length) return i;
         }
         return AllocBulkRest(objects, i, node);

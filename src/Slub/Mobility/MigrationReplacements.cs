@@ -47,7 +47,7 @@ public ref struct MigrationReplacements
             _rented = ArrayPool<nint>.Shared.Rent(count);
             _objects = _rented.AsSpan(0, count);
         }
-        _allocated = cache.AllocReplacements(_objects, node, out _paced);
+        _allocated = cache.AllocBulkCore(_objects, node, pace: true, out _paced);
     }
 
     /// <summary>Replacements not taken yet.</summary>
