@@ -225,11 +225,11 @@ public sealed unsafe partial class KmemCache
     /// </summary>
     /// <remarks>
     /// The list is already in fill-level buckets, sparsest at the tail, so only one bucket ever needs sorting:
-    /// the walk goes bucket by bucket from the tail, orders each bucket by exact use (a counting sort of
-    /// snapshots read in one pass), and takes slabs sparsest first. A bucket taken whole is unlinked in one
-    /// step; from the bucket where the choice stops only the slabs taken are unlinked; the fuller buckets are
-    /// not touched at all (a shrink at 30% use reads about 70% of the descriptors instead of every one, and
-    /// relinks none of the slabs it keeps). The result is the one a sort of the whole list would give; the
+    /// the walk goes bucket by bucket from the tail, copies each bucket (<see cref="WalkBucket"/>), orders it by
+    /// exact use (a counting sort) and takes slabs sparsest first. A bucket the choice reaches is unlinked in one
+    /// step and the slabs not taken from it are linked back in their order; the fuller buckets are not touched
+    /// at all (a shrink at 30% use reads about 70% of the descriptors instead of every one, and relinks only the
+    /// slabs it keeps from the bucket where it stops). The result is the one a sort of the whole list would give; the
     /// order within a bucket is left as it was (within 1/8 of a slab's fill, the order in which the next
     /// allocations fill them changes nothing that matters). Frees may lower a slab's use meanwhile: the
     /// choice is a heuristic, and what is taken is re-checked under its slab lock.
@@ -239,7 +239,7 @@ public sealed unsafe partial class KmemCache
     {
         var empty = scratch.Empty;
         int size = (int)Math.Max(n.Partial.Count, 1);
-        Slab[] slabs = ArrayPool<Slab>.Shared.Rent(size);
+        Slab[] slabs = ArrayPool<Slab>.Shared.Rent(size), backwards = ArrayPool<Slab>.Shared.Rent(size);
         int[] inuseOf = ArrayPool<int>.Shared.Rent(size), objectsOf = ArrayPool<int>.Shared.Rent(size);
         int[] order = ArrayPool<int>.Shared.Rent(size);
         int[] start = ArrayPool<int>.Shared.Rent(ObjectsPerSlab + 2);
@@ -256,16 +256,14 @@ public sealed unsafe partial class KmemCache
                 // empty slabs could still be taken, and those are all in the sparsest bucket.
                 if (b < buckets - 1 && (mobility is null || (first.Objects - MaxFreeOfBucket(b, buckets, first.Objects)) * 100L > (long)ratio * first.Objects)) break;
                 var last = n.Partial.LastOf(b)!;
-                int k = 0, maxObjects = 0;
-                for (var s = first; k < size; s = s.Next!)
+                int k = WalkBucket(first, last, slabs, backwards, size), maxObjects = 0;
+                for (int i = 0; i < k; i++)
                 {
+                    var s = slabs[i];
                     int objects = s.Objects;
                     if (objects > maxObjects) maxObjects = objects;
-                    slabs[k] = s;
-                    inuseOf[k] = Math.Clamp(Volatile.Read(ref s.Inuse), 0, objects);
-                    objectsOf[k] = objects;
-                    k++;
-                    if (s == last) break;
+                    inuseOf[i] = Math.Clamp(Volatile.Read(ref s.Inuse), 0, objects);
+                    objectsOf[i] = objects;
                 }
                 // Counting sort by use, sparsest first, stable within one fill level.
                 if (start.Length < maxObjects + 2)
@@ -292,18 +290,20 @@ public sealed unsafe partial class KmemCache
                     }
                     taken++;
                 }
-                bool whole = chosen == k;
-                if (whole) n.Partial.UnlinkBucket(b, k);
-                for (int j = 0; j < chosen; j++)
+                // The bucket is unlinked whole and the slabs not taken are linked back, in their order: one pass
+                // over the snapshot in list order, whose descriptors are asked for a few slabs ahead (following
+                // the list's own links is one dependent miss after another), instead of unlinking each slab
+                // taken, which writes its two neighbours at random. The chosen are marked by a use of -1.
+                if (chosen == 0) break;
+                for (int j = 0; j < chosen; j++) inuseOf[order[j]] = -1;
+                n.Partial.UnlinkBucket(b, k);
+                for (int i = 0; i < k; i++)
                 {
-                    var s = slabs[whole ? j : order[j]];
-                    if (whole) s.Prev = s.Next = null;
-                    if (!SpinLockWord.TryEnter(ref s.LockWord))
-                    {
-                        if (whole) n.Partial.AddTail(s);   // busy: stays on the list
-                        continue;
-                    }
-                    if (!whole) n.Partial.Remove(s);
+                    if (i + DescriptorPrefetchDistance < k) PrefetchDescriptor(Unsafe.As<Slab, nint>(ref slabs[i + DescriptorPrefetchDistance]));
+                    var s = slabs[i];
+                    // Not chosen, or busy: back on the list (in the bucket its use now calls for).
+                    if (inuseOf[i] >= 0 || !SpinLockWord.TryEnter(ref s.LockWord)) { n.Partial.AddTail(s); continue; }
+                    s.Prev = s.Next = null;
                     leftFree += s.Objects - s.Inuse;
                     leftCapacity += s.Objects;
                     s.List = SlabList.None;
@@ -311,7 +311,7 @@ public sealed unsafe partial class KmemCache
                     else { s.Frozen = true; s.List = SlabList.Isolated; scratch.AddSource(s); }
                     SpinLockWord.Exit(ref s.LockWord);
                 }
-                if (whole) continue;
+                if (chosen == k) continue;
                 break;
             }
             n.LeftPartial(leftFree, leftCapacity);   // one pair of atomic adds for every slab taken (LeavePartial's, summed)
@@ -319,13 +319,42 @@ public sealed unsafe partial class KmemCache
         finally
         {
             Array.Clear(slabs, 0, size);
+            Array.Clear(backwards, 0, size);
             ArrayPool<Slab>.Shared.Return(slabs);
+            ArrayPool<Slab>.Shared.Return(backwards);
             ArrayPool<int>.Shared.Return(inuseOf);
             ArrayPool<int>.Shared.Return(objectsOf);
             ArrayPool<int>.Shared.Return(order);
             ArrayPool<int>.Shared.Return(start);
         }
     }
+
+    /// <summary>
+    /// Copies the slabs of one bucket, <paramref name="first"/> to <paramref name="last"/>, into
+    /// <paramref name="slabs"/> in list order (at most <paramref name="max"/>) and returns how many. Walks from
+    /// both ends at once, meeting in the middle: each step of a linked list is a cache miss that waits for the
+    /// one before, and two walks keep two in flight. <paramref name="backwards"/> is scratch of the same length.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
+    internal static int WalkBucket(Slab first, Slab last, Slab[] slabs, Slab[] backwards, int max)
+    {
+        int front = 0, back = 0;
+        for (Slab f = first, r = last; front + back < max;)
+        {
+            slabs[front++] = f;
+            if (f == r || front + back == max) break;
+            backwards[back++] = r;
+            var next = f.Next!;
+            if (next == r) break;
+            f = next;
+            r = r.Prev!;
+        }
+        for (int i = 0; i < back; i++) slabs[front + i] = backwards[back - 1 - i];
+        return front + back;
+    }
+
+    /// <summary>Slabs ahead whose descriptors a pass over a snapshot of the partial list asks for.</summary>
+    private const int DescriptorPrefetchDistance = 8;
 
     /// <summary>The most free slots a slab of <paramref name="objects"/> can have in bucket <paramref name="b"/> of <paramref name="buckets"/> (see <see cref="PartialList.BucketOf(int, int)"/>).</summary>
     private static int MaxFreeOfBucket(int b, int buckets, int objects) => b >= buckets - 1 ? objects : (b + 1) * objects / buckets;

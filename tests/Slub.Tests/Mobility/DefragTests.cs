@@ -120,6 +120,30 @@ public unsafe class DefragTests
     }
 
     [Fact]
+    public void ABucketIsCopiedInListOrderByItsTwoEndedWalk()
+    {
+        // The choice copies a bucket from both ends at once; the copy must be the list, in order, whatever its
+        // length (odd, even, one slab), and never run past the given maximum.
+        using var a = TestAllocator.Create(cpus: 1);
+        var c = a.CreateCache("walk_bucket", 64, flags: SlabFlags.NoMerge);
+        for (int length = 1; length <= 9; length++)
+        {
+            var list = new PartialList();
+            var linked = Enumerable.Range(0, length).Select(_ => new Slab(c)).ToArray();
+            foreach (var s in linked) list.AddTail(s);
+            var copy = new Slab[length];
+            Assert.Equal(length, KmemCache.WalkBucket(list.Head!, list.Tail!, copy, new Slab[length], length));
+            Assert.Equal(linked, copy);
+            var head = new Slab[length];
+            int max = (length + 1) / 2;
+            int got = KmemCache.WalkBucket(list.Head!, list.Tail!, head, new Slab[length], max);
+            Assert.Equal(max, got);
+            Assert.Equal(max, head.Take(max).Distinct().Count());   // a guard only (the list lock keeps the count exact): distinct slabs of the list
+            Assert.All(head.Take(max), s => Assert.Contains(s, linked));
+        }
+    }
+
+    [Fact]
     public void ShrinkChoosesTheSourcesAFullSortWould()
     {
         // The choice walks the bucketed partial list from its sparse end and sorts only the bucket where it
