@@ -173,8 +173,10 @@ public sealed unsafe partial class KmemCache
         ulong bits = ctx.PaceBits;
         ctx.PaceBits = bits & (bits - 1);
         nint obj = s.FirstObject + (nint)((ctx.PaceWord << 6) + BitOperations.TrailingZeroCount(bits)) * _size;
+        // The object's lines, not the slot's: the word after the object (a constructor cache's free pointer) is
+        // written only when the slab is not emptied whole, and for one slot in eight that word is a line of its own.
         System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)obj);
-        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(obj + _size - 1));
+        System.Runtime.Intrinsics.X86.Sse.Prefetch0((void*)(obj + ObjectSize - 1));
     }
 
     /// <summary>The bits of word <paramref name="w"/> of a free map that are objects in use (read without the slab lock: a hint).</summary>
