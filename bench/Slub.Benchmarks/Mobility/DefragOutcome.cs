@@ -19,6 +19,7 @@ public sealed record DefragOutcome(long LiveObjects, long Moved, long SlabsFreed
                 nameof(DefragBenchmarks.ShrinkFillFullestFirst) or nameof(DefragBenchmarks.ShrinkFillFullestFirstAndReport)
                     => Shrink(objects, DefragPolicy.FillFullestFirst),
                 nameof(DefragBenchmarks.ShrinkEmptyAllCandidates) => Shrink(objects, DefragPolicy.EmptyAllCandidates),
+                nameof(DefragBenchmarks.ShrinkFillFullestFirst64ByteSlots) => Shrink(objects, DefragPolicy.FillFullestFirst, slotsOf64: true),
                 // The GC moves every survivor: no slabs.
                 _ => new DefragOutcome(Fragmentation.Survivors(objects), Fragmentation.Survivors(objects), 0, 0, 0, 0, Fragmentation.SurvivingFraction),
             };
@@ -27,9 +28,9 @@ public sealed record DefragOutcome(long LiveObjects, long Moved, long SlabsFreed
         }
     }
 
-    private static DefragOutcome Shrink(int objects, DefragPolicy policy)
+    private static DefragOutcome Shrink(int objects, DefragPolicy policy, bool slotsOf64 = false)
     {
-        using var f = new FragmentedCache(objects);
+        using var f = new FragmentedCache(objects, slotsOf64: slotsOf64);
         f.Cache.Shrink(policy);
         return Of(f);
     }
