@@ -14,10 +14,12 @@ public unsafe class DefragTests
         public Exception? Throw;
         private long _next;
 
-        public Fixture(int nodes = 1, string debug = "-", bool movable = true)
+        public Fixture(int nodes = 1, string debug = "-", bool movable = true, KmemCacheArgs? args = null)
         {
             Allocator = TestAllocator.Create(nodes: nodes, cpus: 2, slubDebug: debug);
-            Cache = Allocator.CreateCache("smo_fixture", 64, ctor: p => { *(long*)p = -1; });
+            Cache = args is null
+                ? Allocator.CreateCache("smo_fixture", 64, ctor: p => { *(long*)p = -1; })
+                : Allocator.CreateCache("smo_fixture", 64, 0, SlabFlags.None, p => { *(long*)p = -1; }, args);
             if (movable) Cache.SetupMobility(null, Migrate);
         }
 
@@ -79,10 +81,13 @@ public unsafe class DefragTests
         public void Dispose() => Allocator.Dispose();
     }
 
-    [Fact]
-    public void ShrinkOfAMovableCacheReachesOptimal()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]   // 64-byte slots: the free pointer in the object's third word (the fixture's data are the first two)
+    public void ShrinkOfAMovableCacheReachesOptimal(bool freePointerInside)
     {
-        using var f = new Fixture();
+        using var f = new Fixture(args: freePointerInside ? new KmemCacheArgs { FreePointerOffset = 16 } : null);
+        Assert.Equal(freePointerInside ? 64 : 72, f.Cache.Geometry.Size);
         f.Fragment(slabs: 200, keepEvery: 5);
         var before = f.Cache.GetStatistics();
         Assert.True(before.Slabs > 2 * before.OptimalSlabs);
