@@ -257,6 +257,7 @@ public sealed unsafe partial class KmemCache
                 if (b < buckets - 1 && (mobility is null || (first.Objects - MaxFreeOfBucket(b, buckets, first.Objects)) * 100L > (long)ratio * first.Objects)) break;
                 var last = n.Partial.LastOf(b)!;
                 int k = WalkBucket(first, last, slabs, backwards, size), maxObjects = 0;
+                if (k < 0) break;
                 for (int i = 0; i < k; i++)
                 {
                     var s = slabs[i];
@@ -331,18 +332,22 @@ public sealed unsafe partial class KmemCache
 
     /// <summary>
     /// Copies the slabs of one bucket, <paramref name="first"/> to <paramref name="last"/>, into
-    /// <paramref name="slabs"/> in list order (at most <paramref name="max"/>) and returns how many. Walks from
-    /// both ends at once, meeting in the middle: each step of a linked list is a cache miss that waits for the
-    /// one before, and two walks keep two in flight. <paramref name="backwards"/> is scratch of the same length.
+    /// <paramref name="slabs"/> in list order and returns how many; -1, copying nothing usable, if the bucket holds
+    /// more than <paramref name="max"/> (the list's count, exact under the list lock: only a corrupted list does,
+    /// and the caller then leaves the bucket alone rather than unlink slabs it has not seen). Walks from both ends
+    /// at once, meeting in the middle: each step of a linked list is a cache miss that waits for the one before,
+    /// and two walks keep two in flight. <paramref name="backwards"/> is scratch of the same length.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]   // see DefragNode
     internal static int WalkBucket(Slab first, Slab last, Slab[] slabs, Slab[] backwards, int max)
     {
         int front = 0, back = 0;
-        for (Slab f = first, r = last; front + back < max;)
+        for (Slab f = first, r = last; ; )
         {
+            if (front + back == max) return -1;
             slabs[front++] = f;
-            if (f == r || front + back == max) break;
+            if (f == r) break;
+            if (front + back == max) return -1;
             backwards[back++] = r;
             var next = f.Next!;
             if (next == r) break;
