@@ -11,18 +11,16 @@ namespace Slub.Tests.Replay;
 /// </summary>
 public class PointerReuseTests
 {
-    private static string Alloc(int cpu, string ptr, string cache, int bytes) =>
-        $"  t-1 [{cpu:000}] ..... 1.000000: kmem_cache_alloc: call_site=f+0x1/0x2 ptr={ptr} name={cache} bytes_req={bytes} bytes_alloc={bytes} gfp_flags=GFP_KERNEL node=-1 accounted=false";
+    private static string Alloc(int cpu, string ptr, string cache, int bytes) => FtraceLines.Alloc(ptr, cache, bytes, cpu);
 
-    private static string Free(int cpu, string ptr, string cache) =>
-        $"  t-1 [{cpu:000}] ..... 1.000000: kmem_cache_free: call_site=g+0x1/0x2 ptr={ptr} name={cache}";
+    private static string Free(int cpu, string ptr, string cache) => FtraceLines.Free(ptr, cache, cpu);
 
     private static string Kmalloc(string ptr, int bytes) =>
         $"  t-1 [000] ..... 1.000000: kmalloc: call_site=f ptr={ptr} bytes_req={bytes} bytes_alloc={bytes} gfp_flags=GFP_KERNEL node=-1 accounted=false";
 
     private static string Kfree(string ptr) => $"  t-1 [001] ..... 1.000000: kfree: call_site=g ptr={ptr}";
 
-    private static string P(int i) => i.ToString("x16");
+    private static string P(int i) => FtraceLines.Ptr(i);
 
     private static ReplayResult Replay(IEnumerable<string> lines, TraceReplayOptions? options = null)
     {

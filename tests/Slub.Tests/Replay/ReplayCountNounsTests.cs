@@ -7,11 +7,9 @@ namespace Slub.Tests.Replay;
 /// <summary>The replay's report and plot say "1 page", "1 CPU", "1 object", not "1 pages".</summary>
 public class ReplayCountNounsTests
 {
-    private static string AllocLine(int i, double ts) =>
-        $"  t-1 [000] ..... {ts:0.000000}: kmem_cache_alloc: call_site=f+0x1/0x2 ptr={i:x16} name=dentry bytes_req=192 bytes_alloc=192 gfp_flags=GFP_KERNEL node=-1 accounted=false";
+    private static string AllocLine(int i, double ts) => FtraceLines.Alloc(FtraceLines.Ptr(i), ts: ts);
 
-    private static string FreeLine(int i, double ts) =>
-        $"  t-1 [000] ..... {ts:0.000000}: kmem_cache_free: call_site=g+0x1/0x2 ptr={i:x16} name=dentry";
+    private static string FreeLine(int i, double ts) => FtraceLines.Free(FtraceLines.Ptr(i), ts: ts);
 
     /// <summary>
     /// 22 dentries on one CPU (a full slab and one object in the next), then the first 21 freed: one empty slab that

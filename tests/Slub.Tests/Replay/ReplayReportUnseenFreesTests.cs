@@ -7,8 +7,7 @@ namespace Slub.Tests.Replay;
 /// <summary>The tables say how many frees the trace missed (allocations of a pointer still live), not only the JSON.</summary>
 public class ReplayReportUnseenFreesTests
 {
-    private static string Alloc(string ptr, string cache) =>
-        $"  t-1 [000] ..... 1.000000: kmem_cache_alloc: call_site=f+0x1/0x2 ptr={ptr} name={cache} bytes_req=192 bytes_alloc=192 gfp_flags=GFP_KERNEL node=-1 accounted=false";
+    private static string Alloc(string ptr, string cache) => FtraceLines.Alloc(ptr, cache);
 
     [Fact]
     public void TheTablesReportFreesTheTraceMissed()

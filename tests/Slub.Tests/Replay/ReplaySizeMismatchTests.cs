@@ -9,8 +9,7 @@ namespace Slub.Tests.Replay;
 /// </summary>
 public class ReplaySizeMismatchTests
 {
-    private static string Alloc(string name, ulong ptr, int bytes, double ts = 1.0) =>
-        $"  t-1 [000] ..... {ts:F6}: kmem_cache_alloc: call_site=f+0x1/0x2 ptr={ptr:x16} name={name} bytes_req={bytes} bytes_alloc={bytes} gfp_flags=GFP_KERNEL node=-1 accounted=false";
+    private static string Alloc(string name, ulong ptr, int bytes, double ts = 1.0) => FtraceLines.Alloc(FtraceLines.Ptr((long)ptr), name, bytes, ts: ts);
 
     private static (int Code, string Stdout, string Stderr, string Path) Replay(string[] lines, bool json)
     {

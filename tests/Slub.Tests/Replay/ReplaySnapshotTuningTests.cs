@@ -9,11 +9,9 @@ namespace Slub.Tests.Replay;
 /// </summary>
 public class ReplaySnapshotTuningTests
 {
-    private static string Alloc(int cpu, int ptr) =>
-        $"  t-1 [{cpu:000}] ..... 1.000000: kmem_cache_alloc: call_site=f+0x1/0x2 ptr={ptr:x16} name=dentry bytes_req=192 bytes_alloc=192 gfp_flags=GFP_KERNEL node=-1 accounted=false";
+    private static string Alloc(int cpu, int ptr) => FtraceLines.Alloc(FtraceLines.Ptr(ptr), cpu: cpu);
 
-    private static string Free(int cpu, int ptr) =>
-        $"  t-1 [{cpu:000}] ..... 1.000000: kmem_cache_free: call_site=g+0x1/0x2 ptr={ptr:x16} name=dentry";
+    private static string Free(int cpu, int ptr) => FtraceLines.Free(FtraceLines.Ptr(ptr), cpu: cpu);
 
     /// <summary>CPU 0 fills 5 slabs of 21 dentries; CPU 1 then frees the first object of each of the first 4.</summary>
     private static IEnumerable<string> Trace()

@@ -6,11 +6,9 @@ namespace Slub.Tests.Replay;
 
 public class TraceReplayerTests
 {
-    private static string Alloc(int cpu, string ptr, string cache, int bytes, double ts = 1.0) =>
-        $"  t-1 [{cpu:000}] ..... {ts:0.000000}: kmem_cache_alloc: call_site=f+0x1/0x2 ptr={ptr} name={cache} bytes_req={bytes} bytes_alloc={bytes} gfp_flags=GFP_KERNEL node=-1 accounted=false";
+    private static string Alloc(int cpu, string ptr, string cache, int bytes, double ts = 1.0) => FtraceLines.Alloc(ptr, cache, bytes, cpu, ts);
 
-    private static string Free(int cpu, string ptr, string cache, double ts = 1.0) =>
-        $"  t-1 [{cpu:000}] ..... {ts:0.000000}: kmem_cache_free: call_site=g+0x1/0x2 ptr={ptr} name={cache}";
+    private static string Free(int cpu, string ptr, string cache, double ts = 1.0) => FtraceLines.Free(ptr, cache, cpu, ts);
 
     private static ReplayResult Replay(IEnumerable<string> lines, TraceReplayOptions? options = null, string name = "test.trace")
     {
@@ -20,7 +18,7 @@ public class TraceReplayerTests
         return replayer.Run(reader);
     }
 
-    private static string P(int i) => i.ToString("x16");
+    private static string P(int i) => FtraceLines.Ptr(i);
 
     [Fact]
     public void EventsOutOfTimeOrderAreCountedWithTheFirstLine()
